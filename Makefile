@@ -1,0 +1,54 @@
+# The README's two commands: `make demo` (the main job) and `make test` (the
+# whole suite). Both install missing Debian packages (run as root or with
+# sudo), build what is missing, and reuse cached builds.
+#
+# Other targets: build, qemu, guest, bench, test-<suite> (unit, functional,
+# qtest, e2e, gpu), clean.
+
+BUILD      ?= build
+MESON_OPTS ?=
+ifeq ($(WERROR),1)
+MESON_OPTS += -Dwerror=true
+endif
+# Where the QEMU build (with vgpu-stub) and the guest image land; the
+# expensive parts are cached outside the clone (see scripts/build-qemu.sh).
+export VGPU_QEMU      ?= $(CURDIR)/$(BUILD)/qemu/qemu-system-x86_64
+export VGPU_GUEST_DIR ?= $(CURDIR)/$(BUILD)/guest
+export VGPU_BUILD_DIR  = $(CURDIR)/$(BUILD)
+
+.PHONY: all deps build qemu guest test demo bench clean \
+        test-unit test-functional test-qtest test-e2e test-gpu
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+
+$(BUILD)/build.ninja:
+	@scripts/deps.sh build
+	meson setup $(BUILD) $(MESON_OPTS)
+
+build: $(BUILD)/build.ninja
+	@scripts/deps.sh build
+	ninja -C $(BUILD)
+
+qemu: build
+	@scripts/build-qemu.sh $(BUILD)/qemu
+
+guest: build
+	@guest/build-image.sh $(BUILD)/guest
+
+test: build qemu guest
+	@scripts/run-tests.sh $(BUILD)
+
+test-unit test-functional test-qtest test-e2e test-gpu: build
+	@scripts/run-tests.sh $(BUILD) $(patsubst test-%,%,$@)
+
+demo: build qemu guest
+	@scripts/demo.sh
+
+bench: build
+	@bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)

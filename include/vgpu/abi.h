@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+/*
+ * vgpu guest ABI: the BAR0 register map, the BAR2 shared-memory layout, the
+ * submission/completion ring entries, the operations with their argument
+ * structs, and the status codes.
+ *
+ * This is the one definition shared by the QEMU device (qemu/vgpu-stub.c),
+ * the host mediator (mediator/) and the guest library (libvgpu/). Everything
+ * here is fixed-width and little-endian; every struct has explicit padding and
+ * a compile-time size check. Documented in docs/register-map.md.
+ *
+ * Versioning: VGPU_ABI_VERSION_MAJOR changes when a layout or meaning changes
+ * incompatibly; VGPU_ABI_VERSION_MINOR when something is only added (a new
+ * opcode, a new register in reserved space, a new feature bit).
+ */
+#ifndef VGPU_ABI_H
+#define VGPU_ABI_H
+
+#include <stdint.h>
+
+#define VGPU_ABI_VERSION_MAJOR 1
+#define VGPU_ABI_VERSION_MINOR 0
+#define VGPU_ABI_VERSION ((VGPU_ABI_VERSION_MAJOR << 16) | VGPU_ABI_VERSION_MINOR)
+
+/* ------------------------------------------------------------------------
+ * PCI identity. The device never uses NVIDIA's vendor id (0x10de).
+ * 0x1b36 is the vendor id Red Hat donated to QEMU for its own virtual
+ * devices; 0x10f0 is outside the range QEMU assigns (0x0001..0x0011,
+ * 0x0100). Both are overridable by device properties.
+ * ------------------------------------------------------------------------ */
+#define VGPU_PCI_VENDOR_ID        0x1b36
+#define VGPU_PCI_DEVICE_ID        0x10f0
+#define VGPU_PCI_REVISION         0x01
+#define VGPU_PCI_CLASS_CODE       0xff    /* unclassified device */
+#define VGPU_PCI_FORBIDDEN_VENDOR 0x10de  /* NVIDIA: never impersonated */
+
+#define VGPU_BAR_REGS 0   /* 4 KiB of registers */
+#define VGPU_BAR_SHM  2   /* shared memory, 64-bit prefetchable */
+
+/* ------------------------------------------------------------------------
+ * BAR0 registers. All registers are 32 bits wide and must be accessed with
+ * aligned 32-bit loads/stores. Unknown offsets read 0; writes to read-only
+ * registers are ignored. (RO) read-only, (WO) write-only (reads 0),
+ * (RW) read-write, (W1C) write 1 to clear.
+ * ------------------------------------------------------------------------ */
+#define VGPU_REGS_SIZE          0x1000
+
+#define VGPU_REG_MAGIC          0x000 /* RO  VGPU_MAGIC */
+#define VGPU_REG_VERSION        0x004 /* RO  VGPU_ABI_VERSION */
+#define VGPU_REG_FEATURES       0x008 /* RO  VGPU_FEAT_* */
+#define VGPU_REG_LINK_STATUS    0x00c /* RO  VGPU_LINK_* */
+#define VGPU_REG_VM_ID          0x010 /* RO  set by the operator */
+#define VGPU_REG_PRIORITY       0x014 /* RO  set by the operator */
+#define VGPU_REG_WEIGHT         0x018 /* RO  set by the operator */
+#define VGPU_REG_SESSION_ID     0x01c /* RO  mediator's id for this link */
+#define VGPU_REG_DOORBELL       0x020 /* WO  any value: "the SQ tail moved" */
+#define VGPU_REG_IRQ_STATUS     0x024 /* RO  VGPU_IRQ_* pending causes */
+#define VGPU_REG_IRQ_ACK        0x028 /* W1C clears VGPU_IRQ_* bits */
+#define VGPU_REG_IRQ_MASK       0x02c /* RW  VGPU_IRQ_* bits set = masked */
+#define VGPU_REG_SHM_SIZE_LO    0x030 /* RO  BAR2 size, low 32 bits */
+#define VGPU_REG_SHM_SIZE_HI    0x034 /* RO  BAR2 size, high 32 bits */
+#define VGPU_REG_SQ_ENTRIES     0x038 /* RO  VGPU_SQ_ENTRIES */
+#define VGPU_REG_CQ_ENTRIES     0x03c /* RO  VGPU_CQ_ENTRIES */
+#define VGPU_REG_DATA_OFFSET    0x040 /* RO  VGPU_SHM_DATA_OFFSET */
+#define VGPU_REG_MAX_INFLIGHT   0x044 /* RO  per-VM in-flight cap (WELCOME) */
+#define VGPU_REG_KICKS          0x048 /* RO  doorbells forwarded (debug) */
+#define VGPU_REG_NOTIFIES       0x04c /* RO  completion notices received */
+#define VGPU_REG_BACKEND        0x080 /* RO  VGPU_BACKEND_* of the mediator */
+#define VGPU_REG_GPU_MEM_MIB    0x084 /* RO  GPU memory, MiB */
+#define VGPU_REG_GPU_SMS        0x088 /* RO  streaming multiprocessors */
+#define VGPU_REG_GPU_CC         0x08c /* RO  compute capability major<<8|minor */
+#define VGPU_REG_VM_NAME        0x100 /* RO  64 bytes, NUL-padded ASCII */
+#define VGPU_REG_GPU_NAME       0x140 /* RO  64 bytes, NUL-padded ASCII */
+#define VGPU_REG_NAME_LEN       64
+
+#define VGPU_MAGIC              0x55504756u /* "VGPU" as little-endian bytes */
+
+/* VGPU_REG_FEATURES */
+#define VGPU_FEAT_INTX          (1u << 0) /* legacy interrupt on completion */
+#define VGPU_FEAT_MSI           (1u << 1) /* MSI on completion */
+#define VGPU_FEAT_RECONNECT     (1u << 2) /* requests survive a mediator restart */
+
+/* VGPU_REG_LINK_STATUS */
+#define VGPU_LINK_UP            (1u << 0) /* mediator connected and welcomed us */
+#define VGPU_LINK_GPU           (1u << 1) /* mediator executes on a real GPU */
+
+/* VGPU_REG_IRQ_STATUS / _ACK / _MASK */
+#define VGPU_IRQ_COMPLETION     (1u << 0) /* new entries in the completion ring */
+#define VGPU_IRQ_LINK           (1u << 1) /* link status changed */
+
+/* VGPU_REG_BACKEND */
+#define VGPU_BACKEND_NONE       0
+#define VGPU_BACKEND_CPU        1
+#define VGPU_BACKEND_CUDA       2
+
+/* ------------------------------------------------------------------------
+ * BAR2 shared memory layout (offsets from the start of BAR2). The layout is
+ * fixed: nothing in shared memory is trusted to describe it. Ring indexes are
+ * free-running uint32 counters; a slot is index % entries. Each index sits on
+ * its own cache line, written by one side only.
+ *
+ *   0x0000  struct vgpu_shm_ctrl     ring indexes
+ *   0x1000  SQ: VGPU_SQ_ENTRIES x struct vgpu_sqe (64 B)   written by guest
+ *   0x5000  CQ: VGPU_CQ_ENTRIES x struct vgpu_cqe (32 B)   written by host
+ *   0x10000 data area, up to the end of BAR2: operation inputs/outputs
+ * ------------------------------------------------------------------------ */
+#define VGPU_SQ_ENTRIES         256u
+#define VGPU_CQ_ENTRIES         256u
+#define VGPU_SHM_CTRL_OFFSET    0x0000u
+#define VGPU_SHM_SQ_OFFSET      0x1000u
+#define VGPU_SHM_CQ_OFFSET      0x5000u
+#define VGPU_SHM_DATA_OFFSET    0x10000u
+#define VGPU_SHM_MIN_SIZE       (1ull << 20)  /* 1 MiB */
+#define VGPU_SHM_MAX_SIZE       (64ull << 30) /* 64 GiB */
+
+struct vgpu_shm_ctrl {
+    uint32_t sq_tail;        /* guest writes: next SQ slot it will fill */
+    uint32_t pad0[15];
+    uint32_t sq_head;        /* host writes: SQ entries consumed so far */
+    uint32_t pad1[15];
+    uint32_t cq_tail;        /* host writes: next CQ slot it will fill */
+    uint32_t pad2[15];
+    uint32_t cq_head;        /* guest writes: CQ entries consumed so far */
+    uint32_t pad3[15];
+    uint32_t host_flags;     /* host writes: VGPU_HOST_* */
+    uint32_t pad4[15];
+};
+_Static_assert(sizeof(struct vgpu_shm_ctrl) == 320, "vgpu_shm_ctrl size");
+
+/* host_flags: informational; the guest must not depend on them for safety. */
+#define VGPU_HOST_ATTACHED      (1u << 0) /* a mediator session has this memory */
+
+/* ------------------------------------------------------------------------
+ * Operations. The argument structs are laid over sqe.args; every offset is a
+ * BAR2 offset that must lie inside the data area, every length is in bytes
+ * unless named "n" (elements).
+ * ------------------------------------------------------------------------ */
+enum vgpu_opcode {
+    VGPU_OP_NOP        = 0, /* no arguments; result 0 */
+    VGPU_OP_GPU_INFO   = 1, /* writes struct vgpu_gpu_info at out_off */
+    VGPU_OP_VECTOR_ADD = 2, /* out[i] = a[i] + b[i], float32 */
+    VGPU_OP_SAXPY      = 3, /* y[i] = alpha * x[i] + y[i], float32 */
+    VGPU_OP_REDUCE_SUM = 4, /* result = sum(in[i]) as IEEE double bits */
+    VGPU_OP_SGEMM      = 5, /* C = alpha * A(mxk) * B(kxn) + beta * C, row-major */
+    VGPU_OP_MEMCPY     = 6, /* copy len bytes src -> (device) -> dst */
+    VGPU_OP_COUNT
+};
+
+/* Elements an operation may touch in one request (2^28 floats = 1 GiB). */
+#define VGPU_MAX_ELEMS          (1ull << 28)
+#define VGPU_MAX_GEMM_DIM       16384u
+#define VGPU_MAX_COPY_BYTES     (4ull << 30)
+
+struct vgpu_args_gpu_info {
+    uint64_t out_off;   /* sizeof(struct vgpu_gpu_info) bytes, 8-aligned */
+    uint64_t out_len;   /* >= sizeof(struct vgpu_gpu_info) */
+};
+_Static_assert(sizeof(struct vgpu_args_gpu_info) == 16, "args_gpu_info size");
+
+struct vgpu_args_vector_add {
+    uint64_t a_off;     /* n float32, 4-aligned */
+    uint64_t b_off;     /* n float32, 4-aligned */
+    uint64_t out_off;   /* n float32, 4-aligned; may alias a or b exactly */
+    uint64_t n;         /* 1 .. VGPU_MAX_ELEMS */
+};
+_Static_assert(sizeof(struct vgpu_args_vector_add) == 32, "args_vector_add size");
+
+struct vgpu_args_saxpy {
+    uint64_t x_off;     /* n float32, 4-aligned, must not overlap y */
+    uint64_t y_off;     /* n float32, 4-aligned, read and written */
+    uint64_t n;         /* 1 .. VGPU_MAX_ELEMS */
+    float    alpha;
+    uint32_t pad;       /* must be 0 */
+};
+_Static_assert(sizeof(struct vgpu_args_saxpy) == 32, "args_saxpy size");
+
+struct vgpu_args_reduce_sum {
+    uint64_t in_off;    /* n float32, 4-aligned */
+    uint64_t n;         /* 1 .. VGPU_MAX_ELEMS */
+};
+_Static_assert(sizeof(struct vgpu_args_reduce_sum) == 16, "args_reduce_sum size");
+
+struct vgpu_args_sgemm {
+    uint64_t a_off;     /* m*k float32, row-major, 4-aligned */
+    uint64_t b_off;     /* k*n float32, row-major, 4-aligned */
+    uint64_t c_off;     /* m*n float32, row-major, 4-aligned; no overlap with A, B */
+    uint32_t m, n, k;   /* each 1 .. VGPU_MAX_GEMM_DIM */
+    float    alpha;
+    float    beta;
+    uint32_t pad;       /* must be 0 */
+};
+_Static_assert(sizeof(struct vgpu_args_sgemm) == 48, "args_sgemm size");
+
+enum vgpu_memcpy_mode {
+    VGPU_MEMCPY_ROUNDTRIP = 0, /* src -> device -> dst (dst must not overlap src) */
+    VGPU_MEMCPY_H2D       = 1, /* src -> device only (dst ignored); result: bytes */
+    VGPU_MEMCPY_D2H       = 2, /* device -> dst only (src ignored); dst zero-filled */
+};
+
+struct vgpu_args_memcpy {
+    uint64_t src_off;
+    uint64_t dst_off;
+    uint64_t len;       /* 1 .. VGPU_MAX_COPY_BYTES */
+    uint32_t mode;      /* enum vgpu_memcpy_mode */
+    uint32_t pad;       /* must be 0 */
+};
+_Static_assert(sizeof(struct vgpu_args_memcpy) == 32, "args_memcpy size");
+
+/* What GPU_INFO writes into the data area. */
+struct vgpu_gpu_info {
+    char     name[64];          /* NUL-terminated */
+    uint32_t backend;           /* VGPU_BACKEND_* */
+    uint32_t sm_count;
+    uint32_t cc_major;
+    uint32_t cc_minor;
+    uint64_t total_mem;         /* bytes */
+    uint64_t free_mem;          /* bytes */
+    uint32_t driver_version;    /* e.g. 13000 for 13.0; 0 on cpu */
+    uint32_t runtime_version;
+    uint32_t multiprocessor_clock_khz;
+    uint32_t pad;
+};
+_Static_assert(sizeof(struct vgpu_gpu_info) == 112, "vgpu_gpu_info size");
+
+/* ------------------------------------------------------------------------
+ * Ring entries.
+ * ------------------------------------------------------------------------ */
+#define VGPU_SQE_ARGS_SIZE 48
+
+struct vgpu_sqe {
+    uint16_t opcode;        /* enum vgpu_opcode */
+    uint16_t flags;         /* must be 0 in ABI 1.0 */
+    uint32_t tag;           /* echoed in the completion */
+    uint64_t user_data;     /* echoed in the completion */
+    union {
+        uint8_t                     raw[VGPU_SQE_ARGS_SIZE];
+        struct vgpu_args_gpu_info   gpu_info;
+        struct vgpu_args_vector_add vector_add;
+        struct vgpu_args_saxpy      saxpy;
+        struct vgpu_args_reduce_sum reduce_sum;
+        struct vgpu_args_sgemm      sgemm;
+        struct vgpu_args_memcpy     memcpy;
+    } args;
+};
+_Static_assert(sizeof(struct vgpu_sqe) == 64, "vgpu_sqe size");
+
+struct vgpu_cqe {
+    uint64_t user_data;     /* from the request */
+    uint32_t tag;           /* from the request */
+    int32_t  status;        /* enum vgpu_status */
+    uint64_t result;        /* operation-specific (see enum vgpu_opcode) */
+    uint32_t exec_us;       /* time the backend spent, microseconds */
+    uint32_t queue_us;      /* time the request waited to be scheduled */
+};
+_Static_assert(sizeof(struct vgpu_cqe) == 32, "vgpu_cqe size");
+
+_Static_assert(VGPU_SHM_SQ_OFFSET >= sizeof(struct vgpu_shm_ctrl), "ctrl fits");
+_Static_assert(VGPU_SHM_SQ_OFFSET + VGPU_SQ_ENTRIES * sizeof(struct vgpu_sqe)
+               <= VGPU_SHM_CQ_OFFSET, "SQ fits");
+_Static_assert(VGPU_SHM_CQ_OFFSET + VGPU_CQ_ENTRIES * sizeof(struct vgpu_cqe)
+               <= VGPU_SHM_DATA_OFFSET, "CQ fits");
+_Static_assert((VGPU_SQ_ENTRIES & (VGPU_SQ_ENTRIES - 1)) == 0, "SQ power of 2");
+_Static_assert((VGPU_CQ_ENTRIES & (VGPU_CQ_ENTRIES - 1)) == 0, "CQ power of 2");
+
+/* ------------------------------------------------------------------------
+ * Completion status codes (vgpu_cqe.status). Positive, stable numbers.
+ * ------------------------------------------------------------------------ */
+enum vgpu_status {
+    VGPU_S_OK            = 0,
+    VGPU_S_UNKNOWN_OP    = 1,  /* opcode not in the registry */
+    VGPU_S_BAD_RANGE     = 2,  /* an offset/length falls outside the data area */
+    VGPU_S_BAD_ALIGN     = 3,  /* an offset is not aligned for its element type */
+    VGPU_S_TOO_LARGE     = 4,  /* a count or size exceeds the operation's maximum */
+    VGPU_S_OVERLAP       = 5,  /* input and output overlap where forbidden */
+    VGPU_S_BAD_ARGS      = 6,  /* zero count, bad mode, nonzero pad/flags */
+    VGPU_S_QUOTA         = 7,  /* the VM's memory or time quota is exhausted */
+    VGPU_S_BUSY          = 8,  /* back-pressure: retry later */
+    VGPU_S_TIMEOUT       = 9,  /* exceeded the per-request time limit */
+    VGPU_S_GPU_FAULT     = 10, /* the GPU faulted running this request */
+    VGPU_S_NO_MEMORY     = 11, /* the backend could not allocate memory */
+    VGPU_S_NOT_SUPPORTED = 12, /* the active backend lacks this operation */
+    VGPU_S_INTERNAL      = 13, /* mediator bug; logged */
+    VGPU_S_STATUS_COUNT
+};
+
+static inline const char *vgpu_status_name(int32_t s)
+{
+    static const char *const names[VGPU_S_STATUS_COUNT] = {
+        "ok", "unknown-op", "bad-range", "bad-align", "too-large", "overlap",
+        "bad-args", "quota", "busy", "timeout", "gpu-fault", "no-memory",
+        "not-supported", "internal",
+    };
+    return (s >= 0 && s < VGPU_S_STATUS_COUNT) ? names[s] : "invalid-status";
+}
+
+static inline const char *vgpu_op_name(uint32_t op)
+{
+    static const char *const names[VGPU_OP_COUNT] = {
+        "nop", "gpu_info", "vector_add", "saxpy", "reduce_sum", "sgemm", "memcpy",
+    };
+    return op < VGPU_OP_COUNT ? names[op] : "unknown";
+}
+
+#endif /* VGPU_ABI_H */

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+/*
+ * Execution backends as a table of operations (cpu: mediator/backend_cpu.c,
+ * cuda: mediator/cuda/). The mediator says loudly which one it uses.
+ *
+ * Threading: init/fini run on the main thread. session_open/session_close
+ * and execute may run on any executor thread, but calls for one session are
+ * serialised by the scheduler (a session has at most one request executing at
+ * a time on a backend), so a backend needs no per-session locking.
+ */
+#ifndef VGPU_MEDIATOR_BACKEND_H
+#define VGPU_MEDIATOR_BACKEND_H
+
+#include <stdint.h>
+
+#include "op.h"
+
+struct vgpu_backend;          /* backend-private */
+struct vgpu_backend_session;  /* backend-private, one per VM */
+
+struct vgpu_backend_config {
+    int      gpu_index;            /* CUDA device ordinal */
+    uint64_t vm_mem_quota;         /* device bytes a VM may hold; 0 = no limit */
+    uint32_t request_timeout_ms;   /* per-request limit; 0 = none */
+};
+
+struct vgpu_backend_ops {
+    const char *name;              /* "cpu", "cuda" */
+    uint32_t    kind;              /* VGPU_BACKEND_* */
+    /* Returns 0 or -errno (-ENODEV: no usable device). Logs nothing itself;
+     * *why gets a static or backend-owned human-readable reason on failure. */
+    int  (*init)(const struct vgpu_backend_config *cfg, struct vgpu_backend **out,
+                 const char **why);
+    void (*fini)(struct vgpu_backend *b);                       /* accepts NULL */
+    /* Called once per VM when its shared memory is mapped (cuda: registers
+     * it with cudaHostRegister and creates the VM's stream). 0 or -errno. */
+    int  (*session_open)(struct vgpu_backend *b, uint32_t vm_id,
+                         const struct vgpu_shm_view *shm,
+                         struct vgpu_backend_session **out);
+    /* Frees everything the VM holds on the device. Accepts NULL. */
+    void (*session_close)(struct vgpu_backend *b, struct vgpu_backend_session *s);
+    /* Runs one validated request. Returns an enum vgpu_status. */
+    int  (*execute)(struct vgpu_backend *b, struct vgpu_backend_session *s,
+                    const struct vgpu_op *op, const struct vgpu_sqe *sqe,
+                    const struct vgpu_shm_view *shm, uint64_t *result);
+    /* Fills what GPU_INFO returns. */
+    void (*gpu_info)(struct vgpu_backend *b, struct vgpu_gpu_info *out);
+    /* Optional (may be NULL): one line of health for the status table. */
+    void (*health)(struct vgpu_backend *b, char *buf, unsigned len);
+};
+
+extern const struct vgpu_backend_ops vgpu_backend_cpu;
+/* Defined only when the mediator is built with CUDA (HAVE_CUDA). */
+extern const struct vgpu_backend_ops vgpu_backend_cuda;
+
+#endif /* VGPU_MEDIATOR_BACKEND_H */

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install the Debian packages a step needs, only those missing.
+# usage: scripts/deps.sh build|test|qemu|guest|all
+set -euo pipefail
+
+pkgs_build="gcc make meson ninja-build pkg-config libcmocka-dev python3"
+pkgs_qemu="dpkg-dev libglib2.0-dev libpixman-1-dev zlib1g-dev flex bison python3-venv \
+  libfdt-dev libcap-ng-dev libattr1-dev xz-utils bzip2 seabios qemu-system-data ipxe-qemu"
+pkgs_guest="busybox-static cpio gzip kmod"
+
+want=()
+for group in "$@"; do
+  case "$group" in
+    build) want+=($pkgs_build) ;;
+    qemu)  want+=($pkgs_build $pkgs_qemu) ;;
+    guest) want+=($pkgs_guest) ;;
+    test|all) want+=($pkgs_build $pkgs_qemu $pkgs_guest) ;;
+    *) echo "deps.sh: unknown group '$group' (build|qemu|guest|test|all)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo ">> installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+stamp=/var/lib/apt/periodic/update-success-stamp
+if [ ! -d /var/lib/apt/lists ] || [ -z "$(ls /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]; then
+  $SUDO apt-get update -q
+fi
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" || {
+  $SUDO apt-get update -q && $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"; }
