@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
 /*
- * The operation registry: one const table per operation (mediator/ops/*.c),
+ * The operation registry: one const table per operation (mediator/ops/<op>.c),
  * listed in mediator/ops/registry.c. Adding an operation touches its own file
  * plus one registry line (and, for the GPU, its kernel in mediator/cuda/).
  */
