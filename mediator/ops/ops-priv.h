@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+/*
+ * Helpers private to the operation tables (mediator/ops/) and the CPU
+ * backend: the cost model's constants and the cooperative deadline that lets
+ * a long CPU operation give up with VGPU_S_TIMEOUT. Not an interface of the
+ * mediator; the public one is mediator/op.h.
+ */
+#ifndef VGPU_MEDIATOR_OPS_PRIV_H
+#define VGPU_MEDIATOR_OPS_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mediator/op.h"
+
+/* One table per operation, each in its own file; listed in registry.c. */
+extern const struct vgpu_op vgpu_op_nop;
+extern const struct vgpu_op vgpu_op_gpu_info;
+extern const struct vgpu_op vgpu_op_vector_add;
+extern const struct vgpu_op vgpu_op_saxpy;
+extern const struct vgpu_op vgpu_op_reduce_sum;
+extern const struct vgpu_op vgpu_op_sgemm;
+extern const struct vgpu_op vgpu_op_memcpy;
+
+/*
+ * Cost model, for the scheduler's fair share (deficit round robin on cost).
+ * It only needs to rank requests roughly, so it models one CPU core: a fixed
+ * per-request overhead, streaming memory bandwidth for bytes moved and a
+ * cache-blocked SGEMM's throughput for flops. Measured on the development
+ * machine (one core, -O3, AVX2): ~6 GB/s copy, ~10 GFLOP/s blocked SGEMM;
+ * rounded down so that estimates err towards "expensive".
+ */
+#define VGPU_COST_BASE_NS          1000ull   /* dispatch + completion */
+#define VGPU_COST_BYTES_PER_US     5000ull   /* 5 GB/s */
+#define VGPU_COST_FLOPS_PER_US     8000ull   /* 8 GFLOP/s */
+
+/* Cost callbacks may see unvalidated values: clamp so nothing overflows. */
+static inline uint64_t vgpu_clamp_u64(uint64_t v, uint64_t max)
+{
+    return v < max ? v : max;
+}
+
+static inline uint64_t vgpu_cost_model_ns(uint64_t bytes, uint64_t flops)
+{
+    /* bytes <= ~12 GiB and flops <= 2 * 16384^3 after clamping: *1000 fits. */
+    return VGPU_COST_BASE_NS + bytes * 1000 / VGPU_COST_BYTES_PER_US +
+           flops * 1000 / VGPU_COST_FLOPS_PER_US;
+}
+
+/*
+ * Validation of a count against 1..max, the first check after flags/pad.
+ * Zero is malformed (bad-args); above max is too-large.
+ */
+static inline int vgpu_check_count(uint64_t n, uint64_t max)
+{
+    if (n == 0) {
+        return VGPU_S_BAD_ARGS;
+    }
+    return n > max ? VGPU_S_TOO_LARGE : VGPU_S_OK;
+}
+
+/*
+ * Cooperative per-request deadline for long CPU operations (CLOCK_MONOTONIC
+ * nanoseconds, 0 = none). Thread-local because each executor thread runs one
+ * request at a time; set by the CPU backend around exec_cpu. Operations that
+ * can run for seconds (SGEMM) poll it between blocks and give up with
+ * VGPU_S_TIMEOUT, leaving their output partially written.
+ */
+void vgpu_ops_set_deadline(uint64_t deadline_ns);
+bool vgpu_ops_deadline_passed(void);
+uint64_t vgpu_ops_now_ns(void);
+
+#endif /* VGPU_MEDIATOR_OPS_PRIV_H */

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+/*
+ * SGEMM: C = alpha * A(m x k) * B(k x n) + beta * C(m x n), float32,
+ * row-major, leading dimensions k, n, n. C must not overlap A or B (it is
+ * written while they are read); A and B may overlap each other. BLAS
+ * conventions: beta == 0 means C is not read (NaNs in it do not propagate),
+ * alpha == 0 means A and B are not read. Result: m * n.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "mediator/ops/ops-priv.h"
+
+/*
+ * Cache blocking: a C tile of GEMM_MB x GEMM_NB (64 KiB) stays in L1/L2 while
+ * GEMM_KB rows of a B panel (128 KiB) stream through it; the innermost loop
+ * runs along contiguous rows of B and C and is vectorised.
+ */
+#define GEMM_MB 64u
+#define GEMM_NB 256u
+#define GEMM_KB 128u
+
+static int sgemm_validate(const struct vgpu_sqe *sqe, uint64_t shm_size)
+{
+    const struct vgpu_args_sgemm *a = &sqe->args.sgemm;
+    uint64_t a_len, b_len, c_len;
+    int s;
+
+    if (sqe->flags != 0 || a->pad != 0) {
+        return VGPU_S_BAD_ARGS;
+    }
+    if ((s = vgpu_check_count(a->m, VGPU_MAX_GEMM_DIM)) != VGPU_S_OK ||
+        (s = vgpu_check_count(a->n, VGPU_MAX_GEMM_DIM)) != VGPU_S_OK ||
+        (s = vgpu_check_count(a->k, VGPU_MAX_GEMM_DIM)) != VGPU_S_OK) {
+        return s;
+    }
+    /* Each dimension <= 2^14, so each product <= 2^28 elements = 1 GiB. */
+    a_len = (uint64_t)a->m * a->k * sizeof(float);
+    b_len = (uint64_t)a->k * a->n * sizeof(float);
+    c_len = (uint64_t)a->m * a->n * sizeof(float);
+    if ((s = vgpu_check_range(a->a_off, a_len, sizeof(float), shm_size)) != VGPU_S_OK ||
+        (s = vgpu_check_range(a->b_off, b_len, sizeof(float), shm_size)) != VGPU_S_OK ||
+        (s = vgpu_check_range(a->c_off, c_len, sizeof(float), shm_size)) != VGPU_S_OK) {
+        return s;
+    }
+    if (vgpu_ranges_overlap(a->c_off, c_len, a->a_off, a_len) ||
+        vgpu_ranges_overlap(a->c_off, c_len, a->b_off, b_len)) {
+        return VGPU_S_OVERLAP;
+    }
+    return VGPU_S_OK;
+}
+
+static void sgemm_dims(const struct vgpu_sqe *sqe, uint64_t *m, uint64_t *n, uint64_t *k)
+{
+    *m = vgpu_clamp_u64(sqe->args.sgemm.m, VGPU_MAX_GEMM_DIM);
+    *n = vgpu_clamp_u64(sqe->args.sgemm.n, VGPU_MAX_GEMM_DIM);
+    *k = vgpu_clamp_u64(sqe->args.sgemm.k, VGPU_MAX_GEMM_DIM);
+}
+
+static void sgemm_bytes(const struct vgpu_sqe *sqe, uint64_t *in, uint64_t *out)
+{
+    uint64_t m, n, k;
+
+    sgemm_dims(sqe, &m, &n, &k);
+    *in = (m * k + k * n + (sqe->args.sgemm.beta != 0.0f ? m * n : 0)) * sizeof(float);
+    *out = m * n * sizeof(float);
+}
+
+static uint64_t sgemm_cost_ns(const struct vgpu_sqe *sqe)
+{
+    uint64_t m, n, k, in, out;
+
+    sgemm_dims(sqe, &m, &n, &k);
+    sgemm_bytes(sqe, &in, &out);
+    return vgpu_cost_model_ns(in + out, 2 * m * n * k);
+}
+
+static void scale_c(float *c, size_t count, float beta)
+{
+    if (beta == 0.0f) {
+        memset(c, 0, count * sizeof(float));    /* all-zero bits are +0.0f */
+    } else if (beta != 1.0f) {
+        for (size_t i = 0; i < count; i++) {
+            c[i] *= beta;
+        }
+    }
+}
+
+/* C[i0.., j0..] += alpha * A[i0.., k0..] * B[k0.., j0..] for one tile. */
+static void gemm_tile(const float *restrict A, const float *restrict B, float *restrict C,
+                      size_t n, size_t k, float alpha,
+                      size_t i0, size_t i1, size_t j0, size_t j1, size_t k0, size_t k1)
+{
+    const size_t jn = j1 - j0;
+
+    for (size_t i = i0; i < i1; i++) {
+        float *restrict crow = C + i * n + j0;
+        const float *arow = A + i * k;
+
+        for (size_t kk = k0; kk < k1; kk++) {
+            const float aik = alpha * arow[kk];
+            const float *restrict brow = B + kk * n + j0;
+
+            for (size_t j = 0; j < jn; j++) {
+                crow[j] += aik * brow[j];
+            }
+        }
+    }
+}
+
+static size_t min_sz(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+static int sgemm_exec_cpu(const struct vgpu_sqe *sqe, const struct vgpu_shm_view *shm,
+                          uint64_t *result)
+{
+    const struct vgpu_args_sgemm *a = &sqe->args.sgemm;
+    const float *A = (const float *)(shm->base + a->a_off);
+    const float *B = (const float *)(shm->base + a->b_off);
+    float *C = (float *)(shm->base + a->c_off);
+    const size_t m = a->m, n = a->n, k = a->k;
+
+    scale_c(C, m * n, a->beta);
+    if (a->alpha != 0.0f) {
+        for (size_t i0 = 0; i0 < m; i0 += GEMM_MB) {
+            for (size_t j0 = 0; j0 < n; j0 += GEMM_NB) {
+                /* Between tiles (<= 64 x 256 x 16384 flops, tens of ms). */
+                if (vgpu_ops_deadline_passed()) {
+                    return VGPU_S_TIMEOUT;
+                }
+                for (size_t k0 = 0; k0 < k; k0 += GEMM_KB) {
+                    gemm_tile(A, B, C, n, k, a->alpha,
+                              i0, min_sz(i0 + GEMM_MB, m), j0, min_sz(j0 + GEMM_NB, n),
+                              k0, min_sz(k0 + GEMM_KB, k));
+                }
+            }
+        }
+    }
+    *result = (uint64_t)m * n;
+    return VGPU_S_OK;
+}
+
+const struct vgpu_op vgpu_op_sgemm = {
+    .opcode   = VGPU_OP_SGEMM,
+    .name     = "sgemm",
+    .validate = sgemm_validate,
+    .cost_ns  = sgemm_cost_ns,
+    .bytes    = sgemm_bytes,
+    .exec_cpu = sgemm_exec_cpu,
+};
