@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+/*
+ * libvgpu internals: the transport interface and the device handle shared by
+ * the ring core (vgpu.c) and the transports (transport_sim.c, transport_pci.c).
+ * Not installed; tests include it to drive the ring core over plain memory.
+ */
+#ifndef VGPU_LIBVGPU_TRANSPORT_H
+#define VGPU_LIBVGPU_TRANSPORT_H
+
+#include <stdint.h>
+
+#include "vgpu/abi.h"
+#include "vgpu/libvgpu.h"
+
+struct vgpu_dev;
+
+/*
+ * One transport = one const table. The ring core owns the rings; a transport
+ * only provides the shared memory, the doorbell and a way to sleep until the
+ * peer might have posted completions.
+ */
+struct vgpu_transport_ops {
+    const char *name;
+    /* Sets dev->shm/shm_size and the identity fields of dev->info. 0 or -errno.
+     * On failure everything it acquired is released (close is not called). */
+    int  (*open)(struct vgpu_dev *dev, const struct vgpu_open_opts *opts);
+    void (*close)(struct vgpu_dev *dev);
+    /* "The SQ tail moved to sq_tail." 0 or -errno (-ENOLINK: peer gone). */
+    int  (*kick)(struct vgpu_dev *dev, uint32_t sq_tail);
+    /*
+     * Sleeps until the peer may have posted completions or the link changed,
+     * at most timeout_ms (>= 0). Spurious returns are fine: the core
+     * re-checks the CQ. Returns 0, -ETIMEDOUT, or -ENOLINK when the link is
+     * down and cannot come back (sim); -errno on other failures.
+     */
+    int  (*wait_event)(struct vgpu_dev *dev, int timeout_ms);
+    /* Current VGPU_LINK_* bits. */
+    uint32_t (*link_status)(struct vgpu_dev *dev);
+    /* Refreshes transport-specific fields of *out (registers, session). */
+    void (*info)(struct vgpu_dev *dev, struct vgpu_dev_info *out);
+};
+
+extern const struct vgpu_transport_ops vgpu_transport_sim;
+extern const struct vgpu_transport_ops vgpu_transport_pci;
+extern const struct vgpu_transport_ops vgpu_transport_mem;
+
+struct vgpu_dev {
+    const struct vgpu_transport_ops *ops;
+    void    *priv;              /* transport state */
+
+    uint8_t *shm;               /* BAR2 / memfd mapping */
+    uint64_t shm_size;
+    struct vgpu_shm_ctrl *ctrl;
+    struct vgpu_sqe      *sq;
+    struct vgpu_cqe      *cq;
+
+    /* Guest-owned indexes, mirrored locally so the peer cannot change them. */
+    uint32_t sq_tail;
+    uint32_t cq_head;
+    uint32_t abandoned;         /* completions still due to a previous process */
+
+    uint64_t alloc_next;        /* bump allocator cursor (BAR2 offset) */
+    int      link_timeout_ms;
+    uint32_t spin_ns;           /* adaptive spin budget before sleeping */
+
+    struct vgpu_dev_info info;  /* identity filled by the transport */
+};
+
+/* Points dev->ctrl/sq/cq into dev->shm; called by transports after mapping. */
+void vgpu_dev_attach_shm(struct vgpu_dev *dev, void *shm, uint64_t size);
+
+/*
+ * For unit tests: a device over caller-owned memory with no peer (kick does
+ * nothing, wait_event only sleeps). The test plays the mediator by writing
+ * the CQ and ctrl->sq_head/cq_tail itself. The memory must stay valid until
+ * vgpu_close(); ctrl is zeroed like a fresh open.
+ */
+int vgpu_open_mem(void *shm, uint64_t size, struct vgpu_dev **out);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t vgpu_now_ns(void);
+
+#endif /* VGPU_LIBVGPU_TRANSPORT_H */

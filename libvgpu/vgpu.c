@@ -1,0 +1,513 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+/*
+ * libvgpu ring core: submission/completion rings, the data-area allocator and
+ * waiting, shared by the pci and sim transports (transport.h).
+ *
+ * The guest owns sq_tail and cq_head. Both are kept in the handle and only
+ * stored to shared memory, never read back from it, so nothing the peer (or a
+ * hostile test scribbling on shared memory) writes there can make us
+ * overwrite a slot the host still owns. Indexes the host writes (sq_head,
+ * cq_tail) are checked before use: a count larger than the ring, or more
+ * completions than requests, is reported as -EIO.
+ *
+ * A handle is not thread-safe; use one per thread.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vgpu/libvgpu.h"
+#include "vgpu/ring.h"
+#include "transport.h"
+
+/*
+ * Adaptive spin before sleeping in the transport: a completion that arrives
+ * within the spin costs no wake-up; spinning for completions that take longer
+ * only burns a core the mediator may need. The budget doubles when a spin
+ * catches a completion and halves when it does not.
+ */
+#define SPIN_NS_MIN      500u
+#define SPIN_NS_INIT     4000u
+#define SPIN_NS_MAX      50000u
+
+#define DEFAULT_LINK_TIMEOUT_MS 5000
+#define DEFAULT_ALIGN    64u
+#define MAX_ALIGN        (1ull << 30)
+
+uint64_t vgpu_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void vgpu_dev_attach_shm(struct vgpu_dev *dev, void *shm, uint64_t size)
+{
+    dev->shm = shm;
+    dev->shm_size = size;
+    dev->ctrl = vgpu_shm_ctrl(shm);
+    dev->sq = vgpu_shm_sq(shm);
+    dev->cq = vgpu_shm_cq(shm);
+    dev->alloc_next = VGPU_SHM_DATA_OFFSET;
+}
+
+/*
+ * Takes the guest's indexes from shared memory. The sim transport starts from
+ * zeroed memory; a pci device keeps its BAR2 across client processes, and its
+ * rings must not be rewound under a mediator that has already taken entries
+ * from them. Whatever a previous process left in flight is "abandoned": its
+ * completions are consumed and dropped as they arrive.
+ */
+static int adopt_indexes(struct vgpu_dev *dev)
+{
+    uint32_t n;
+
+    dev->sq_tail = vgpu_load_acquire(&dev->ctrl->sq_tail);
+    dev->cq_head = vgpu_load_acquire(&dev->ctrl->cq_head);
+    n = vgpu_ring_count(dev->cq_head, dev->sq_tail, VGPU_CQ_ENTRIES);
+    if (n == VGPU_RING_CORRUPT) {
+        return -EIO;
+    }
+    dev->abandoned = n;
+    return 0;
+}
+
+static struct vgpu_dev *dev_new(void)
+{
+    struct vgpu_dev *dev = calloc(1, sizeof(*dev));
+
+    if (!dev) {
+        return NULL;
+    }
+    dev->link_timeout_ms = DEFAULT_LINK_TIMEOUT_MS;
+    dev->spin_ns = SPIN_NS_INIT;
+    return dev;
+}
+
+static int open_with(const struct vgpu_transport_ops *ops,
+                     const struct vgpu_open_opts *opts, struct vgpu_dev **out)
+{
+    struct vgpu_dev *dev = dev_new();
+    int r;
+
+    if (!dev) {
+        return -ENOMEM;
+    }
+    dev->ops = ops;
+    if (opts->link_timeout_ms > 0) {
+        dev->link_timeout_ms = opts->link_timeout_ms;
+    }
+    r = ops->open(dev, opts);
+    if (r < 0) {
+        free(dev);
+        return r;
+    }
+    r = adopt_indexes(dev);
+    if (r < 0) {
+        ops->close(dev);
+        free(dev);
+        return r;
+    }
+    snprintf(dev->info.transport, sizeof(dev->info.transport), "%s", ops->name);
+    *out = dev;
+    return 0;
+}
+
+int vgpu_open(const struct vgpu_open_opts *opts, struct vgpu_dev **out)
+{
+    static const struct vgpu_open_opts defaults;
+    int r;
+
+    if (!out) {
+        return -EINVAL;
+    }
+    *out = NULL;
+    if (!opts) {
+        opts = &defaults;
+    }
+    if (opts->link_timeout_ms < 0) {
+        return -EINVAL;
+    }
+    if (opts->transport && strcmp(opts->transport, "sim") == 0) {
+        return open_with(&vgpu_transport_sim, opts, out);
+    }
+    if (opts->transport && strcmp(opts->transport, "pci") == 0) {
+        return open_with(&vgpu_transport_pci, opts, out);
+    }
+    if (opts->transport) {
+        return -EINVAL;
+    }
+    /* Auto: a guest has the device; a host process names or has a socket. */
+    r = open_with(&vgpu_transport_pci, opts, out);
+    if (r != -ENODEV) {
+        return r;
+    }
+    if (opts->socket_path || getenv("VGPU_SOCKET") ||
+        access(VGPU_DEFAULT_SOCKET, F_OK) == 0) {
+        return open_with(&vgpu_transport_sim, opts, out);
+    }
+    return -ENODEV;
+}
+
+void vgpu_close(struct vgpu_dev *dev)
+{
+    if (!dev) {
+        return;
+    }
+    if (dev->ops && dev->ops->close) {
+        dev->ops->close(dev);
+    }
+    free(dev);
+}
+
+int vgpu_get_info(struct vgpu_dev *dev, struct vgpu_dev_info *out)
+{
+    if (!dev || !out) {
+        return -EINVAL;
+    }
+    *out = dev->info;
+    out->shm_size = dev->shm_size;
+    out->data_offset = VGPU_SHM_DATA_OFFSET;
+    out->data_size = dev->shm_size - VGPU_SHM_DATA_OFFSET;
+    out->link_status = dev->ops->link_status(dev);
+    if (dev->ops->info) {
+        dev->ops->info(dev, out);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Data area                                                              */
+
+int vgpu_alloc(struct vgpu_dev *dev, uint64_t size, uint64_t align, uint64_t *off)
+{
+    uint64_t start;
+
+    if (!dev || !off || size == 0) {
+        return -EINVAL;
+    }
+    if (align == 0) {
+        align = DEFAULT_ALIGN;
+    }
+    if ((align & (align - 1)) != 0 || align > MAX_ALIGN) {
+        return -EINVAL;
+    }
+    /* alloc_next <= shm_size <= 64 GiB, so this cannot wrap. */
+    start = (dev->alloc_next + align - 1) & ~(align - 1);
+    if (start > dev->shm_size || size > dev->shm_size - start) {
+        return -ENOMEM;
+    }
+    dev->alloc_next = start + size;
+    *off = start;
+    return 0;
+}
+
+void vgpu_free_all(struct vgpu_dev *dev)
+{
+    if (dev) {
+        dev->alloc_next = VGPU_SHM_DATA_OFFSET;
+    }
+}
+
+void *vgpu_ptr(struct vgpu_dev *dev, uint64_t off)
+{
+    if (!dev || off >= dev->shm_size) {
+        return NULL;
+    }
+    return dev->shm + off;
+}
+
+void *vgpu_shm_base(struct vgpu_dev *dev, uint64_t *size)
+{
+    if (!dev) {
+        return NULL;
+    }
+    if (size) {
+        *size = dev->shm_size;
+    }
+    return dev->shm;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Rings                                                                  */
+
+int vgpu_submit(struct vgpu_dev *dev, const struct vgpu_sqe *sqe)
+{
+    uint32_t sq_head, used;
+
+    if (!dev || !sqe) {
+        return -EINVAL;
+    }
+    sq_head = vgpu_load_acquire(&dev->ctrl->sq_head);
+    used = vgpu_ring_count(sq_head, dev->sq_tail, VGPU_SQ_ENTRIES);
+    if (used == VGPU_RING_CORRUPT) {
+        return -EIO;
+    }
+    /* Every SQE yields one CQE: never have more outstanding than the CQ holds. */
+    if (used >= VGPU_SQ_ENTRIES ||
+        dev->sq_tail - dev->cq_head >= VGPU_CQ_ENTRIES) {
+        return -EAGAIN;
+    }
+    memcpy(&dev->sq[vgpu_ring_slot(dev->sq_tail, VGPU_SQ_ENTRIES)], sqe, sizeof(*sqe));
+    dev->sq_tail++;
+    vgpu_store_release(&dev->ctrl->sq_tail, dev->sq_tail);
+    return 0;
+}
+
+int vgpu_kick(struct vgpu_dev *dev)
+{
+    if (!dev) {
+        return -EINVAL;
+    }
+    return dev->ops->kick(dev, dev->sq_tail);
+}
+
+/* Requests of this handle submitted and not yet consumed from the CQ. */
+static inline uint32_t outstanding(const struct vgpu_dev *dev)
+{
+    return dev->sq_tail - dev->cq_head - dev->abandoned;
+}
+
+/* 0 with *out filled, -EAGAIN when the CQ is empty, -EIO on a corrupt index. */
+static int cq_pop(struct vgpu_dev *dev, struct vgpu_cqe *out)
+{
+    for (;;) {
+        uint32_t tail = vgpu_load_acquire(&dev->ctrl->cq_tail);
+        uint32_t n = vgpu_ring_count(dev->cq_head, tail, VGPU_CQ_ENTRIES);
+
+        if (n == VGPU_RING_CORRUPT || n > dev->sq_tail - dev->cq_head) {
+            return -EIO;
+        }
+        if (n == 0) {
+            return -EAGAIN;
+        }
+        memcpy(out, &dev->cq[vgpu_ring_slot(dev->cq_head, VGPU_CQ_ENTRIES)],
+               sizeof(*out));
+        dev->cq_head++;
+        vgpu_store_release(&dev->ctrl->cq_head, dev->cq_head);
+        if (!dev->abandoned) {
+            return 0;
+        }
+        dev->abandoned--;
+    }
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms)
+{
+    uint64_t start, deadline, spin_end, now, down_since = 0;
+    int r;
+
+    if (!dev || !out) {
+        return -EINVAL;
+    }
+    r = cq_pop(dev, out);
+    if (r != -EAGAIN) {
+        return r;
+    }
+    if (outstanding(dev) == 0) {
+        /* Nothing outstanding: no completion of ours can ever come. */
+        return timeout_ms == 0 ? -ETIMEDOUT : -ENOENT;
+    }
+    start = vgpu_now_ns();
+    deadline = timeout_ms < 0 ? UINT64_MAX : start + (uint64_t)timeout_ms * 1000000ull;
+
+    spin_end = start + dev->spin_ns;
+    if (spin_end > deadline) {
+        spin_end = deadline;
+    }
+    do {
+        cpu_relax();
+        r = cq_pop(dev, out);
+        if (r != -EAGAIN) {
+            if (r == 0 && dev->spin_ns < SPIN_NS_MAX) {
+                dev->spin_ns *= 2;
+            }
+            return r;
+        }
+    } while (vgpu_now_ns() < spin_end);
+    if (dev->spin_ns > SPIN_NS_MIN) {
+        dev->spin_ns /= 2;
+    }
+
+    for (;;) {
+        uint64_t left_ms;
+
+        now = vgpu_now_ns();
+        if (!(dev->ops->link_status(dev) & VGPU_LINK_UP)) {
+            if (!down_since) {
+                down_since = now;
+            }
+            if (now - down_since >= (uint64_t)dev->link_timeout_ms * 1000000ull) {
+                return -ENOLINK;
+            }
+        } else {
+            down_since = 0;
+        }
+        if (now >= deadline) {
+            return down_since ? -ENOLINK : -ETIMEDOUT;
+        }
+        left_ms = deadline == UINT64_MAX ? 1000 : (deadline - now + 999999) / 1000000;
+        if (left_ms > 1000) {
+            left_ms = 1000; /* re-check the link at least once a second */
+        }
+        r = dev->ops->wait_event(dev, (int)left_ms);
+        if (r < 0 && r != -ETIMEDOUT) {
+            /* Completions posted before the link died are still valid. */
+            int c = cq_pop(dev, out);
+            return c == -EAGAIN ? r : c;
+        }
+        r = cq_pop(dev, out);
+        if (r != -EAGAIN) {
+            return r;
+        }
+    }
+}
+
+int vgpu_call(struct vgpu_dev *dev, const struct vgpu_sqe *sqe, struct vgpu_cqe *out,
+              int timeout_ms)
+{
+    int r;
+
+    if (!dev || !sqe || !out) {
+        return -EINVAL;
+    }
+    /* The next completion must be ours: refuse while others are in flight. */
+    if (outstanding(dev) != 0) {
+        return -EBUSY;
+    }
+    r = vgpu_submit(dev, sqe);
+    if (r < 0) {
+        return r;
+    }
+    r = vgpu_kick(dev);
+    if (r < 0) {
+        return r;
+    }
+    r = vgpu_wait(dev, out, timeout_ms);
+    if (r < 0) {
+        return r;
+    }
+    if (out->user_data != sqe->user_data || out->tag != sqe->tag) {
+        return -EPROTO;
+    }
+    return 0;
+}
+
+const char *vgpu_strerror(int err)
+{
+    if (err > 0) {
+        err = -err;
+    }
+    switch (err) {
+    case -ENODEV:
+        return VGPU_ENODEV_TEXT;
+    case -ENOLINK:
+        return "mediator not connected (link down)";
+    case -ETIMEDOUT:
+        return "timed out waiting for a completion";
+    case -EPROTONOSUPPORT:
+        return "version mismatch between library and device or mediator";
+    case -EPROTO:
+        return "protocol error (unexpected or malformed message)";
+    case -EBADFD:
+        return "mediator did not get a usable shared-memory fd";
+    case -EMEDIUMTYPE:
+        return "mediator rejected the shared memory (size or seals)";
+    case -EUSERS:
+        return "mediator has too many sessions";
+    case -EADDRINUSE:
+        return "mediator rejected the identity (vm id in use, or bad priority/weight)";
+    case -ECONNREFUSED:
+        return "mediator not running (connection refused)";
+    case -EIO:
+        return "shared-memory ring indexes corrupt";
+    case -EBUSY:
+        return "other requests are in flight";
+    case -EAGAIN:
+        return "ring full";
+    default:
+        return strerror(-err);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* "mem" transport: caller-owned memory and no peer, for unit tests.      */
+
+static int mem_open(struct vgpu_dev *dev, const struct vgpu_open_opts *opts)
+{
+    (void)dev;
+    (void)opts;
+    return 0;
+}
+
+static void mem_close(struct vgpu_dev *dev)
+{
+    (void)dev;
+}
+
+static int mem_kick(struct vgpu_dev *dev, uint32_t sq_tail)
+{
+    (void)dev;
+    (void)sq_tail;
+    return 0;
+}
+
+static int mem_wait_event(struct vgpu_dev *dev, int timeout_ms)
+{
+    struct timespec ts = { 0, 1000000 };
+
+    (void)dev;
+    if (timeout_ms <= 0) {
+        return -ETIMEDOUT;
+    }
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
+static uint32_t mem_link_status(struct vgpu_dev *dev)
+{
+    (void)dev;
+    return VGPU_LINK_UP;
+}
+
+const struct vgpu_transport_ops vgpu_transport_mem = {
+    .name        = "mem",
+    .open        = mem_open,
+    .close       = mem_close,
+    .kick        = mem_kick,
+    .wait_event  = mem_wait_event,
+    .link_status = mem_link_status,
+};
+
+int vgpu_open_mem(void *shm, uint64_t size, struct vgpu_dev **out)
+{
+    struct vgpu_dev *dev;
+
+    if (!shm || !out || size < VGPU_SHM_MIN_SIZE || size > VGPU_SHM_MAX_SIZE) {
+        return -EINVAL;
+    }
+    dev = dev_new();
+    if (!dev) {
+        return -ENOMEM;
+    }
+    dev->ops = &vgpu_transport_mem;
+    memset(shm, 0, sizeof(struct vgpu_shm_ctrl));
+    vgpu_dev_attach_shm(dev, shm, size);
+    snprintf(dev->info.transport, sizeof(dev->info.transport), "mem");
+    *out = dev;
+    return 0;
+}
