@@ -39,6 +39,15 @@ static struct {
 } cpu_desc;
 static pthread_once_t cpu_desc_once = PTHREAD_ONCE_INIT;
 
+/* Truncating copy that always terminates (size > 0). */
+static void copy_str(char *dst, size_t size, const char *src)
+{
+    size_t len = strnlen(src, size - 1);
+
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
 /* "key\t: value\n" -> value without the newline, or NULL. */
 static const char *cpuinfo_value(const char *line, const char *key)
 {
@@ -74,7 +83,7 @@ static void cpu_desc_read(void)
 
             line[strcspn(line, "\n")] = '\0';
             if (!model[0] && (v = cpuinfo_value(line, "model name"))) {
-                strncpy(model, v, sizeof(model) - 1);
+                copy_str(model, sizeof(model), v);
             } else if (!cpu_desc.clock_khz && (v = cpuinfo_value(line, "cpu MHz"))) {
                 cpu_desc.clock_khz = (uint32_t)(strtod(v, NULL) * 1000.0);
             }
@@ -86,12 +95,11 @@ static void cpu_desc_read(void)
         /* No "model name" (e.g. some arm64 kernels): name the architecture. */
         struct utsname u;
 
-        strncpy(model, uname(&u) == 0 ? u.machine : "unknown", sizeof(model) - 1);
+        copy_str(model, sizeof(model), uname(&u) == 0 ? u.machine : "unknown");
     }
     /* "cpu: " + model, cut to the field; the model is long only on odd CPUs. */
     memcpy(cpu_desc.name, "cpu: ", 5);
-    strncpy(cpu_desc.name + 5, model, sizeof(cpu_desc.name) - 6);
-    cpu_desc.name[sizeof(cpu_desc.name) - 1] = '\0';
+    copy_str(cpu_desc.name + 5, sizeof(cpu_desc.name) - 5, model);
 }
 
 static uint64_t sysconf_bytes(int pages_name)
