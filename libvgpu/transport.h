@@ -77,6 +77,9 @@ void vgpu_dev_attach_shm(struct vgpu_dev *dev, void *shm, uint64_t size);
  */
 int vgpu_open_mem(void *shm, uint64_t size, struct vgpu_dev **out);
 
+/* Records why vgpu_open() failed, for vgpu_open_detail(). printf-like. */
+void vgpu_set_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Monotonic clock in nanoseconds. */
 uint64_t vgpu_now_ns(void);
 

@@ -255,9 +255,13 @@ static int recv_welcome(struct vgpu_dev *dev, struct sim *s, uint64_t deadline)
         if (r < 0) {
             return r;
         }
+        m.e.text[sizeof(m.e.text) - 1] = '\0';
+        vgpu_set_detail("mediator: %s (error %u)", m.e.text, le32toh(m.e.code));
         return perr_to_errno(le32toh(m.e.code));
     }
     if (type != VGPU_MSG_WELCOME || size != sizeof(m.w)) {
+        vgpu_set_detail("mediator answered HELLO with message type %u, size %u",
+                        type, size);
         return -EPROTO;
     }
     r = recv_full(s, (uint8_t *)&m + sizeof(m.hdr), size - sizeof(m.hdr), deadline);
@@ -265,6 +269,9 @@ static int recv_welcome(struct vgpu_dev *dev, struct sim *s, uint64_t deadline)
         return r;
     }
     if (le16toh(m.w.version_major) != VGPU_PROTO_VERSION_MAJOR) {
+        vgpu_set_detail("mediator speaks protocol %u.%u, library %u.%u",
+                        le16toh(m.w.version_major), le16toh(m.w.version_minor),
+                        VGPU_PROTO_VERSION_MAJOR, VGPU_PROTO_VERSION_MINOR);
         return -EPROTONOSUPPORT;
     }
     dev->info.session_id = le32toh(m.w.session_id);
@@ -328,6 +335,7 @@ static int sim_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
     deadline = vgpu_now_ns() + (uint64_t)dev->link_timeout_ms * 1000000ull;
     r = connect_socket(s, deadline);
     if (r < 0) {
+        vgpu_set_detail("connect %s: %s", s->path, strerror(-r));
         goto err_unmap;
     }
     r = send_hello(s, o, size);
@@ -335,6 +343,9 @@ static int sim_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
         goto err_unmap;
     }
     r = recv_welcome(dev, s, deadline);
+    if (r == -ETIMEDOUT) {
+        vgpu_set_detail("no WELCOME from %s within %d ms", s->path, dev->link_timeout_ms);
+    }
     if (r < 0) {
         goto err_unmap;
     }

@@ -13,6 +13,7 @@
  * A handle is not thread-safe; use one per thread.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,23 @@
 #define DEFAULT_LINK_TIMEOUT_MS 5000
 #define DEFAULT_ALIGN    64u
 #define MAX_ALIGN        (1ull << 30)
+
+/* Per thread, so concurrent opens in different threads do not mix. */
+static __thread char open_detail[160];
+
+void vgpu_set_detail(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(open_detail, sizeof(open_detail), fmt, ap);
+    va_end(ap);
+}
+
+const char *vgpu_open_detail(void)
+{
+    return open_detail;
+}
 
 uint64_t vgpu_now_ns(void)
 {
@@ -71,6 +89,8 @@ static int adopt_indexes(struct vgpu_dev *dev)
     dev->cq_head = vgpu_load_acquire(&dev->ctrl->cq_head);
     n = vgpu_ring_count(dev->cq_head, dev->sq_tail, VGPU_CQ_ENTRIES);
     if (n == VGPU_RING_CORRUPT) {
+        vgpu_set_detail("ring indexes corrupt (sq_tail %u, cq_head %u): reset the device",
+                        dev->sq_tail, dev->cq_head);
         return -EIO;
     }
     dev->abandoned = n;
@@ -127,6 +147,7 @@ int vgpu_open(const struct vgpu_open_opts *opts, struct vgpu_dev **out)
         return -EINVAL;
     }
     *out = NULL;
+    open_detail[0] = '\0';
     if (!opts) {
         opts = &defaults;
     }

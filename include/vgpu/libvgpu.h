@@ -48,8 +48,27 @@ struct vgpu_open_opts {
 
 /* Errors beyond errno's own meaning. */
 #define VGPU_ENODEV_TEXT  "no vgpu device found"
+/*
+ * Opens the device. Returns 0 or -errno:
+ *   -ENODEV           no vgpu device (pci), or no transport/socket to use
+ *   -ENOLINK          pci: the mediator did not connect within link_timeout_ms
+ *   -EPROTONOSUPPORT  ABI (pci) or protocol (sim) major version mismatch
+ *   -ENXIO            pci: device found but its registers or BARs are unusable
+ *   -ENOENT, -ECONNREFUSED  sim: no mediator listening within link_timeout_ms
+ *   -ETIMEDOUT        sim: no WELCOME within link_timeout_ms
+ *   -EPROTO, -EBADFD, -EMEDIUMTYPE, -EUSERS, -EADDRINUSE
+ *                     sim: the mediator answered ERROR (see vgpu_strerror)
+ *   -EIO              pci: the ring indexes left in shared memory are corrupt
+ *   -EINVAL           bad options (shm_size, priority >= VGPU_PRIO_CLASSES, ...)
+ */
 int vgpu_open(const struct vgpu_open_opts *opts, struct vgpu_dev **out);
 void vgpu_close(struct vgpu_dev *dev); /* accepts NULL */
+/*
+ * Addition (ABI 1.0 library): after a failed vgpu_open() in this thread, a
+ * human-readable detail ("ABI version 2.0, library speaks 1.0", the
+ * mediator's ERROR text, ...), or "" when there is none.
+ */
+const char *vgpu_open_detail(void);
 
 struct vgpu_dev_info {
     char     transport[8];
@@ -86,10 +105,18 @@ void *vgpu_ptr(struct vgpu_dev *dev, uint64_t off); /* NULL if out of range */
  * -ENOLINK if the link is down for longer than the timeout). timeout_ms < 0
  * waits forever.
  */
+/*
+ * vgpu_submit: -EAGAIN when the SQ is full or as many requests are
+ * outstanding as the CQ holds; -EIO when the host's sq_head is corrupt.
+ * vgpu_wait: -ENOENT when nothing is outstanding; -EIO when the host's
+ * cq_tail is corrupt. A handle is not thread-safe.
+ */
 int vgpu_submit(struct vgpu_dev *dev, const struct vgpu_sqe *sqe);
 int vgpu_kick(struct vgpu_dev *dev);
 int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms);
-/* submit + kick + wait for that request's completion. */
+/* submit + kick + wait for that request's completion. -EBUSY when other
+ * requests are outstanding (their completions would come first); -EPROTO
+ * when the completion does not echo the request's user_data and tag. */
 int vgpu_call(struct vgpu_dev *dev, const struct vgpu_sqe *sqe, struct vgpu_cqe *out,
               int timeout_ms);
 
