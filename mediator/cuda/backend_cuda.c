@@ -1,0 +1,1251 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+/*
+ * The CUDA backend: executes validated requests on one NVIDIA GPU.
+ *
+ * Data path. Each VM's whole shared memory is registered with
+ * cudaHostRegister when its session opens, so operands are DMAed straight
+ * between the guest's pages and device memory (no bounce copy). Where
+ * registration fails, the session falls back to a pinned staging buffer and
+ * health() says so. Each VM has its own non-blocking stream and its own
+ * device buffers: a small grow-only pool (one buffer per operand slot)
+ * charged to cfg->vm_mem_quota, so repeated requests do not cudaMalloc.
+ * A buffer belongs to exactly one VM and is zeroed (cudaMemsetAsync on the
+ * VM's stream, before any use) when it is allocated, so memory the driver
+ * recycles from another VM never becomes visible; session_close frees it all.
+ *
+ * Deadline. A request ends by polling cudaStreamQuery: busy for a short
+ * window (the round trip of small requests matters), then with growing
+ * sleeps, up to cfg->request_timeout_ms -> VGPU_S_TIMEOUT.
+ *
+ * Recovery. All sessions share the device's primary context. A sticky error
+ * (illegal address, launch failure, ...) poisons that context for everyone,
+ * and a timed-out request may still be running on it, so both end in
+ * cudaDeviceReset() and a rebuild of every session's registration, stream
+ * and scratch memory. Every CUDA call of the backend runs with ctx_lock held
+ * for reading; recovery holds it for writing (writer-preferring, so it
+ * cannot starve), which means no thread is inside the runtime while the
+ * context is destroyed, and it waits for other VMs' requests in flight
+ * (each bounded by its own deadline). b->gen counts resets; a session whose
+ * handles belong to an older generation rebuilds them before its next
+ * request. The faulting request completes with VGPU_S_GPU_FAULT (or
+ * VGPU_S_TIMEOUT); another VM's request that was executing at that moment
+ * usually sees the same sticky error and fails too (the error belongs to the
+ * context, not to a stream); every later request runs on the fresh context.
+ * The VMs' pooled device buffers are lost in a reset; they are re-created,
+ * zeroed, on demand.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cuda_runtime_api.h>
+
+#include "mediator/backend.h"
+#include "vgpu/abi.h"
+
+#include "cublas_loader.h"
+#include "cuda_testing.h"
+#include "kernels.h"
+
+#define CUDA_SLOTS          3u              /* device operands of one request, at most */
+#define CUDA_STAGING_SIZE   (32ull << 20)   /* bounce buffer when not registered */
+#define CUDA_SPIN_NS        2000000ull      /* busy-poll window of a request */
+#define CUDA_SLEEP_MIN_NS   20000ull
+#define CUDA_SLEEP_MAX_NS   1000000ull
+#define CUDA_SMALL_ALIGN    (64ull << 10)
+#define CUDA_LARGE_ALIGN    (2ull << 20)    /* the driver's large-page granule */
+#define CUDA_PARTIALS_BYTES ((VGPU_K_REDUCE_MAX_PARTIALS + 1) * sizeof(double))
+#define CUDA_FAULT_ADDR     ((uintptr_t)0x1000) /* never mapped for the GPU */
+
+struct cuda_buf {
+    void    *ptr;
+    uint64_t cap;
+};
+
+struct vgpu_backend_session {
+    struct vgpu_backend *b;
+    struct vgpu_backend_session *next;  /* b->sessions, under b->lock */
+    uint32_t vm_id;
+    struct vgpu_shm_view shm;
+
+    /* Context handles, valid while ready && gen == b->gen. */
+    bool          ready;
+    uint64_t      gen;
+    bool          registered;           /* shm is cudaHostRegister'ed */
+    cudaStream_t  stream;
+    uint8_t      *staging;              /* pinned; only when !registered */
+    uint64_t      staging_size;
+    double       *host_result;          /* pinned, one double */
+    double       *dev_partials;         /* REDUCE_SUM partials + result */
+    struct cuda_buf buf[CUDA_SLOTS];
+    uint64_t      mem_used;             /* device bytes charged to the quota */
+    cublasHandle_t blas;                /* created on the first SGEMM */
+
+    /* The request being executed. */
+    uint64_t deadline_ns;               /* CLOCK_MONOTONIC; 0: none */
+    bool     need_recovery;
+};
+
+struct vgpu_backend {
+    struct vgpu_backend_config cfg;
+    int      device;
+    char     name[64];
+    int      sms, cc_major, cc_minor, clock_khz;
+    int      driver_version, runtime_version;
+    uint64_t total_mem;
+    struct vgpu_cublas cublas;
+    bool     force_staging, no_scrub;   /* test knobs */
+
+    pthread_rwlock_t ctx_lock;          /* read: any CUDA call; write: reset */
+    uint64_t gen;                       /* written only with ctx_lock for writing */
+
+    pthread_mutex_t lock;               /* everything below */
+    struct vgpu_backend_session *sessions;
+    unsigned nsessions;
+    unsigned nstaged;
+    uint64_t mem_in_use;
+    uint64_t recoveries;
+    char     last_error[112];
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+    struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
+                           .tv_nsec = (long)(ns % 1000000000ull) };
+    nanosleep(&ts, NULL);
+}
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+    return (v + a - 1) / a * a;
+}
+
+static void note_error(struct vgpu_backend *b, uint32_t vm_id, const char *what,
+                       const char *detail)
+{
+    pthread_mutex_lock(&b->lock);
+    snprintf(b->last_error, sizeof(b->last_error), "vm %u: %s: %s", vm_id, what, detail);
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void mem_account(struct vgpu_backend_session *s, int64_t delta)
+{
+    s->mem_used += (uint64_t)delta;
+    __atomic_add_fetch(&s->b->mem_in_use, (uint64_t)delta, __ATOMIC_RELAXED);
+}
+
+/*
+ * Errors after which the context is unusable: every later call in the
+ * process returns the same error until the device is reset.
+ */
+static bool cuda_error_is_sticky(cudaError_t err)
+{
+    switch (err) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorAssert:
+    case cudaErrorECCUncorrectable:
+    case cudaErrorContextIsDestroyed:
+    case cudaErrorDevicesUnavailable:
+    case cudaErrorUnknown:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int cuda_error_status(cudaError_t err)
+{
+    switch (err) {
+    case cudaSuccess:
+        return VGPU_S_OK;
+    case cudaErrorMemoryAllocation:
+        return VGPU_S_NO_MEMORY;
+    case cudaErrorLaunchTimeout:
+        return VGPU_S_TIMEOUT;
+    case cudaErrorNoKernelImageForDevice:
+    case cudaErrorNotSupported:
+        return VGPU_S_NOT_SUPPORTED;
+    default:
+        return cuda_error_is_sticky(err) ? VGPU_S_GPU_FAULT : VGPU_S_INTERNAL;
+    }
+}
+
+/*
+ * Records a failed CUDA call of the current request and maps it to a
+ * status. A non-sticky error is cleared so that it is not reported again by
+ * an unrelated later call; a sticky one schedules recovery.
+ */
+static int cuda_fail(struct vgpu_backend_session *s, cudaError_t err, const char *what)
+{
+    note_error(s->b, s->vm_id, what, cudaGetErrorString(err));
+    if (cuda_error_is_sticky(err)) {
+        s->need_recovery = true;
+    } else {
+        (void)cudaGetLastError();
+    }
+    return cuda_error_status(err);
+}
+
+/* Waits for everything queued on s's stream, within the request deadline. */
+static int stream_wait(struct vgpu_backend_session *s)
+{
+    uint64_t start = now_ns(), nap = CUDA_SLEEP_MIN_NS;
+
+    for (;;) {
+        cudaError_t err = cudaStreamQuery(s->stream);
+        uint64_t now;
+
+        if (err == cudaSuccess) {
+            return VGPU_S_OK;
+        }
+        if (err != cudaErrorNotReady) {
+            return cuda_fail(s, err, "stream");
+        }
+        now = now_ns();
+        if (s->deadline_ns && now >= s->deadline_ns) {
+            /* The work is still on the GPU and may still write into this
+             * VM's memory: only a reset stops it. */
+            note_error(s->b, s->vm_id, "request", "deadline exceeded");
+            s->need_recovery = true;
+            return VGPU_S_TIMEOUT;
+        }
+        if (now - start < CUDA_SPIN_NS) {
+            continue;
+        }
+        if (s->deadline_ns && s->deadline_ns - now < nap) {
+            sleep_ns(s->deadline_ns - now);
+        } else {
+            sleep_ns(nap);
+        }
+        if (nap < CUDA_SLEEP_MAX_NS) {
+            nap *= 2;
+        }
+    }
+}
+
+/* Defence in depth: validators already checked the range against the size. */
+static bool shm_range_ok(const struct vgpu_backend_session *s, uint64_t off, uint64_t len)
+{
+    return len <= s->shm.size && off <= s->shm.size - len;
+}
+
+/* Shared memory [off, off+len) -> device dst, on s's stream. */
+static int h2d(struct vgpu_backend_session *s, void *dst, uint64_t off, uint64_t len)
+{
+    cudaError_t err;
+    int st;
+
+    if (!shm_range_ok(s, off, len)) {
+        return VGPU_S_BAD_RANGE;
+    }
+    if (s->registered) {
+        err = cudaMemcpyAsync(dst, s->shm.base + off, len, cudaMemcpyHostToDevice, s->stream);
+        return err == cudaSuccess ? VGPU_S_OK : cuda_fail(s, err, "cudaMemcpyAsync H2D");
+    }
+    for (uint64_t done = 0; done < len;) {
+        uint64_t chunk = len - done < s->staging_size ? len - done : s->staging_size;
+
+        memcpy(s->staging, s->shm.base + off + done, chunk);
+        err = cudaMemcpyAsync((uint8_t *)dst + done, s->staging, chunk,
+                              cudaMemcpyHostToDevice, s->stream);
+        if (err != cudaSuccess) {
+            return cuda_fail(s, err, "cudaMemcpyAsync H2D (staged)");
+        }
+        /* The staging buffer is reused by the next chunk. */
+        st = stream_wait(s);
+        if (st != VGPU_S_OK) {
+            return st;
+        }
+        done += chunk;
+    }
+    return VGPU_S_OK;
+}
+
+/* Device src -> shared memory [off, off+len), on s's stream. */
+static int d2h(struct vgpu_backend_session *s, uint64_t off, const void *src, uint64_t len)
+{
+    cudaError_t err;
+    int st;
+
+    if (!shm_range_ok(s, off, len)) {
+        return VGPU_S_BAD_RANGE;
+    }
+    if (s->registered) {
+        err = cudaMemcpyAsync(s->shm.base + off, src, len, cudaMemcpyDeviceToHost, s->stream);
+        return err == cudaSuccess ? VGPU_S_OK : cuda_fail(s, err, "cudaMemcpyAsync D2H");
+    }
+    for (uint64_t done = 0; done < len;) {
+        uint64_t chunk = len - done < s->staging_size ? len - done : s->staging_size;
+
+        err = cudaMemcpyAsync(s->staging, (const uint8_t *)src + done, chunk,
+                              cudaMemcpyDeviceToHost, s->stream);
+        if (err != cudaSuccess) {
+            return cuda_fail(s, err, "cudaMemcpyAsync D2H (staged)");
+        }
+        st = stream_wait(s);
+        if (st != VGPU_S_OK) {
+            return st;
+        }
+        memcpy(s->shm.base + off + done, s->staging, chunk);
+        done += chunk;
+    }
+    return VGPU_S_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Per-VM device buffers
+ * ------------------------------------------------------------------------ */
+
+static uint64_t buf_round(uint64_t need)
+{
+    return align_up(need, need >= CUDA_LARGE_ALIGN ? CUDA_LARGE_ALIGN : CUDA_SMALL_ALIGN);
+}
+
+/* Callers guarantee the stream is idle: every request ends with its stream
+ * drained (or with a reset), so no queued work still uses the buffer. */
+static int buf_free(struct vgpu_backend_session *s, unsigned i)
+{
+    struct cuda_buf *bf = &s->buf[i];
+    cudaError_t err = cudaSuccess;
+
+    if (bf->ptr) {
+        err = cudaFree(bf->ptr);
+        mem_account(s, -(int64_t)bf->cap);
+        bf->ptr = NULL;
+        bf->cap = 0;
+    }
+    return err == cudaSuccess ? VGPU_S_OK : cuda_fail(s, err, "cudaFree");
+}
+
+static int buf_alloc(struct vgpu_backend_session *s, unsigned i, uint64_t cap)
+{
+    struct cuda_buf *bf = &s->buf[i];
+    cudaError_t err;
+    void *p = NULL;
+
+    err = cudaMalloc(&p, cap);
+    if (err != cudaSuccess) {
+        return cuda_fail(s, err, "cudaMalloc");
+    }
+    /* Isolation: the driver may hand back memory another VM just freed. */
+    if (!s->b->no_scrub) {
+        err = cudaMemsetAsync(p, 0, cap, s->stream);
+        if (err != cudaSuccess) {
+            int st = cuda_fail(s, err, "cudaMemsetAsync (scrub)");
+            cudaFree(p);
+            return st;
+        }
+    }
+    bf->ptr = p;
+    bf->cap = cap;
+    mem_account(s, (int64_t)cap);
+    return VGPU_S_OK;
+}
+
+/*
+ * Makes buffer i at least need[i] bytes for every i (need 0: not used by
+ * this request). Buffers only grow, rounded up so that slowly growing
+ * requests do not reallocate each time; when the rounding or buffers this
+ * request does not use would break the quota, the pool is emptied and
+ * rebuilt with exact sizes. VGPU_S_QUOTA when the request alone exceeds it.
+ */
+static int bufs_reserve(struct vgpu_backend_session *s, const uint64_t need[CUDA_SLOTS])
+{
+    uint64_t quota = s->b->cfg.vm_mem_quota;
+    uint64_t fixed = s->mem_used, required = 0, after = 0;
+    bool exact = false;
+    int st;
+
+    for (unsigned i = 0; i < CUDA_SLOTS; i++) {
+        fixed -= s->buf[i].cap;
+    }
+    for (unsigned i = 0; i < CUDA_SLOTS; i++) {
+        if (need[i] > UINT64_MAX / 4) {
+            return VGPU_S_TOO_LARGE;
+        }
+        required += need[i];
+        after += need[i] > s->buf[i].cap ? buf_round(need[i]) : s->buf[i].cap;
+    }
+    if (quota && (required > quota || fixed > quota - required)) {
+        return VGPU_S_QUOTA;
+    }
+    if (quota && fixed + after > quota) {
+        for (unsigned i = 0; i < CUDA_SLOTS; i++) {
+            st = buf_free(s, i);
+            if (st != VGPU_S_OK) {
+                return st;
+            }
+        }
+        exact = true;
+    }
+    for (unsigned i = 0; i < CUDA_SLOTS; i++) {
+        uint64_t cap;
+
+        if (need[i] <= s->buf[i].cap) {
+            continue;
+        }
+        st = buf_free(s, i);
+        if (st != VGPU_S_OK) {
+            return st;
+        }
+        cap = exact ? need[i] : buf_round(need[i]);
+        if (quota && s->mem_used + cap > quota) {
+            cap = need[i];
+        }
+        st = buf_alloc(s, i, cap);
+        if (st != VGPU_S_OK) {
+            return st;
+        }
+    }
+    return VGPU_S_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Session context handles
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Drops s's context handles. live: the context they belong to still exists,
+ * so free them; otherwise (after a reset) they died with it and are only
+ * forgotten. Leaves s as session_setup() expects it.
+ */
+static void session_teardown(struct vgpu_backend_session *s, bool live)
+{
+    struct vgpu_backend *b = s->b;
+
+    if (live) {
+        if (s->stream) {
+            (void)cudaStreamSynchronize(s->stream);
+        }
+        if (s->blas) {
+            b->cublas.destroy(s->blas);
+        }
+        for (unsigned i = 0; i < CUDA_SLOTS; i++) {
+            (void)buf_free(s, i);
+        }
+        if (s->dev_partials) {
+            cudaFree(s->dev_partials);
+        }
+        if (s->host_result) {
+            cudaFreeHost(s->host_result);
+        }
+        if (s->staging) {
+            cudaFreeHost(s->staging);
+        }
+        if (s->registered) {
+            cudaHostUnregister(s->shm.base);
+        }
+        if (s->stream) {
+            cudaStreamDestroy(s->stream);
+        }
+        (void)cudaGetLastError();
+    }
+    /* A cuBLAS handle of a reset context is leaked on purpose: destroying
+     * it would free device memory that no longer exists. It is a few KiB of
+     * host memory per session and reset. */
+    __atomic_sub_fetch(&b->mem_in_use, s->mem_used, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&b->lock);
+    if (s->ready && !s->registered) {
+        b->nstaged--;
+    }
+    pthread_mutex_unlock(&b->lock);
+
+    s->ready = false;
+    s->registered = false;
+    s->stream = NULL;
+    s->staging = NULL;
+    s->staging_size = 0;
+    s->host_result = NULL;
+    s->dev_partials = NULL;
+    s->blas = NULL;
+    s->mem_used = 0;
+    memset(s->buf, 0, sizeof(s->buf));
+}
+
+/* Creates s's handles in the current context. Called with ctx_lock held. */
+static int session_setup(struct vgpu_backend_session *s)
+{
+    struct vgpu_backend *b = s->b;
+    cudaError_t err;
+    const char *what;
+
+    err = cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking);
+    if (err != cudaSuccess) {
+        what = "cudaStreamCreate";
+        goto err;
+    }
+    if (!b->force_staging) {
+        err = cudaHostRegister(s->shm.base, s->shm.size, cudaHostRegisterDefault);
+        if (err == cudaSuccess) {
+            s->registered = true;
+        } else {
+            note_error(b, s->vm_id, "cudaHostRegister (using staging)", cudaGetErrorString(err));
+            (void)cudaGetLastError();
+        }
+    }
+    if (!s->registered) {
+        s->staging_size = s->shm.size < CUDA_STAGING_SIZE ? s->shm.size : CUDA_STAGING_SIZE;
+        err = cudaMallocHost((void **)&s->staging, s->staging_size);
+        if (err != cudaSuccess) {
+            what = "cudaMallocHost (staging)";
+            goto err;
+        }
+    }
+    err = cudaMallocHost((void **)&s->host_result, sizeof(double));
+    if (err != cudaSuccess) {
+        what = "cudaMallocHost";
+        goto err;
+    }
+    err = cudaMalloc((void **)&s->dev_partials, CUDA_PARTIALS_BYTES);
+    if (err != cudaSuccess) {
+        what = "cudaMalloc (partials)";
+        goto err;
+    }
+    mem_account(s, (int64_t)CUDA_PARTIALS_BYTES);
+    err = cudaMemsetAsync(s->dev_partials, 0, CUDA_PARTIALS_BYTES, s->stream);
+    if (err != cudaSuccess) {
+        what = "cudaMemsetAsync";
+        goto err;
+    }
+
+    s->gen = b->gen;
+    s->ready = true;
+    pthread_mutex_lock(&b->lock);
+    if (!s->registered) {
+        b->nstaged++;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return VGPU_S_OK;
+
+err:
+    note_error(b, s->vm_id, what, cudaGetErrorString(err));
+    {
+        bool sticky = cuda_error_is_sticky(err);
+        int st = cuda_error_status(err);
+
+        session_teardown(s, !sticky);
+        if (sticky) {
+            s->need_recovery = true;
+        }
+        return st == VGPU_S_OK ? VGPU_S_INTERNAL : st;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Recovery
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Resets the device unless someone already did since generation seen_gen,
+ * then rebuilds every session's handles. Sessions that fail to rebuild stay
+ * !ready and retry on their next request.
+ */
+static void recover(struct vgpu_backend *b, uint64_t seen_gen)
+{
+    struct vgpu_backend_session *s;
+    cudaError_t err;
+
+    pthread_rwlock_wrlock(&b->ctx_lock);
+    if (b->gen != seen_gen) {
+        goto out;
+    }
+    for (s = b->sessions; s; s = s->next) {
+        session_teardown(s, false);
+    }
+    (void)cudaSetDevice(b->device);
+    err = cudaDeviceReset();
+    if (err == cudaSuccess) {
+        err = cudaSetDevice(b->device);
+    }
+    if (err == cudaSuccess) {
+        err = cudaFree(NULL); /* creates the new context now, not in a request */
+    }
+    b->gen++;
+    pthread_mutex_lock(&b->lock);
+    b->recoveries++;
+    if (err != cudaSuccess) {
+        snprintf(b->last_error, sizeof(b->last_error), "device reset: %s",
+                 cudaGetErrorString(err));
+    }
+    pthread_mutex_unlock(&b->lock);
+    if (err == cudaSuccess) {
+        for (s = b->sessions; s; s = s->next) {
+            s->need_recovery = false;
+            (void)session_setup(s);
+        }
+    }
+out:
+    pthread_rwlock_unlock(&b->ctx_lock);
+}
+
+typedef int (*ctx_fn)(struct vgpu_backend_session *s, const void *arg, uint64_t *result);
+
+/*
+ * Runs fn as one request of s: in the current context, within the request
+ * deadline, and never returning while work of the request may still touch
+ * the VM's memory (drained, or the device reset).
+ */
+static int run_request(struct vgpu_backend *b, struct vgpu_backend_session *s,
+                       ctx_fn fn, const void *arg, uint64_t *result)
+{
+    uint64_t gen;
+    cudaError_t err;
+    int st;
+
+    pthread_rwlock_rdlock(&b->ctx_lock);
+    gen = b->gen;
+    s->need_recovery = false;
+    s->deadline_ns = b->cfg.request_timeout_ms
+                     ? now_ns() + (uint64_t)b->cfg.request_timeout_ms * 1000000ull : 0;
+
+    /* Executor threads may be new to the runtime: bind them to our device. */
+    err = cudaSetDevice(b->device);
+    if (err != cudaSuccess) {
+        st = cuda_fail(s, err, "cudaSetDevice");
+        goto out;
+    }
+    if (s->ready && s->gen != gen) {
+        session_teardown(s, false);
+    }
+    if (!s->ready) {
+        st = session_setup(s);
+        if (st != VGPU_S_OK) {
+            goto out;
+        }
+    }
+
+    st = fn(s, arg, result);
+    if (st != VGPU_S_OK && !s->need_recovery) {
+        /* A request that failed half-way may have queued copies into the
+         * VM's memory; they must land before its completion is posted. */
+        int drained = stream_wait(s);
+        if (drained == VGPU_S_TIMEOUT) {
+            st = drained;
+        }
+    }
+out:
+    pthread_rwlock_unlock(&b->ctx_lock);
+    if (s->need_recovery) {
+        recover(b, gen);
+    }
+    return st;
+}
+
+/* ------------------------------------------------------------------------
+ * Operations
+ * ------------------------------------------------------------------------ */
+
+static int launch_status(struct vgpu_backend_session *s, cudaError_t err, const char *what)
+{
+    return err == cudaSuccess ? VGPU_S_OK : cuda_fail(s, err, what);
+}
+
+#define TRY(expr)                   \
+    do {                            \
+        int st_ = (expr);           \
+        if (st_ != VGPU_S_OK) {     \
+            return st_;             \
+        }                           \
+    } while (0)
+
+static int op_vector_add(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
+{
+    const struct vgpu_args_vector_add *a = &((const struct vgpu_sqe *)arg)->args.vector_add;
+    uint64_t bytes = a->n * sizeof(float);
+    uint64_t need[CUDA_SLOTS] = { bytes, bytes, bytes };
+
+    TRY(bufs_reserve(s, need));
+    TRY(h2d(s, s->buf[0].ptr, a->a_off, bytes));
+    TRY(h2d(s, s->buf[1].ptr, a->b_off, bytes));
+    TRY(launch_status(s, vgpu_k_vector_add(s->buf[0].ptr, s->buf[1].ptr, s->buf[2].ptr,
+                                           a->n, s->b->sms, s->stream), "vector_add"));
+    TRY(d2h(s, a->out_off, s->buf[2].ptr, bytes));
+    TRY(stream_wait(s));
+    *result = 0;
+    return VGPU_S_OK;
+}
+
+static int op_saxpy(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
+{
+    const struct vgpu_args_saxpy *a = &((const struct vgpu_sqe *)arg)->args.saxpy;
+    uint64_t bytes = a->n * sizeof(float);
+    uint64_t need[CUDA_SLOTS] = { bytes, bytes, 0 };
+
+    TRY(bufs_reserve(s, need));
+    TRY(h2d(s, s->buf[0].ptr, a->x_off, bytes));
+    TRY(h2d(s, s->buf[1].ptr, a->y_off, bytes));
+    TRY(launch_status(s, vgpu_k_saxpy(a->alpha, s->buf[0].ptr, s->buf[1].ptr, a->n,
+                                      s->b->sms, s->stream), "saxpy"));
+    TRY(d2h(s, a->y_off, s->buf[1].ptr, bytes));
+    TRY(stream_wait(s));
+    *result = 0;
+    return VGPU_S_OK;
+}
+
+static int op_reduce_sum(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
+{
+    const struct vgpu_args_reduce_sum *a = &((const struct vgpu_sqe *)arg)->args.reduce_sum;
+    uint64_t bytes = a->n * sizeof(float);
+    uint64_t need[CUDA_SLOTS] = { bytes, 0, 0 };
+    double *dev_sum = s->dev_partials + VGPU_K_REDUCE_MAX_PARTIALS;
+    cudaError_t err;
+    double sum;
+
+    TRY(bufs_reserve(s, need));
+    TRY(h2d(s, s->buf[0].ptr, a->in_off, bytes));
+    TRY(launch_status(s, vgpu_k_reduce_sum(s->buf[0].ptr, a->n, s->dev_partials, dev_sum,
+                                           s->b->sms, s->stream), "reduce_sum"));
+    err = cudaMemcpyAsync(s->host_result, dev_sum, sizeof(double), cudaMemcpyDeviceToHost,
+                          s->stream);
+    TRY(launch_status(s, err, "cudaMemcpyAsync D2H"));
+    TRY(stream_wait(s));
+    sum = *s->host_result;
+    memcpy(result, &sum, sizeof(sum));
+    return VGPU_S_OK;
+}
+
+static int blas_status(struct vgpu_backend_session *s, cublasStatus_t cst, const char *what)
+{
+    char detail[32];
+
+    if (cst == CUBLAS_STATUS_SUCCESS) {
+        return VGPU_S_OK;
+    }
+    snprintf(detail, sizeof(detail), "cublas status %d", (int)cst);
+    note_error(s->b, s->vm_id, what, detail);
+    switch (cst) {
+    case CUBLAS_STATUS_ALLOC_FAILED:
+        return VGPU_S_NO_MEMORY;
+    case CUBLAS_STATUS_NOT_SUPPORTED:
+    case CUBLAS_STATUS_ARCH_MISMATCH:
+        return VGPU_S_NOT_SUPPORTED;
+    case CUBLAS_STATUS_EXECUTION_FAILED: {
+        /* Usually a sticky fault underneath: let the stream say which. */
+        cudaError_t err = cudaStreamQuery(s->stream);
+        if (err != cudaSuccess && err != cudaErrorNotReady) {
+            return cuda_fail(s, err, what);
+        }
+        return VGPU_S_GPU_FAULT;
+    }
+    default:
+        return VGPU_S_INTERNAL;
+    }
+}
+
+static int op_sgemm(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
+{
+    const struct vgpu_args_sgemm *a = &((const struct vgpu_sqe *)arg)->args.sgemm;
+    const struct vgpu_cublas *cb = &s->b->cublas;
+    uint64_t a_bytes = (uint64_t)a->m * a->k * sizeof(float);
+    uint64_t b_bytes = (uint64_t)a->k * a->n * sizeof(float);
+    uint64_t c_bytes = (uint64_t)a->m * a->n * sizeof(float);
+    uint64_t need[CUDA_SLOTS] = { a_bytes, b_bytes, c_bytes };
+
+    if (!cb->dl) {
+        return VGPU_S_NOT_SUPPORTED;
+    }
+    if (!s->blas) {
+        cublasHandle_t h = NULL;
+
+        TRY(blas_status(s, cb->create(&h), "cublasCreate"));
+        if (cb->set_stream(h, s->stream) != CUBLAS_STATUS_SUCCESS) {
+            cb->destroy(h);
+            note_error(s->b, s->vm_id, "cublasSetStream", "failed");
+            return VGPU_S_INTERNAL;
+        }
+        s->blas = h;
+    }
+    TRY(bufs_reserve(s, need));
+    TRY(h2d(s, s->buf[0].ptr, a->a_off, a_bytes));
+    TRY(h2d(s, s->buf[1].ptr, a->b_off, b_bytes));
+    /* With beta == 0, BLAS does not read C (NaNs in it do not propagate). */
+    if (a->beta != 0.0f) {
+        TRY(h2d(s, s->buf[2].ptr, a->c_off, c_bytes));
+    }
+    TRY(blas_status(s, vgpu_cublas_sgemm_rowmajor(cb, s->blas, (int)a->m, (int)a->n,
+                                                  (int)a->k, a->alpha, s->buf[0].ptr,
+                                                  s->buf[1].ptr, a->beta, s->buf[2].ptr),
+                    "cublasSgemm"));
+    TRY(d2h(s, a->c_off, s->buf[2].ptr, c_bytes));
+    TRY(stream_wait(s));
+    *result = 0;
+    return VGPU_S_OK;
+}
+
+static int op_memcpy(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
+{
+    const struct vgpu_args_memcpy *a = &((const struct vgpu_sqe *)arg)->args.memcpy;
+    uint64_t need[CUDA_SLOTS] = { a->len, 0, 0 };
+
+    TRY(bufs_reserve(s, need));
+    switch (a->mode) {
+    case VGPU_MEMCPY_ROUNDTRIP:
+        TRY(h2d(s, s->buf[0].ptr, a->src_off, a->len));
+        TRY(d2h(s, a->dst_off, s->buf[0].ptr, a->len));
+        break;
+    case VGPU_MEMCPY_H2D:
+        TRY(h2d(s, s->buf[0].ptr, a->src_off, a->len));
+        break;
+    case VGPU_MEMCPY_D2H:
+        TRY(launch_status(s, cudaMemsetAsync(s->buf[0].ptr, 0, a->len, s->stream),
+                          "cudaMemsetAsync"));
+        TRY(d2h(s, a->dst_off, s->buf[0].ptr, a->len));
+        break;
+    default:
+        return VGPU_S_BAD_ARGS;
+    }
+    TRY(stream_wait(s));
+    *result = a->len;
+    return VGPU_S_OK;
+}
+
+static void fill_gpu_info(struct vgpu_backend *b, struct vgpu_gpu_info *out)
+{
+    size_t free_b = 0, total_b = 0;
+
+    memset(out, 0, sizeof(*out));
+    snprintf(out->name, sizeof(out->name), "%s", b->name);
+    out->backend = VGPU_BACKEND_CUDA;
+    out->sm_count = (uint32_t)b->sms;
+    out->cc_major = (uint32_t)b->cc_major;
+    out->cc_minor = (uint32_t)b->cc_minor;
+    out->total_mem = b->total_mem;
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
+        out->free_mem = free_b;
+        out->total_mem = total_b;
+    } else {
+        (void)cudaGetLastError();
+    }
+    out->driver_version = (uint32_t)b->driver_version;
+    out->runtime_version = (uint32_t)b->runtime_version;
+    out->multiprocessor_clock_khz = (uint32_t)b->clock_khz;
+}
+
+static int op_gpu_info(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
+{
+    const struct vgpu_args_gpu_info *a = &((const struct vgpu_sqe *)arg)->args.gpu_info;
+    struct vgpu_gpu_info info;
+
+    if (!shm_range_ok(s, a->out_off, sizeof(info))) {
+        return VGPU_S_BAD_RANGE;
+    }
+    fill_gpu_info(s->b, &info);
+    memcpy(s->shm.base + a->out_off, &info, sizeof(info));
+    *result = sizeof(info);
+    return VGPU_S_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Backend table
+ * ------------------------------------------------------------------------ */
+
+static char init_why[192];
+
+static int init_fail(const char *what, cudaError_t err, const char **why)
+{
+    snprintf(init_why, sizeof(init_why), "%s: %s", what,
+             err == cudaSuccess ? "failed" : cudaGetErrorString(err));
+    *why = init_why;
+    return -ENODEV;
+}
+
+/* Loads the kernels' module and touches each once, so that the first
+ * request of a VM does not pay for lazy loading. */
+static cudaError_t warm_up(const struct vgpu_backend *b)
+{
+    float *buf = NULL;
+    double *partials = NULL;
+    cudaError_t err;
+
+    err = cudaMalloc((void **)&buf, 4 * sizeof(float));
+    if (err == cudaSuccess) {
+        err = cudaMalloc((void **)&partials, CUDA_PARTIALS_BYTES);
+    }
+    if (err == cudaSuccess) {
+        err = cudaMemset(buf, 0, 4 * sizeof(float));
+    }
+    if (err == cudaSuccess) {
+        err = vgpu_k_vector_add(buf, buf + 1, buf + 2, 1, b->sms, NULL);
+    }
+    if (err == cudaSuccess) {
+        err = vgpu_k_saxpy(1.0f, buf, buf + 1, 1, b->sms, NULL);
+    }
+    if (err == cudaSuccess) {
+        err = vgpu_k_reduce_sum(buf, 1, partials, partials + VGPU_K_REDUCE_MAX_PARTIALS,
+                                b->sms, NULL);
+    }
+    if (err == cudaSuccess) {
+        err = cudaDeviceSynchronize();
+    }
+    cudaFree(partials);
+    cudaFree(buf);
+    return err;
+}
+
+static void cuda_fini(struct vgpu_backend *b);
+
+static int cuda_init(const struct vgpu_backend_config *cfg, struct vgpu_backend **out,
+                     const char **why)
+{
+    struct vgpu_backend *b;
+    struct cudaDeviceProp prop;
+    pthread_rwlockattr_t rwattr;
+    cudaError_t err;
+    int count = 0;
+
+    err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess) {
+        return init_fail("cudaGetDeviceCount", err, why);
+    }
+    if (count <= 0) {
+        *why = "no CUDA device";
+        return -ENODEV;
+    }
+    if (cfg->gpu_index < 0 || cfg->gpu_index >= count) {
+        snprintf(init_why, sizeof(init_why), "GPU index %d out of range (%d devices)",
+                 cfg->gpu_index, count);
+        *why = init_why;
+        return -ENODEV;
+    }
+    err = cudaGetDeviceProperties(&prop, cfg->gpu_index);
+    if (err != cudaSuccess) {
+        return init_fail("cudaGetDeviceProperties", err, why);
+    }
+    /* The kernels are built for sm_90 (with compute_90 PTX for newer GPUs). */
+    if (prop.major < 9) {
+        snprintf(init_why, sizeof(init_why),
+                 "%.100s has compute capability %d.%d; the kernels need 9.0 or newer",
+                 prop.name, prop.major, prop.minor);
+        *why = init_why;
+        return -ENODEV;
+    }
+
+    b = calloc(1, sizeof(*b));
+    if (!b) {
+        *why = "out of memory";
+        return -ENOMEM;
+    }
+    b->cfg = *cfg;
+    b->device = cfg->gpu_index;
+    snprintf(b->name, sizeof(b->name), "%.63s", prop.name);
+    b->sms = prop.multiProcessorCount;
+    b->cc_major = prop.major;
+    b->cc_minor = prop.minor;
+    b->total_mem = prop.totalGlobalMem;
+    snprintf(b->last_error, sizeof(b->last_error), "none");
+
+    pthread_rwlockattr_init(&rwattr);
+    pthread_rwlockattr_setkind_np(&rwattr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&b->ctx_lock, &rwattr);
+    pthread_rwlockattr_destroy(&rwattr);
+    pthread_mutex_init(&b->lock, NULL);
+
+    err = cudaSetDevice(b->device);
+    if (err == cudaSuccess) {
+        err = cudaFree(NULL); /* creates the context: fail here, not in a request */
+    }
+    if (err != cudaSuccess) {
+        cuda_fini(b);
+        return init_fail("creating the CUDA context", err, why);
+    }
+    if (cudaDeviceGetAttribute(&b->clock_khz, cudaDevAttrClockRate, b->device) != cudaSuccess) {
+        b->clock_khz = 0;
+    }
+    if (cudaDriverGetVersion(&b->driver_version) != cudaSuccess) {
+        b->driver_version = 0;
+    }
+    if (cudaRuntimeGetVersion(&b->runtime_version) != cudaSuccess) {
+        b->runtime_version = 0;
+    }
+    err = warm_up(b);
+    if (err != cudaSuccess) {
+        cuda_fini(b);
+        return init_fail("running the vgpu kernels", err, why);
+    }
+    /* Absent cuBLAS only costs SGEMM (VGPU_S_NOT_SUPPORTED); health says so. */
+    (void)vgpu_cublas_load(&b->cublas);
+
+    *out = b;
+    return 0;
+}
+
+static void cuda_session_close(struct vgpu_backend *b, struct vgpu_backend_session *s);
+
+static void cuda_fini(struct vgpu_backend *b)
+{
+    if (!b) {
+        return;
+    }
+    while (b->sessions) {
+        cuda_session_close(b, b->sessions);
+    }
+    vgpu_cublas_unload(&b->cublas);
+    pthread_mutex_destroy(&b->lock);
+    pthread_rwlock_destroy(&b->ctx_lock);
+    free(b);
+}
+
+static int cuda_session_open(struct vgpu_backend *b, uint32_t vm_id,
+                             const struct vgpu_shm_view *shm,
+                             struct vgpu_backend_session **out)
+{
+    struct vgpu_backend_session *s;
+    uint64_t gen;
+    int st;
+
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        return -ENOMEM;
+    }
+    s->b = b;
+    s->vm_id = vm_id;
+    s->shm = *shm;
+
+    pthread_rwlock_rdlock(&b->ctx_lock);
+    gen = b->gen;
+    s->deadline_ns = 0;
+    if (cudaSetDevice(b->device) != cudaSuccess) {
+        (void)cudaGetLastError();
+    }
+    st = session_setup(s);
+    if (st == VGPU_S_OK) {
+        /* Linked under ctx_lock so that a concurrent recovery rebuilds it. */
+        pthread_mutex_lock(&b->lock);
+        s->next = b->sessions;
+        b->sessions = s;
+        b->nsessions++;
+        pthread_mutex_unlock(&b->lock);
+    }
+    pthread_rwlock_unlock(&b->ctx_lock);
+
+    if (st != VGPU_S_OK) {
+        if (s->need_recovery) {
+            recover(b, gen);
+        }
+        free(s);
+        return st == VGPU_S_NO_MEMORY ? -ENOMEM : -EIO;
+    }
+    *out = s;
+    return 0;
+}
+
+static void cuda_session_close(struct vgpu_backend *b, struct vgpu_backend_session *s)
+{
+    struct vgpu_backend_session **pp;
+
+    if (!s) {
+        return;
+    }
+    pthread_rwlock_rdlock(&b->ctx_lock);
+    if (cudaSetDevice(b->device) != cudaSuccess) {
+        (void)cudaGetLastError();
+    }
+    session_teardown(s, s->ready && s->gen == b->gen);
+    pthread_mutex_lock(&b->lock);
+    for (pp = &b->sessions; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            b->nsessions--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->lock);
+    pthread_rwlock_unlock(&b->ctx_lock);
+    free(s);
+}
+
+static int op_nop(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
+{
+    (void)s;
+    (void)arg;
+    *result = 0;
+    return VGPU_S_OK;
+}
+
+static int cuda_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
+                        const struct vgpu_op *op, const struct vgpu_sqe *sqe,
+                        const struct vgpu_shm_view *shm, uint64_t *result)
+{
+    ctx_fn fn;
+
+    (void)op;
+    /* The session's view is the one registered; a different one is a bug. */
+    if (shm->base != s->shm.base || shm->size != s->shm.size) {
+        return VGPU_S_INTERNAL;
+    }
+    *result = 0;
+    switch (sqe->opcode) {
+    case VGPU_OP_NOP:
+        return op_nop(s, sqe, result);  /* the pathway check never touches the GPU */
+    case VGPU_OP_GPU_INFO:
+        fn = op_gpu_info;
+        break;
+    case VGPU_OP_VECTOR_ADD:
+        fn = op_vector_add;
+        break;
+    case VGPU_OP_SAXPY:
+        fn = op_saxpy;
+        break;
+    case VGPU_OP_REDUCE_SUM:
+        fn = op_reduce_sum;
+        break;
+    case VGPU_OP_SGEMM:
+        if (!b->cublas.dl) {
+            return VGPU_S_NOT_SUPPORTED;
+        }
+        fn = op_sgemm;
+        break;
+    case VGPU_OP_MEMCPY:
+        fn = op_memcpy;
+        break;
+    default:
+        return VGPU_S_UNKNOWN_OP;
+    }
+    return run_request(b, s, fn, sqe, result);
+}
+
+static void cuda_gpu_info(struct vgpu_backend *b, struct vgpu_gpu_info *out)
+{
+    pthread_rwlock_rdlock(&b->ctx_lock);
+    if (cudaSetDevice(b->device) != cudaSuccess) {
+        (void)cudaGetLastError();
+    }
+    fill_gpu_info(b, out);
+    pthread_rwlock_unlock(&b->ctx_lock);
+}
+
+static void cuda_health(struct vgpu_backend *b, char *buf, unsigned len)
+{
+    uint64_t mem = __atomic_load_n(&b->mem_in_use, __ATOMIC_RELAXED);
+    char staged[48] = "";
+
+    pthread_mutex_lock(&b->lock);
+    if (b->nstaged) {
+        snprintf(staged, sizeof(staged), " (%u staged, not registered)", b->nstaged);
+    }
+    snprintf(buf, len,
+             "cuda: %s, %u sessions%s, %llu MiB in use, recoveries %llu, last error %s; %s%s",
+             b->name, b->nsessions, staged, (unsigned long long)(mem >> 20),
+             (unsigned long long)b->recoveries, b->last_error,
+             b->cublas.dl ? "cublas " : "SGEMM not supported: ", b->cublas.path);
+    pthread_mutex_unlock(&b->lock);
+}
+
+const struct vgpu_backend_ops vgpu_backend_cuda = {
+    .name = "cuda",
+    .kind = VGPU_BACKEND_CUDA,
+    .init = cuda_init,
+    .fini = cuda_fini,
+    .session_open = cuda_session_open,
+    .session_close = cuda_session_close,
+    .execute = cuda_execute,
+    .gpu_info = cuda_gpu_info,
+    .health = cuda_health,
+};
+
+/* ------------------------------------------------------------------------
+ * Test hooks (cuda_testing.h)
+ * ------------------------------------------------------------------------ */
+
+void vgpu_cuda_test_set_knobs(struct vgpu_backend *b, int force_staging, int no_scrub)
+{
+    b->force_staging = force_staging != 0;
+    b->no_scrub = no_scrub != 0;
+}
+
+static int test_fault(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
+{
+    (void)arg;
+    (void)result;
+    TRY(launch_status(s, vgpu_k_fault(CUDA_FAULT_ADDR, s->stream), "fault kernel"));
+    return stream_wait(s);
+}
+
+int vgpu_cuda_test_fault(struct vgpu_backend *b, struct vgpu_backend_session *s)
+{
+    uint64_t result = 0;
+    return run_request(b, s, test_fault, NULL, &result);
+}
+
+static int test_spin(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
+{
+    (void)result;
+    TRY(launch_status(s, vgpu_k_spin(*(const uint64_t *)arg, s->stream), "spin kernel"));
+    return stream_wait(s);
+}
+
+int vgpu_cuda_test_spin(struct vgpu_backend *b, struct vgpu_backend_session *s, uint32_t ms)
+{
+    uint64_t ns = (uint64_t)ms * 1000000ull, result = 0;
+    return run_request(b, s, test_spin, &ns, &result);
+}
+
+struct peek_arg {
+    unsigned slot;
+    uint64_t bytes;
+    void    *out;
+};
+
+static int test_peek(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
+{
+    const struct peek_arg *p = arg;
+    uint64_t need[CUDA_SLOTS] = { 0, 0, 0 };
+
+    (void)result;
+    need[p->slot] = p->bytes;
+    TRY(bufs_reserve(s, need));
+    TRY(launch_status(s, cudaMemcpyAsync(p->out, s->buf[p->slot].ptr, p->bytes,
+                                         cudaMemcpyDeviceToHost, s->stream),
+                      "cudaMemcpyAsync D2H"));
+    return stream_wait(s);
+}
+
+int vgpu_cuda_test_peek(struct vgpu_backend *b, struct vgpu_backend_session *s,
+                        unsigned slot, uint64_t bytes, void *out)
+{
+    struct peek_arg p = { .slot = slot, .bytes = bytes, .out = out };
+    uint64_t result = 0;
+
+    if (slot >= CUDA_SLOTS || bytes == 0) {
+        return VGPU_S_BAD_ARGS;
+    }
+    return run_request(b, s, test_peek, &p, &result);
+}
+
+void vgpu_cuda_test_stats(struct vgpu_backend *b, struct vgpu_backend_session *s,
+                          struct vgpu_cuda_test_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_rwlock_rdlock(&b->ctx_lock);
+    out->generation = b->gen;
+    if (s) {
+        out->session_mem = s->mem_used;
+        out->registered = s->registered;
+    }
+    pthread_mutex_lock(&b->lock);
+    out->backend_mem = __atomic_load_n(&b->mem_in_use, __ATOMIC_RELAXED);
+    out->recoveries = b->recoveries;
+    out->sessions = b->nsessions;
+    pthread_mutex_unlock(&b->lock);
+    out->cublas = b->cublas.dl != NULL;
+    pthread_rwlock_unlock(&b->ctx_lock);
+}
