@@ -86,7 +86,19 @@ static void scale_c(float *c, size_t count, float beta)
     }
 }
 
+/*
+ * The host CPU is not known at build time (distribution builds target
+ * baseline x86-64): on x86-64 let the loader pick an AVX2+FMA clone of the
+ * inner kernel where the CPU has it, roughly doubling throughput.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define GEMM_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define GEMM_CLONES
+#endif
+
 /* C[i0.., j0..] += alpha * A[i0.., k0..] * B[k0.., j0..] for one tile. */
+GEMM_CLONES
 static void gemm_tile(const float *restrict A, const float *restrict B, float *restrict C,
                       size_t n, size_t k, float alpha,
                       size_t i0, size_t i1, size_t j0, size_t j1, size_t k0, size_t k1)
