@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# Build the vgpu guest image: Debian's kernel + busybox + the static guest
+# binaries in an initramfs, booted by QEMU with -kernel/-initrd.
+#
+# usage: guest/build-image.sh OUT_DIR
+#
+# Result: OUT_DIR/vmlinuz, OUT_DIR/initramfs.img, OUT_DIR/manifest.txt
+# (what went in, with versions and checksums).
+#
+# Inputs, all from Debian packages used the way a Debian user would:
+#   kernel    linux-image-amd64's current dependency (linux-image-<abi>-amd64),
+#             fetched with `apt-get download` into the cache and unpacked with
+#             `dpkg-deb -x`; never installed on the host.
+#   busybox   /bin/busybox of the host's busybox-static package (static, so it
+#             runs in the guest as it is).
+#   modules   uio.ko + uio_pci_generic.ko from that kernel (decompressed when
+#             Debian ships them as .ko.xz / .ko.zst: busybox insmod loads
+#             plain ELF only).
+#   binaries  $VGPU_BUILD_DIR/client/vgpu-client-static -> /bin/vgpu-client
+#             (required), and any other *-static in $VGPU_BUILD_DIR/{client,bench}.
+#   guest/    init (PID 1), lspci, run/* (named scenarios for vgpu.run=).
+#
+# Environment:
+#   VGPU_BUILD_DIR        host build dir holding the static binaries (default ./build)
+#   VGPU_CACHE_DIR        cache root (default /var/cache/vgpu, or ~/.cache/vgpu
+#                         when that is not writable); kernel debs go to <root>/guest/
+#   VGPU_GUEST_KERNEL_PKG use this kernel package instead of linux-image-amd64's
+#                         dependency (e.g. linux-image-6.1.0-56-amd64)
+#
+# The image is rebuilt only when an input changed (the hash of all inputs is
+# kept in OUT_DIR/.inputs); apt is asked only when the kernel is not cached or
+# the package lists name a newer one.
+set -euo pipefail
+
+out=${1:?usage: build-image.sh OUT_DIR}
+top=$(cd "$(dirname "$0")/.." && pwd)
+build_dir=${VGPU_BUILD_DIR:-$top/build}
+
+msg() { echo ">> guest: $*" >&2; }
+die() { echo "build-image: error: $*" >&2; exit 1; }
+
+"$top/scripts/deps.sh" guest
+
+cache=${VGPU_CACHE_DIR:-/var/cache/vgpu}
+if ! mkdir -p "$cache/guest" 2>/dev/null || [ ! -w "$cache/guest" ]; then
+    [ -n "${VGPU_CACHE_DIR:-}" ] && die "cache dir $cache is not writable"
+    cache=${XDG_CACHE_HOME:-$HOME/.cache}/vgpu
+    mkdir -p "$cache/guest"
+fi
+kcache=$(cd "$cache/guest" && pwd)
+
+# Parallel `make` runs share the cache: one download/unpack at a time.
+exec 9>"$kcache/.lock"
+if ! flock -n 9; then
+    msg "waiting for another build-image.sh holding $kcache/.lock"
+    flock 9
+fi
+
+# --- 1. kernel package -------------------------------------------------------
+
+# Which kernel: the binary package linux-image-amd64 depends on right now.
+# Without usable package lists (offline machine), the newest cached one.
+kpkg=${VGPU_GUEST_KERNEL_PKG:-}
+if [ -z "$kpkg" ]; then
+    kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
+           awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }') || true
+fi
+kdeb=""
+if [ -n "$kpkg" ]; then
+    kver=$(apt-cache show --no-all-versions "$kpkg" 2>/dev/null |
+           awk '$1 == "Version:" { print $2; exit }') || true
+    if [ -n "$kver" ]; then
+        # apt-get download names files pkg_ver_arch.deb with ':' quoted as %3a.
+        kdeb="$kcache/${kpkg}_${kver//:/%3a}_amd64.deb"
+        if [ ! -s "$kdeb" ]; then
+            msg "downloading $kpkg $kver (apt-get download)"
+            # apt's sandbox user may not write the cache: download into a
+            # private temp dir it owns, then move into place.
+            tmpd=$(mktemp -d "$kcache/.dl.XXXXXX")
+            chmod 755 "$tmpd"
+            chown _apt "$tmpd" 2>/dev/null || true
+            if ! (cd "$tmpd" && apt-get download -q "$kpkg=$kver" >&2); then
+                rm -rf "$tmpd"
+                die "apt-get download $kpkg=$kver failed (run 'apt-get update'?)"
+            fi
+            mv "$tmpd"/*.deb "$kdeb"
+            rm -rf "$tmpd"
+        fi
+    fi
+fi
+if [ -z "$kdeb" ]; then
+    kdeb=$(ls -1 "$kcache"/linux-image-*-amd64_*_amd64.deb 2>/dev/null | sort -V | tail -n 1) || true
+    [ -n "$kdeb" ] || die "no kernel package: apt-cache knows no linux-image-amd64 and the cache $kcache has none"
+    msg "package lists unavailable; using cached $(basename "$kdeb")"
+fi
+
+kdir="$kcache/$(basename "$kdeb" .deb)"
+if [ ! -f "$kdir/.unpacked" ]; then
+    msg "unpacking $(basename "$kdeb") (dpkg-deb -x)"
+    rm -rf "$kdir"
+    mkdir -p "$kdir"
+    dpkg-deb -x "$kdeb" "$kdir"
+    touch "$kdir/.unpacked"
+fi
+vmlinuz=$(ls -1 "$kdir"/boot/vmlinuz-* 2>/dev/null | head -n 1) || true
+[ -n "$vmlinuz" ] || die "$(basename "$kdeb") has no /boot/vmlinuz-*"
+krel=${vmlinuz##*/vmlinuz-}
+moddir="$kdir/lib/modules/$krel"
+[ -d "$moddir" ] || die "$(basename "$kdeb") has no /lib/modules/$krel"
+
+# Modules to reach the device, in load order (dependencies first).
+find_module() {
+    local name=$1 f
+    f=$(find "$moddir/kernel" \( -name "$name.ko" -o -name "$name.ko.xz" -o -name "$name.ko.zst" \
+        -o -name "$name.ko.gz" \) -print -quit)
+    [ -n "$f" ] || die "kernel $krel has no module $name (CONFIG_${name^^}=m expected)"
+    echo "$f"
+}
+modules=()
+add_module() {
+    local name=$1 f dep m
+    for m in "${modules[@]}"; do [ "$(basename "${m%%.ko*}")" = "$name" ] && return 0; done
+    f=$(find_module "$name")
+    for dep in $(modinfo -F depends "$f" 2>/dev/null | tr ',' ' '); do
+        add_module "$dep"
+    done
+    modules+=("$f")
+}
+add_module uio
+add_module uio_pci_generic
+
+# --- 2. binaries ---------------------------------------------------------------
+
+busybox=$(command -v busybox || true)
+[ -n "$busybox" ] || die "busybox not found (Debian package busybox-static)"
+is_static() { ! LC_ALL=C readelf -lW "$1" 2>/dev/null | grep -q 'INTERP'; }
+is_static "$busybox" || die "$busybox is dynamically linked; install busybox-static"
+
+client="$build_dir/client/vgpu-client-static"
+[ -x "$client" ] || die "$client missing: build it first (make build / ninja -C $build_dir)"
+is_static "$client" || die "$client is dynamically linked (meson option static_guest=true expected)"
+extra_bins=()
+for f in "$build_dir"/client/*-static "$build_dir"/bench/*-static; do
+    [ -x "$f" ] && [ -f "$f" ] || continue
+    [ "$f" = "$client" ] && continue
+    is_static "$f" || { msg "skipping $f: not static"; continue; }
+    extra_bins+=("$f")
+done
+
+# --- 3. up to date? ------------------------------------------------------------
+
+guest_files=("$top/guest/init" "$top/guest/lspci" "$top/guest/build-image.sh")
+for f in "$top"/guest/run/*; do [ -f "$f" ] && guest_files+=("$f"); done
+
+inputs=$( {
+    echo "kernel $(basename "$kdeb")"
+    sha256sum "$busybox" "$client" "${extra_bins[@]}" "${modules[@]}" "${guest_files[@]}"
+} | sed "s|$top/||; s|$build_dir/||")
+inputs_hash=$(echo "$inputs" | sha256sum | cut -c1-16)
+
+mkdir -p "$out"
+if [ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.img" ] && [ -f "$out/.inputs" ] &&
+   [ "$(cat "$out/.inputs")" = "$inputs_hash" ]; then
+    msg "image up to date ($out, kernel $krel, inputs $inputs_hash)"
+    exit 0
+fi
+
+# --- 4. assemble the initramfs ------------------------------------------------
+
+msg "assembling initramfs (kernel $krel, busybox $($busybox | head -n 1 | awk '{print $2}'))"
+root=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-guest-root.XXXXXX")
+trap 'rm -rf "$root"' EXIT
+
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc,lib/modules,usr/share/vgpu/run}
+chmod 1777 "$root/tmp"
+install -m 0755 "$busybox" "$root/bin/busybox"
+# Applet links for everything this busybox build offers.
+for applet in $("$busybox" --list); do
+    [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+done
+
+install -m 0755 "$top/guest/init" "$root/init"
+install -m 0755 "$top/guest/lspci" "$root/bin/lspci"   # busybox has no lspci here
+for f in "$top"/guest/run/*; do
+    [ -f "$f" ] && install -m 0755 "$f" "$root/usr/share/vgpu/run/$(basename "$f")"
+done
+
+install -m 0755 "$client" "$root/bin/vgpu-client"
+msg "  /bin/vgpu-client <- ${client#$top/}"
+for f in "${extra_bins[@]}"; do
+    b=$(basename "$f" -static)
+    install -m 0755 "$f" "$root/bin/$b"
+    msg "  /bin/$b <- ${f#$top/}"
+done
+
+for f in "${modules[@]}"; do
+    name=$(basename "$f")
+    case "$name" in
+        *.ko.xz)  xz -dc "$f"   >"$root/lib/modules/${name%.xz}" ;;
+        *.ko.zst) zstd -qdc "$f" >"$root/lib/modules/${name%.zst}" ;;
+        *.ko.gz)  gzip -dc "$f" >"$root/lib/modules/${name%.gz}" ;;
+        *)        cp "$f" "$root/lib/modules/$name" ;;
+    esac
+    msg "  /lib/modules/${name%.ko*}.ko"
+done
+# init loads the modules in this order.
+for f in "${modules[@]}"; do b=$(basename "$f"); echo "${b%%.ko*}"; done >"$root/lib/modules/load-order"
+
+cat >"$root/etc/vgpu-image" <<EOF
+kernel=$krel
+kernel_package=$(basename "$kdeb")
+inputs=$inputs_hash
+EOF
+echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
+echo "root:x:0:" >"$root/etc/group"
+
+# No /dev/console node in the archive (creating one needs root): init mounts
+# devtmpfs first and reopens its stdio on /dev/console.
+# Reproducible: fixed mtimes, sorted names, root-owned.
+find "$root" -exec touch -h -d @0 {} +
+(cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
+    cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -n -6 >"$out/initramfs.img.tmp"
+mv "$out/initramfs.img.tmp" "$out/initramfs.img"
+cp "$vmlinuz" "$out/vmlinuz.tmp" && mv "$out/vmlinuz.tmp" "$out/vmlinuz"
+
+{
+    echo "# vgpu guest image, inputs $inputs_hash"
+    echo "$inputs"
+} >"$out/manifest.txt"
+echo "$inputs_hash" >"$out/.inputs"
+msg "wrote $out/vmlinuz ($(du -h "$out/vmlinuz" | cut -f1)), $out/initramfs.img ($(du -h "$out/initramfs.img" | cut -f1))"
