@@ -680,7 +680,7 @@ static int op_vector_add(struct vgpu_backend_session *s, const void *arg, uint64
                                            a->n, s->b->sms, s->stream), "vector_add"));
     TRY(d2h(s, a->out_off, s->buf[2].ptr, bytes));
     TRY(stream_wait(s));
-    *result = 0;
+    *result = a->n;
     return VGPU_S_OK;
 }
 
@@ -697,7 +697,7 @@ static int op_saxpy(struct vgpu_backend_session *s, const void *arg, uint64_t *r
                                       s->b->sms, s->stream), "saxpy"));
     TRY(d2h(s, a->y_off, s->buf[1].ptr, bytes));
     TRY(stream_wait(s));
-    *result = 0;
+    *result = a->n;
     return VGPU_S_OK;
 }
 
@@ -751,6 +751,24 @@ static int blas_status(struct vgpu_backend_session *s, cublasStatus_t cst, const
     }
 }
 
+/* C = beta * C without touching A and B: BLAS semantics for alpha == 0. */
+static int sgemm_scale_only(struct vgpu_backend_session *s, const struct vgpu_args_sgemm *a,
+                            uint64_t c_bytes)
+{
+    uint64_t need[CUDA_SLOTS] = { 0, 0, c_bytes };
+
+    TRY(bufs_reserve(s, need));
+    if (a->beta == 0.0f) {
+        TRY(launch_status(s, cudaMemsetAsync(s->buf[2].ptr, 0, c_bytes, s->stream),
+                          "cudaMemsetAsync"));
+    } else {
+        TRY(h2d(s, s->buf[2].ptr, a->c_off, c_bytes));
+        TRY(launch_status(s, vgpu_k_scale(a->beta, s->buf[2].ptr, (uint64_t)a->m * a->n,
+                                          s->b->sms, s->stream), "scale"));
+    }
+    return VGPU_S_OK;
+}
+
 static int op_sgemm(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
 {
     const struct vgpu_args_sgemm *a = &((const struct vgpu_sqe *)arg)->args.sgemm;
@@ -760,6 +778,10 @@ static int op_sgemm(struct vgpu_backend_session *s, const void *arg, uint64_t *r
     uint64_t c_bytes = (uint64_t)a->m * a->n * sizeof(float);
     uint64_t need[CUDA_SLOTS] = { a_bytes, b_bytes, c_bytes };
 
+    if (a->alpha == 0.0f) {
+        TRY(sgemm_scale_only(s, a, c_bytes));
+        goto copy_out;
+    }
     if (!cb->dl) {
         return VGPU_S_NOT_SUPPORTED;
     }
@@ -785,9 +807,10 @@ static int op_sgemm(struct vgpu_backend_session *s, const void *arg, uint64_t *r
                                                   (int)a->k, a->alpha, s->buf[0].ptr,
                                                   s->buf[1].ptr, a->beta, s->buf[2].ptr),
                     "cublasSgemm"));
+copy_out:
     TRY(d2h(s, a->c_off, s->buf[2].ptr, c_bytes));
     TRY(stream_wait(s));
-    *result = 0;
+    *result = (uint64_t)a->m * a->n;
     return VGPU_S_OK;
 }
 
@@ -1109,9 +1132,6 @@ static int cuda_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
         fn = op_reduce_sum;
         break;
     case VGPU_OP_SGEMM:
-        if (!b->cublas.dl) {
-            return VGPU_S_NOT_SUPPORTED;
-        }
         fn = op_sgemm;
         break;
     case VGPU_OP_MEMCPY:

@@ -34,6 +34,14 @@ __global__ void k_saxpy(float alpha, const float *x, float *y, uint64_t n)
     }
 }
 
+__global__ void k_scale(float beta, float *y, uint64_t n)
+{
+    uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
+    for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        y[i] = beta * y[i];
+    }
+}
+
 __device__ double block_sum(double v)
 {
     __shared__ double warp_sums[VGPU_K_BLOCK / 32];
@@ -108,6 +116,13 @@ extern "C" cudaError_t vgpu_k_saxpy(float alpha, const float *x, float *y, uint6
                                     int sms, cudaStream_t st)
 {
     k_saxpy<<<grid_for(n, sms, 16), VGPU_K_BLOCK, 0, st>>>(alpha, x, y, n);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t vgpu_k_scale(float beta, float *y, uint64_t n, int sms,
+                                    cudaStream_t st)
+{
+    k_scale<<<grid_for(n, sms, 16), VGPU_K_BLOCK, 0, st>>>(beta, y, n);
     return cudaGetLastError();
 }
 

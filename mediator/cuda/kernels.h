@@ -32,6 +32,9 @@ cudaError_t vgpu_k_vector_add(const float *a, const float *b, float *out, uint64
 cudaError_t vgpu_k_saxpy(float alpha, const float *x, float *y, uint64_t n, int sms,
                          cudaStream_t st);
 
+/* y[i] = beta * y[i] (SGEMM with alpha == 0, where BLAS must not read A, B). */
+cudaError_t vgpu_k_scale(float beta, float *y, uint64_t n, int sms, cudaStream_t st);
+
 /*
  * *out = sum(in[0..n)) in double: every thread accumulates in double, blocks
  * reduce into partials[] (at most VGPU_K_REDUCE_MAX_PARTIALS entries), one
