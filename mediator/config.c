@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vgpu/libvgpu.h"
+#include "mediator.h"
+
+static void usage(FILE *f, const char *prog)
+{
+    fprintf(f,
+"usage: %s [options]\n"
+"  --socket-path PATH   listening socket (default: $VGPU_SOCKET or %s)\n"
+"  --backend NAME       auto|cuda|cpu (default auto: cuda if usable, else cpu)\n"
+"  --executors N        executor threads (default: 2 on cpu, 1 per GPU on cuda)\n"
+"  --max-inflight N     requests in flight per VM, 1..%u (default 32)\n"
+"  --max-sessions N     connected devices, 1..4096 (default 64)\n"
+"  --aging-ms MS        wait after which a request competes one class higher (default 100, 0: off)\n"
+"  --quantum-us US      fair-share quantum per unit of weight (default 1000)\n"
+"  --inline-us US       run requests estimated below this on the I/O thread (default 20, 0: never)\n"
+"  --mem-quota MIB      device memory per VM (default 0: no limit)\n"
+"  --timeout-ms MS      per-request time limit (default 0: none)\n"
+"  --gpu N              CUDA device ordinal (default 0)\n"
+"  --config FILE        per-VM overrides: lines \"vm <name|id> priority P weight W\"\n"
+"  --log-level LEVEL    error|warn|info|debug (default info)\n"
+"  --status             print the statistics of the running daemon and exit\n"
+"  --help               this text\n",
+            prog, VGPU_DEFAULT_SOCKET, VGPU_SQ_ENTRIES);
+}
+
+static int parse_uint(const char *opt, const char *s, unsigned long long min,
+                      unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    if (!s || !*s || *s == '-') {
+        goto bad;
+    }
+    v = strtoull(s, &end, 0);
+    if (errno || *end || v < min || v > max) {
+        goto bad;
+    }
+    *out = v;
+    return 0;
+bad:
+    fprintf(stderr, "vgpu-mediator: %s: expected a number in %llu..%llu, got '%s'\n",
+            opt, min, max, s ? s : "");
+    return -EINVAL;
+}
+
+int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
+{
+    enum {
+        O_SOCKET = 256, O_BACKEND, O_EXECUTORS, O_MAX_INFLIGHT, O_MAX_SESSIONS, O_AGING,
+        O_QUANTUM, O_INLINE, O_MEM_QUOTA, O_TIMEOUT, O_GPU, O_CONFIG, O_LOG_LEVEL, O_STATUS,
+        O_HELP,
+    };
+    static const struct option longopts[] = {
+        { "socket-path",  required_argument, NULL, O_SOCKET },
+        { "backend",      required_argument, NULL, O_BACKEND },
+        { "executors",    required_argument, NULL, O_EXECUTORS },
+        { "max-inflight", required_argument, NULL, O_MAX_INFLIGHT },
+        { "max-sessions", required_argument, NULL, O_MAX_SESSIONS },
+        { "aging-ms",     required_argument, NULL, O_AGING },
+        { "quantum-us",   required_argument, NULL, O_QUANTUM },
+        { "inline-us",    required_argument, NULL, O_INLINE },
+        { "mem-quota",    required_argument, NULL, O_MEM_QUOTA },
+        { "timeout-ms",   required_argument, NULL, O_TIMEOUT },
+        { "gpu",          required_argument, NULL, O_GPU },
+        { "config",       required_argument, NULL, O_CONFIG },
+        { "log-level",    required_argument, NULL, O_LOG_LEVEL },
+        { "status",       no_argument,       NULL, O_STATUS },
+        { "help",         no_argument,       NULL, O_HELP },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *env = getenv("VGPU_SOCKET");
+    unsigned long long v;
+    int c, lvl;
+
+    *cfg = (struct vgpu_config) {
+        .socket_path = env && *env ? env : VGPU_DEFAULT_SOCKET,
+        .backend = "auto",
+        .max_inflight = 32,
+        .max_sessions = 64,
+        .aging_ms = 100,
+        .quantum_us = 1000,
+        .inline_max_us = 20,
+        .hello_timeout_ms = 10000,
+        .log_level = VGPU_LOG_INFO,
+    };
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_SOCKET:
+            if (!*optarg || strlen(optarg) >= 108) {
+                fprintf(stderr, "vgpu-mediator: --socket-path: empty or longer than 107 bytes\n");
+                return -EINVAL;
+            }
+            cfg->socket_path = optarg;
+            break;
+        case O_BACKEND:
+            if (strcmp(optarg, "auto") && strcmp(optarg, "cuda") && strcmp(optarg, "cpu")) {
+                fprintf(stderr, "vgpu-mediator: --backend: auto, cuda or cpu, not '%s'\n", optarg);
+                return -EINVAL;
+            }
+            cfg->backend = optarg;
+            break;
+        case O_EXECUTORS:
+            if (parse_uint("--executors", optarg, 1, 64, &v)) return -EINVAL;
+            cfg->executors = (unsigned)v;
+            break;
+        case O_MAX_INFLIGHT:
+            if (parse_uint("--max-inflight", optarg, 1, VGPU_SQ_ENTRIES, &v)) return -EINVAL;
+            cfg->max_inflight = (unsigned)v;
+            break;
+        case O_MAX_SESSIONS:
+            if (parse_uint("--max-sessions", optarg, 1, 4096, &v)) return -EINVAL;
+            cfg->max_sessions = (unsigned)v;
+            break;
+        case O_AGING:
+            if (parse_uint("--aging-ms", optarg, 0, 3600000, &v)) return -EINVAL;
+            cfg->aging_ms = (unsigned)v;
+            break;
+        case O_QUANTUM:
+            if (parse_uint("--quantum-us", optarg, 1, 10000000, &v)) return -EINVAL;
+            cfg->quantum_us = (unsigned)v;
+            break;
+        case O_INLINE:
+            if (parse_uint("--inline-us", optarg, 0, 100000, &v)) return -EINVAL;
+            cfg->inline_max_us = (unsigned)v;
+            break;
+        case O_MEM_QUOTA:
+            if (parse_uint("--mem-quota", optarg, 0, 1ull << 30, &v)) return -EINVAL;
+            cfg->mem_quota_mib = v;
+            break;
+        case O_TIMEOUT:
+            if (parse_uint("--timeout-ms", optarg, 0, 3600000, &v)) return -EINVAL;
+            cfg->timeout_ms = (unsigned)v;
+            break;
+        case O_GPU:
+            if (parse_uint("--gpu", optarg, 0, 255, &v)) return -EINVAL;
+            cfg->gpu_index = (int)v;
+            break;
+        case O_CONFIG:
+            cfg->config_file = optarg;
+            break;
+        case O_LOG_LEVEL:
+            lvl = vgpu_log_parse_level(optarg);
+            if (lvl < 0) {
+                fprintf(stderr, "vgpu-mediator: --log-level: error, warn, info or debug, not '%s'\n",
+                        optarg);
+                return -EINVAL;
+            }
+            cfg->log_level = lvl;
+            break;
+        case O_STATUS:
+            cfg->status = true;
+            break;
+        case O_HELP:
+        case 'h':
+            usage(stdout, argv[0]);
+            return 1;
+        default:
+            usage(stderr, argv[0]);
+            return -EINVAL;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vgpu-mediator: unexpected argument '%s'\n", argv[optind]);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static char *next_token(char **p)
+{
+    char *s = *p, *t;
+
+    while (*s && isspace((unsigned char)*s)) {
+        s++;
+    }
+    if (!*s) {
+        *p = s;
+        return NULL;
+    }
+    t = s;
+    while (*s && !isspace((unsigned char)*s)) {
+        s++;
+    }
+    if (*s) {
+        *s++ = '\0';
+    }
+    *p = s;
+    return t;
+}
+
+int vgpu_config_load_file(struct vgpu_config *cfg, const char *path)
+{
+    char line[512];
+    unsigned lineno = 0;
+    int ret = 0;
+    FILE *f = fopen(path, "re");
+
+    if (!f) {
+        ret = -errno;
+        log_error("config %s: %s", path, strerror(errno));
+        return ret;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        struct vgpu_vm_override o = { .priority = -1, .weight = -1 };
+        char *p = line, *tok, *key, *hash;
+        unsigned long long v;
+
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            log_error("config %s:%u: line longer than %zu bytes", path, lineno, sizeof(line) - 2);
+            ret = -EINVAL;
+            goto out;
+        }
+        hash = strchr(line, '#');
+        if (hash) {
+            *hash = '\0';
+        }
+        tok = next_token(&p);
+        if (!tok) {
+            continue;
+        }
+        if (strcmp(tok, "vm") != 0) {
+            log_error("config %s:%u: expected 'vm', got '%s'", path, lineno, tok);
+            ret = -EINVAL;
+            goto out;
+        }
+        tok = next_token(&p);
+        if (!tok) {
+            log_error("config %s:%u: 'vm' needs a name or id", path, lineno);
+            ret = -EINVAL;
+            goto out;
+        }
+        if (isdigit((unsigned char)tok[0])) {
+            char *end;
+            errno = 0;
+            v = strtoull(tok, &end, 0);
+            if (errno || *end || v > UINT32_MAX) {
+                log_error("config %s:%u: bad vm id '%s'", path, lineno, tok);
+                ret = -EINVAL;
+                goto out;
+            }
+            o.by_id = true;
+            o.vm_id = (uint32_t)v;
+        } else {
+            if (strlen(tok) >= sizeof(o.name)) {
+                log_error("config %s:%u: vm name longer than 63 bytes", path, lineno);
+                ret = -EINVAL;
+                goto out;
+            }
+            strcpy(o.name, tok);
+        }
+        while ((key = next_token(&p))) {
+            char what[64];
+            tok = next_token(&p);
+            snprintf(what, sizeof(what), "config %s:%u: %s", path, lineno, key);
+            if (strcmp(key, "priority") == 0) {
+                if (parse_uint(what, tok, 0, VGPU_PRIO_CLASSES - 1, &v)) { ret = -EINVAL; goto out; }
+                o.priority = (int32_t)v;
+            } else if (strcmp(key, "weight") == 0) {
+                if (parse_uint(what, tok, 1, VGPU_WEIGHT_MAX, &v)) { ret = -EINVAL; goto out; }
+                o.weight = (int32_t)v;
+            } else {
+                log_error("config %s:%u: unknown key '%s' (priority, weight)", path, lineno, key);
+                ret = -EINVAL;
+                goto out;
+            }
+        }
+        if (cfg->n_overrides >= VGPU_MAX_VM_OVERRIDES) {
+            log_error("config %s:%u: more than %u vm lines", path, lineno, VGPU_MAX_VM_OVERRIDES);
+            ret = -E2BIG;
+            goto out;
+        }
+        if (!cfg->overrides) {
+            cfg->overrides = calloc(VGPU_MAX_VM_OVERRIDES, sizeof(*cfg->overrides));
+            if (!cfg->overrides) {
+                ret = -ENOMEM;
+                goto out;
+            }
+        }
+        cfg->overrides[cfg->n_overrides++] = o;
+    }
+    if (ferror(f)) {
+        ret = -EIO;
+        log_error("config %s: read error", path);
+    }
+out:
+    fclose(f);
+    return ret;
+}
+
+void vgpu_config_free(struct vgpu_config *cfg)
+{
+    free(cfg->overrides);
+    cfg->overrides = NULL;
+    cfg->n_overrides = 0;
+}
+
+void vgpu_config_apply(const struct vgpu_config *cfg, uint32_t vm_id, const char *name,
+                       uint32_t *prio, uint32_t *weight)
+{
+    /* The last matching line wins, as in most config formats. */
+    for (unsigned i = cfg->n_overrides; i-- > 0;) {
+        const struct vgpu_vm_override *o = &cfg->overrides[i];
+        if (o->by_id ? o->vm_id == vm_id : (name[0] && strcmp(o->name, name) == 0)) {
+            if (o->priority >= 0) {
+                *prio = (uint32_t)o->priority;
+            }
+            if (o->weight >= 0) {
+                *weight = (uint32_t)o->weight;
+            }
+            return;
+        }
+    }
+}

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+/*
+ * vgpu-mediator internals: the daemon state, one session per connection, and
+ * the functions the modules call on each other.
+ *
+ *   main.c      options, backend selection, signals, --status
+ *   config.c    command line and the per-VM config file
+ *   server.c    listening socket, epoll loop, message parsing, HELLO
+ *   session.c   shared-memory rings: resume, take, complete, teardown
+ *   executor.c  executor threads and the inline fast path
+ *   sched.c     the scheduler (pure)
+ *   stats.c     histograms and the status table
+ *
+ * Locking: one mutex, m->lock, guards the scheduler, every session's ring
+ * state, reference counts, statistics and the session list. Requests execute
+ * with the lock dropped; a session is kept alive by a reference held for each
+ * executing request, so a disconnect never frees memory under a backend.
+ * Sockets: only the I/O thread reads; any thread may send, under s->tx_lock.
+ */
+#ifndef VGPU_MEDIATOR_H
+#define VGPU_MEDIATOR_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vgpu/abi.h"
+#include "vgpu/protocol.h"
+#include "backend.h"
+#include "log.h"
+#include "op.h"
+#include "sched.h"
+#include "stats.h"
+
+/* ---- configuration ---- */
+
+#define VGPU_MAX_VM_OVERRIDES 1024
+
+struct vgpu_vm_override {
+    bool     by_id;
+    uint32_t vm_id;
+    char     name[64];
+    int32_t  priority;   /* -1: keep the device's */
+    int32_t  weight;     /* -1: keep the device's */
+};
+
+struct vgpu_config {
+    const char *socket_path;
+    const char *backend;          /* "auto", "cuda", "cpu" */
+    unsigned    executors;        /* 0: backend default */
+    unsigned    max_inflight;     /* per VM */
+    unsigned    max_sessions;
+    unsigned    aging_ms;
+    unsigned    quantum_us;
+    unsigned    inline_max_us;    /* estimated cost below which requests run inline */
+    uint64_t    mem_quota_mib;    /* 0: no limit */
+    unsigned    timeout_ms;       /* 0: no limit */
+    unsigned    hello_timeout_ms; /* a connection must say HELLO/STATS_REQ by then */
+    int         gpu_index;
+    const char *config_file;
+    int         log_level;
+    bool        status;           /* --status: query a running daemon */
+    struct vgpu_vm_override *overrides;
+    unsigned    n_overrides;
+};
+
+/* Parses argv into cfg (defaults first). Returns 0, 1 for --help (printed),
+ * or -EINVAL after printing the reason to stderr. */
+int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv);
+/* Reads "vm <name|id> priority P weight W" lines. 0 or -errno (logged). */
+int vgpu_config_load_file(struct vgpu_config *cfg, const char *path);
+void vgpu_config_free(struct vgpu_config *cfg);
+/* Applies the matching override, if any, to *prio and *weight. */
+void vgpu_config_apply(const struct vgpu_config *cfg, uint32_t vm_id, const char *name,
+                       uint32_t *prio, uint32_t *weight);
+
+/* ---- sessions ---- */
+
+enum vgpu_conn_state {
+    VGPU_CONN_NEW,      /* connected, nothing said yet */
+    VGPU_CONN_ADMIN,    /* sent STATS_REQ */
+    VGPU_CONN_ACTIVE,   /* HELLO accepted: a device session */
+    VGPU_CONN_CLOSED,   /* torn down; memory lives until the last reference */
+};
+
+#define VGPU_RX_MAX_FDS 4
+#define VGPU_RX_BUF     256  /* the largest message we accept is 144 bytes */
+
+struct vgpu_session;
+
+struct vgpu_req {
+    struct vgpu_sched_req sr;
+    struct vgpu_session *sess;
+    struct vgpu_sqe sqe;            /* private copy: the only thing validated and run */
+    const struct vgpu_op *op;       /* NULL when the opcode is unknown */
+    int32_t  status;                /* pre-set failure, or -1: execute */
+    uint32_t index;                 /* SQ index it was taken from */
+    uint64_t bytes_in, bytes_out;
+};
+
+struct vgpu_session {
+    struct vgpu_mediator *m;
+    struct vgpu_session *prev, *next;   /* m->conns */
+    struct vgpu_session *close_next;    /* closed during this epoll batch */
+    int      fd;
+    uint32_t id;
+    enum vgpu_conn_state state;
+    int      refs;
+    uint64_t connect_ns;
+
+    /* receive side (I/O thread only) */
+    uint8_t  rx[VGPU_RX_BUF];
+    uint32_t rx_len;
+    int      rx_fds[VGPU_RX_MAX_FDS];
+    unsigned n_rx_fds;
+    bool     rx_fd_overflow;
+
+    pthread_mutex_t tx_lock;
+    uint32_t tx_seq;
+
+    /* identity */
+    uint32_t vm_id, prio, weight;
+    char     vm_name[64];
+
+    /* shared memory */
+    struct vgpu_shm_view shm;
+    struct vgpu_shm_ctrl *ctrl;
+    struct vgpu_backend_session *bsess;
+
+    /* ring state: the host's own copies; shared memory is only written */
+    uint32_t sq_head;       /* next request to complete */
+    uint32_t sq_next;       /* next request to take */
+    uint32_t cq_tail;
+    uint32_t taken;         /* taken, not completed */
+    uint32_t max_inflight;
+    struct vgpu_ratelimit corrupt_rl;
+
+    struct vgpu_sched_entity ent;
+    struct vgpu_vm_stats st;
+    struct vgpu_req reqs[VGPU_SQ_ENTRIES];   /* indexed by SQ slot */
+};
+
+/* ---- the daemon ---- */
+
+struct vgpu_mediator {
+    struct vgpu_config cfg;
+    const struct vgpu_backend_ops *bops;
+    struct vgpu_backend *backend;
+    struct vgpu_gpu_info gpu;
+
+    int listen_fd;
+    int epoll_fd;
+    int signal_fd;
+    bool socket_bound;
+
+    pthread_mutex_t lock;
+    pthread_cond_t  work_cond;
+    struct vgpu_sched sched;
+    struct vgpu_session *conns;         /* all connections, NULL-terminated */
+    struct vgpu_session *closing;       /* I/O thread: references to drop */
+    unsigned nconns, nsessions;
+    uint32_t next_session_id;
+    bool     stopping;
+
+    pthread_t *exec_threads;
+    unsigned   n_exec;
+    unsigned   n_exec_started;
+    uint64_t   inline_max_ns;
+
+    uint64_t start_ns;
+    uint64_t sessions_opened, sessions_closed, conns_rejected, inline_runs, exec_runs;
+    struct vgpu_ratelimit conn_rl;
+};
+
+/* server.c */
+int  vgpu_server_open(struct vgpu_mediator *m);
+int  vgpu_server_run(struct vgpu_mediator *m);   /* until SIGTERM/SIGINT */
+void vgpu_server_close(struct vgpu_mediator *m);
+/* Sends a whole message without blocking; -EAGAIN when the socket is full. */
+int  vgpu_session_send(struct vgpu_session *s, const void *msg, uint32_t len);
+void vgpu_session_notify(struct vgpu_session *s);
+/* The status table (lock not held). Returns a malloc'ed string or NULL. */
+char *vgpu_mediator_stats_text(struct vgpu_mediator *m, size_t *len);
+/* Writes the status table to stderr (SIGUSR1, exit). */
+void vgpu_server_dump_stats(struct vgpu_mediator *m);
+
+/* session.c (all with m->lock held unless said otherwise) */
+struct vgpu_session *vgpu_session_new(struct vgpu_mediator *m, int fd);  /* lock not held */
+/* Checks the memfd and maps it; lock not held. 0 or -VGPU_PERR_*, with *why. */
+int  vgpu_session_map(struct vgpu_session *s, int fd, uint64_t shm_size, const char **why);
+/* Resumes the ring after HELLO: fixes a torn completion, then takes. */
+void vgpu_session_resume(struct vgpu_session *s);
+/* Takes new requests from the SQ into the scheduler; returns how many. */
+unsigned vgpu_session_take(struct vgpu_session *s);
+/* Publishes the completion of req (the session's oldest). */
+void vgpu_session_complete(struct vgpu_session *s, struct vgpu_req *req, int32_t status,
+                           uint64_t result, uint64_t exec_ns, uint64_t now_ns);
+/* Ends scheduling for the session (queued requests dropped, stay in the ring). */
+void vgpu_session_detach(struct vgpu_session *s);
+void vgpu_session_get(struct vgpu_session *s);
+/* Drops a reference; true when it was the last: call vgpu_session_destroy()
+ * after releasing the lock. */
+bool vgpu_session_put(struct vgpu_session *s);
+void vgpu_session_destroy(struct vgpu_session *s);   /* lock not held */
+
+/* executor.c */
+int  vgpu_exec_start(struct vgpu_mediator *m, unsigned n);
+void vgpu_exec_stop(struct vgpu_mediator *m);
+/* I/O thread, lock held: runs the session's cheap requests inline when nothing
+ * else is queued, wakes executors for the rest. Returns completions posted. */
+unsigned vgpu_exec_dispatch(struct vgpu_mediator *m, struct vgpu_session *s);
+
+#endif /* VGPU_MEDIATOR_H */

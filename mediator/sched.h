@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+/*
+ * The request scheduler: pure bookkeeping, no threads, no clock of its own
+ * (callers pass "now"), so tests/unit/test_sched.c drives it directly.
+ *
+ * - Priority classes 0 (highest) .. VGPU_PRIO_CLASSES-1, strict between
+ *   classes, with aging: an entity whose head request has waited n whole
+ *   aging periods competes n classes higher (never above 0), so a low class
+ *   never starves.
+ * - Within the best class present: deficit round robin on measured cost.
+ *   Each visit without credit adds quantum x weight to the entity's deficit;
+ *   an entity with a positive deficit is served. The estimate is charged at
+ *   pick time and corrected to the measured cost at completion.
+ * - Per entity (one VM session): FIFO order, at most one request executing.
+ *
+ * Not thread-safe: the mediator calls it under its lock.
+ */
+#ifndef VGPU_MEDIATOR_SCHED_H
+#define VGPU_MEDIATOR_SCHED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vgpu_sched_entity;
+
+struct vgpu_sched_req {
+    struct vgpu_sched_req *next;       /* FIFO link */
+    struct vgpu_sched_entity *ent;
+    uint64_t cost_ns;                  /* estimate, set by the caller */
+    uint64_t enqueue_ns;
+    uint64_t pick_ns;
+};
+
+struct vgpu_sched_entity {
+    uint32_t prio;                     /* base class */
+    uint32_t weight;                   /* >= 1 */
+    int64_t  deficit_ns;
+    struct vgpu_sched_req *head, *tail;
+    uint32_t queued;
+    bool     running;                  /* a request is picked, not completed */
+    bool     active;                   /* linked in the round-robin list */
+    bool     removed;
+    struct vgpu_sched_entity *prev, *next; /* round-robin list */
+    /* accounting */
+    uint64_t charged_ns;               /* measured cost of completed requests */
+    uint64_t picks;
+};
+
+struct vgpu_sched {
+    uint64_t quantum_ns;
+    uint64_t aging_ns;                 /* 0: no aging */
+    struct vgpu_sched_entity rr;       /* list sentinel */
+    uint32_t queued;                   /* requests queued, all entities */
+    uint32_t running;                  /* requests picked, not completed */
+};
+
+#define VGPU_SCHED_DEFAULT_QUANTUM_NS (1000ull * 1000)        /* 1 ms */
+#define VGPU_SCHED_DEFAULT_AGING_NS   (100ull * 1000 * 1000)  /* 100 ms */
+
+void vgpu_sched_init(struct vgpu_sched *s, uint64_t quantum_ns, uint64_t aging_ns);
+/* prio is clamped to the last class, weight 0 becomes 1. */
+void vgpu_sched_entity_init(struct vgpu_sched_entity *e, uint32_t prio, uint32_t weight);
+
+void vgpu_sched_enqueue(struct vgpu_sched *s, struct vgpu_sched_entity *e,
+                        struct vgpu_sched_req *r, uint64_t now_ns);
+
+/* The next request to execute (its entity becomes running), or NULL. */
+struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns);
+
+/* The request picked earlier finished after actual_ns of execution. */
+void vgpu_sched_complete(struct vgpu_sched *s, struct vgpu_sched_req *r, uint64_t actual_ns);
+
+/*
+ * Takes the entity out of scheduling: its queued requests are dropped (they
+ * are not freed, the caller owns them); a running request may still be
+ * completed afterwards. Returns the number of dropped requests.
+ */
+uint32_t vgpu_sched_remove(struct vgpu_sched *s, struct vgpu_sched_entity *e);
+
+/* The class the entity's head request competes in now. */
+uint32_t vgpu_sched_effective_class(const struct vgpu_sched *s,
+                                    const struct vgpu_sched_entity *e, uint64_t now_ns);
+
+/* true when every queued request belongs to e and e is not running. */
+static inline bool vgpu_sched_only(const struct vgpu_sched *s, const struct vgpu_sched_entity *e)
+{
+    return !e->running && e->queued > 0 && s->queued == e->queued;
+}
+
+#endif /* VGPU_MEDIATOR_SCHED_H */

@@ -1,0 +1,919 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+/*
+ * The I/O thread: the listening socket, one epoll loop over it, the signal
+ * fd and every connection; message framing and validation; HELLO.
+ *
+ * Every message is checked in a fixed order before anything acts on it:
+ * complete header, size within [16, VGPU_MSG_MAX_SIZE], known type, exact
+ * size for the type, allowed in this connection state, and only then (once
+ * the body is in) file descriptors: exactly one on HELLO, none elsewhere.
+ * Every reject path closes the descriptors received.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "vgpu/ring.h"
+#include "mediator.h"
+#include "util.h"
+
+#ifndef VGPU_VERSION
+#define VGPU_VERSION "unknown"
+#endif
+
+#define EPOLL_BATCH      64
+#define MSGS_PER_WAKEUP  32   /* per connection, so one peer cannot hog the loop */
+#define CONN_SLACK       16   /* connections allowed beyond max-sessions (admin, pending) */
+
+static const char *const msg_names[VGPU_MSG_TYPE_COUNT] = {
+    "0?", "HELLO", "WELCOME", "KICK", "NOTIFY", "BYE", "ERROR", "STATS_REQ", "STATS_REPLY",
+};
+
+static const char *msg_name(uint16_t t)
+{
+    return t < VGPU_MSG_TYPE_COUNT ? msg_names[t] : "unknown";
+}
+
+/* ---------------------------------------------------------------- send */
+
+int vgpu_session_send(struct vgpu_session *s, const void *msg, uint32_t len)
+{
+    const uint8_t *p = msg;
+    uint32_t done = 0;
+    int ret = 0;
+
+    pthread_mutex_lock(&s->tx_lock);
+    while (done < len) {
+        ssize_t n = send(s->fd, p + done, len - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n >= 0) {
+            done += (uint32_t)n;
+            continue;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EAGAIN && done > 0) {
+            /* Half a message is out: finish it or the stream is garbage. */
+            struct pollfd pfd = { .fd = s->fd, .events = POLLOUT };
+            if (poll(&pfd, 1, 1000) == 1) {
+                continue;
+            }
+            ret = -ETIMEDOUT;
+            break;
+        }
+        ret = -errno;
+        break;
+    }
+    pthread_mutex_unlock(&s->tx_lock);
+    return ret;
+}
+
+static void hdr_init(struct vgpu_msg_hdr *h, uint16_t type, uint32_t size, uint32_t seq)
+{
+    *h = (struct vgpu_msg_hdr) { .type = type, .size = size, .seq = seq };
+}
+
+void vgpu_session_notify(struct vgpu_session *s)
+{
+    struct vgpu_msg_notify n = { 0 };
+    int r;
+
+    hdr_init(&n.hdr, VGPU_MSG_NOTIFY, sizeof(n), 0);
+    n.cq_tail = __atomic_load_n(&s->cq_tail, __ATOMIC_RELAXED);
+    r = vgpu_session_send(s, &n, sizeof(n));
+    /*
+     * -EAGAIN: the device has not read what we sent before, so a NOTIFY is
+     * already waiting for it; it reads the CQ up to cq_tail, not up to the
+     * hint, so dropping this one loses nothing.
+     */
+    if (r < 0 && r != -EAGAIN) {
+        log_debug("session %u: NOTIFY: %s", s->id, strerror(-r));
+    }
+}
+
+static void send_error(struct vgpu_session *s, uint32_t code, uint32_t ref_seq, const char *text)
+{
+    struct vgpu_msg_error e = { 0 };
+
+    hdr_init(&e.hdr, VGPU_MSG_ERROR, sizeof(e), 0);
+    e.code = code;
+    e.ref_seq = ref_seq;
+    snprintf(e.text, sizeof(e.text), "%s", text);
+    (void)vgpu_session_send(s, &e, sizeof(e));
+}
+
+/* ---------------------------------------------------------------- close */
+
+static void close_rx_fds(struct vgpu_session *s)
+{
+    for (unsigned i = 0; i < s->n_rx_fds; i++) {
+        close(s->rx_fds[i]);
+        s->rx_fds[i] = -1;
+    }
+    s->n_rx_fds = 0;
+}
+
+/* I/O thread. The memory goes when the last executing request lets go. */
+static void conn_close(struct vgpu_mediator *m, struct vgpu_session *s, const char *why)
+{
+    if (s->state == VGPU_CONN_CLOSED) {
+        return;
+    }
+    epoll_ctl(m->epoll_fd, EPOLL_CTL_DEL, s->fd, NULL);
+    /* The peer sees EOF now even if an executor still holds the session. */
+    shutdown(s->fd, SHUT_RDWR);
+    close_rx_fds(s);
+
+    pthread_mutex_lock(&m->lock);
+    if (s->state == VGPU_CONN_ACTIVE) {
+        log_info("session %u (vm %u '%s') closed: %s; %llu requests, %llu completed", s->id,
+                 s->vm_id, s->vm_name, why, (unsigned long long)s->st.requests,
+                 (unsigned long long)s->st.completed);
+    } else {
+        log_debug("connection %u closed: %s", s->id, why);
+    }
+    vgpu_session_detach(s);
+    if (s->prev) {
+        s->prev->next = s->next;
+    } else {
+        m->conns = s->next;
+    }
+    if (s->next) {
+        s->next->prev = s->prev;
+    }
+    s->prev = s->next = NULL;
+    m->nconns--;
+    pthread_mutex_unlock(&m->lock);
+
+    /* Events of this epoll batch may still name s: drop our reference later. */
+    s->close_next = m->closing;
+    m->closing = s;
+}
+
+static void flush_closing(struct vgpu_mediator *m)
+{
+    while (m->closing) {
+        struct vgpu_session *s = m->closing;
+        bool last;
+
+        m->closing = s->close_next;
+        pthread_mutex_lock(&m->lock);
+        last = vgpu_session_put(s);
+        pthread_mutex_unlock(&m->lock);
+        if (last) {
+            vgpu_session_destroy(s);
+        }
+    }
+}
+
+__attribute__((format(printf, 5, 6)))
+static void conn_fail(struct vgpu_mediator *m, struct vgpu_session *s, uint32_t code,
+                      uint32_t ref_seq, const char *fmt, ...)
+{
+    char text[120];
+    uint64_t suppressed;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&m->lock);
+    m->conns_rejected++;
+    pthread_mutex_unlock(&m->lock);
+    /* Anyone who can connect can trigger this line: rate-limit it. */
+    if (vgpu_ratelimit_ok(&m->conn_rl, &suppressed)) {
+        log_warn("connection %u%s: protocol error %u: %s; dropping it%s", s->id,
+                 s->state == VGPU_CONN_ACTIVE ? " (device session)" : "", code, text,
+                 suppressed ? " (similar messages suppressed)" : "");
+    }
+    send_error(s, code, ref_seq, text);
+    conn_close(m, s, text);
+}
+
+/* ---------------------------------------------------------------- stats */
+
+char *vgpu_mediator_stats_text(struct vgpu_mediator *m, size_t *len)
+{
+    const size_t cap = VGPU_MSG_MAX_SIZE - sizeof(struct vgpu_msg_hdr);
+    struct vgpu_stats_row *rows;
+    char head[1024], health[160] = "ok";
+    char *buf = malloc(cap + 1);
+    unsigned n = 0;
+    uint64_t up;
+
+    if (!buf) {
+        return NULL;
+    }
+    pthread_mutex_lock(&m->lock);
+    rows = calloc(m->nsessions ? m->nsessions : 1, sizeof(*rows));
+    if (!rows) {
+        pthread_mutex_unlock(&m->lock);
+        free(buf);
+        return NULL;
+    }
+    for (struct vgpu_session *s = m->conns; s; s = s->next) {
+        if (s->state != VGPU_CONN_ACTIVE || n >= m->nsessions) {
+            continue;
+        }
+        rows[n++] = (struct vgpu_stats_row) {
+            .session_id = s->id, .vm_id = s->vm_id, .vm_name = s->vm_name,
+            .prio = s->prio, .weight = s->weight, .inflight = s->taken,
+            .charged_ns = s->ent.charged_ns, .st = &s->st,
+        };
+    }
+    if (m->bops && m->bops->health && m->backend) {
+        m->bops->health(m->backend, health, sizeof(health));
+        health[sizeof(health) - 1] = '\0';
+    }
+    up = vgpu_now_ns() - m->start_ns;
+    snprintf(head, sizeof(head),
+             "vgpu-mediator %s  pid %d  up %.1fs  socket %s\n"
+             "backend: %s  gpu: %s  health: %s\n"
+             "sessions: %u live (max %u), %llu opened, %llu closed; connections %u, %llu rejected\n"
+             "scheduler: %u queued, %u running; executors %u; runs inline %llu, on executors %llu\n",
+             VGPU_VERSION, (int)getpid(), (double)up / 1e9, m->cfg.socket_path,
+             m->bops ? m->bops->name : "none", m->gpu.name[0] ? m->gpu.name : "-", health,
+             m->nsessions, m->cfg.max_sessions, (unsigned long long)m->sessions_opened,
+             (unsigned long long)m->sessions_closed, m->nconns,
+             (unsigned long long)m->conns_rejected, m->sched.queued, m->sched.running,
+             m->n_exec, (unsigned long long)m->inline_runs, (unsigned long long)m->exec_runs);
+    *len = vgpu_stats_format(buf, cap + 1, head, rows, n);
+    pthread_mutex_unlock(&m->lock);
+    free(rows);
+    return buf;
+}
+
+static void handle_stats_req(struct vgpu_mediator *m, struct vgpu_session *s, uint32_t seq)
+{
+    struct vgpu_msg_hdr *h;
+    size_t len = 0;
+    char *text = vgpu_mediator_stats_text(m, &len);
+    uint8_t *msg;
+
+    if (!text) {
+        conn_fail(m, s, VGPU_PERR_LIMIT, seq, "out of memory building the statistics");
+        return;
+    }
+    msg = malloc(sizeof(*h) + len);
+    if (!msg) {
+        free(text);
+        conn_fail(m, s, VGPU_PERR_LIMIT, seq, "out of memory building the statistics");
+        return;
+    }
+    h = (struct vgpu_msg_hdr *)msg;
+    hdr_init(h, VGPU_MSG_STATS_REPLY, (uint32_t)(sizeof(*h) + len), seq);
+    memcpy(msg + sizeof(*h), text, len);
+    if (s->state == VGPU_CONN_NEW) {
+        s->state = VGPU_CONN_ADMIN;
+    }
+    if (vgpu_session_send(s, msg, (uint32_t)(sizeof(*h) + len)) < 0) {
+        conn_close(m, s, "cannot send STATS_REPLY");
+    }
+    free(msg);
+    free(text);
+}
+
+/* ---------------------------------------------------------------- HELLO */
+
+static void copy_name(char *dst, const char *src, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i + 1 < n && src[i]; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?'; /* it goes into logs */
+    }
+    dst[i] = '\0';
+}
+
+static void handle_hello(struct vgpu_mediator *m, struct vgpu_session *s)
+{
+    struct vgpu_msg_hello h;
+    struct vgpu_msg_welcome w = { 0 };
+    const char *why = NULL;
+    uint32_t prio, weight;
+    unsigned done;
+    int fd, r;
+
+    memcpy(&h, s->rx, sizeof(h));
+    fd = s->rx_fds[0];
+    s->rx_fds[0] = -1;
+    s->n_rx_fds = 0;
+
+    if (h.version_major != VGPU_PROTO_VERSION_MAJOR) {
+        close(fd);
+        conn_fail(m, s, VGPU_PERR_VERSION, h.hdr.seq, "protocol version %u.%u, mediator speaks %u.%u",
+                  h.version_major, h.version_minor, VGPU_PROTO_VERSION_MAJOR,
+                  VGPU_PROTO_VERSION_MINOR);
+        return;
+    }
+    if ((h.abi_version >> 16) != VGPU_ABI_VERSION_MAJOR) {
+        close(fd);
+        conn_fail(m, s, VGPU_PERR_VERSION, h.hdr.seq, "ABI version %u.%u, mediator has %u.%u",
+                  h.abi_version >> 16, h.abi_version & 0xffff, VGPU_ABI_VERSION_MAJOR,
+                  VGPU_ABI_VERSION_MINOR);
+        return;
+    }
+    if (h.priority >= VGPU_PRIO_CLASSES || h.weight < 1 || h.weight > VGPU_WEIGHT_MAX) {
+        close(fd);
+        conn_fail(m, s, VGPU_PERR_IDENTITY, h.hdr.seq,
+                  "priority %u (0..%u) or weight %u (1..%u) out of range", h.priority,
+                  VGPU_PRIO_CLASSES - 1, h.weight, VGPU_WEIGHT_MAX);
+        return;
+    }
+    copy_name(s->vm_name, h.vm_name, sizeof(s->vm_name));
+    prio = h.priority;
+    weight = h.weight;
+    vgpu_config_apply(&m->cfg, h.vm_id, s->vm_name, &prio, &weight);
+
+    /* Only this thread adds sessions, so the checks stay true until we do. */
+    pthread_mutex_lock(&m->lock);
+    r = 0;
+    if (m->nsessions >= m->cfg.max_sessions) {
+        r = VGPU_PERR_LIMIT;
+    } else {
+        for (struct vgpu_session *o = m->conns; o; o = o->next) {
+            if (o != s && o->state == VGPU_CONN_ACTIVE && o->vm_id == h.vm_id) {
+                r = VGPU_PERR_IDENTITY;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (r == VGPU_PERR_LIMIT) {
+        close(fd);
+        conn_fail(m, s, r, h.hdr.seq, "too many sessions (max %u)", m->cfg.max_sessions);
+        return;
+    }
+    if (r) {
+        close(fd);
+        conn_fail(m, s, r, h.hdr.seq, "vm id %u is already connected", h.vm_id);
+        return;
+    }
+
+    r = vgpu_session_map(s, fd, h.shm_size, &why);
+    close(fd); /* the mapping keeps the memory */
+    if (r < 0) {
+        conn_fail(m, s, (uint32_t)-r, h.hdr.seq, "%s", why);
+        return;
+    }
+    r = m->bops->session_open(m->backend, h.vm_id, &s->shm, &s->bsess);
+    if (r < 0) {
+        conn_fail(m, s, VGPU_PERR_SHM, h.hdr.seq, "backend %s cannot use the memory: %s",
+                  m->bops->name, strerror(-r));
+        return;
+    }
+
+    hdr_init(&w.hdr, VGPU_MSG_WELCOME, sizeof(w), h.hdr.seq);
+    w.version_major = VGPU_PROTO_VERSION_MAJOR;
+    w.version_minor = VGPU_PROTO_VERSION_MINOR;
+    w.session_id = s->id;
+    w.backend = m->bops->kind;
+    w.max_inflight = m->cfg.max_inflight;
+    w.gpu_mem_mib = (uint32_t)VGPU_MIN(m->gpu.total_mem >> 20, (uint64_t)UINT32_MAX);
+    w.gpu_sms = m->gpu.sm_count;
+    w.gpu_cc = m->gpu.cc_major << 8 | m->gpu.cc_minor;
+    memcpy(w.gpu_name, m->gpu.name, sizeof(w.gpu_name));
+    w.gpu_name[sizeof(w.gpu_name) - 1] = '\0';
+    if (vgpu_session_send(s, &w, sizeof(w)) < 0) {
+        conn_close(m, s, "cannot send WELCOME");
+        return;
+    }
+
+    pthread_mutex_lock(&m->lock);
+    s->vm_id = h.vm_id;
+    s->prio = prio;
+    s->weight = weight;
+    s->max_inflight = m->cfg.max_inflight;
+    vgpu_sched_entity_init(&s->ent, prio, weight);
+    s->state = VGPU_CONN_ACTIVE;
+    m->nsessions++;
+    m->sessions_opened++;
+    log_info("session %u: vm %u '%s' attached: priority %u weight %u%s, shm %llu MiB, features 0x%x",
+             s->id, s->vm_id, s->vm_name, prio, weight,
+             (prio != h.priority || weight != h.weight) ? " (from config)" : "",
+             (unsigned long long)(h.shm_size >> 20), h.features);
+    vgpu_session_resume(s);
+    done = vgpu_exec_dispatch(m, s);
+    pthread_mutex_unlock(&m->lock);
+    if (done) {
+        vgpu_session_notify(s);
+    }
+}
+
+/* ---------------------------------------------------------------- receive */
+
+static int conn_recv(struct vgpu_session *s, void *buf, size_t want)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * 8)];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = { .iov_base = buf, .iov_len = want };
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1,
+        .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
+    };
+    ssize_t n;
+
+    do {
+        n = recvmsg(s->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        return -errno;
+    }
+    if (msg.msg_flags & MSG_CTRUNC) {
+        s->rx_fd_overflow = true;
+    }
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            int fds[8];
+
+            memcpy(fds, CMSG_DATA(c), VGPU_MIN(nfd, (size_t)8) * sizeof(int));
+            for (size_t i = 0; i < nfd && i < 8; i++) {
+                if (s->n_rx_fds < VGPU_RX_MAX_FDS) {
+                    s->rx_fds[s->n_rx_fds++] = fds[i];
+                } else {
+                    close(fds[i]);
+                    s->rx_fd_overflow = true;
+                }
+            }
+        }
+    }
+    return (int)n;
+}
+
+static uint32_t expected_size(uint16_t type)
+{
+    switch (type) {
+    case VGPU_MSG_HELLO:     return sizeof(struct vgpu_msg_hello);
+    case VGPU_MSG_WELCOME:   return sizeof(struct vgpu_msg_welcome);
+    case VGPU_MSG_KICK:      return sizeof(struct vgpu_msg_kick);
+    case VGPU_MSG_NOTIFY:    return sizeof(struct vgpu_msg_notify);
+    case VGPU_MSG_BYE:       return sizeof(struct vgpu_msg_bye);
+    case VGPU_MSG_ERROR:     return sizeof(struct vgpu_msg_error);
+    case VGPU_MSG_STATS_REQ: return sizeof(struct vgpu_msg_hdr);
+    default:                 return 0; /* STATS_REPLY: variable, never sent to us */
+    }
+}
+
+static bool allowed(enum vgpu_conn_state st, uint16_t type)
+{
+    switch (type) {
+    case VGPU_MSG_HELLO:     return st == VGPU_CONN_NEW;
+    case VGPU_MSG_KICK:      return st == VGPU_CONN_ACTIVE;
+    case VGPU_MSG_BYE:
+    case VGPU_MSG_ERROR:
+    case VGPU_MSG_STATS_REQ: return true;
+    default:                 return false; /* mediator -> peer only */
+    }
+}
+
+/* Checks a complete header; 0, or a VGPU_PERR_* after conn_fail(). */
+static int check_header(struct vgpu_mediator *m, struct vgpu_session *s,
+                        const struct vgpu_msg_hdr *h)
+{
+    uint32_t want;
+
+    if (h->size < sizeof(*h) || h->size > VGPU_MSG_MAX_SIZE) {
+        conn_fail(m, s, VGPU_PERR_MALFORMED, h->seq, "message size %u outside %zu..%u",
+                  h->size, sizeof(*h), VGPU_MSG_MAX_SIZE);
+        return VGPU_PERR_MALFORMED;
+    }
+    if (h->type == 0 || h->type >= VGPU_MSG_TYPE_COUNT) {
+        conn_fail(m, s, VGPU_PERR_TYPE, h->seq, "unknown message type %u", h->type);
+        return VGPU_PERR_TYPE;
+    }
+    want = expected_size(h->type);
+    if (want && h->size != want) {
+        conn_fail(m, s, VGPU_PERR_MALFORMED, h->seq, "%s of %u bytes, expected %u",
+                  msg_name(h->type), h->size, want);
+        return VGPU_PERR_MALFORMED;
+    }
+    if (!allowed(s->state, h->type)) {
+        conn_fail(m, s, VGPU_PERR_TYPE, h->seq, "unexpected %s %s", msg_name(h->type),
+                  s->state == VGPU_CONN_NEW ? "before HELLO" :
+                  h->type == VGPU_MSG_HELLO ? "twice" : "in this state");
+        return VGPU_PERR_TYPE;
+    }
+    return 0;
+}
+
+static void handle_message(struct vgpu_mediator *m, struct vgpu_session *s)
+{
+    const struct vgpu_msg_hdr *h = (const struct vgpu_msg_hdr *)s->rx;
+    unsigned done;
+
+    if (s->rx_fd_overflow) {
+        conn_fail(m, s, VGPU_PERR_FD, h->seq, "too many file descriptors with %s",
+                  msg_name(h->type));
+        return;
+    }
+    if (h->type == VGPU_MSG_HELLO && s->n_rx_fds != 1) {
+        conn_fail(m, s, VGPU_PERR_FD, h->seq, "HELLO with %u file descriptors, expected 1",
+                  s->n_rx_fds);
+        return;
+    }
+    if (h->type != VGPU_MSG_HELLO && s->n_rx_fds != 0) {
+        conn_fail(m, s, VGPU_PERR_FD, h->seq, "file descriptor with %s", msg_name(h->type));
+        return;
+    }
+
+    switch (h->type) {
+    case VGPU_MSG_HELLO:
+        handle_hello(m, s);
+        break;
+    case VGPU_MSG_KICK:
+        pthread_mutex_lock(&m->lock);
+        s->st.kicks++;
+        vgpu_session_take(s);
+        done = vgpu_exec_dispatch(m, s);
+        pthread_mutex_unlock(&m->lock);
+        if (done) {
+            vgpu_session_notify(s);
+        }
+        break;
+    case VGPU_MSG_BYE: {
+        const struct vgpu_msg_bye *b = (const void *)s->rx;
+        conn_close(m, s, b->reason == VGPU_BYE_RESET ? "device reset (BYE)" : "device said BYE");
+        break;
+    }
+    case VGPU_MSG_ERROR: {
+        const struct vgpu_msg_error *e = (const void *)s->rx;
+        char text[sizeof(e->text) + 1];
+        char why[200];
+        copy_name(text, e->text, sizeof(text));
+        snprintf(why, sizeof(why), "peer reported error %u: %s", e->code, text);
+        conn_close(m, s, why);
+        break;
+    }
+    case VGPU_MSG_STATS_REQ:
+        handle_stats_req(m, s, h->seq);
+        break;
+    }
+}
+
+static void conn_readable(struct vgpu_mediator *m, struct vgpu_session *s)
+{
+    const struct vgpu_msg_hdr *h = (const struct vgpu_msg_hdr *)s->rx;
+
+    for (int budget = MSGS_PER_WAKEUP; budget > 0 && s->state != VGPU_CONN_CLOSED; budget--) {
+        size_t want = s->rx_len < sizeof(*h) ? sizeof(*h) - s->rx_len : h->size - s->rx_len;
+        int n = conn_recv(s, s->rx + s->rx_len, want);
+
+        if (n == -EAGAIN || n == -EWOULDBLOCK) {
+            return;
+        }
+        if (n < 0) {
+            char why[80];
+            snprintf(why, sizeof(why), "recv: %s", strerror(-n));
+            conn_close(m, s, why);
+            return;
+        }
+        if (n == 0) {
+            if (s->rx_len > 0 || s->n_rx_fds > 0) {
+                uint64_t suppressed;
+                if (vgpu_ratelimit_ok(&m->conn_rl, &suppressed)) {
+                    log_warn("connection %u: truncated message (%u bytes) before EOF; dropping it",
+                             s->id, s->rx_len);
+                }
+                conn_close(m, s, "truncated message");
+            } else {
+                conn_close(m, s, "peer closed the connection");
+            }
+            return;
+        }
+        if (s->rx_len < sizeof(*h)) {
+            s->rx_len += (uint32_t)n;
+            if (s->rx_len < sizeof(*h)) {
+                continue;
+            }
+            if (check_header(m, s, h)) {
+                return;
+            }
+        } else {
+            s->rx_len += (uint32_t)n;
+        }
+        if (s->rx_len < h->size) {
+            continue;
+        }
+        handle_message(m, s);
+        s->rx_len = 0;
+        s->rx_fd_overflow = false;
+        if (s->state != VGPU_CONN_CLOSED) {
+            close_rx_fds(s); /* consumed by HELLO, or none */
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- accept */
+
+static void handle_accept(struct vgpu_mediator *m)
+{
+    for (int i = 0; i < 16; i++) {
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
+        struct vgpu_session *s;
+        uint64_t suppressed;
+        int fd = accept4(m->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED &&
+                vgpu_ratelimit_ok(&m->conn_rl, &suppressed)) {
+                log_warn("accept: %s", strerror(errno));
+            }
+            return;
+        }
+        if (m->nconns >= m->cfg.max_sessions + CONN_SLACK) {
+            if (vgpu_ratelimit_ok(&m->conn_rl, &suppressed)) {
+                log_warn("refusing a connection: %u open (limit %u)", m->nconns,
+                         m->cfg.max_sessions + CONN_SLACK);
+            }
+            m->conns_rejected++;
+            close(fd);
+            continue;
+        }
+        s = vgpu_session_new(m, fd);
+        if (!s) {
+            log_error("out of memory for a new connection");
+            close(fd);
+            continue;
+        }
+        ev.data.ptr = s;
+        if (epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            log_error("epoll_ctl: %s", strerror(errno));
+            vgpu_session_destroy(s);
+            continue;
+        }
+        pthread_mutex_lock(&m->lock);
+        s->id = m->next_session_id++;
+        if (m->next_session_id == 0) {
+            m->next_session_id = 1;
+        }
+        s->next = m->conns;
+        if (m->conns) {
+            m->conns->prev = s;
+        }
+        m->conns = s;
+        m->nconns++;
+        pthread_mutex_unlock(&m->lock);
+        log_debug("connection %u accepted", s->id);
+    }
+}
+
+/* ---------------------------------------------------------------- socket */
+
+static int mkdir_parents(const char *path)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char *p;
+
+    snprintf(dir, sizeof(dir), "%s", path);
+    p = strrchr(dir, '/');
+    if (!p || p == dir) {
+        return 0;
+    }
+    *p = '\0';
+    for (p = dir + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+                return -errno;
+            }
+            *p = '/';
+        }
+    }
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        return -errno;
+    }
+    return 0;
+}
+
+/* Removes path if it is a socket nobody answers on. */
+static int remove_stale_socket(const struct sockaddr_un *sa)
+{
+    struct stat st;
+    int fd, r;
+
+    if (lstat(sa->sun_path, &st) < 0) {
+        return errno == ENOENT ? 0 : -errno;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        log_error("%s exists and is not a socket; not touching it", sa->sun_path);
+        return -EEXIST;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+    close(fd);
+    if (r == 0) {
+        log_error("another mediator is answering on %s", sa->sun_path);
+        return -EADDRINUSE;
+    }
+    if (errno != ECONNREFUSED) {
+        r = -errno;
+        log_error("cannot probe %s: %s", sa->sun_path, strerror(errno));
+        return r;
+    }
+    log_info("removing stale socket %s (nobody answers)", sa->sun_path);
+    if (unlink(sa->sun_path) < 0 && errno != ENOENT) {
+        return -errno;
+    }
+    return 0;
+}
+
+int vgpu_server_open(struct vgpu_mediator *m)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct epoll_event ev = { .events = EPOLLIN };
+    mode_t old;
+    int r;
+
+    m->listen_fd = m->epoll_fd = -1;
+    if (strlen(m->cfg.socket_path) >= sizeof(sa.sun_path)) {
+        log_error("socket path too long: %s", m->cfg.socket_path);
+        return -ENAMETOOLONG;
+    }
+    strcpy(sa.sun_path, m->cfg.socket_path);
+    r = mkdir_parents(sa.sun_path);
+    if (r < 0) {
+        log_error("cannot create the directory of %s: %s", sa.sun_path, strerror(-r));
+        return r;
+    }
+    r = remove_stale_socket(&sa);
+    if (r < 0) {
+        return r;
+    }
+    m->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (m->listen_fd < 0) {
+        r = -errno;
+        goto err;
+    }
+    old = umask(0117); /* the socket is born 0660: no window with a wider mode */
+    r = bind(m->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (r < 0) {
+        r = -errno;
+        log_error("bind %s: %s", sa.sun_path, strerror(errno));
+        goto err_close;
+    }
+    m->socket_bound = true;
+    if (listen(m->listen_fd, 128) < 0) {
+        r = -errno;
+        log_error("listen: %s", strerror(errno));
+        goto err_unlink;
+    }
+    m->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (m->epoll_fd < 0) {
+        r = -errno;
+        goto err_unlink;
+    }
+    ev.data.ptr = &m->listen_fd;
+    if (epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, m->listen_fd, &ev) < 0) {
+        r = -errno;
+        goto err_epoll;
+    }
+    ev.data.ptr = &m->signal_fd;
+    if (epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, m->signal_fd, &ev) < 0) {
+        r = -errno;
+        goto err_epoll;
+    }
+    return 0;
+
+err_epoll:
+    close(m->epoll_fd);
+    m->epoll_fd = -1;
+err_unlink:
+    unlink(sa.sun_path);
+    m->socket_bound = false;
+err_close:
+    close(m->listen_fd);
+    m->listen_fd = -1;
+err:
+    if (r < 0) {
+        log_error("cannot listen on %s: %s", m->cfg.socket_path, strerror(-r));
+    }
+    return r;
+}
+
+static void dump_stats(struct vgpu_mediator *m)
+{
+    size_t len;
+    char *t = vgpu_mediator_stats_text(m, &len);
+
+    if (t) {
+        vgpu_log_raw(t, len);
+        free(t);
+    }
+}
+
+static void check_hello_deadlines(struct vgpu_mediator *m)
+{
+    uint64_t now = vgpu_now_ns();
+    uint64_t limit = (uint64_t)m->cfg.hello_timeout_ms * 1000000ull;
+    struct vgpu_session *s, *next;
+
+    for (s = m->conns; s; s = next) {
+        next = s->next;
+        if (s->state == VGPU_CONN_NEW && now - s->connect_ns > limit) {
+            conn_fail(m, s, VGPU_PERR_TYPE, 0, "no HELLO or STATS_REQ within %u ms",
+                      m->cfg.hello_timeout_ms);
+        }
+    }
+}
+
+int vgpu_server_run(struct vgpu_mediator *m)
+{
+    struct epoll_event evs[EPOLL_BATCH];
+    uint64_t last_tick = vgpu_now_ns();
+
+    for (;;) {
+        int n = epoll_wait(m->epoll_fd, evs, EPOLL_BATCH, 1000);
+
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            log_error("epoll_wait: %s", strerror(errno));
+            return -errno;
+        }
+        for (int i = 0; i < n; i++) {
+            void *p = evs[i].data.ptr;
+
+            if (p == &m->listen_fd) {
+                handle_accept(m);
+            } else if (p == &m->signal_fd) {
+                struct signalfd_siginfo si;
+                while (read(m->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+                    if (si.ssi_signo == SIGUSR1) {
+                        dump_stats(m);
+                    } else {
+                        log_info("signal %d (%s): shutting down", (int)si.ssi_signo,
+                                 strsignal((int)si.ssi_signo));
+                        flush_closing(m);
+                        return 0;
+                    }
+                }
+            } else {
+                struct vgpu_session *s = p;
+                if (s->state == VGPU_CONN_CLOSED) {
+                    continue;
+                }
+                if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)) {
+                    conn_readable(m, s);
+                }
+            }
+        }
+        flush_closing(m);
+        if (vgpu_now_ns() - last_tick >= 1000000000ull) {
+            last_tick = vgpu_now_ns();
+            check_hello_deadlines(m);
+            flush_closing(m);
+        }
+    }
+}
+
+void vgpu_server_close(struct vgpu_mediator *m)
+{
+    while (m->conns) {
+        struct vgpu_session *s = m->conns;
+        if (s->state == VGPU_CONN_ACTIVE) {
+            struct vgpu_msg_bye b = { 0 };
+            hdr_init(&b.hdr, VGPU_MSG_BYE, sizeof(b), 0);
+            b.reason = VGPU_BYE_SHUTDOWN;
+            (void)vgpu_session_send(s, &b, sizeof(b));
+        }
+        conn_close(m, s, "mediator shutting down");
+    }
+    flush_closing(m);
+    if (m->listen_fd >= 0) {
+        close(m->listen_fd);
+        m->listen_fd = -1;
+    }
+    if (m->socket_bound) {
+        unlink(m->cfg.socket_path);
+        m->socket_bound = false;
+    }
+    if (m->epoll_fd >= 0) {
+        close(m->epoll_fd);
+        m->epoll_fd = -1;
+    }
+}
+
+void vgpu_server_dump_stats(struct vgpu_mediator *m)
+{
+    dump_stats(m);
+}

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+#include "stats.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static unsigned hist_index(uint64_t v)
+{
+    unsigned msb, idx;
+
+    if (v < (1u << VGPU_HIST_SUB_BITS)) {
+        return (unsigned)v;
+    }
+    msb = 63u - (unsigned)__builtin_clzll(v);
+    idx = ((msb - VGPU_HIST_SUB_BITS + 1) << VGPU_HIST_SUB_BITS) |
+          (unsigned)((v >> (msb - VGPU_HIST_SUB_BITS)) & ((1u << VGPU_HIST_SUB_BITS) - 1));
+    return idx < VGPU_HIST_BUCKETS ? idx : VGPU_HIST_BUCKETS - 1;
+}
+
+/* Largest value that falls in bucket idx. */
+static uint64_t hist_upper(unsigned idx)
+{
+    unsigned exp, sub;
+
+    if (idx < (1u << VGPU_HIST_SUB_BITS)) {
+        return idx;
+    }
+    exp = (idx >> VGPU_HIST_SUB_BITS) + VGPU_HIST_SUB_BITS - 1;
+    sub = idx & ((1u << VGPU_HIST_SUB_BITS) - 1);
+    if (exp >= 63) {
+        return UINT64_MAX;
+    }
+    return (((uint64_t)((1u << VGPU_HIST_SUB_BITS) | sub) + 1) << (exp - VGPU_HIST_SUB_BITS)) - 1;
+}
+
+void vgpu_hist_add(struct vgpu_hist *h, uint64_t v)
+{
+    h->bucket[hist_index(v)]++;
+    h->count++;
+    h->sum += v;
+    if (v > h->max) {
+        h->max = v;
+    }
+}
+
+uint64_t vgpu_hist_quantile(const struct vgpu_hist *h, double q)
+{
+    uint64_t rank, seen = 0;
+
+    if (h->count == 0) {
+        return 0;
+    }
+    rank = (uint64_t)(q * (double)h->count + 0.5);
+    if (rank < 1) {
+        rank = 1;
+    }
+    if (rank > h->count) {
+        rank = h->count;
+    }
+    for (unsigned i = 0; i < VGPU_HIST_BUCKETS; i++) {
+        seen += h->bucket[i];
+        if (seen >= rank) {
+            uint64_t up = hist_upper(i);
+            return up < h->max ? up : h->max;
+        }
+    }
+    return h->max;
+}
+
+void vgpu_vm_stats_complete(struct vgpu_vm_stats *st, int32_t status, uint64_t queue_ns,
+                            uint64_t exec_ns, uint64_t bytes_in, uint64_t bytes_out)
+{
+    if (status >= 0 && status < VGPU_S_STATUS_COUNT) {
+        st->completions[status]++;
+    }
+    st->completed++;
+    if (status == VGPU_S_OK) {
+        st->bytes_in += bytes_in;
+        st->bytes_out += bytes_out;
+    }
+    st->exec_ns_total += exec_ns;
+    vgpu_hist_add(&st->queue_ns, queue_ns);
+    vgpu_hist_add(&st->exec_ns, exec_ns);
+}
+
+struct out {
+    char *buf;
+    size_t cap, len;
+};
+
+__attribute__((format(printf, 2, 3)))
+static void out_printf(struct out *o, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (o->len + 1 >= o->cap) {
+        return;
+    }
+    va_start(ap, fmt);
+    n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return;
+    }
+    o->len += (size_t)n;
+    if (o->len >= o->cap) {
+        o->len = o->cap - 1;
+    }
+}
+
+/* Human-readable duration with a unit, into a small buffer. */
+static const char *fmt_ns(char *b, size_t n, uint64_t ns)
+{
+    if (ns < 10000) {
+        snprintf(b, n, "%lluns", (unsigned long long)ns);
+    } else if (ns < 10000000) {
+        snprintf(b, n, "%.1fus", (double)ns / 1e3);
+    } else if (ns < 10000000000ull) {
+        snprintf(b, n, "%.1fms", (double)ns / 1e6);
+    } else {
+        snprintf(b, n, "%.1fs", (double)ns / 1e9);
+    }
+    return b;
+}
+
+static const char *fmt_bytes(char *b, size_t n, uint64_t v)
+{
+    if (v < 10240) {
+        snprintf(b, n, "%lluB", (unsigned long long)v);
+    } else if (v < 10ull << 20) {
+        snprintf(b, n, "%.1fKiB", (double)v / 1024);
+    } else if (v < 10ull << 30) {
+        snprintf(b, n, "%.1fMiB", (double)v / (1024 * 1024));
+    } else {
+        snprintf(b, n, "%.1fGiB", (double)v / (1024.0 * 1024 * 1024));
+    }
+    return b;
+}
+
+size_t vgpu_stats_format(char *buf, size_t cap, const char *head,
+                         const struct vgpu_stats_row *rows, unsigned nrows)
+{
+    struct out o = { .buf = buf, .cap = cap, .len = 0 };
+    char a[16], b[16], c[16], d[16], e[16], f[16], g[16];
+
+    if (cap == 0) {
+        return 0;
+    }
+    buf[0] = '\0';
+    if (head) {
+        out_printf(&o, "%s", head);
+    }
+    out_printf(&o, "%-4s %-6s %-16s %4s %6s %5s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s  %s\n",
+               "sess", "vm", "name", "prio", "weight", "infl", "requests", "ok", "errors",
+               "bytes_in", "bytes_out", "queue_p50", "queue_p99", "exec_p50", "exec_p99",
+               "exec_sum", "errors_by_status");
+    for (unsigned i = 0; i < nrows; i++) {
+        const struct vgpu_stats_row *r = &rows[i];
+        const struct vgpu_vm_stats *st = r->st;
+        uint64_t errors = st->completed - st->completions[VGPU_S_OK];
+        char byst[160];
+        size_t bl = 0;
+
+        byst[0] = '\0';
+        for (int s = 1; s < VGPU_S_STATUS_COUNT && bl < sizeof(byst); s++) {
+            if (st->completions[s]) {
+                int n = snprintf(byst + bl, sizeof(byst) - bl, "%s%s=%llu", bl ? "," : "",
+                                 vgpu_status_name(s), (unsigned long long)st->completions[s]);
+                if (n > 0) {
+                    bl += (size_t)n;
+                }
+            }
+        }
+        if (bl == 0) {
+            snprintf(byst, sizeof(byst), "-");
+        }
+        out_printf(&o, "%-4u %-6u %-16.16s %4u %6u %5u %9llu %9llu %9llu %9s %9s %9s %9s %9s %9s %9s  %s\n",
+                   r->session_id, r->vm_id, r->vm_name[0] ? r->vm_name : "-", r->prio,
+                   r->weight, r->inflight, (unsigned long long)st->requests,
+                   (unsigned long long)st->completions[VGPU_S_OK], (unsigned long long)errors,
+                   fmt_bytes(a, sizeof(a), st->bytes_in), fmt_bytes(b, sizeof(b), st->bytes_out),
+                   fmt_ns(c, sizeof(c), vgpu_hist_quantile(&st->queue_ns, 0.50)),
+                   fmt_ns(d, sizeof(d), vgpu_hist_quantile(&st->queue_ns, 0.99)),
+                   fmt_ns(e, sizeof(e), vgpu_hist_quantile(&st->exec_ns, 0.50)),
+                   fmt_ns(f, sizeof(f), vgpu_hist_quantile(&st->exec_ns, 0.99)),
+                   fmt_ns(g, sizeof(g), r->charged_ns), byst);
+    }
+    if (nrows == 0) {
+        out_printf(&o, "(no sessions)\n");
+    }
+    return o.len;
+}
