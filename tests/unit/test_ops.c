@@ -969,6 +969,141 @@ static void test_exec_memcpy(void **state)
 }
 
 /* ------------------------------------------------------------------------
+ * Randomised: whatever a guest writes into an SQE, a request that validates
+ * executes inside its ranges. The view is 1 MiB between PROT_NONE guard
+ * pages, so any access beyond the view faults; the ring area must stay
+ * untouched.
+ * ------------------------------------------------------------------------ */
+static uint64_t fuzz_off(uint64_t size)
+{
+    uint64_t r = rng_u64(), off;
+
+    switch (r % 8) {
+    case 0: off = rng_u64() % size; break;                      /* may hit the rings */
+    case 1: off = size - rng_u64() % 4096; break;               /* near the end */
+    case 2: off = UINT64_MAX - rng_u64() % 4096; break;         /* wraps */
+    case 3: off = rng_u64(); break;
+    case 4: off = D - rng_u64() % 256; break;                   /* just below data */
+    default: off = D + rng_u64() % (size - D); break;
+    }
+    return (r >> 8) % 4 ? off & ~3ull : off;
+}
+
+static uint64_t fuzz_count(uint64_t max, uint64_t typical)
+{
+    uint64_t r = rng_u64();
+
+    switch (r % 8) {
+    case 0: return 0;
+    case 1: return max;
+    case 2: return max + 1;
+    case 3: return rng_u64();
+    default: return 1 + rng_u64() % typical;
+    }
+}
+
+static void test_fuzz_validate_exec(void **state)
+{
+    const uint64_t size = SHM_1M, page = 4096;
+    const unsigned iters = 20000;
+    struct vgpu_shm_view view;
+    uint8_t *map, *rings;
+    unsigned executed[VGPU_OP_COUNT] = { 0 };
+
+    (void)state;
+    map = mmap(NULL, size + 2 * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(map != MAP_FAILED);
+    assert_int_equal(mprotect(map + page, size, PROT_READ | PROT_WRITE), 0);
+    view.base = map + page;
+    view.size = size;
+    for (uint64_t i = 0; i < size; i += 4) {
+        float v = rng_float();
+        memcpy(view.base + i, &v, 4);
+    }
+    rings = malloc(D);
+    assert_non_null(rings);
+    memcpy(rings, view.base, D);
+
+    for (unsigned it = 0; it < iters; it++) {
+        struct vgpu_sqe s = sqe_of((uint16_t)(rng_u64() % (VGPU_OP_COUNT + 1)));
+        const struct vgpu_op *op = vgpu_op_lookup(s.opcode);
+        uint64_t result;
+        int st;
+
+        if (!op) {
+            assert_int_equal(s.opcode, VGPU_OP_COUNT);
+            continue;
+        }
+        /* Occasionally garbage in flags and the raw argument bytes. */
+        if (rng_u64() % 16 == 0) {
+            s.flags = (uint16_t)rng_u64();
+        }
+        switch (s.opcode) {
+        case VGPU_OP_GPU_INFO:
+            s.args.gpu_info.out_off = fuzz_off(size);
+            s.args.gpu_info.out_len = fuzz_count(UINT64_MAX - 1, 256);
+            break;
+        case VGPU_OP_VECTOR_ADD:
+            s.args.vector_add.a_off = fuzz_off(size);
+            s.args.vector_add.b_off = rng_u64() % 4 ? fuzz_off(size) : s.args.vector_add.a_off;
+            s.args.vector_add.out_off = rng_u64() % 4 ? fuzz_off(size) : s.args.vector_add.b_off;
+            s.args.vector_add.n = fuzz_count(VGPU_MAX_ELEMS, 8192);
+            break;
+        case VGPU_OP_SAXPY:
+            s.args.saxpy.x_off = fuzz_off(size);
+            s.args.saxpy.y_off = fuzz_off(size);
+            s.args.saxpy.n = fuzz_count(VGPU_MAX_ELEMS, 8192);
+            s.args.saxpy.alpha = rng_float();
+            s.args.saxpy.pad = rng_u64() % 16 == 0;
+            break;
+        case VGPU_OP_REDUCE_SUM:
+            s.args.reduce_sum.in_off = fuzz_off(size);
+            s.args.reduce_sum.n = fuzz_count(VGPU_MAX_ELEMS, 65536);
+            break;
+        case VGPU_OP_SGEMM:
+            s.args.sgemm.a_off = fuzz_off(size);
+            s.args.sgemm.b_off = fuzz_off(size);
+            s.args.sgemm.c_off = fuzz_off(size);
+            s.args.sgemm.m = (uint32_t)fuzz_count(VGPU_MAX_GEMM_DIM, 48);
+            s.args.sgemm.n = (uint32_t)fuzz_count(VGPU_MAX_GEMM_DIM, 48);
+            s.args.sgemm.k = (uint32_t)fuzz_count(VGPU_MAX_GEMM_DIM, 48);
+            s.args.sgemm.alpha = rng_float();
+            s.args.sgemm.beta = rng_u64() % 2 ? 0.0f : rng_float();
+            s.args.sgemm.pad = rng_u64() % 16 == 0;
+            break;
+        case VGPU_OP_MEMCPY:
+            s.args.memcpy.src_off = fuzz_off(size);
+            s.args.memcpy.dst_off = fuzz_off(size);
+            s.args.memcpy.len = fuzz_count(VGPU_MAX_COPY_BYTES, 65536);
+            s.args.memcpy.mode = (uint32_t)(rng_u64() % 4);
+            s.args.memcpy.pad = rng_u64() % 16 == 0;
+            break;
+        default:
+            break;
+        }
+        st = op->validate(&s, size);
+        assert_true(st >= VGPU_S_OK && st < VGPU_S_STATUS_COUNT);
+        if (st != VGPU_S_OK) {
+            continue;
+        }
+        assert_status(op->exec_cpu(&s, &view, &result), VGPU_S_OK);
+        executed[s.opcode]++;
+        if (memcmp(view.base, rings, D) != 0) {
+            fail_msg("%s wrote into the ring area (iteration %u)", op->name, it);
+        }
+    }
+    /* The generator must actually reach every operation's exec. */
+    for (unsigned i = 0; i < VGPU_OP_COUNT; i++) {
+        print_message("fuzz: %-10s executed %u times\n", vgpu_op_name(i), executed[i]);
+        if (executed[i] == 0) {
+            fail_msg("fuzz never executed %s", vgpu_op_name(i));
+        }
+    }
+    free(rings);
+    munmap(map, size + 2 * page);
+}
+
+/* ------------------------------------------------------------------------
  * The CPU backend table.
  * ------------------------------------------------------------------------ */
 static void test_backend_cpu(void **state)
@@ -1072,6 +1207,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exec_reduce_sum, exec_setup, exec_teardown),
         cmocka_unit_test_setup_teardown(test_exec_sgemm, exec_setup, exec_teardown),
         cmocka_unit_test_setup_teardown(test_exec_memcpy, exec_setup, exec_teardown),
+        cmocka_unit_test(test_fuzz_validate_exec),
         cmocka_unit_test_setup_teardown(test_backend_cpu, exec_setup, exec_teardown),
         cmocka_unit_test_setup_teardown(test_backend_cpu_timeout, exec_setup, exec_teardown),
     };
