@@ -19,5 +19,5 @@ check "good VM: every vector_add correct" has_re "$cg" '^loop: [1-9][0-9]* passe
 check "mediator still running" kill -0 "$med_pid"
 status=$(mediator_status)
 echo "$status"
-check "mediator answers --status after the attack" grep -qF vm-good <<<"$status"
+check "mediator answers --status after the attack" grep -q "^sess" <<<"$status"
 finish

@@ -114,7 +114,7 @@ start_mediator() {
     bg_pids+=("$med_pid")
     for ((i = 0; i < 100; i++)); do
         if [ -S "$sock" ] && "$MEDIATOR" --socket-path "$sock" --status >/dev/null 2>&1; then
-            say "mediator pid $med_pid up on $sock ($(grep -m1 -ioE 'backend[^,;]*' "$log" || echo 'backend ?'))"
+            say "mediator pid $med_pid up on $sock ($(grep -m1 -oE 'ready: backend [a-z]+' "$log" || echo 'backend ?'))"
             return 0
         fi
         kill -0 "$med_pid" 2>/dev/null || break

@@ -12,6 +12,7 @@ check_m1m2 vm-one 7 1 2 "$rc"
 
 status=$(mediator_status)
 echo "$status"
-check "mediator --status lists vm-one" grep -qF vm-one <<<"$status"
+check "mediator --status answers" grep -q "^sess" <<<"$status"
+check "mediator log shows the vm-one session" has "$work/mediator.log" "vm-one"
 check "mediator still running" kill -0 "$med_pid"
 finish
