@@ -28,15 +28,15 @@ extern const struct vgpu_op vgpu_op_memcpy;
  * backend: a fixed per-request overhead, bytes moved (in + out) at streaming
  * bandwidth, and flops at a cache-blocked SGEMM's rate. Measured on the
  * development host (Xeon, one core, shared machine): vector_add ~11 GB/s,
- * memcpy ~9 GB/s of in+out traffic, sgemm 20-33 GFLOP/s with the AVX2 clone
- * and 13-21 GFLOP/s without. Rounded down, so estimates err towards
- * "expensive". The CUDA backend reuses these tables; GPU requests are then
+ * memcpy ~9 GB/s of in+out traffic, sgemm ~34 GFLOP/s with the AVX2+FMA
+ * clone. Rounded down (and halved for flops, for CPUs without AVX2), so
+ * estimates err towards "expensive". The CUDA backend reuses these tables; GPU requests are then
  * over-estimated by a roughly constant factor, which keeps shares between
  * VMs fair because every VM is charged with the same model.
  */
 #define VGPU_COST_BASE_NS          1000ull   /* dispatch + completion */
 #define VGPU_COST_BYTES_PER_US     8000ull   /* 8 GB/s */
-#define VGPU_COST_FLOPS_PER_US     12000ull  /* 12 GFLOP/s */
+#define VGPU_COST_FLOPS_PER_US     16000ull  /* 16 GFLOP/s */
 
 /* Cost callbacks may see unvalidated values: clamp so nothing overflows. */
 static inline uint64_t vgpu_clamp_u64(uint64_t v, uint64_t max)
