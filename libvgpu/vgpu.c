@@ -341,7 +341,7 @@ int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms)
     }
     if (outstanding(dev) == 0) {
         /* Nothing outstanding: no completion of ours can ever come. */
-        return timeout_ms == 0 ? -ETIMEDOUT : -ENOENT;
+        return -ENOENT;
     }
     start = vgpu_now_ns();
     deadline = timeout_ms < 0 ? UINT64_MAX : start + (uint64_t)timeout_ms * 1000000ull;
