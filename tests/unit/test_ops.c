@@ -1170,8 +1170,8 @@ static void test_backend_cpu_timeout(void **state)
     uint64_t result = 0;
     char health[128];
 
-    /* 512^3: ~270 Mflop, hundreds of tiles; far more than 1 ms on any CPU. */
-    sgemm_args(&s, 512, 512, 512, D, D + (1 << 20), D + (2 << 20));
+    /* 1024 x 1024 x 512: 1 Gflop in 32 C blocks; far more than 1 ms on any core. */
+    sgemm_args(&s, 1024, 1024, 512, D, D + (2 << 20), D + (4 << 20));
     assert_status(op->validate(&s, f->shm.size), VGPU_S_OK);
     assert_int_equal(be->init(&cfg, &b, &why), 0);
     assert_int_equal(be->session_open(b, 7, &f->shm, &sess), 0);
