@@ -85,7 +85,10 @@ static void cpu_desc_read(void)
             if (!model[0] && (v = cpuinfo_value(line, "model name"))) {
                 copy_str(model, sizeof(model), v);
             } else if (!cpu_desc.clock_khz && (v = cpuinfo_value(line, "cpu MHz"))) {
-                cpu_desc.clock_khz = (uint32_t)(strtod(v, NULL) * 1000.0);
+                double mhz = strtod(v, NULL);
+
+                /* Range-checked: the conversion to uint32 is undefined outside. */
+                cpu_desc.clock_khz = mhz > 0 && mhz < 1e6 ? (uint32_t)(mhz * 1000.0) : 0;
             }
         }
         free(line);
