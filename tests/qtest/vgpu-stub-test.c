@@ -1,0 +1,1101 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Device tests of vgpu-stub: QEMU (q35, -accel qtest) with the device, driven
+ * through the qtest protocol, against the real vgpu-mediator (cpu backend).
+ * The test plays the guest driver: it programs the BARs, writes SQEs into
+ * BAR2, rings the doorbell and reads completions and interrupts back.
+ *
+ * usage: vgpu-stub-test [CASE...]   (no argument: every case)
+ * env:   VGPU_QEMU      QEMU binary with vgpu-stub (required to exist)
+ *        VGPU_MEDIATOR  vgpu-mediator binary
+ *
+ * Every case has a deadline (SIGALRM kills its processes and fails it);
+ * every wait inside a case has its own, shorter one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vgpu/abi.h"
+#include "vgpu/protocol.h"
+#include "qtest-client.h"
+
+#ifndef VGPU_QEMU_DEFAULT
+#define VGPU_QEMU_DEFAULT "build/qemu/qemu-system-x86_64"
+#endif
+#ifndef VGPU_MEDIATOR_DEFAULT
+#define VGPU_MEDIATOR_DEFAULT "build/mediator/vgpu-mediator"
+#endif
+
+#define CASE_DEADLINE_S 120
+
+/* Guest-physical addresses the test assigns (firmware does not run). */
+#define BAR0_ADDR   0xfebf0000ull               /* 32-bit PCI hole */
+#define BAR2_ADDR   0x800000000ull              /* q35's 64-bit PCI hole */
+#define MSI_ADDR    0x00100000ull               /* guest RAM: the MSI lands here */
+#define MSI_DATA    0x4321u
+
+#define PCI_COMMAND         0x04
+#define PCI_STATUS          0x06
+#define PCI_CLASS_REVISION  0x08
+#define PCI_BAR0            0x10
+#define PCI_BAR2            0x18
+#define PCI_BAR3            0x1c
+#define PCI_CAP_PTR         0x34
+#define PCI_INTERRUPT_PIN   0x3d
+#define PCI_CMD_MEM         0x0002
+#define PCI_CMD_MASTER      0x0004
+#define PCI_CMD_INTX_DIS    0x0400
+#define PCI_CAP_ID_MSI      0x05
+
+struct env {
+    char dir[64];
+    char med_sock[96];
+    char med_log[128];
+    char qemu_log[128];
+    char guest_log[128];
+    const char *qemu;
+    const char *mediator;
+    pid_t med_pid;
+    struct qt qt;
+    unsigned devfn;
+    unsigned msi_cap;
+    uint32_t sq_tail;           /* the test's own copy, like a guest driver */
+    uint32_t cq_head;
+};
+
+static struct env *cur;         /* for the SIGALRM handler */
+static const char *case_name;
+
+/* ------------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------------ */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+#define CHECK(cond, ...) do {                                                 \
+        if (!(cond)) {                                                        \
+            fprintf(stderr, "FAIL %s:%d [%s]: %s: ", __FILE__, __LINE__,      \
+                    case_name, #cond);                                        \
+            fprintf(stderr, __VA_ARGS__);                                     \
+            fputc('\n', stderr);                                              \
+            goto out;                                                         \
+        }                                                                     \
+    } while (0)
+
+/* No qtest command may have failed since the last check. */
+#define CHECK_QT(e) CHECK(!(e)->qt.failed, "a qtest command failed")
+
+static void on_alarm(int sig)
+{
+    static const char msg[] = "FAIL: case deadline exceeded\n";
+
+    (void)sig;
+    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+        /* nothing more we can do */
+    }
+    if (cur) {
+        if (cur->qt.pid > 0) {
+            kill(cur->qt.pid, SIGKILL);
+        }
+        if (cur->med_pid > 0) {
+            kill(cur->med_pid, SIGKILL);
+        }
+    }
+    _exit(1);
+}
+
+static void dump_file(const char *what, const char *path)
+{
+    char line[512];
+    FILE *f = fopen(path, "r");
+    long size;
+
+    if (!f) {
+        return;
+    }
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    /* The tail is what explains a failure. */
+    fseek(f, size > 6000 ? size - 6000 : 0, SEEK_SET);
+    fprintf(stderr, "---- %s (%s) ----\n", what, path);
+    while (fgets(line, sizeof(line), f)) {
+        fputs(line, stderr);
+    }
+    fclose(f);
+}
+
+static int count_in_file(const char *path, const char *needle)
+{
+    char line[1024];
+    FILE *f = fopen(path, "r");
+    int n = 0;
+
+    if (!f) {
+        return 0;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        if (strstr(line, needle)) {
+            n++;
+        }
+    }
+    fclose(f);
+    return n;
+}
+
+static pid_t spawn(const char *const *argv, const char *log_path)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Wait up to @ms for @pid to exit; returns its status or -1 (still running). */
+static int wait_exit(pid_t pid, int ms)
+{
+    int64_t deadline = now_ms() + ms;
+    int st;
+
+    do {
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            return st;
+        }
+        sleep_ms(10);
+    } while (now_ms() < deadline);
+    return -1;
+}
+
+static bool mediator_alive(struct env *e)
+{
+    int st;
+
+    if (e->med_pid <= 0) {
+        return false;
+    }
+    if (waitpid(e->med_pid, &st, WNOHANG) == e->med_pid) {
+        fprintf(stderr, "mediator exited (status 0x%x)\n", st);
+        e->med_pid = -1;
+        return false;
+    }
+    return true;
+}
+
+static int start_mediator(struct env *e)
+{
+    const char *argv[] = {
+        e->mediator, "--socket-path", e->med_sock, "--backend", "cpu", NULL,
+    };
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int64_t deadline = now_ms() + 10000;
+
+    e->med_pid = spawn(argv, e->med_log);
+    if (e->med_pid < 0) {
+        return -errno;
+    }
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", e->med_sock);
+    /* Ready when it accepts connections (a bare connect, closed at once). */
+    while (now_ms() < deadline) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+
+        close(fd);
+        if (r == 0) {
+            return 0;
+        }
+        if (!mediator_alive(e)) {
+            return -ECHILD;
+        }
+        sleep_ms(20);
+    }
+    return -ETIMEDOUT;
+}
+
+static void stop_mediator(struct env *e, int sig)
+{
+    if (e->med_pid <= 0) {
+        return;
+    }
+    kill(e->med_pid, sig);
+    if (wait_exit(e->med_pid, 5000) < 0) {
+        kill(e->med_pid, SIGKILL);
+        waitpid(e->med_pid, NULL, 0);
+    }
+    e->med_pid = -1;
+}
+
+static int env_init(struct env *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->med_pid = -1;
+    e->qt.pid = -1;
+    e->qt.fd = -1;
+    e->qemu = getenv("VGPU_QEMU") ? getenv("VGPU_QEMU") : VGPU_QEMU_DEFAULT;
+    e->mediator = getenv("VGPU_MEDIATOR") ? getenv("VGPU_MEDIATOR") : VGPU_MEDIATOR_DEFAULT;
+    if (access(e->qemu, X_OK) != 0) {
+        fprintf(stderr, "FAIL: QEMU '%s' is not executable (set VGPU_QEMU; "
+                "build it with scripts/build-qemu.sh build/qemu)\n", e->qemu);
+        return -ENOENT;
+    }
+    if (access(e->mediator, X_OK) != 0) {
+        fprintf(stderr, "FAIL: mediator '%s' is not executable (set VGPU_MEDIATOR)\n",
+                e->mediator);
+        return -ENOENT;
+    }
+    snprintf(e->dir, sizeof(e->dir), "/tmp/vgpu-qtest-XXXXXX");
+    if (!mkdtemp(e->dir)) {
+        return -errno;
+    }
+    snprintf(e->med_sock, sizeof(e->med_sock), "%s/med.sock", e->dir);
+    snprintf(e->med_log, sizeof(e->med_log), "%s/mediator.log", e->dir);
+    snprintf(e->qemu_log, sizeof(e->qemu_log), "%s/qemu.log", e->dir);
+    snprintf(e->guest_log, sizeof(e->guest_log), "%s/guest-errors.log", e->dir);
+    cur = e;
+    return 0;
+}
+
+static void env_fini(struct env *e, bool failed)
+{
+    char path[192];
+    static const char *const files[] = {
+        "med.sock", "mediator.log", "qemu.log", "guest-errors.log", "qtest.sock",
+    };
+    size_t i;
+
+    qt_stop(&e->qt);
+    stop_mediator(e, SIGTERM);
+    if (failed) {
+        dump_file("QEMU", e->qemu_log);
+        dump_file("QEMU guest errors", e->guest_log);
+        dump_file("mediator", e->med_log);
+    }
+    for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", e->dir, files[i]);
+        unlink(path);
+    }
+    rmdir(e->dir);
+    cur = NULL;
+}
+
+static int start_qemu(struct env *e, const char *shm_size)
+{
+    char obj[128], chr[256];
+    const char *extra[] = {
+        "-object", obj, "-chardev", chr,
+        "-device", "vgpu-stub,chardev=med,memdev=shm,vm-id=7,vm-name=qt,priority=1,weight=2",
+        "-d", "guest_errors", "-D", e->guest_log, NULL,
+    };
+
+    snprintf(obj, sizeof(obj), "memory-backend-memfd,id=shm,size=%s,share=on", shm_size);
+    snprintf(chr, sizeof(chr), "socket,id=med,path=%s,reconnect=1", e->med_sock);
+    return qt_start(&e->qt, e->qemu, e->dir, e->qemu_log, extra);
+}
+
+static uint32_t reg(struct env *e, unsigned off)
+{
+    return qt_readl(&e->qt, BAR0_ADDR + off);
+}
+
+static void reg_write(struct env *e, unsigned off, uint32_t v)
+{
+    qt_writel(&e->qt, BAR0_ADDR + off, v);
+}
+
+static uint32_t ctrl_read(struct env *e, size_t off)
+{
+    return qt_readl(&e->qt, BAR2_ADDR + VGPU_SHM_CTRL_OFFSET + off);
+}
+
+static void ctrl_write(struct env *e, size_t off, uint32_t v)
+{
+    qt_writel(&e->qt, BAR2_ADDR + VGPU_SHM_CTRL_OFFSET + off, v);
+}
+
+/* Find the device on bus 0; returns 0 and sets e->devfn, or -ENODEV. */
+static int find_device(struct env *e)
+{
+    unsigned slot;
+
+    for (slot = 0; slot < 32; slot++) {
+        uint32_t id = qt_pci_cfg_readl(&e->qt, slot << 3, 0);
+
+        if (e->qt.failed) {
+            return -EIO;
+        }
+        if ((id & 0xffff) == VGPU_PCI_VENDOR_ID && (id >> 16) == VGPU_PCI_DEVICE_ID) {
+            e->devfn = slot << 3;
+            return 0;
+        }
+    }
+    return -ENODEV;
+}
+
+static unsigned find_cap(struct env *e, uint8_t id)
+{
+    unsigned ptr, hops = 0;
+
+    if (!(qt_pci_cfg_readw(&e->qt, e->devfn, PCI_STATUS) & 0x10)) {
+        return 0;
+    }
+    ptr = qt_pci_cfg_readb(&e->qt, e->devfn, PCI_CAP_PTR) & 0xfc;
+    while (ptr && hops++ < 48) {
+        uint32_t hdr = qt_pci_cfg_readl(&e->qt, e->devfn, ptr);
+
+        if ((hdr & 0xff) == id) {
+            return ptr;
+        }
+        ptr = (hdr >> 8) & 0xfc;
+    }
+    return 0;
+}
+
+/* What firmware would do: assign BARs, enable memory decoding and DMA. */
+static int setup_device(struct env *e)
+{
+    int r = find_device(e);
+
+    if (r < 0) {
+        return r;
+    }
+    qt_pci_cfg_writel(&e->qt, e->devfn, PCI_BAR0, (uint32_t)BAR0_ADDR);
+    qt_pci_cfg_writel(&e->qt, e->devfn, PCI_BAR2, (uint32_t)BAR2_ADDR);
+    qt_pci_cfg_writel(&e->qt, e->devfn, PCI_BAR3, (uint32_t)(BAR2_ADDR >> 32));
+    qt_pci_cfg_writew(&e->qt, e->devfn, PCI_COMMAND, PCI_CMD_MEM | PCI_CMD_MASTER);
+    e->msi_cap = find_cap(e, PCI_CAP_ID_MSI);
+    if (e->qt.failed) {
+        return -EIO;
+    }
+    if (reg(e, VGPU_REG_MAGIC) != VGPU_MAGIC) {
+        fprintf(stderr, "BAR0 at 0x%llx does not show the magic\n", BAR0_ADDR);
+        return -EIO;
+    }
+    return 0;
+}
+
+static int wait_link(struct env *e, bool up, int ms)
+{
+    int64_t deadline = now_ms() + ms;
+
+    do {
+        uint32_t link = reg(e, VGPU_REG_LINK_STATUS);
+
+        if (e->qt.failed) {
+            return -EIO;
+        }
+        if (!!(link & VGPU_LINK_UP) == up) {
+            return 0;
+        }
+        qt_poll_async(&e->qt, 10);
+    } while (now_ms() < deadline);
+    return -ETIMEDOUT;
+}
+
+static void put_sqe(struct env *e, const struct vgpu_sqe *sqe)
+{
+    uint32_t slot = e->sq_tail % VGPU_SQ_ENTRIES;
+
+    qt_memwrite(&e->qt, BAR2_ADDR + VGPU_SHM_SQ_OFFSET + slot * sizeof(*sqe),
+                sqe, sizeof(*sqe));
+    e->sq_tail++;
+}
+
+/* Publish the tail and ring the doorbell. */
+static void publish(struct env *e)
+{
+    ctrl_write(e, offsetof(struct vgpu_shm_ctrl, sq_tail), e->sq_tail);
+    reg_write(e, VGPU_REG_DOORBELL, 1);
+}
+
+static void submit(struct env *e, const struct vgpu_sqe *sqe)
+{
+    put_sqe(e, sqe);
+    publish(e);
+}
+
+/* Wait until at least @n unconsumed completions exist; returns how many. */
+static uint32_t wait_cq(struct env *e, uint32_t n, int ms)
+{
+    int64_t deadline = now_ms() + ms;
+    uint32_t avail;
+
+    do {
+        avail = ctrl_read(e, offsetof(struct vgpu_shm_ctrl, cq_tail)) - e->cq_head;
+        if (e->qt.failed || avail >= n) {
+            break;
+        }
+        qt_poll_async(&e->qt, 5);
+    } while (now_ms() < deadline);
+    return avail;
+}
+
+static void pop_cqe(struct env *e, struct vgpu_cqe *cqe)
+{
+    uint32_t slot = e->cq_head % VGPU_CQ_ENTRIES;
+
+    qt_memread(&e->qt, BAR2_ADDR + VGPU_SHM_CQ_OFFSET + slot * sizeof(*cqe),
+               cqe, sizeof(*cqe));
+    e->cq_head++;
+    ctrl_write(e, offsetof(struct vgpu_shm_ctrl, cq_head), e->cq_head);
+}
+
+static struct vgpu_sqe nop(uint32_t tag)
+{
+    struct vgpu_sqe s = { .opcode = VGPU_OP_NOP, .tag = tag,
+                          .user_data = 0xabcd0000ull + tag };
+    return s;
+}
+
+/* The interrupt line the device drives: the ioapic input that is high. */
+static int irq_high(struct env *e)
+{
+    int i;
+
+    for (i = 0; i < QT_MAX_IRQ; i++) {
+        if (e->qt.irq_level[i]) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int start_all(struct env *e, const char *shm_size)
+{
+    int r;
+
+    if ((r = start_mediator(e)) < 0) {
+        fprintf(stderr, "mediator did not start: %s\n", strerror(-r));
+        return r;
+    }
+    if ((r = start_qemu(e, shm_size)) < 0) {
+        return r;
+    }
+    if ((r = setup_device(e)) < 0) {
+        fprintf(stderr, "device setup failed: %s\n", strerror(-r));
+        return r;
+    }
+    if ((r = wait_link(e, true, 10000)) < 0) {
+        fprintf(stderr, "link did not come up: %s\n", strerror(-r));
+        return r;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Cases
+ * ------------------------------------------------------------------------ */
+
+/* Config space identity, BAR layout, identity registers, link up. */
+static int case_identity(struct env *e)
+{
+    uint32_t v, lo, hi;
+    char name[VGPU_REG_NAME_LEN + 1] = { 0 };
+    unsigned i;
+    int ok = 0;
+
+    CHECK(start_mediator(e) == 0, "mediator start");
+    CHECK(start_qemu(e, "16M") == 0, "QEMU start");
+    CHECK(find_device(e) == 0, "vgpu-stub %04x:%04x not on bus 0",
+          VGPU_PCI_VENDOR_ID, VGPU_PCI_DEVICE_ID);
+    v = qt_pci_cfg_readl(&e->qt, e->devfn, 0);
+    CHECK((v & 0xffff) != VGPU_PCI_FORBIDDEN_VENDOR, "NVIDIA vendor id");
+    v = qt_pci_cfg_readl(&e->qt, e->devfn, PCI_CLASS_REVISION);
+    CHECK((v >> 24) == VGPU_PCI_CLASS_CODE, "class 0x%x", v >> 24);
+    CHECK((v & 0xff) == VGPU_PCI_REVISION, "revision 0x%x", v & 0xff);
+    CHECK(qt_pci_cfg_readb(&e->qt, e->devfn, PCI_INTERRUPT_PIN) == 1, "INTA");
+
+    /* BAR sizing, as firmware does it. */
+    qt_pci_cfg_writel(&e->qt, e->devfn, PCI_BAR0, 0xffffffff);
+    v = qt_pci_cfg_readl(&e->qt, e->devfn, PCI_BAR0);
+    CHECK(v == (uint32_t)~(VGPU_REGS_SIZE - 1), "BAR0 mask 0x%08x: 4 KiB, 32-bit mem", v);
+    qt_pci_cfg_writel(&e->qt, e->devfn, PCI_BAR2, 0xffffffff);
+    qt_pci_cfg_writel(&e->qt, e->devfn, PCI_BAR3, 0xffffffff);
+    lo = qt_pci_cfg_readl(&e->qt, e->devfn, PCI_BAR2);
+    hi = qt_pci_cfg_readl(&e->qt, e->devfn, PCI_BAR3);
+    CHECK((lo & 0xf) == 0xc, "BAR2 flags 0x%x: want 64-bit prefetchable", lo & 0xf);
+    CHECK((lo & ~0xfu) == (uint32_t)~((16u << 20) - 1) && hi == 0xffffffff,
+          "BAR2 mask %08x:%08x: want 16 MiB", hi, lo);
+
+    CHECK(setup_device(e) == 0, "setup");
+    CHECK(e->msi_cap != 0, "no MSI capability");
+
+    /* uio_pci_generic needs a writable INTx-disable bit (PCI 2.3). */
+    qt_pci_cfg_writew(&e->qt, e->devfn, PCI_COMMAND,
+                      PCI_CMD_MEM | PCI_CMD_MASTER | PCI_CMD_INTX_DIS);
+    v = qt_pci_cfg_readw(&e->qt, e->devfn, PCI_COMMAND);
+    CHECK(v & PCI_CMD_INTX_DIS, "INTx disable bit not writable (cmd 0x%x)", v);
+    qt_pci_cfg_writew(&e->qt, e->devfn, PCI_COMMAND, PCI_CMD_MEM | PCI_CMD_MASTER);
+
+    CHECK(reg(e, VGPU_REG_VERSION) == VGPU_ABI_VERSION, "version");
+    v = reg(e, VGPU_REG_FEATURES);
+    CHECK(v == (VGPU_FEAT_INTX | VGPU_FEAT_MSI | VGPU_FEAT_RECONNECT), "features 0x%x", v);
+    CHECK(reg(e, VGPU_REG_VM_ID) == 7, "vm id");
+    CHECK(reg(e, VGPU_REG_PRIORITY) == 1, "priority");
+    CHECK(reg(e, VGPU_REG_WEIGHT) == 2, "weight");
+    CHECK(reg(e, VGPU_REG_SHM_SIZE_LO) == 16u << 20, "shm size lo");
+    CHECK(reg(e, VGPU_REG_SHM_SIZE_HI) == 0, "shm size hi");
+    CHECK(reg(e, VGPU_REG_SQ_ENTRIES) == VGPU_SQ_ENTRIES, "sq entries");
+    CHECK(reg(e, VGPU_REG_CQ_ENTRIES) == VGPU_CQ_ENTRIES, "cq entries");
+    CHECK(reg(e, VGPU_REG_DATA_OFFSET) == VGPU_SHM_DATA_OFFSET, "data offset");
+    CHECK(reg(e, VGPU_REG_DOORBELL) == 0, "doorbell reads 0");
+    for (i = 0; i < VGPU_REG_NAME_LEN; i += 4) {
+        v = reg(e, VGPU_REG_VM_NAME + i);
+        memcpy(name + i, &v, 4);        /* little-endian host */
+    }
+    CHECK(strcmp(name, "qt") == 0, "vm name '%s'", name);
+
+    /* The guest cannot change what the operator set. */
+    reg_write(e, VGPU_REG_VM_ID, 99);
+    reg_write(e, VGPU_REG_PRIORITY, 0);
+    CHECK(reg(e, VGPU_REG_VM_ID) == 7 && reg(e, VGPU_REG_PRIORITY) == 1,
+          "read-only identity changed");
+
+    CHECK(wait_link(e, true, 10000) == 0, "link did not come up");
+    v = reg(e, VGPU_REG_LINK_STATUS);
+    CHECK(v == VGPU_LINK_UP, "link status 0x%x (cpu backend: no GPU bit)", v);
+    CHECK(reg(e, VGPU_REG_BACKEND) == VGPU_BACKEND_CPU, "backend");
+    CHECK(reg(e, VGPU_REG_MAX_INFLIGHT) >= 1, "max in-flight");
+    CHECK(reg(e, VGPU_REG_IRQ_STATUS) & VGPU_IRQ_LINK, "no link interrupt");
+    v = reg(e, VGPU_REG_GPU_NAME);
+    CHECK(v != 0, "empty GPU name");
+    reg_write(e, VGPU_REG_IRQ_ACK, VGPU_IRQ_LINK);
+    CHECK(reg(e, VGPU_REG_IRQ_STATUS) == 0, "ack did not clear");
+    CHECK_QT(e);
+    printf("# session %u, max in-flight %u\n", reg(e, VGPU_REG_SESSION_ID),
+           reg(e, VGPU_REG_MAX_INFLIGHT));
+    ok = 1;
+out:
+    return ok;
+}
+
+/* Realize refuses what would not work or is forbidden, with a message. */
+static int case_realize_errors(struct env *e)
+{
+    static const struct {
+        const char *obj, *dev, *expect;
+    } bad[] = {
+        { "memory-backend-memfd,id=shm,size=16M,share=on",
+          "vgpu-stub,chardev=med,memdev=shm,vendor-id=0x10de", "NVIDIA" },
+        { "memory-backend-ram,id=shm,size=16M,share=on",
+          "vgpu-stub,chardev=med,memdev=shm", "memory-backend-memfd" },
+        { "memory-backend-memfd,id=shm,size=16M,share=off",
+          "vgpu-stub,chardev=med,memdev=shm", "share=on" },
+        { "memory-backend-memfd,id=shm,size=3M,share=on",
+          "vgpu-stub,chardev=med,memdev=shm", "power of two" },
+        { "memory-backend-memfd,id=shm,size=16M,share=on",
+          "vgpu-stub,chardev=med,memdev=shm,priority=9", "priority" },
+        { "memory-backend-memfd,id=shm,size=16M,share=on",
+          "vgpu-stub,chardev=med,memdev=shm,weight=0", "weight" },
+        { "memory-backend-memfd,id=shm,size=16M,share=on",
+          "vgpu-stub,chardev=med", "memdev" },
+    };
+    char chr[256], log[192];
+    size_t i;
+    int ok = 0;
+
+    snprintf(chr, sizeof(chr), "socket,id=med,path=%s,reconnect=1", e->med_sock);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *argv[] = {
+            e->qemu, "-machine", "q35", "-accel", "qtest", "-display", "none",
+            "-nodefaults", "-object", bad[i].obj, "-chardev", chr,
+            "-device", bad[i].dev, NULL,
+        };
+        pid_t pid;
+        int st;
+
+        snprintf(log, sizeof(log), "%s/qemu.log", e->dir);
+        unlink(log);
+        pid = spawn(argv, log);
+        CHECK(pid > 0, "spawn");
+        st = wait_exit(pid, 15000);
+        if (st < 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+        }
+        CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) != 0,
+              "QEMU accepted -device %s (status %d)", bad[i].dev, st);
+        CHECK(count_in_file(log, bad[i].expect) > 0,
+              "no '%s' in QEMU's error for -device %s", bad[i].expect, bad[i].dev);
+    }
+    ok = 1;
+out:
+    return ok;
+}
+
+/* NOP + vector_add through the ring; INTx, masking and MSI. */
+static int case_vector_add(struct env *e)
+{
+    enum { N = 1024 };
+    static float a[N], b[N], out[N];
+    const uint64_t a_off = VGPU_SHM_DATA_OFFSET, b_off = a_off + sizeof(a),
+                   o_off = b_off + sizeof(b);
+    struct vgpu_sqe sqe;
+    struct vgpu_cqe cqe;
+    int line, i, ok = 0;
+    unsigned raises;
+
+    CHECK(start_all(e, "16M") == 0, "start");
+    CHECK(qt_cmd(&e->qt, "irq_intercept_in ioapic") == 0, "irq intercept");
+    reg_write(e, VGPU_REG_IRQ_ACK, VGPU_IRQ_LINK);
+    reg_write(e, VGPU_REG_IRQ_MASK, 0);
+    qt_poll_async(&e->qt, 20);
+    CHECK(irq_high(e) < 0, "an interrupt is high before any request");
+
+    sqe = nop(1);
+    submit(e, &sqe);
+    CHECK(wait_cq(e, 1, 10000) == 1, "NOP did not complete");
+    pop_cqe(e, &cqe);
+    CHECK(cqe.tag == 1 && cqe.user_data == 0xabcd0001ull, "NOP echo");
+    CHECK(cqe.status == VGPU_S_OK && cqe.result == 0, "NOP status %d", cqe.status);
+    CHECK(reg(e, VGPU_REG_IRQ_STATUS) & VGPU_IRQ_COMPLETION, "no completion irq bit");
+    qt_poll_async(&e->qt, 20);
+    line = irq_high(e);
+    CHECK(line >= 16 && line < 24, "INTx not raised on a PIRQ GSI (got %d)", line);
+    reg_write(e, VGPU_REG_IRQ_ACK, VGPU_IRQ_COMPLETION);
+    qt_poll_async(&e->qt, 20);
+    CHECK(reg(e, VGPU_REG_IRQ_STATUS) == 0, "ack");
+    CHECK(!e->qt.irq_level[line], "INTx still high after ack");
+    printf("# INTx: ioapic input %d\n", line);
+
+    for (i = 0; i < N; i++) {
+        a[i] = (float)i;
+        b[i] = 2.0f * i + 0.5f;
+    }
+    qt_memwrite(&e->qt, BAR2_ADDR + a_off, a, sizeof(a));
+    qt_memwrite(&e->qt, BAR2_ADDR + b_off, b, sizeof(b));
+    memset(&sqe, 0, sizeof(sqe));
+    sqe.opcode = VGPU_OP_VECTOR_ADD;
+    sqe.tag = 2;
+    sqe.args.vector_add.a_off = a_off;
+    sqe.args.vector_add.b_off = b_off;
+    sqe.args.vector_add.out_off = o_off;
+    sqe.args.vector_add.n = N;
+    submit(e, &sqe);
+    CHECK(wait_cq(e, 1, 10000) == 1, "vector_add did not complete");
+    pop_cqe(e, &cqe);
+    CHECK(cqe.tag == 2 && cqe.status == VGPU_S_OK, "vector_add status %d (%s)",
+          cqe.status, vgpu_status_name(cqe.status));
+    CHECK(qt_memread(&e->qt, BAR2_ADDR + o_off, out, sizeof(out)) == 0, "read out");
+    for (i = 0; i < N; i++) {
+        CHECK(out[i] == 3.0f * i + 0.5f, "out[%d] = %f", i, out[i]);
+    }
+    qt_poll_async(&e->qt, 20);
+    CHECK(e->qt.irq_level[line], "INTx not raised for vector_add");
+    reg_write(e, VGPU_REG_IRQ_ACK, VGPU_IRQ_COMPLETION);
+
+    /* Masked: the status bit is set, the line stays low until unmasked. */
+    reg_write(e, VGPU_REG_IRQ_MASK, VGPU_IRQ_COMPLETION);
+    sqe = nop(3);
+    submit(e, &sqe);
+    CHECK(wait_cq(e, 1, 10000) == 1, "masked NOP did not complete");
+    pop_cqe(e, &cqe);
+    qt_poll_async(&e->qt, 20);
+    CHECK(reg(e, VGPU_REG_IRQ_STATUS) & VGPU_IRQ_COMPLETION, "status bit while masked");
+    CHECK(!e->qt.irq_level[line], "INTx raised while masked");
+    reg_write(e, VGPU_REG_IRQ_MASK, 0);
+    qt_poll_async(&e->qt, 20);
+    CHECK(e->qt.irq_level[line], "INTx not raised on unmask");
+    reg_write(e, VGPU_REG_IRQ_ACK, VGPU_IRQ_COMPLETION);
+    qt_poll_async(&e->qt, 20);
+    CHECK(!e->qt.irq_level[line], "INTx high after ack");
+
+    /* MSI: 64-bit capability, message lands in guest RAM; INTx stays quiet. */
+    CHECK(e->msi_cap, "no MSI capability");
+    CHECK(qt_pci_cfg_readw(&e->qt, e->devfn, e->msi_cap + 2) & 0x80, "MSI not 64-bit");
+    qt_pci_cfg_writel(&e->qt, e->devfn, e->msi_cap + 4, (uint32_t)MSI_ADDR);
+    qt_pci_cfg_writel(&e->qt, e->devfn, e->msi_cap + 8, 0);
+    qt_pci_cfg_writew(&e->qt, e->devfn, e->msi_cap + 12, MSI_DATA);
+    qt_pci_cfg_writew(&e->qt, e->devfn, e->msi_cap + 2, 0x0001);
+    qt_writel(&e->qt, MSI_ADDR, 0);
+    raises = e->qt.irq_raises[line];
+    sqe = nop(4);
+    submit(e, &sqe);
+    CHECK(wait_cq(e, 1, 10000) == 1, "MSI NOP did not complete");
+    pop_cqe(e, &cqe);
+    qt_poll_async(&e->qt, 20);
+    CHECK(qt_readl(&e->qt, MSI_ADDR) == MSI_DATA, "MSI message not written");
+    CHECK(e->qt.irq_raises[line] == raises, "INTx raised while MSI is enabled");
+    reg_write(e, VGPU_REG_IRQ_ACK, VGPU_IRQ_COMPLETION);
+
+    CHECK(reg(e, VGPU_REG_NOTIFIES) >= 4, "notifies %u", reg(e, VGPU_REG_NOTIFIES));
+    CHECK(reg(e, VGPU_REG_KICKS) >= 4, "kicks %u", reg(e, VGPU_REG_KICKS));
+    CHECK_QT(e);
+    ok = 1;
+out:
+    return ok;
+}
+
+/* Mediator absent at start: link down, the request waits, then completes. */
+static int case_late_mediator(struct env *e)
+{
+    struct vgpu_sqe sqe = nop(42);
+    struct vgpu_cqe cqe;
+    int64_t t0;
+    int ok = 0;
+
+    CHECK(start_qemu(e, "16M") == 0, "QEMU start");
+    CHECK(setup_device(e) == 0, "setup");
+    sleep_ms(300);
+    CHECK(reg(e, VGPU_REG_LINK_STATUS) == 0, "link up without a mediator");
+    CHECK(reg(e, VGPU_REG_BACKEND) == VGPU_BACKEND_NONE, "backend without mediator");
+    submit(e, &sqe);
+    sleep_ms(300);
+    CHECK(wait_cq(e, 1, 0) == 0, "completion without a mediator");
+
+    t0 = now_ms();
+    CHECK(start_mediator(e) == 0, "mediator start");
+    CHECK(wait_link(e, true, 10000) == 0, "link did not come up");
+    CHECK(reg(e, VGPU_REG_IRQ_STATUS) & VGPU_IRQ_LINK, "no link interrupt");
+    CHECK(wait_cq(e, 1, 10000) == 1, "request did not complete after the mediator came");
+    printf("# link up + completion %lld ms after the mediator started\n",
+           (long long)(now_ms() - t0));
+    pop_cqe(e, &cqe);
+    CHECK(cqe.tag == 42 && cqe.status == VGPU_S_OK, "tag %u status %d", cqe.tag, cqe.status);
+    sleep_ms(300);
+    CHECK(wait_cq(e, 1, 0) == 0, "request completed twice");
+    CHECK(ctrl_read(e, offsetof(struct vgpu_shm_ctrl, sq_head)) == e->sq_tail, "sq_head");
+    CHECK_QT(e);
+    ok = 1;
+out:
+    return ok;
+}
+
+/*
+ * SIGKILL the mediator while a queue of SGEMMs runs; a new mediator resumes
+ * the ring: every request completes exactly once, in order, correctly.
+ */
+static int case_mediator_restart(struct env *e)
+{
+    enum { DIM = 1024, NREQ = 16 };
+    const uint64_t a_off = VGPU_SHM_DATA_OFFSET,
+                   b_off = a_off + (uint64_t)DIM * DIM * 4,
+                   c_off = b_off + (uint64_t)DIM * DIM * 4;
+    static float a[DIM * DIM], b[DIM * DIM];
+    struct vgpu_cqe cqe;
+    uint32_t done_at_kill, i, k;
+    int64_t t0;
+    int ok = 0;
+
+    CHECK(start_all(e, "64M") == 0, "start");
+    /* Small integers: every product sum is exact in float. */
+    for (i = 0; i < DIM * DIM; i++) {
+        a[i] = (float)((i * 7 + i / DIM) % 3);
+        b[i] = (float)((i * 5 + i / DIM) % 2);
+    }
+    CHECK(qt_memwrite(&e->qt, BAR2_ADDR + a_off, a, sizeof(a)) == 0, "write A");
+    CHECK(qt_memwrite(&e->qt, BAR2_ADDR + b_off, b, sizeof(b)) == 0, "write B");
+
+    /* beta = 0: re-running a request after a crash gives the same C. */
+    for (i = 0; i < NREQ; i++) {
+        struct vgpu_sqe sqe = { .opcode = VGPU_OP_SGEMM, .tag = 100 + i,
+                                .user_data = i };
+
+        sqe.args.sgemm.a_off = a_off;
+        sqe.args.sgemm.b_off = b_off;
+        sqe.args.sgemm.c_off = c_off;
+        sqe.args.sgemm.m = sqe.args.sgemm.n = sqe.args.sgemm.k = DIM;
+        sqe.args.sgemm.alpha = 1.0f;
+        sqe.args.sgemm.beta = 0.0f;
+        put_sqe(e, &sqe);
+    }
+    t0 = now_ms();
+    publish(e);
+    CHECK(wait_cq(e, 1, 30000) >= 1, "first SGEMM did not complete");
+    stop_mediator(e, SIGKILL);
+    done_at_kill = ctrl_read(e, offsetof(struct vgpu_shm_ctrl, cq_tail));
+    printf("# mediator killed after %u of %u completions (%lld ms)\n",
+           done_at_kill, NREQ, (long long)(now_ms() - t0));
+    CHECK(done_at_kill < NREQ, "all requests finished before the kill: "
+          "the test did not exercise a restart");
+    CHECK(wait_link(e, false, 5000) == 0, "link still up after the mediator died");
+    CHECK(reg(e, VGPU_REG_IRQ_STATUS) & VGPU_IRQ_LINK, "no link-down interrupt");
+    reg_write(e, VGPU_REG_IRQ_ACK, VGPU_IRQ_LINK | VGPU_IRQ_COMPLETION);
+
+    CHECK(start_mediator(e) == 0, "mediator restart");
+    CHECK(wait_link(e, true, 10000) == 0, "link did not come back");
+    CHECK(wait_cq(e, NREQ, 60000) >= NREQ, "only %u of %u completed after restart",
+          wait_cq(e, NREQ, 0), NREQ);
+    sleep_ms(500);
+    CHECK(wait_cq(e, NREQ, 0) == NREQ, "%u completions for %u requests",
+          wait_cq(e, NREQ, 0), NREQ);
+    for (i = 0; i < NREQ; i++) {
+        pop_cqe(e, &cqe);
+        CHECK(cqe.tag == 100 + i && cqe.user_data == i, "CQE %u has tag %u", i, cqe.tag);
+        CHECK(cqe.status == VGPU_S_OK, "CQE %u status %s", i, vgpu_status_name(cqe.status));
+    }
+    CHECK(ctrl_read(e, offsetof(struct vgpu_shm_ctrl, sq_head)) == e->sq_tail,
+          "sq_head did not reach sq_tail");
+    /* Spot-check C = A * B. */
+    for (i = 0; i < 32; i++) {
+        uint32_t r = (i * 131) % DIM, c = (i * 977 + 5) % DIM;
+        float want = 0, got;
+        uint32_t bits;
+
+        for (k = 0; k < DIM; k++) {
+            want += a[r * DIM + k] * b[k * DIM + c];
+        }
+        bits = qt_readl(&e->qt, BAR2_ADDR + c_off + ((uint64_t)r * DIM + c) * 4);
+        memcpy(&got, &bits, 4);
+        CHECK(got == want, "C[%u][%u] = %f, want %f", r, c, got, want);
+    }
+    CHECK_QT(e);
+    ok = 1;
+out:
+    return ok;
+}
+
+/* Bad widths, unaligned and unknown offsets: logged, ignored, QEMU lives. */
+static int case_bad_access(struct env *e)
+{
+    struct vgpu_sqe sqe = nop(9);
+    struct vgpu_cqe cqe;
+    uint32_t kicks;
+    int logged, ok = 0;
+
+    CHECK(start_all(e, "16M") == 0, "start");
+    reg_write(e, VGPU_REG_IRQ_MASK, VGPU_IRQ_LINK);
+    kicks = reg(e, VGPU_REG_KICKS);
+
+    CHECK(qt_readb(&e->qt, BAR0_ADDR + VGPU_REG_MAGIC) == 0, "readb returned data");
+    CHECK(qt_readw(&e->qt, BAR0_ADDR + VGPU_REG_MAGIC) == 0, "readw returned data");
+    CHECK(qt_readq(&e->qt, BAR0_ADDR + VGPU_REG_MAGIC) == 0, "readq returned data");
+    CHECK(qt_readl(&e->qt, BAR0_ADDR + VGPU_REG_MAGIC + 2) == 0, "unaligned readl");
+    CHECK(reg(e, 0x200) == 0 && reg(e, 0xffc) == 0 && reg(e, 0x050) == 0,
+          "unknown offsets read non-zero");
+    qt_writeb(&e->qt, BAR0_ADDR + VGPU_REG_DOORBELL, 1);
+    qt_writew(&e->qt, BAR0_ADDR + VGPU_REG_IRQ_MASK, 0);
+    qt_writeq(&e->qt, BAR0_ADDR + VGPU_REG_IRQ_MASK, 0);
+    qt_writel(&e->qt, BAR0_ADDR + VGPU_REG_IRQ_MASK + 1, 0);
+    reg_write(e, 0x200, 0xdeadbeef);
+    reg_write(e, 0xffc, 0xdeadbeef);
+    reg_write(e, VGPU_REG_MAGIC, 0);
+    reg_write(e, VGPU_REG_LINK_STATUS, 0);
+    reg_write(e, VGPU_REG_IRQ_STATUS, 0xffffffff);
+    reg_write(e, VGPU_REG_VM_NAME, 0x41414141);
+    CHECK_QT(e);
+    CHECK(reg(e, VGPU_REG_IRQ_MASK) == VGPU_IRQ_LINK, "bad-width write changed the mask");
+    CHECK(reg(e, VGPU_REG_MAGIC) == VGPU_MAGIC, "magic changed");
+    CHECK(reg(e, VGPU_REG_LINK_STATUS) & VGPU_LINK_UP, "link status writable");
+    CHECK(reg(e, 0x200) == 0, "unknown register kept a value");
+    CHECK(reg(e, VGPU_REG_VM_NAME) == 'q' + ('t' << 8), "vm name writable");
+    qt_poll_async(&e->qt, 50);
+    CHECK(reg(e, VGPU_REG_KICKS) == kicks, "byte write rang the doorbell");
+
+    logged = count_in_file(e->guest_log, "vgpu-stub:");
+    CHECK(logged >= 14, "only %d guest errors logged", logged);
+    printf("# %d guest errors logged\n", logged);
+
+    /* Still fully working. */
+    submit(e, &sqe);
+    CHECK(wait_cq(e, 1, 10000) == 1, "NOP after bad accesses");
+    pop_cqe(e, &cqe);
+    CHECK(cqe.tag == 9 && cqe.status == VGPU_S_OK, "NOP status %d", cqe.status);
+    CHECK(qt_alive(&e->qt), "QEMU died");
+    CHECK_QT(e);
+    ok = 1;
+out:
+    return ok;
+}
+
+/* 10k doorbells in a row: coalesced, nothing breaks, requests still flow. */
+static int case_doorbell_storm(struct env *e)
+{
+    enum { STORM = 10000 };
+    struct vgpu_sqe sqe = nop(1);
+    struct vgpu_cqe cqe;
+    char cmd[64];
+    uint32_t kicks;
+    int64_t t0;
+    int ok = 0;
+
+    CHECK(start_all(e, "16M") == 0, "start");
+    put_sqe(e, &sqe);
+    ctrl_write(e, offsetof(struct vgpu_shm_ctrl, sq_tail), e->sq_tail);
+    snprintf(cmd, sizeof(cmd), "writel 0x%llx 0x1",
+             (unsigned long long)(BAR0_ADDR + VGPU_REG_DOORBELL));
+    t0 = now_ms();
+    CHECK(qt_cmd_repeat(&e->qt, cmd, STORM) == 0, "doorbell storm");
+    printf("# %d doorbells in %lld ms\n", STORM, (long long)(now_ms() - t0));
+    CHECK(wait_cq(e, 1, 10000) == 1, "NOP during the storm");
+    pop_cqe(e, &cqe);
+    CHECK(cqe.tag == 1 && cqe.status == VGPU_S_OK, "NOP status %d", cqe.status);
+
+    sqe = nop(2);
+    submit(e, &sqe);
+    CHECK(wait_cq(e, 1, 10000) == 1, "NOP after the storm");
+    pop_cqe(e, &cqe);
+    CHECK(cqe.tag == 2 && cqe.status == VGPU_S_OK, "NOP status %d", cqe.status);
+    sleep_ms(200);
+    CHECK(wait_cq(e, 1, 0) == 0, "spurious completions");
+    kicks = reg(e, VGPU_REG_KICKS);
+    printf("# KICK messages sent for %d doorbells: %u\n", STORM + 1, kicks);
+    CHECK(kicks >= 2 && kicks <= STORM + 1, "kicks %u", kicks);
+    CHECK(mediator_alive(e), "mediator died");
+    CHECK(qt_alive(&e->qt), "QEMU died");
+    CHECK_QT(e);
+    ok = 1;
+out:
+    return ok;
+}
+
+/* Random SQEs and corrupt ring indexes: error completions, everyone lives. */
+static int case_garbage(struct env *e)
+{
+    enum { NGARBAGE = 200 };
+    struct vgpu_sqe sqe;
+    struct vgpu_cqe cqe;
+    unsigned i, j, errors = 0;
+    unsigned seed = 12345;
+    int ok = 0;
+
+    CHECK(start_all(e, "16M") == 0, "start");
+    for (i = 0; i < NGARBAGE; i++) {
+        uint8_t *p = (uint8_t *)&sqe;
+
+        for (j = 0; j < sizeof(sqe); j++) {
+            p[j] = (uint8_t)(rand_r(&seed) >> 7);
+        }
+        sqe.tag = i;
+        put_sqe(e, &sqe);
+    }
+    publish(e);
+    CHECK(wait_cq(e, NGARBAGE, 30000) == NGARBAGE, "%u of %u garbage requests completed",
+          wait_cq(e, NGARBAGE, 0), NGARBAGE);
+    for (i = 0; i < NGARBAGE; i++) {
+        pop_cqe(e, &cqe);
+        CHECK(cqe.tag == i, "CQE %u has tag %u", i, cqe.tag);
+        CHECK(cqe.status >= 0 && cqe.status < VGPU_S_STATUS_COUNT, "status %d", cqe.status);
+        errors += cqe.status != VGPU_S_OK;
+    }
+    printf("# %u of %u random SQEs rejected\n", errors, NGARBAGE);
+    CHECK(errors >= NGARBAGE - 2, "only %u of %u random SQEs rejected", errors, NGARBAGE);
+
+    /* A tail far beyond the ring: the mediator must ignore it, not run off. */
+    ctrl_write(e, offsetof(struct vgpu_shm_ctrl, sq_tail), e->sq_tail + 5000);
+    reg_write(e, VGPU_REG_DOORBELL, 1);
+    sleep_ms(300);
+    CHECK(wait_cq(e, 1, 0) == 0, "completions for a corrupt tail");
+    CHECK(mediator_alive(e), "mediator died on a corrupt tail");
+
+    sqe = nop(77);
+    submit(e, &sqe);
+    CHECK(wait_cq(e, 1, 10000) == 1, "NOP after garbage");
+    pop_cqe(e, &cqe);
+    CHECK(cqe.tag == 77 && cqe.status == VGPU_S_OK, "NOP status %d", cqe.status);
+    CHECK(mediator_alive(e), "mediator died");
+    CHECK(qt_alive(&e->qt), "QEMU died");
+    CHECK_QT(e);
+    ok = 1;
+out:
+    return ok;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static const struct {
+    const char *name;
+    int (*fn)(struct env *e);
+} cases[] = {
+    { "identity", case_identity },
+    { "realize-errors", case_realize_errors },
+    { "vector-add-irq", case_vector_add },
+    { "late-mediator", case_late_mediator },
+    { "mediator-restart", case_mediator_restart },
+    { "bad-access", case_bad_access },
+    { "doorbell-storm", case_doorbell_storm },
+    { "garbage", case_garbage },
+};
+
+static int run_case(unsigned idx)
+{
+    static struct env e;
+    int64_t t0 = now_ms();
+    int ok;
+
+    case_name = cases[idx].name;
+    if (env_init(&e) < 0) {
+        printf("not ok - %s\n", case_name);
+        return 0;
+    }
+    alarm(CASE_DEADLINE_S);
+    ok = cases[idx].fn(&e);
+    alarm(0);
+    env_fini(&e, !ok);
+    printf("%s - %s (%lld ms)\n", ok ? "ok" : "not ok", case_name,
+           (long long)(now_ms() - t0));
+    fflush(stdout);
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned i, ran = 0, passed = 0;
+    int a;
+
+    signal(SIGALRM, on_alarm);
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    for (a = 1; a < argc; a++) {
+        for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            if (!strcmp(argv[a], cases[i].name)) {
+                break;
+            }
+        }
+        if (i == sizeof(cases) / sizeof(cases[0])) {
+            fprintf(stderr, "unknown case '%s'\n", argv[a]);
+            return 2;
+        }
+    }
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bool want = argc == 1;
+
+        for (a = 1; a < argc; a++) {
+            want |= !strcmp(argv[a], cases[i].name);
+        }
+        if (want) {
+            ran++;
+            passed += run_case(i);
+        }
+    }
+    printf("# %u of %u cases passed\n", passed, ran);
+    return passed == ran ? 0 : 1;
+}
