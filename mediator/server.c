@@ -203,6 +203,12 @@ static void conn_fail(struct vgpu_mediator *m, struct vgpu_session *s, uint32_t 
 
 /* ---------------------------------------------------------------- stats */
 
+static int row_cmp(const void *a, const void *b)
+{
+    const struct vgpu_stats_row *x = a, *y = b;
+    return x->session_id < y->session_id ? -1 : x->session_id > y->session_id;
+}
+
 char *vgpu_mediator_stats_text(struct vgpu_mediator *m, size_t *len)
 {
     const size_t cap = VGPU_MSG_MAX_SIZE - sizeof(struct vgpu_msg_hdr);
@@ -248,6 +254,7 @@ char *vgpu_mediator_stats_text(struct vgpu_mediator *m, size_t *len)
              (unsigned long long)m->sessions_closed, m->nconns,
              (unsigned long long)m->conns_rejected, m->sched.queued, m->sched.running,
              m->n_exec, (unsigned long long)m->inline_runs, (unsigned long long)m->exec_runs);
+    qsort(rows, n, sizeof(*rows), row_cmp);
     *len = vgpu_stats_format(buf, cap + 1, head, rows, n);
     pthread_mutex_unlock(&m->lock);
     free(rows);
