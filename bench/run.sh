@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Host benchmarks in one run on this machine (make bench):
+#   (a) raw Unix-socket ping-pong vs NOP round trip through the mediator
+#   (b) NOP throughput, 1/4/16 clients x queue depth 1/32
+#   (c) vector_add 2^10..2^24 floats through the mediator (cpu backend) vs
+#       the same loop in-process
+# Starts its own vgpu-mediator (cpu backend) on a temporary socket, prints one
+# table and writes bench/results/<host>-<date>.json (every figure with its unit).
+#
+# usage: bench/run.sh BUILD_DIR
+# env:   VGPU_BENCH_SECONDS  seconds per throughput case (default 2)
+#        VGPU_BENCH_ROUNDS   round trips for the latency figures (default 100000)
+#        VGPU_BENCH_QUICK=1  a short run (CI smoke test; figures not reportable)
+set -euo pipefail
+
+build=$(cd "${1:?usage: bench/run.sh BUILD_DIR}" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+med=$build/mediator/vgpu-mediator
+vb=$build/bench/vgpu-bench
+pp=$build/bench/bench-pingpong
+secs=${VGPU_BENCH_SECONDS:-2}
+rounds=${VGPU_BENCH_ROUNDS:-100000}
+vadd_secs=1
+sizes="10 12 14 16 18 20 22 24"
+if [ "${VGPU_BENCH_QUICK:-0}" = 1 ]; then
+  secs=0.2 rounds=2000 vadd_secs=0.05 sizes="10 16 20"
+fi
+
+for b in "$med" "$vb" "$pp"; do
+  [ -x "$b" ] || { echo "bench: $b missing; build first (ninja -C $build)" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-bench.XXXXXX")
+sock=$tmp/mediator.sock
+med_pid=
+cleanup() {
+  if [ -n "$med_pid" ]; then
+    kill "$med_pid" 2>/dev/null || true
+    wait "$med_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$med" --socket-path "$sock" --backend cpu --log-level warn >"$tmp/mediator.log" 2>&1 &
+med_pid=$!
+for _ in $(seq 100); do
+  [ -S "$sock" ] && break
+  if ! kill -0 "$med_pid" 2>/dev/null; then
+    echo "bench: vgpu-mediator exited:" >&2; cat "$tmp/mediator.log" >&2; exit 1
+  fi
+  sleep 0.1
+done
+[ -S "$sock" ] || { echo "bench: mediator socket did not appear in 10 s" >&2; exit 1; }
+
+res=$tmp/results.tsv
+: >"$res"
+run() {
+  if ! "$@" >>"$res"; then
+    echo "bench: failed: $*" >&2
+    echo "--- mediator log:" >&2; tail -20 "$tmp/mediator.log" >&2
+    exit 1
+  fi
+}
+
+echo "bench: running (about $((6 * ${secs%.*} + 30)) s) ..." >&2
+run "$pp" "$rounds"
+run "$vb" lat --socket "$sock" --rounds "$rounds"
+for c in 1 4 16; do
+  for d in 1 32; do
+    run "$vb" tput --socket "$sock" --clients "$c" --depth "$d" --seconds "$secs"
+  done
+done
+for k in $sizes; do
+  run "$vb" vadd --socket "$sock" --log2 "$k" --seconds "$vadd_secs"
+done
+
+host=$(hostname -s 2>/dev/null || echo host)
+stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+ncpu=$(nproc)
+kernel=$(uname -r)
+commit=$(git -C "$here/.." rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+val() { awk -F'\t' -v k="$1" '$1 == k { print $2 }' "$res"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+{
+  echo "vgpu host benchmarks: $host, $ncpu CPUs ($cpu), kernel $kernel, commit $commit, $stamp"
+  echo "mediator: --backend cpu, defaults otherwise; client: libvgpu sim transport"
+  echo
+  echo "(a) round trip at queue depth 1, $rounds rounds"
+  printf "  %-34s %10s %10s %10s\n" "" "p50 us" "p99 us" "mean us"
+  printf "  %-34s %10.2f %10.2f %10.2f\n" "raw Unix socket ping-pong (24 B)" \
+    "$(val pingpong_p50)" "$(val pingpong_p99)" "$(val pingpong_mean)"
+  printf "  %-34s %10.2f %10.2f %10.2f\n" "NOP through the mediator" \
+    "$(val nop_p50)" "$(val nop_p99)" "$(val nop_mean)"
+  printf "  %-34s %9sx %9sx %9sx   (target p50 <= 2x)\n" "ratio" \
+    "$(ratio "$(val nop_p50)" "$(val pingpong_p50)")" \
+    "$(ratio "$(val nop_p99)" "$(val pingpong_p99)")" \
+    "$(ratio "$(val nop_mean)" "$(val pingpong_mean)")"
+  echo
+  echo "(b) NOP throughput, requests/s ($secs s per case; one session per client)"
+  printf "  %-10s %14s %14s\n" "clients" "depth 1" "depth 32"
+  for c in 1 4 16; do
+    printf "  %-10s %14.0f %14.0f\n" "$c" "$(val nop_tput_c${c}_d1)" "$(val nop_tput_c${c}_d32)"
+  done
+  echo
+  echo "(c) vector_add, median time per request (depth 1; in-process: same loop, same buffers;"
+  echo "    exec/queue: medians of what the mediator's completions report)"
+  printf "  %-10s %14s %14s %8s %10s %10s\n" "floats" "mediator us" "in-process us" "ratio" \
+    "exec us" "queue us"
+  for k in $sizes; do
+    printf "  %-10s %14.1f %14.1f %7.2fx %10.0f %10.0f\n" "2^$k" "$(val "vadd_2^${k}_mediator")" \
+      "$(val "vadd_2^${k}_inprocess")" "$(val "vadd_2^${k}_ratio")" \
+      "$(val "vadd_2^${k}_exec")" "$(val "vadd_2^${k}_queue")"
+  done
+} | tee "$tmp/table.txt"
+
+mkdir -p "$here/results"
+out=$here/results/$host-$(date -u +%Y-%m-%d-%H%M).json
+if [ "${VGPU_BENCH_QUICK:-0}" = 1 ]; then
+  out=$tmp/quick.json
+fi
+{
+  printf '{\n  "host": "%s",\n  "date": "%s",\n  "nproc": %s,\n' "$host" "$stamp" "$ncpu"
+  printf '  "cpu": "%s",\n  "kernel": "%s",\n  "commit": "%s",\n' "$cpu" "$kernel" "$commit"
+  printf '  "mediator": "--backend cpu",\n  "rounds": %s,\n  "seconds_per_tput_case": %s,\n' \
+    "$rounds" "$secs"
+  printf '  "metrics": {\n'
+  awk -F'\t' '{ printf "%s    \"%s\": {\"value\": %s, \"unit\": \"%s\"}", (NR > 1 ? ",\n" : ""), $1, $2, $3 }
+              END { printf "\n" }' "$res"
+  printf '  }\n}\n'
+} >"$out"
+[ "${VGPU_BENCH_QUICK:-0}" = 1 ] || echo "bench: results written to ${out#"$here/../"}"
