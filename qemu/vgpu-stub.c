@@ -264,8 +264,8 @@ static void vgpu_handle_welcome(VgpuStubState *s, const uint8_t *buf,
 {
     struct vgpu_msg_welcome w;
 
-    if (size < sizeof(w)) {
-        vgpu_protocol_error(s, VGPU_PERR_MALFORMED, seq, "short WELCOME");
+    if (size != sizeof(w)) {
+        vgpu_protocol_error(s, VGPU_PERR_MALFORMED, seq, "bad WELCOME size");
         return;
     }
     if (s->link_status & VGPU_LINK_UP) {
@@ -307,8 +307,8 @@ static void vgpu_handle_error(VgpuStubState *s, const uint8_t *buf,
     struct vgpu_msg_error e;
     char text[sizeof(e.text)];
 
-    if (size < sizeof(e)) {
-        warn_report("vgpu-stub: mediator sent a short ERROR; disconnecting");
+    if (size != sizeof(e)) {
+        warn_report("vgpu-stub: mediator sent a malformed ERROR; disconnecting");
     } else {
         memcpy(&e, buf, sizeof(e));
         memcpy(text, e.text, sizeof(text));
@@ -331,9 +331,9 @@ static bool vgpu_dispatch(VgpuStubState *s, const uint8_t *buf, uint32_t size)
         vgpu_handle_welcome(s, buf, size, le32_to_cpu(hdr.seq));
         break;
     case VGPU_MSG_NOTIFY:
-        if (size < sizeof(struct vgpu_msg_notify)) {
+        if (size != sizeof(struct vgpu_msg_notify)) {
             vgpu_protocol_error(s, VGPU_PERR_MALFORMED, le32_to_cpu(hdr.seq),
-                                "short NOTIFY");
+                                "bad NOTIFY size");
             break;
         }
         if (!(s->link_status & VGPU_LINK_UP)) {

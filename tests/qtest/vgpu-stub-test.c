@@ -6,8 +6,9 @@
  * BAR2, rings the doorbell and reads completions and interrupts back.
  *
  * usage: vgpu-stub-test [CASE...]   (no argument: every case)
- * env:   VGPU_QEMU      QEMU binary with vgpu-stub (required to exist)
- *        VGPU_MEDIATOR  vgpu-mediator binary
+ * env:   VGPU_QEMU        QEMU binary with vgpu-stub (required to exist)
+ *        VGPU_MEDIATOR    vgpu-mediator binary
+ *        VGPU_QTEST_KEEP  keep each case's logs (printed directory)
  *
  * Every case has a deadline (SIGALRM kills its processes and fails it);
  * every wait inside a case has its own, shorter one.
@@ -23,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -308,22 +311,33 @@ static void env_fini(struct env *e, bool failed)
         dump_file("QEMU guest errors", e->guest_log);
         dump_file("mediator", e->med_log);
     }
+    cur = NULL;
+    if (getenv("VGPU_QTEST_KEEP")) {
+        printf("# logs kept in %s\n", e->dir);
+        return;
+    }
     for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", e->dir, files[i]);
         unlink(path);
     }
     rmdir(e->dir);
-    cur = NULL;
 }
 
 static int start_qemu(struct env *e, const char *shm_size)
 {
-    char obj[128], chr[256];
+    char obj[128], chr[256], qlog[128];
     const char *extra[] = {
         "-object", obj, "-chardev", chr,
         "-device", "vgpu-stub,chardev=med,memdev=shm,vm-id=7,vm-name=qt,priority=1,weight=2",
-        "-d", "guest_errors", "-D", e->guest_log, NULL,
+        "-d", "guest_errors", "-D", e->guest_log, "-qtest-log", qlog, NULL,
     };
+
+    /* The qtest command trace is large (hex dumps); only kept on request. */
+    if (getenv("VGPU_QTEST_KEEP")) {
+        snprintf(qlog, sizeof(qlog), "%s/qtest.log", e->dir);
+    } else {
+        snprintf(qlog, sizeof(qlog), "none");
+    }
 
     snprintf(obj, sizeof(obj), "memory-backend-memfd,id=shm,size=%s,share=on", shm_size);
     snprintf(chr, sizeof(chr), "socket,id=med,path=%s,reconnect=1", e->med_sock);
@@ -517,6 +531,186 @@ static int start_all(struct env *e, const char *shm_size)
         return r;
     }
     return 0;
+}
+
+
+/* ------------------------------------------------------------------------
+ * A scripted mediator, for the device's side of the protocol: what it sends
+ * and how it reacts to a misbehaving peer.
+ * ------------------------------------------------------------------------ */
+
+static int fake_listen(struct env *e)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", e->med_sock);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -errno;
+    }
+    return fd;
+}
+
+static int fake_accept(int lfd, int ms)
+{
+    struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+
+    if (poll(&pfd, 1, ms) <= 0) {
+        return -ETIMEDOUT;
+    }
+    return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+/*
+ * Read exactly @len bytes within @ms, collecting one passed fd into *@rfd
+ * (if not NULL; extra fds are closed). Returns @len, 0 on EOF, or -errno.
+ */
+static ssize_t fake_read(int fd, void *buf, size_t len, int *rfd, int ms)
+{
+    int64_t deadline = now_ms() + ms;
+    size_t got = 0;
+
+    while (got < len) {
+        union {
+            struct cmsghdr h;
+            char buf[CMSG_SPACE(4 * sizeof(int))];
+        } cbuf;
+        struct iovec iov = { (char *)buf + got, len - got };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                             .msg_control = &cbuf, .msg_controllen = sizeof(cbuf) };
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        struct cmsghdr *c;
+        int64_t left = deadline - now_ms();
+        ssize_t n;
+
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
+            return -ETIMEDOUT;
+        }
+        n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno == ECONNRESET ? 0 : -errno;
+        }
+        for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                size_t i, nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                int fds[4];
+
+                memcpy(fds, CMSG_DATA(c), nfd * sizeof(int));
+                for (i = 0; i < nfd; i++) {
+                    if (rfd && *rfd < 0) {
+                        *rfd = fds[i];
+                    } else {
+                        close(fds[i]);
+                    }
+                }
+            }
+        }
+        if (n == 0) {
+            return 0;
+        }
+        got += n;
+    }
+    return (ssize_t)len;
+}
+
+/* One whole message into @buf (at most @cap bytes); returns its type or -errno/0. */
+static int fake_recv(int fd, void *buf, size_t cap, int *rfd, int ms)
+{
+    struct vgpu_msg_hdr *h = buf;
+    ssize_t n = fake_read(fd, buf, sizeof(*h), rfd, ms);
+
+    if (n <= 0) {
+        return (int)n;
+    }
+    if (h->size < sizeof(*h) || h->size > cap) {
+        return -EPROTO;
+    }
+    if (h->size > sizeof(*h)) {
+        n = fake_read(fd, (char *)buf + sizeof(*h), h->size - sizeof(*h), rfd, ms);
+        if (n <= 0) {
+            return n ? (int)n : -EPIPE;
+        }
+    }
+    return h->type;
+}
+
+static int fake_send(int fd, const void *buf, size_t len, int pass_fd)
+{
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } cbuf;
+    struct iovec iov = { (void *)buf, len };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+    if (pass_fd >= 0) {
+        memset(&cbuf, 0, sizeof(cbuf));
+        mh.msg_control = &cbuf;
+        mh.msg_controllen = sizeof(cbuf);
+        CMSG_FIRSTHDR(&mh)->cmsg_level = SOL_SOCKET;
+        CMSG_FIRSTHDR(&mh)->cmsg_type = SCM_RIGHTS;
+        CMSG_FIRSTHDR(&mh)->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(CMSG_FIRSTHDR(&mh)), &pass_fd, sizeof(int));
+    }
+    return sendmsg(fd, &mh, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -errno;
+}
+
+static struct vgpu_msg_welcome fake_welcome(uint32_t seq)
+{
+    struct vgpu_msg_welcome w = {
+        .hdr = { .type = VGPU_MSG_WELCOME, .size = sizeof(w), .seq = seq },
+        .version_major = VGPU_PROTO_VERSION_MAJOR,
+        .version_minor = VGPU_PROTO_VERSION_MINOR,
+        .session_id = 77, .backend = VGPU_BACKEND_CUDA, .max_inflight = 16,
+        .gpu_mem_mib = 81559, .gpu_sms = 132, .gpu_cc = 0x900,
+        .gpu_name = "Fake H100",
+    };
+    return w;
+}
+
+/* Accept the device's (re)connection and check its HELLO; returns the fd. */
+static int fake_expect_hello(struct env *e, int lfd, struct vgpu_msg_hello *hello,
+                             int *shm_fd)
+{
+    int cfd = fake_accept(lfd, 5000);
+    int type;
+
+    if (cfd < 0) {
+        fprintf(stderr, "the device did not (re)connect\n");
+        return -ETIMEDOUT;
+    }
+    *shm_fd = -1;
+    type = fake_recv(cfd, hello, sizeof(*hello), shm_fd, 5000);
+    if (type != VGPU_MSG_HELLO || hello->hdr.size != sizeof(*hello) || *shm_fd < 0) {
+        fprintf(stderr, "expected HELLO with an fd, got type %d size %u fd %d\n",
+                type, hello->hdr.size, *shm_fd);
+        close(cfd);
+        return -EPROTO;
+    }
+    (void)e;
+    return cfd;
+}
+
+/* After misbehaving, the device must answer ERROR @code (or nothing) and hang up. */
+static bool fake_expect_hangup(int cfd, int code)
+{
+    union { struct vgpu_msg_hdr h; struct vgpu_msg_error e; char raw[512]; } m;
+    int type;
+    bool saw_error = code < 0;
+
+    while ((type = fake_recv(cfd, &m, sizeof(m), NULL, 5000)) > 0) {
+        if (type == VGPU_MSG_ERROR && (int)m.e.code == code) {
+            saw_error = true;
+        }
+    }
+    close(cfd);
+    return type == 0 && saw_error;
 }
 
 /* ------------------------------------------------------------------------
@@ -1028,6 +1222,262 @@ out:
     return ok;
 }
 
+
+/*
+ * The device against a scripted mediator: HELLO contents and the memfd,
+ * WELCOME split across reads, KICK, NOTIFY batches, and every way a
+ * mediator can misbehave (malformed, oversized, unexpected, fds, ERROR, BYE):
+ * each ends in ERROR + hang-up + link down, then a reconnect with HELLO.
+ */
+static int case_fake_mediator(struct env *e)
+{
+    struct vgpu_msg_hello hello;
+    struct vgpu_msg_welcome w;
+    struct vgpu_msg_notify nt = { .hdr = { .type = VGPU_MSG_NOTIFY, .size = sizeof(nt) } };
+    union { struct vgpu_msg_hdr h; struct vgpu_msg_kick k; char raw[256]; } m;
+    struct vgpu_shm_ctrl *ctrl;
+    struct stat st;
+    char batch[3 * sizeof(nt)];
+    int lfd = -1, cfd = -1, shm_fd = -1, devnull = -1, seals, ok = 0;
+    void *shm = MAP_FAILED;
+    uint32_t v;
+    size_t i;
+
+    lfd = fake_listen(e);
+    CHECK(lfd >= 0, "listen: %s", strerror(-lfd));
+    CHECK(start_qemu(e, "16M") == 0, "QEMU start");
+    CHECK(setup_device(e) == 0, "setup");
+
+    cfd = fake_expect_hello(e, lfd, &hello, &shm_fd);
+    CHECK(cfd >= 0, "first HELLO");
+    CHECK(hello.version_major == VGPU_PROTO_VERSION_MAJOR &&
+          hello.abi_version == VGPU_ABI_VERSION, "HELLO versions");
+    CHECK(hello.vm_id == 7 && hello.priority == 1 && hello.weight == 2, "HELLO identity");
+    CHECK(!strcmp(hello.vm_name, "qt"), "HELLO vm name '%.64s'", hello.vm_name);
+    CHECK(hello.shm_size == 16u << 20, "HELLO shm size %" PRIu64, hello.shm_size);
+    CHECK(hello.features & VGPU_FEAT_RECONNECT, "HELLO features 0x%x", hello.features);
+    CHECK(fstat(shm_fd, &st) == 0 && st.st_size == 16 << 20, "memfd size");
+    seals = fcntl(shm_fd, F_GET_SEALS);
+    CHECK(seals >= 0 && (seals & F_SEAL_SHRINK), "memfd not sealed against shrinking (0x%x)",
+          seals);
+
+    /* The fd is BAR2: what the mediator writes, the guest reads. */
+    shm = mmap(NULL, 16 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, 0);
+    CHECK(shm != MAP_FAILED, "mmap: %s", strerror(errno));
+    ctrl = shm;
+    ctrl->host_flags = 0x5a5a;
+    CHECK(ctrl_read(e, offsetof(struct vgpu_shm_ctrl, host_flags)) == 0x5a5a,
+          "BAR2 is not the memfd");
+
+    /* WELCOME in two pieces: the device's parser must reassemble it. */
+    w = fake_welcome(hello.hdr.seq);
+    CHECK(fake_send(cfd, &w, 10, -1) == 0, "send");
+    sleep_ms(50);
+    CHECK(reg(e, VGPU_REG_LINK_STATUS) == 0, "link up on half a WELCOME");
+    CHECK(fake_send(cfd, (char *)&w + 10, sizeof(w) - 10, -1) == 0, "send");
+    CHECK(wait_link(e, true, 5000) == 0, "no link after WELCOME");
+    CHECK(reg(e, VGPU_REG_LINK_STATUS) == (VGPU_LINK_UP | VGPU_LINK_GPU), "cuda: GPU bit");
+    CHECK(reg(e, VGPU_REG_SESSION_ID) == 77 && reg(e, VGPU_REG_MAX_INFLIGHT) == 16 &&
+          reg(e, VGPU_REG_BACKEND) == VGPU_BACKEND_CUDA && reg(e, VGPU_REG_GPU_SMS) == 132 &&
+          reg(e, VGPU_REG_GPU_MEM_MIB) == 81559 && reg(e, VGPU_REG_GPU_CC) == 0x900,
+          "WELCOME registers");
+    v = reg(e, VGPU_REG_GPU_NAME);
+    CHECK(!memcmp(&v, "Fake", 4), "GPU name");
+
+    /* Doorbell -> KICK carrying the tail as a hint. */
+    ctrl->sq_tail = 3;
+    reg_write(e, VGPU_REG_DOORBELL, 1);
+    CHECK(fake_recv(cfd, &m, sizeof(m), NULL, 5000) == VGPU_MSG_KICK, "no KICK");
+    CHECK(m.h.size == sizeof(m.k) && m.k.sq_tail == 3, "KICK size %u tail %u",
+          m.h.size, m.k.sq_tail);
+    CHECK(reg(e, VGPU_REG_KICKS) == 1, "KICKS");
+
+    /* One NOTIFY, then three: two in one write and one byte by byte. */
+    reg_write(e, VGPU_REG_IRQ_ACK, ~0u);
+    CHECK(fake_send(cfd, &nt, sizeof(nt), -1) == 0, "send");
+    for (i = 0; i < 100 && reg(e, VGPU_REG_NOTIFIES) < 1; i++) {
+        sleep_ms(10);
+    }
+    CHECK(reg(e, VGPU_REG_IRQ_STATUS) & VGPU_IRQ_COMPLETION, "NOTIFY raised nothing");
+    memcpy(batch, &nt, sizeof(nt));
+    memcpy(batch + sizeof(nt), &nt, sizeof(nt));
+    memcpy(batch + 2 * sizeof(nt), &nt, sizeof(nt));
+    CHECK(fake_send(cfd, batch, 2 * sizeof(nt), -1) == 0, "send");
+    for (i = 0; i < sizeof(nt); i++) {
+        CHECK(fake_send(cfd, batch + 2 * sizeof(nt) + i, 1, -1) == 0, "send");
+    }
+    for (i = 0; i < 100 && reg(e, VGPU_REG_NOTIFIES) < 4; i++) {
+        sleep_ms(10);
+    }
+    CHECK(reg(e, VGPU_REG_NOTIFIES) == 4, "NOTIFIES %u", reg(e, VGPU_REG_NOTIFIES));
+    reg_write(e, VGPU_REG_IRQ_ACK, ~0u);
+
+    /* A header whose size is below the header: ERROR MALFORMED, hang-up. */
+    memset(&m, 0, sizeof(m));
+    m.h.type = VGPU_MSG_NOTIFY;
+    m.h.size = 8;
+    CHECK(fake_send(cfd, &m, sizeof(m.h), -1) == 0, "send");
+    CHECK(fake_expect_hangup(cfd, VGPU_PERR_MALFORMED), "no ERROR/hang-up on size 8");
+    cfd = -1;
+    CHECK(wait_link(e, false, 5000) == 0, "link up after a malformed message");
+    CHECK(reg(e, VGPU_REG_IRQ_STATUS) & VGPU_IRQ_LINK, "no link-down interrupt");
+    CHECK(reg(e, VGPU_REG_SESSION_ID) == 0, "session id kept while down");
+
+    /* Reconnect. A doorbell while down is remembered and sent after WELCOME. */
+    reg_write(e, VGPU_REG_DOORBELL, 1);
+    close(shm_fd);
+    cfd = fake_expect_hello(e, lfd, &hello, &shm_fd);
+    CHECK(cfd >= 0, "HELLO after reconnect");
+    w = fake_welcome(hello.hdr.seq);
+    CHECK(fake_send(cfd, &w, sizeof(w), -1) == 0, "send");
+    CHECK(fake_recv(cfd, &m, sizeof(m), NULL, 5000) == VGPU_MSG_KICK,
+          "the doorbell rung while down was not forwarded");
+    CHECK(wait_link(e, true, 5000) == 0, "link");
+
+    /* The mediator refuses us with ERROR. */
+    {
+        struct vgpu_msg_error er = {
+            .hdr = { .type = VGPU_MSG_ERROR, .size = sizeof(er) },
+            .code = VGPU_PERR_IDENTITY, .text = "vm id \x01 in use",
+        };
+        CHECK(fake_send(cfd, &er, sizeof(er), -1) == 0, "send");
+    }
+    CHECK(fake_expect_hangup(cfd, -1), "no hang-up after ERROR");
+    cfd = -1;
+    CHECK(wait_link(e, false, 5000) == 0, "link up after ERROR");
+
+    /* NOTIFY before WELCOME is out of order. */
+    close(shm_fd);
+    cfd = fake_expect_hello(e, lfd, &hello, &shm_fd);
+    CHECK(cfd >= 0, "HELLO after ERROR");
+    CHECK(fake_send(cfd, &nt, sizeof(nt), -1) == 0, "send");
+    CHECK(fake_expect_hangup(cfd, VGPU_PERR_TYPE), "NOTIFY before WELCOME accepted");
+    cfd = -1;
+
+    /* A header announcing more than VGPU_MSG_MAX_SIZE. */
+    close(shm_fd);
+    cfd = fake_expect_hello(e, lfd, &hello, &shm_fd);
+    CHECK(cfd >= 0, "HELLO after TYPE error");
+    memset(&m, 0, sizeof(m));
+    m.h.type = VGPU_MSG_WELCOME;
+    m.h.size = VGPU_MSG_MAX_SIZE + 1;
+    CHECK(fake_send(cfd, &m, sizeof(m.h), -1) == 0, "send");
+    CHECK(fake_expect_hangup(cfd, VGPU_PERR_MALFORMED), "oversized message accepted");
+    cfd = -1;
+
+    /* An fd from the mediator is never accepted (and must not leak). */
+    close(shm_fd);
+    cfd = fake_expect_hello(e, lfd, &hello, &shm_fd);
+    CHECK(cfd >= 0, "HELLO after oversize");
+    devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    w = fake_welcome(hello.hdr.seq);
+    CHECK(fake_send(cfd, &w, sizeof(w), devnull) == 0, "send");
+    CHECK(fake_expect_hangup(cfd, VGPU_PERR_FD), "fd from the mediator accepted");
+    cfd = -1;
+
+    /* An unknown type, then finally an orderly BYE. */
+    close(shm_fd);
+    cfd = fake_expect_hello(e, lfd, &hello, &shm_fd);
+    CHECK(cfd >= 0, "HELLO after fd");
+    memset(&m, 0, sizeof(m));
+    m.h.type = 0x7777;
+    m.h.size = 40;
+    CHECK(fake_send(cfd, &m, 40, -1) == 0, "send");
+    CHECK(fake_expect_hangup(cfd, VGPU_PERR_TYPE), "unknown type accepted");
+    cfd = -1;
+
+    close(shm_fd);
+    cfd = fake_expect_hello(e, lfd, &hello, &shm_fd);
+    CHECK(cfd >= 0, "HELLO after unknown type");
+    w = fake_welcome(hello.hdr.seq);
+    CHECK(fake_send(cfd, &w, sizeof(w), -1) == 0, "send");
+    CHECK(wait_link(e, true, 5000) == 0, "link");
+    {
+        struct vgpu_msg_bye bye = { .hdr = { .type = VGPU_MSG_BYE, .size = sizeof(bye) } };
+        CHECK(fake_send(cfd, &bye, sizeof(bye), -1) == 0, "send");
+    }
+    CHECK(fake_expect_hangup(cfd, -1), "no hang-up after BYE");
+    cfd = -1;
+    CHECK(wait_link(e, false, 5000) == 0, "link up after BYE");
+
+    close(shm_fd);
+    cfd = fake_expect_hello(e, lfd, &hello, &shm_fd);
+    CHECK(cfd >= 0, "HELLO after BYE");
+    CHECK(qt_alive(&e->qt), "QEMU died");
+    CHECK(count_in_file(e->qemu_log, "vgpu-stub:") >= 6, "protocol errors not reported");
+    CHECK_QT(e);
+    ok = 1;
+out:
+    if (shm != MAP_FAILED) {
+        munmap(shm, 16 << 20);
+    }
+    if (devnull >= 0) {
+        close(devnull);
+    }
+    if (shm_fd >= 0) {
+        close(shm_fd);
+    }
+    if (cfd >= 0) {
+        close(cfd);
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    return ok;
+}
+
+/*
+ * A machine reset (ICH9 reset control, port 0xcf9) clears the guest-visible
+ * interrupt state and counters; the link and the session survive.
+ */
+static int case_reset(struct env *e)
+{
+    struct vgpu_sqe sqe = nop(5);
+    struct vgpu_cqe cqe;
+    uint32_t session;
+    int i, ok = 0;
+
+    CHECK(start_all(e, "16M") == 0, "start");
+    session = reg(e, VGPU_REG_SESSION_ID);
+    reg_write(e, VGPU_REG_IRQ_MASK, VGPU_IRQ_COMPLETION);
+    submit(e, &sqe);
+    CHECK(wait_cq(e, 1, 10000) == 1, "NOP");
+    pop_cqe(e, &cqe);
+    for (i = 0; i < 100 && reg(e, VGPU_REG_NOTIFIES) == 0; i++) {
+        sleep_ms(10);
+    }
+    CHECK(reg(e, VGPU_REG_IRQ_STATUS) != 0 && reg(e, VGPU_REG_KICKS) != 0 &&
+          reg(e, VGPU_REG_NOTIFIES) != 0, "no state to reset");
+
+    CHECK(qt_cmd(&e->qt, "outb 0xcf9 0x6") == 0, "reset request");
+    /* Reset clears the command register: memory decoding goes off. */
+    for (i = 0; i < 500; i++) {
+        if (!(qt_pci_cfg_readw(&e->qt, e->devfn, PCI_COMMAND) & PCI_CMD_MEM)) {
+            break;
+        }
+        sleep_ms(10);
+    }
+    CHECK(i < 500, "machine did not reset");
+    CHECK(setup_device(e) == 0, "setup after reset");
+    CHECK(reg(e, VGPU_REG_IRQ_STATUS) == 0, "irq status survived reset");
+    CHECK(reg(e, VGPU_REG_IRQ_MASK) == 0, "irq mask survived reset");
+    CHECK(reg(e, VGPU_REG_KICKS) == 0 && reg(e, VGPU_REG_NOTIFIES) == 0, "counters");
+    CHECK(reg(e, VGPU_REG_LINK_STATUS) & VGPU_LINK_UP, "link lost on reset");
+    CHECK(reg(e, VGPU_REG_SESSION_ID) == session, "session changed on reset");
+    CHECK(reg(e, VGPU_REG_VM_ID) == 7, "identity lost on reset");
+
+    /* The ring still works across the reset. */
+    sqe = nop(6);
+    submit(e, &sqe);
+    CHECK(wait_cq(e, 1, 10000) == 1, "NOP after reset");
+    pop_cqe(e, &cqe);
+    CHECK(cqe.tag == 6 && cqe.status == VGPU_S_OK, "NOP status %d", cqe.status);
+    CHECK_QT(e);
+    ok = 1;
+out:
+    return ok;
+}
+
 /* ------------------------------------------------------------------------ */
 
 static const struct {
@@ -1042,6 +1492,8 @@ static const struct {
     { "bad-access", case_bad_access },
     { "doorbell-storm", case_doorbell_storm },
     { "garbage", case_garbage },
+    { "fake-mediator", case_fake_mediator },
+    { "reset", case_reset },
 };
 
 static int run_case(unsigned idx)
