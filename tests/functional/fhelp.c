@@ -72,7 +72,9 @@ int fh_mediator_start(struct fh_mediator *m, const char *dir, const char *const 
         fprintf(stderr, "VGPU_MEDIATOR is not set\n");
         return -ENOENT;
     }
-    if (dir) {
+    if (dir == m->dir) {
+        /* restart in the same directory */
+    } else if (dir) {
         snprintf(m->dir, sizeof(m->dir), "%s", dir);
     } else {
         snprintf(m->dir, sizeof(m->dir), "/tmp/vgpu-ft-XXXXXX");
