@@ -34,5 +34,11 @@ check "iterations completed after the restart ($n_before before, $n_after in all
 status=$(mediator_status)
 echo "$status"
 check "the restarted mediator took vm-r's session back" has "$work/mediator-2.log" "vm-r"
+# Whether a request was in flight at the crash depends on timing; say which.
+if grep -q 'resuming [1-9]' "$work/mediator-2.log"; then
+    say "a request was in flight at the crash and was resumed from the ring: $(grep -m1 -o 'resuming.*' "$work/mediator-2.log")"
+else
+    say "no request was in flight at the crash this time (the client was between requests)"
+fi
 echo "--- mediator-2.log"; sed 's/^/    /' "$work/mediator-2.log" | tail -n 20
 finish
