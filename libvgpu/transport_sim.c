@@ -55,6 +55,9 @@ struct sim {
     uint8_t  tx[sizeof(struct vgpu_msg_kick)];
     size_t   tx_off, tx_len;
 
+    /* KICKs since we last read the socket: see sim_kick(). */
+    uint32_t kicks_unread;
+
     char     path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -432,6 +435,8 @@ static int tx_flush(struct sim *s)
     return 0;
 }
 
+static int rx_once(struct sim *s, bool block);
+
 static int sim_kick(struct vgpu_dev *dev, uint32_t sq_tail)
 {
     struct sim *s = dev->priv;
@@ -440,6 +445,18 @@ static int sim_kick(struct vgpu_dev *dev, uint32_t sq_tail)
 
     if (!s->link_up) {
         return -ENOLINK;
+    }
+    /*
+     * A client whose spin keeps catching completions never sleeps on the
+     * socket, so NOTIFYs pile up in it until the mediator's sends fail.
+     * Drain them now and then; this also notices a BYE or ERROR early.
+     */
+    if (++s->kicks_unread >= 32) {
+        while ((r = rx_once(s, false)) == 0) {
+        }
+        if (r == -ENOLINK) {
+            return r;
+        }
     }
     r = tx_flush(s);
     if (r == -EAGAIN) {
@@ -532,6 +549,7 @@ static int rx_once(struct sim *s, bool block)
         link_lost(s, -ENOLINK);
         return -ENOLINK;
     }
+    s->kicks_unread = 0;
     if (s->rx_skip) {
         size_t drop = (uint64_t)n < s->rx_skip ? (size_t)n : (size_t)s->rx_skip;
 
