@@ -132,12 +132,12 @@ static void vgpu_raise(VgpuStubState *s, uint32_t causes)
  * ------------------------------------------------------------------------ */
 
 static void vgpu_fill_hdr(VgpuStubState *s, struct vgpu_msg_hdr *hdr,
-                          uint16_t type, uint32_t size, uint32_t seq)
+                          uint16_t type, uint32_t size)
 {
     hdr->type = cpu_to_le16(type);
     hdr->flags = 0;
     hdr->size = cpu_to_le32(size);
-    hdr->seq = cpu_to_le32(seq ? seq : ++s->tx_seq);
+    hdr->seq = cpu_to_le32(++s->tx_seq);
     hdr->reserved = 0;
 }
 
@@ -184,7 +184,7 @@ static void vgpu_protocol_error(VgpuStubState *s, uint32_t code,
     struct vgpu_msg_error err = { 0 };
 
     warn_report("vgpu-stub: mediator protocol error: %s; disconnecting", why);
-    vgpu_fill_hdr(s, &err.hdr, VGPU_MSG_ERROR, sizeof(err), 0);
+    vgpu_fill_hdr(s, &err.hdr, VGPU_MSG_ERROR, sizeof(err));
     err.code = cpu_to_le32(code);
     err.ref_seq = cpu_to_le32(ref_seq);
     pstrcpy(err.text, sizeof(err.text), why);
@@ -197,7 +197,7 @@ static void vgpu_send_hello(VgpuStubState *s)
     struct vgpu_msg_hello hello = { 0 };
     int fd = memory_region_get_fd(s->shm);
 
-    vgpu_fill_hdr(s, &hello.hdr, VGPU_MSG_HELLO, sizeof(hello), 0);
+    vgpu_fill_hdr(s, &hello.hdr, VGPU_MSG_HELLO, sizeof(hello));
     hello.version_major = cpu_to_le16(VGPU_PROTO_VERSION_MAJOR);
     hello.version_minor = cpu_to_le16(VGPU_PROTO_VERSION_MINOR);
     hello.abi_version = cpu_to_le32(VGPU_ABI_VERSION);
@@ -236,7 +236,7 @@ static void vgpu_kick_bh(void *opaque)
     sq_tail = (uint32_t *)((uint8_t *)memory_region_get_ram_ptr(s->shm) +
                            VGPU_SHM_CTRL_OFFSET +
                            offsetof(struct vgpu_shm_ctrl, sq_tail));
-    vgpu_fill_hdr(s, &kick.hdr, VGPU_MSG_KICK, sizeof(kick), 0);
+    vgpu_fill_hdr(s, &kick.hdr, VGPU_MSG_KICK, sizeof(kick));
     kick.sq_tail = cpu_to_le32(qatomic_load_acquire(sq_tail));
     if (vgpu_send(s, &kick, sizeof(kick)) < 0) {
         /* The ring keeps the request; HELLO after reconnect resumes it. */
@@ -797,10 +797,12 @@ static void vgpu_unrealize(PCIDevice *pdev)
 {
     VgpuStubState *s = VGPU_STUB(pdev);
 
+    /* Going away: no link interrupt from the CLOSED event this causes. */
+    s->link_status = 0;
     if (s->connected) {
         struct vgpu_msg_bye bye = { 0 };
 
-        vgpu_fill_hdr(s, &bye.hdr, VGPU_MSG_BYE, sizeof(bye), 0);
+        vgpu_fill_hdr(s, &bye.hdr, VGPU_MSG_BYE, sizeof(bye));
         bye.reason = cpu_to_le32(VGPU_BYE_SHUTDOWN);
         vgpu_send(s, &bye, sizeof(bye));
         s->connected = false;
