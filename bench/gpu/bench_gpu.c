@@ -19,6 +19,9 @@
  * writes JSON (--json FILE).
  *
  * usage: vgpu-bench-gpu --socket PATH [--json FILE] [--quick] [--gpu N]
+ *   --quick          5 repetitions, no SGEMM 4096 (smoke run; not reportable)
+ *   --mediated-only  skip the native side and accept any backend (to check
+ *                    the harness against a cpu mediator on a GPU-less host)
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -252,7 +255,7 @@ static void run_mediated(struct bench *b, struct bcase *c)
     c->exec_us = median(ex, c->reps);
 }
 
-static int open_mediator(struct bench *b, const char *sock)
+static int open_mediator(struct bench *b, const char *sock, bool any_backend)
 {
     struct vgpu_open_opts o = {
         .transport = "sim", .socket_path = sock, .shm_size = SHM_SIZE,
@@ -271,7 +274,7 @@ static int open_mediator(struct bench *b, const char *sock)
         printf("mediator: backend %s, GPU \"%s\", session %u\n",
                info.backend == VGPU_BACKEND_CUDA ? "cuda" : "NOT CUDA", info.gpu_name,
                info.session_id);
-        if (info.backend != VGPU_BACKEND_CUDA) {
+        if (info.backend != VGPU_BACKEND_CUDA && !any_backend) {
             fprintf(stderr, "vgpu-bench-gpu: the mediator is not on the cuda backend\n");
             vgpu_close(b->dev);
             b->dev = NULL;
@@ -341,7 +344,7 @@ int main(int argc, char **argv)
     const char *sock = NULL, *json = NULL;
     struct bench b = { 0 };
     struct cudaDeviceProp prop;
-    bool quick = false;
+    bool quick = false, mediated_only = false;
     int gpu = 0, failed = 0;
 
     for (int i = 1; i < argc; i++) {
@@ -353,6 +356,8 @@ int main(int argc, char **argv)
             gpu = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--quick") == 0) {
             quick = true;
+        } else if (strcmp(argv[i], "--mediated-only") == 0) {
+            mediated_only = true;
         } else {
             fprintf(stderr, "usage: %s --socket PATH [--json FILE] [--quick] [--gpu N]\n",
                     argv[0]);
@@ -361,26 +366,30 @@ int main(int argc, char **argv)
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
 
-    if (cudaSetDevice(gpu) != cudaSuccess || cudaGetDeviceProperties(&prop, gpu) != cudaSuccess ||
-        cudaStreamCreateWithFlags(&b.st, cudaStreamNonBlocking) != cudaSuccess) {
+    if (mediated_only) {
+        snprintf(b.gpu_name, sizeof(b.gpu_name), "none (mediated only)");
+    } else if (cudaSetDevice(gpu) != cudaSuccess ||
+               cudaGetDeviceProperties(&prop, gpu) != cudaSuccess ||
+               cudaStreamCreateWithFlags(&b.st, cudaStreamNonBlocking) != cudaSuccess) {
         fprintf(stderr, "vgpu-bench-gpu: no usable GPU %d: %s\n", gpu,
                 cudaGetErrorString(cudaGetLastError()));
         return 1;
-    }
-    snprintf(b.gpu_name, sizeof(b.gpu_name), "%.63s", prop.name);
-    b.sms = prop.multiProcessorCount;
-    cudaDriverGetVersion(&b.driver);
-    cudaRuntimeGetVersion(&b.runtime);
-    if (vgpu_cublas_load(&b.cb) == 0) {
-        if (b.cb.create(&b.blas) != CUBLAS_STATUS_SUCCESS ||
-            b.cb.set_stream(b.blas, b.st) != CUBLAS_STATUS_SUCCESS) {
+    } else {
+        snprintf(b.gpu_name, sizeof(b.gpu_name), "%.63s", prop.name);
+        b.sms = prop.multiProcessorCount;
+        cudaDriverGetVersion(&b.driver);
+        cudaRuntimeGetVersion(&b.runtime);
+        if (vgpu_cublas_load(&b.cb) == 0 &&
+            (b.cb.create(&b.blas) != CUBLAS_STATUS_SUCCESS ||
+             b.cb.set_stream(b.blas, b.st) != CUBLAS_STATUS_SUCCESS)) {
+            snprintf(b.cb.path, sizeof(b.cb.path), "loaded, but cublasCreate failed");
             vgpu_cublas_unload(&b.cb);
         }
+        printf("native: %s, %d SMs, driver %d, runtime %d, cuBLAS: %s\n", b.gpu_name, b.sms,
+               b.driver, b.runtime, b.cb.path);
     }
-    printf("native: %s, %d SMs, driver %d, runtime %d, cuBLAS: %s\n", b.gpu_name, b.sms,
-           b.driver, b.runtime, b.cb.path);
     if (sock) {
-        open_mediator(&b, sock);
+        open_mediator(&b, sock, mediated_only);
     }
 
     printf("\n%-17s %-7s %5s %12s %12s %10s %8s %10s %10s  %s\n", "op", "size", "reps",
@@ -393,7 +402,15 @@ int main(int argc, char **argv)
         if (quick && c->reps > 5) {
             c->reps = 5;
         }
-        run_native(&b, c);
+        if (quick && c->kind == K_SGEMM && c->n > 1024) {
+            c->error = "skipped (--quick)";
+            continue;
+        }
+        if (mediated_only) {
+            c->native_us = 1;   /* ratios below are meaningless */
+        } else {
+            run_native(&b, c);
+        }
         if (!c->error) {
             run_mediated(&b, c);
         }
@@ -423,6 +440,8 @@ int main(int argc, char **argv)
         b.cb.destroy(b.blas);
         vgpu_cublas_unload(&b.cb);
     }
-    cudaStreamDestroy(b.st);
+    if (b.st) {
+        cudaStreamDestroy(b.st);
+    }
     return failed ? 1 : 0;
 }

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# The one command for the GPU host: runs the GPU test suite, the native vs
+# mediated benchmark, the plot and the fairness test with the artifacts
+# already built in BUILD (default build/), and writes everything to $OUT:
+#
+#   $OUT/gpu-run.log          every step's output, with timings and exit codes
+#   $OUT/summary.txt          one line per step + the key figures
+#   $OUT/mediator.log         the mediators' own logs (bench, fairness)
+#   $OUT/gpu-<date>.json      benchmark figures (copy to bench/results/)
+#   $OUT/gpu-<date>.png       the plot
+#
+# Every step has its own time limit and a failing step does not stop the
+# independent ones; the whole run stays under 8 minutes.
+#
+# usage: OUT=/some/dir bench/gpu-run.sh      (from the repository root)
+# env:   BUILD=build  GPU=0  QUICK=1 (a short smoke run; figures not reportable)
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+build=${BUILD:-build}
+out=${OUT:?set OUT to the directory for results}
+gpu=${GPU:-0}
+quick=${QUICK:-0}
+mkdir -p "$out"
+stamp=$(date -u +%Y-%m-%d-%H%M)
+log=$out/gpu-run.log
+summary=$out/summary.txt
+medlog=$out/mediator.log
+json=$out/gpu-$stamp.json
+png=$out/gpu-$stamp.png
+: >"$log"
+: >"$summary"
+: >"$medlog"
+
+med=$build/mediator/vgpu-mediator
+test_cuda=$build/tests/gpu/test_cuda
+test_fair=$build/tests/gpu/test_fairness
+bench=$build/bench/gpu/vgpu-bench-gpu
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-gpu-run.XXXXXX")
+med_pid=
+t_start=$(date +%s)
+
+say() { echo "$*" | tee -a "$log"; }
+note() { echo "$*" >>"$summary"; say "$*"; }
+
+stop_mediator() {
+  if [ -n "$med_pid" ]; then
+    kill "$med_pid" 2>/dev/null
+    for _ in $(seq 50); do
+      kill -0 "$med_pid" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -9 "$med_pid" 2>/dev/null
+    wait "$med_pid" 2>/dev/null
+    med_pid=
+  fi
+}
+cleanup() { stop_mediator; rm -rf "$tmp"; }
+trap cleanup EXIT
+trap 'say "interrupted"; exit 130' INT TERM
+
+# step NAME LIMIT_S CMD...: runs CMD with a time limit, output to stdout and
+# the log, and records the verdict in the summary.
+step() {
+  local name=$1 limit=$2; shift 2
+  local t0 rc
+  say ""
+  say "=== $name ($(date -u +%H:%M:%S), limit ${limit}s): $*"
+  t0=$(date +%s%N)
+  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$log"
+  rc=${PIPESTATUS[0]}
+  local el
+  el=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+  if [ "$rc" = 0 ]; then
+    note "step $name: ok (${el}s)"
+  elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    note "step $name: TIMED OUT after ${limit}s (rc $rc)"
+  else
+    note "step $name: FAILED rc $rc (${el}s)"
+  fi
+  return "$rc"
+}
+
+say "vgpu GPU run $stamp on $(hostname) ($(uname -r)), build dir $build, out $out"
+say "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+
+# ---- 0. the machine and the artifacts --------------------------------------
+step nvidia-smi 30 nvidia-smi
+step nvidia-smi-query 30 nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm,pcie.link.gen.current,pcie.link.width.current,persistence_mode --format=csv
+missing=0
+for f in "$med" "$test_cuda" "$test_fair" "$bench"; do
+  if [ -x "$f" ]; then
+    say "artifact $f: $(stat -c %s "$f") bytes"
+  else
+    note "artifact $f: MISSING (build with nvcc present: ninja -C $build)"
+    missing=1
+  fi
+done
+for lib in /usr/local/cuda/lib64/libcublas.so.13 /usr/local/cuda/lib64/libcublasLt.so.13; do
+  if [ -e "$lib" ]; then
+    say "found $lib"
+  else
+    say "not found: $lib (SGEMM will report not-supported)"
+  fi
+done
+[ -x "$med" ] && { ldd "$med" 2>&1 | tee -a "$log"; }
+[ "$missing" = 1 ] && say "some artifacts are missing; the steps that need them will fail"
+
+# ---- 1. the backend in process, against the CPU backend --------------------
+step test_cuda 140 "$test_cuda"
+
+# ---- 2. native vs mediated -------------------------------------------------
+start_mediator() {
+  local sock=$1
+  shift
+  say "starting $med --backend=cuda --socket-path=$sock --gpu=$gpu $*"
+  echo "=== mediator for $* ($(date -u +%H:%M:%S))" >>"$medlog"
+  "$med" --backend=cuda --socket-path="$sock" --gpu="$gpu" "$@" >>"$medlog" 2>&1 &
+  med_pid=$!
+  for _ in $(seq 150); do
+    [ -S "$sock" ] && return 0
+    kill -0 "$med_pid" 2>/dev/null || { say "mediator exited early; see mediator.log"; med_pid=; return 1; }
+    sleep 0.2
+  done
+  say "mediator socket did not appear in 30 s"
+  return 1
+}
+
+bench_args=(--socket "$tmp/bench.sock" --json "$json" --gpu "$gpu")
+[ "$quick" = 1 ] && bench_args+=(--quick)
+if start_mediator "$tmp/bench.sock" --log-level=info; then
+  step bench 170 "$bench" "${bench_args[@]}"
+  step mediator-status 15 "$med" --status --socket-path="$tmp/bench.sock"
+else
+  note "step bench: SKIPPED, the mediator did not start"
+fi
+stop_mediator
+if [ -f "$json" ]; then
+  mkdir -p bench/results && cp "$json" bench/results/ 2>/dev/null
+fi
+
+# ---- 3. plot ---------------------------------------------------------------
+if [ -f "$json" ]; then
+  step plot 40 python3 bench/gpu/plot.py "$json" "$png"
+else
+  note "step plot: SKIPPED, no benchmark JSON"
+fi
+
+# ---- 4. fairness through the real mediator ---------------------------------
+fair_secs=5
+[ "$quick" = 1 ] && fair_secs=1
+step fairness 80 "$test_fair" "$med" --backend cuda --seconds "$fair_secs" --log "$medlog"
+
+# ---- summary ---------------------------------------------------------------
+{
+  echo ""
+  echo "key figures:"
+  grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | sed 's/^/  tests: /'
+  grep -E '^(vector_add|sgemm|memcpy_h2d|memcpy_roundtrip) ' "$log" | sed 's/^/  bench: /'
+  grep -E 'fairness (sgemm|vector_add):' "$log" | sed 's/^/  /'
+  grep -E '^FAIL ' "$log" | sed 's/^/  failed: /'
+  echo "elapsed $(( $(date +%s) - t_start )) s"
+} >>"$summary"
+say ""
+say "=== summary"
+tee -a "$log" <"$summary"
+find "$out" -maxdepth 1 -type f -printf '%s\t%p\n' | tee -a "$log"
