@@ -24,6 +24,7 @@ static void usage(FILE *f, const char *prog)
 "  --inline-us US       run requests estimated below this on the I/O thread (default 20, 0: never)\n"
 "  --mem-quota MIB      device memory per VM (default 0: no limit)\n"
 "  --timeout-ms MS      per-request time limit (default 0: none)\n"
+"  --hello-timeout-ms MS  close connections silent for this long after connecting (default 10000)\n"
 "  --gpu N              CUDA device ordinal (default 0)\n"
 "  --config FILE        per-VM overrides: lines \"vm <name|id> priority P weight W\"\n"
 "  --log-level LEVEL    error|warn|info|debug (default info)\n"
@@ -59,7 +60,7 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
     enum {
         O_SOCKET = 256, O_BACKEND, O_EXECUTORS, O_MAX_INFLIGHT, O_MAX_SESSIONS, O_AGING,
         O_QUANTUM, O_INLINE, O_MEM_QUOTA, O_TIMEOUT, O_GPU, O_CONFIG, O_LOG_LEVEL, O_STATUS,
-        O_HELP,
+        O_HELP, O_HELLO_TIMEOUT,
     };
     static const struct option longopts[] = {
         { "socket-path",  required_argument, NULL, O_SOCKET },
@@ -72,6 +73,7 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         { "inline-us",    required_argument, NULL, O_INLINE },
         { "mem-quota",    required_argument, NULL, O_MEM_QUOTA },
         { "timeout-ms",   required_argument, NULL, O_TIMEOUT },
+        { "hello-timeout-ms", required_argument, NULL, O_HELLO_TIMEOUT },
         { "gpu",          required_argument, NULL, O_GPU },
         { "config",       required_argument, NULL, O_CONFIG },
         { "log-level",    required_argument, NULL, O_LOG_LEVEL },
@@ -142,6 +144,10 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         case O_TIMEOUT:
             if (parse_uint("--timeout-ms", optarg, 0, 3600000, &v)) return -EINVAL;
             cfg->timeout_ms = (unsigned)v;
+            break;
+        case O_HELLO_TIMEOUT:
+            if (parse_uint("--hello-timeout-ms", optarg, 100, 3600000, &v)) return -EINVAL;
+            cfg->hello_timeout_ms = (unsigned)v;
             break;
         case O_GPU:
             if (parse_uint("--gpu", optarg, 0, 255, &v)) return -EINVAL;

@@ -169,6 +169,8 @@ struct vgpu_mediator {
 
     uint64_t start_ns;
     uint64_t sessions_opened, sessions_closed, conns_rejected, inline_runs, exec_runs;
+    struct vgpu_vm_stats closed_st;     /* totals of every closed session */
+    uint64_t closed_charged_ns;
     struct vgpu_ratelimit conn_rl;
 };
 

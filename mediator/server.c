@@ -222,7 +222,7 @@ char *vgpu_mediator_stats_text(struct vgpu_mediator *m, size_t *len)
         return NULL;
     }
     pthread_mutex_lock(&m->lock);
-    rows = calloc(m->nsessions ? m->nsessions : 1, sizeof(*rows));
+    rows = calloc(m->nsessions + 1, sizeof(*rows));
     if (!rows) {
         pthread_mutex_unlock(&m->lock);
         free(buf);
@@ -255,6 +255,11 @@ char *vgpu_mediator_stats_text(struct vgpu_mediator *m, size_t *len)
              (unsigned long long)m->conns_rejected, m->sched.queued, m->sched.running,
              m->n_exec, (unsigned long long)m->inline_runs, (unsigned long long)m->exec_runs);
     qsort(rows, n, sizeof(*rows), row_cmp);
+    if (m->sessions_closed) {
+        rows[n++] = (struct vgpu_stats_row) {
+            .vm_name = "(closed)", .charged_ns = m->closed_charged_ns, .st = &m->closed_st,
+        };
+    }
     *len = vgpu_stats_format(buf, cap + 1, head, rows, n);
     pthread_mutex_unlock(&m->lock);
     free(rows);

@@ -234,7 +234,8 @@ void vgpu_session_complete(struct vgpu_session *s, struct vgpu_req *req, int32_t
     cqe->exec_us = sat_us(exec_ns);
     cqe->queue_us = sat_us(queue_ns);
     /* Order matters for restart: CQE, then cq_tail, then sq_head. */
-    s->cq_tail++;
+    /* relaxed store: vgpu_session_notify() reads it as a hint without the lock */
+    __atomic_store_n(&s->cq_tail, s->cq_tail + 1, __ATOMIC_RELAXED);
     vgpu_store_release(&s->ctrl->cq_tail, s->cq_tail);
     s->sq_head++;
     vgpu_store_release(&s->ctrl->sq_head, s->sq_head);
@@ -250,6 +251,8 @@ void vgpu_session_detach(struct vgpu_session *s)
         uint32_t dropped = vgpu_sched_remove(&m->sched, &s->ent);
         m->nsessions--;
         m->sessions_closed++;
+        vgpu_vm_stats_merge(&m->closed_st, &s->st);
+        m->closed_charged_ns += s->ent.charged_ns;
         if (dropped || s->ent.running) {
             log_info("session %u (vm %u): %u queued request(s) dropped%s", s->id, s->vm_id,
                      dropped, s->ent.running ? ", one still executing (result discarded)" : "");

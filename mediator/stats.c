@@ -84,6 +84,34 @@ void vgpu_vm_stats_complete(struct vgpu_vm_stats *st, int32_t status, uint64_t q
     vgpu_hist_add(&st->exec_ns, exec_ns);
 }
 
+void vgpu_vm_stats_merge(struct vgpu_vm_stats *dst, const struct vgpu_vm_stats *src)
+{
+    const struct vgpu_hist *hs[2] = { &src->queue_ns, &src->exec_ns };
+    struct vgpu_hist *hd[2] = { &dst->queue_ns, &dst->exec_ns };
+
+    dst->requests += src->requests;
+    for (int i = 0; i < VGPU_S_STATUS_COUNT; i++) {
+        dst->completions[i] += src->completions[i];
+    }
+    dst->completed += src->completed;
+    dst->bytes_in += src->bytes_in;
+    dst->bytes_out += src->bytes_out;
+    dst->kicks += src->kicks;
+    dst->notifies += src->notifies;
+    dst->ring_corrupt += src->ring_corrupt;
+    dst->exec_ns_total += src->exec_ns_total;
+    for (int k = 0; k < 2; k++) {
+        hd[k]->count += hs[k]->count;
+        hd[k]->sum += hs[k]->sum;
+        if (hs[k]->max > hd[k]->max) {
+            hd[k]->max = hs[k]->max;
+        }
+        for (int i = 0; i < VGPU_HIST_BUCKETS; i++) {
+            hd[k]->bucket[i] += hs[k]->bucket[i];
+        }
+    }
+}
+
 struct out {
     char *buf;
     size_t cap, len;
@@ -176,9 +204,24 @@ size_t vgpu_stats_format(char *buf, size_t cap, const char *head,
         if (bl == 0) {
             snprintf(byst, sizeof(byst), "-");
         }
-        out_printf(&o, "%-4u %-6u %-16.16s %4u %6u %5u %9llu %9llu %9llu %9s %9s %9s %9s %9s %9s %9s  %s\n",
-                   r->session_id, r->vm_id, r->vm_name[0] ? r->vm_name : "-", r->prio,
-                   r->weight, r->inflight, (unsigned long long)st->requests,
+        char sess[12], vm[12], prio[12], weight[12], infl[12];
+
+        if (r->session_id == 0) {
+            /* the closed-sessions total: identity columns do not apply */
+            strcpy(sess, "-");
+            strcpy(vm, "-");
+            strcpy(prio, "-");
+            strcpy(weight, "-");
+            strcpy(infl, "-");
+        } else {
+            snprintf(sess, sizeof(sess), "%u", r->session_id);
+            snprintf(vm, sizeof(vm), "%u", r->vm_id);
+            snprintf(prio, sizeof(prio), "%u", r->prio);
+            snprintf(weight, sizeof(weight), "%u", r->weight);
+            snprintf(infl, sizeof(infl), "%u", r->inflight);
+        }
+        out_printf(&o, "%-4s %-6s %-16.16s %4s %6s %5s %9llu %9llu %9llu %9s %9s %9s %9s %9s %9s %9s  %s\n",
+                   sess, vm, r->vm_name[0] ? r->vm_name : "-", prio, weight, infl, (unsigned long long)st->requests,
                    (unsigned long long)st->completions[VGPU_S_OK], (unsigned long long)errors,
                    fmt_bytes(a, sizeof(a), st->bytes_in), fmt_bytes(b, sizeof(b), st->bytes_out),
                    fmt_ns(c, sizeof(c), vgpu_hist_quantile(&st->queue_ns, 0.50)),

@@ -46,7 +46,10 @@ struct vgpu_vm_stats {
 void vgpu_vm_stats_complete(struct vgpu_vm_stats *st, int32_t status, uint64_t queue_ns,
                             uint64_t exec_ns, uint64_t bytes_in, uint64_t bytes_out);
 
-/* One row of the table. */
+/* Adds src's counters and histograms into dst (totals of closed sessions). */
+void vgpu_vm_stats_merge(struct vgpu_vm_stats *dst, const struct vgpu_vm_stats *src);
+
+/* One row of the table; session_id 0 is the "closed sessions" total. */
 struct vgpu_stats_row {
     uint32_t session_id;
     uint32_t vm_id;

@@ -69,7 +69,7 @@ static bool still_serving(uint32_t vm_id)
 
 int main(void)
 {
-    const char *args[] = { "--log-level", "debug", NULL };
+    const char *args[] = { "--log-level", "debug", "--hello-timeout-ms", "300", NULL };
     struct vgpu_msg_hello h;
     struct vgpu_msg_hdr hdr;
     int fds_before, fds_after = -1, memfd, memfd2, unsealed, small, r;
@@ -238,6 +238,19 @@ int main(void)
         }
         r = raw_bytes(junk, sizeof(junk), true);
         CHECK(r > 0, "512 bytes of garbage -> ERROR (got %d)", r);
+    }
+
+    /* 12. a connection that never says anything is dropped after --hello-timeout-ms */
+    {
+        int s = fh_connect(med.sock);
+        uint64_t t0 = fh_now_ms();
+        r = s < 0 ? -100 : fh_expect_error_close(s, 5000);
+        CHECK(r == VGPU_PERR_TYPE && fh_now_ms() - t0 >= 250,
+              "silent connection dropped with ERROR TYPE after ~300 ms (got %d after %llu ms)", r,
+              (unsigned long long)(fh_now_ms() - t0));
+        if (s >= 0) {
+            close(s);
+        }
     }
 
     CHECK(still_serving(2), "a device still works after the abuse");
