@@ -37,6 +37,14 @@
 
 #define SYSFS_PCI_DEVICES "/sys/bus/pci/devices"
 
+/* Tests point this at a fake sysfs tree (regular files mmap like BARs). */
+static const char *sysfs_root(void)
+{
+    const char *r = secure_getenv("VGPU_PCI_SYSFS");
+
+    return r && *r ? r : SYSFS_PCI_DEVICES;
+}
+
 #define POLL_SLEEP_MIN_NS   1000u
 #define POLL_SLEEP_MAX_NS   50000u
 
@@ -113,7 +121,7 @@ static int find_device(const char *want, char *addr, size_t len)
     struct dirent **list;
     int n, i, r = -ENODEV;
 
-    n = scandir(SYSFS_PCI_DEVICES, &list, NULL, alphasort);
+    n = scandir(sysfs_root(), &list, NULL, alphasort);
     if (n < 0) {
         return -ENODEV;   /* no sysfs PCI at all: no device */
     }
@@ -124,7 +132,7 @@ static int find_device(const char *want, char *addr, size_t len)
             (want && strcmp(want, list[i]->d_name) != 0)) {
             continue;
         }
-        snprintf(dir, sizeof(dir), SYSFS_PCI_DEVICES "/%s", list[i]->d_name);
+        snprintf(dir, sizeof(dir), "%s/%s", sysfs_root(), list[i]->d_name);
         if (is_vgpu(dir, want != NULL) && strlen(list[i]->d_name) < len) {
             strcpy(addr, list[i]->d_name);
             r = 0;
@@ -145,7 +153,7 @@ static int map_resource(const char *addr, int bar, uint64_t *size, void **map)
     void *p;
     int fd, r;
 
-    snprintf(path, sizeof(path), SYSFS_PCI_DEVICES "/%s/resource%d", addr, bar);
+    snprintf(path, sizeof(path), "%s/%s/resource%d", sysfs_root(), addr, bar);
     fd = open(path, O_RDWR | O_SYNC | O_CLOEXEC);
     if (fd < 0) {
         return -errno;
@@ -179,7 +187,7 @@ static int open_uio(struct pci *p)
     DIR *d;
     int num = -1;
 
-    snprintf(path, sizeof(path), SYSFS_PCI_DEVICES "/%s/uio", p->addr);
+    snprintf(path, sizeof(path), "%s/%s/uio", sysfs_root(), p->addr);
     d = opendir(path);
     if (!d) {
         return -ENOENT;
@@ -262,14 +270,15 @@ static int pci_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
     r = find_device(o->pci_addr, p->addr, sizeof(p->addr));
     if (r < 0) {
         if (o->pci_addr) {
-            vgpu_set_detail("%s is not a vgpu device (vendor %#x is refused)",
-                            o->pci_addr, VGPU_PCI_FORBIDDEN_VENDOR);
+            vgpu_set_detail("%s: no such PCI device, or not a vgpu device (class %02x, "
+                            "vendor %04x refused)", o->pci_addr, VGPU_PCI_CLASS_CODE,
+                            VGPU_PCI_FORBIDDEN_VENDOR);
         }
         goto err_free;
     }
 
     /* Memory decoding must be on; the kernel does it through "enable". */
-    snprintf(path, sizeof(path), SYSFS_PCI_DEVICES "/%s/enable", p->addr);
+    snprintf(path, sizeof(path), "%s/%s/enable", sysfs_root(), p->addr);
     fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd >= 0) {
         (void)!write(fd, "1", 1);

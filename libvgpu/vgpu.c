@@ -385,6 +385,14 @@ int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms)
         if (left_ms > 1000) {
             left_ms = 1000; /* re-check the link at least once a second */
         }
+        if (down_since) {
+            uint64_t link_left = (uint64_t)dev->link_timeout_ms -
+                                 (now - down_since) / 1000000;
+
+            if (left_ms > link_left + 1) {
+                left_ms = link_left + 1;
+            }
+        }
         r = dev->ops->wait_event(dev, (int)left_ms);
         if (r < 0 && r != -ETIMEDOUT) {
             /* Completions posted before the link died are still valid. */
