@@ -450,6 +450,12 @@ static int wait_irq(struct vgpu_dev *dev, struct pci *p, int timeout_ms)
     return 0;
 }
 
+/*
+ * Polling: the CQ lives in guest RAM, so looking costs nothing; the link
+ * register is an MMIO read (a VM exit), so it is read only between sleeps.
+ * Sleeps back off from 1 us to 50 us; note that a thread's default timer
+ * slack (50 us) stretches short sleeps, which is why vgpu-client lowers it.
+ */
 static int wait_poll(struct vgpu_dev *dev, struct pci *p, int timeout_ms)
 {
     uint64_t deadline = vgpu_now_ns() + (uint64_t)timeout_ms * 1000000ull;
@@ -459,7 +465,10 @@ static int wait_poll(struct vgpu_dev *dev, struct pci *p, int timeout_ms)
     for (;;) {
         uint64_t now;
 
-        if (cq_nonempty(dev) || reg_read(p, VGPU_REG_LINK_STATUS) != link) {
+        if (cq_nonempty(dev)) {
+            return 0;
+        }
+        if (reg_read(p, VGPU_REG_LINK_STATUS) != link) {
             return 0;
         }
         now = vgpu_now_ns();
