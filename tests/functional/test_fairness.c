@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+/*
+ * Two saturating VMs of one priority class with weights 3:1 on one executor:
+ * the execution time each gets must be 75/25 within 5 points (the design's
+ * fairness target), measured by the mediator's own accounting (--status) and
+ * reported next to the clients' completion counts. A third VM in a higher class, arriving
+ * later, must see short queue waits while the two keep saturating.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vgpu/libvgpu.h"
+#include "fhelp.h"
+
+#define N      (1u << 20)   /* ~0.5 ms each: the clients keep their queues full */
+#define DEPTH  8
+
+static struct fh_mediator med;
+static volatile int stop;
+
+struct vm {
+    uint32_t id, prio, weight;
+    char name[32];
+    uint64_t done;
+    int err;
+};
+
+static void *vm_main(void *arg)
+{
+    struct vm *v = arg;
+    struct vgpu_open_opts o = { .transport = "sim", .shm_size = 16u << 20 };
+    struct vgpu_dev *dev;
+    uint64_t a, b, out;
+    unsigned inflight = 0;
+
+    o.socket_path = med.sock;
+    o.vm_id = v->id;
+    o.priority = v->prio;
+    o.weight = v->weight;
+    o.vm_name = v->name;
+    if (vgpu_open(&o, &dev) < 0 || vgpu_alloc(dev, N * 4, 64, &a) ||
+        vgpu_alloc(dev, N * 4, 64, &b) || vgpu_alloc(dev, N * 4, 64, &out)) {
+        v->err = 1;
+        return NULL;
+    }
+    while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
+        struct vgpu_sqe s = { .opcode = VGPU_OP_VECTOR_ADD };
+        struct vgpu_cqe c;
+
+        s.args.vector_add = (struct vgpu_args_vector_add) { a, b, out, N };
+        while (inflight < DEPTH && vgpu_submit(dev, &s) == 0) {
+            inflight++;
+        }
+        vgpu_kick(dev);
+        if (vgpu_wait(dev, &c, 5000) < 0 || c.status != VGPU_S_OK) {
+            v->err = 1;
+            break;
+        }
+        inflight--;
+        v->done++;
+    }
+    /* drain */
+    while (inflight > 0) {
+        struct vgpu_cqe c;
+        if (vgpu_wait(dev, &c, 5000) < 0) {
+            break;
+        }
+        inflight--;
+    }
+    vgpu_close(dev);
+    return NULL;
+}
+
+/* "12.3ms" -> ns */
+static double parse_dur(const char *s)
+{
+    char unit[8] = "";
+    double v = 0;
+
+    if (sscanf(s, "%lf%7s", &v, unit) < 1) {
+        return -1;
+    }
+    if (!strcmp(unit, "ns")) return v;
+    if (!strcmp(unit, "us")) return v * 1e3;
+    if (!strcmp(unit, "ms")) return v * 1e6;
+    if (!strcmp(unit, "s")) return v * 1e9;
+    return -1;
+}
+
+/* exec_sum (16th column) of the row naming vm */
+static double exec_sum(const char *status, const char *name)
+{
+    const char *row = strstr(status, name);
+    char col[16][32];
+
+    if (!row) {
+        return -1;
+    }
+    while (row > status && row[-1] != '\n') {
+        row--;
+    }
+    if (sscanf(row, "%31s %31s %31s %31s %31s %31s %31s %31s %31s %31s %31s %31s %31s %31s %31s %31s",
+               col[0], col[1], col[2], col[3], col[4], col[5], col[6], col[7], col[8], col[9],
+               col[10], col[11], col[12], col[13], col[14], col[15]) != 16) {
+        return -1;
+    }
+    return parse_dur(col[15]);
+}
+
+int main(void)
+{
+    const char *args[] = { "--executors", "1", "--quantum-us", "500", NULL };
+    struct vm vms[2] = {
+        { .id = 31, .prio = 2, .weight = 3, .name = "ft-heavy" },
+        { .id = 32, .prio = 2, .weight = 1, .name = "ft-light" },
+    };
+    pthread_t th[2];
+    char *status;
+
+    if (fh_mediator_start(&med, NULL, args) < 0) {
+        printf("not ok - mediator start\n");
+        fh_failed++;
+        return fh_summary();
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_create(&th[i], NULL, vm_main, &vms[i]);
+    }
+    sleep(2);
+
+    /* a high-priority VM arrives while the two saturate */
+    {
+        struct vgpu_open_opts o = { .transport = "sim", .shm_size = 2u << 20, .vm_id = 33,
+                                    .priority = 0, .weight = 1, .vm_name = "ft-urgent" };
+        struct vgpu_dev *dev;
+        uint64_t worst = 0;
+        int ok = 0;
+        o.socket_path = med.sock;
+        if (vgpu_open(&o, &dev) == 0) {
+            uint64_t a, b, out;
+            if (vgpu_alloc(dev, 4096 * 4, 64, &a) == 0 && vgpu_alloc(dev, 4096 * 4, 64, &b) == 0 &&
+                vgpu_alloc(dev, 4096 * 4, 64, &out) == 0) {
+                for (int i = 0; i < 50; i++) {
+                    struct vgpu_sqe s = { .opcode = VGPU_OP_VECTOR_ADD, .tag = (uint32_t)i };
+                    struct vgpu_cqe c;
+                    s.args.vector_add = (struct vgpu_args_vector_add) { a, b, out, 4096 };
+                    if (vgpu_call(dev, &s, &c, 5000) == 0 && c.status == VGPU_S_OK) {
+                        ok++;
+                        if (c.queue_us > worst) {
+                            worst = c.queue_us;
+                        }
+                    }
+                }
+            }
+            vgpu_close(dev);
+        }
+        printf("# urgent VM: %d/50 ok, worst queue wait %llu us\n", ok, (unsigned long long)worst);
+        CHECK(ok == 50, "class-0 VM served while two class-2 VMs saturate");
+        /* one 2^20 request of the others may be executing when it arrives */
+        CHECK(worst < 20000, "class-0 queue wait bounded (worst %llu us)", (unsigned long long)worst);
+    }
+
+    status = fh_mediator_status(&med);
+    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+    }
+    CHECK(vms[0].err == 0 && vms[1].err == 0, "both saturating VMs ran without error");
+    CHECK(status != NULL, "--status answers");
+    if (status) {
+        double h = exec_sum(status, "ft-heavy"), l = exec_sum(status, "ft-light");
+        double share = h / (h + l);
+        double cshare = (double)vms[0].done / (double)(vms[0].done + vms[1].done);
+        printf("%s", status);
+        printf("# execution time: heavy %.1f ms, light %.1f ms -> %.1f%% / %.1f%%;"
+               " completions %llu / %llu -> %.1f%%\n", h / 1e6, l / 1e6, 100 * share,
+               100 * (1 - share), (unsigned long long)vms[0].done,
+               (unsigned long long)vms[1].done, 100 * cshare);
+        CHECK(h > 0 && l > 0 && share > 0.70 && share < 0.80,
+              "weights 3:1 -> execution time %.1f%% / %.1f%% (75/25 +-5)", 100 * share,
+              100 * (1 - share));
+        /* completion counts are informational: per-request cost varies with
+         * the host's load, and the scheduler shares time, not requests */
+        free(status);
+    }
+    fh_mediator_stop(&med, false);
+    if (fh_failed) {
+        fh_mediator_dump_log(&med, 40);
+    }
+    fh_mediator_cleanup(&med);
+    return fh_summary();
+}
