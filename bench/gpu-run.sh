@@ -142,8 +142,14 @@ if [ -f "$json" ]; then
 fi
 
 # ---- 3. plot ---------------------------------------------------------------
-if [ -f "$json" ]; then
-  step plot 40 python3 bench/gpu/plot.py "$json" "$png"
+py=
+for cand in python3 /usr/bin/python3; do
+  if "$cand" -c 'import matplotlib' 2>/dev/null; then py=$cand; break; fi
+done
+if [ -f "$json" ] && [ -n "$py" ]; then
+  step plot 40 "$py" bench/gpu/plot.py "$json" "$png"
+elif [ -f "$json" ]; then
+  note "step plot: SKIPPED, no python3 with matplotlib"
 else
   note "step plot: SKIPPED, no benchmark JSON"
 fi
