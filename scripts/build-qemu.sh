@@ -122,7 +122,8 @@ debian_source() {
     rm -rf "${srcroot:?}/$name"
     mv "$d" "$srcroot/$name"
     # Keep the .dsc/.orig tarballs: a later `dpkg-source -x` needs no network.
-    mkdir -p "$srcroot/pool" && mv "$dl"/* "$srcroot/pool/" 2>/dev/null || true
+    mkdir -p "$srcroot/pool"
+    mv "$dl"/* "$srcroot/pool/" 2>/dev/null || true
     rm -rf "$dl"
     touch "$srcroot/$name/.vgpu-extracted"
     echo "$srcroot/$name"

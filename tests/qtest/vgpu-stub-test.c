@@ -443,6 +443,27 @@ static int wait_link(struct env *e, bool up, int ms)
     return -ETIMEDOUT;
 }
 
+/*
+ * The CQE is visible in shared memory before QEMU has read the mediator's
+ * NOTIFY: wait for the interrupt cause. Once it shows, any INTx change it
+ * caused was sent before the register's reply and has been processed.
+ */
+static bool wait_irq_status(struct env *e, uint32_t bits, int ms)
+{
+    int64_t deadline = now_ms() + ms;
+
+    do {
+        if ((reg(e, VGPU_REG_IRQ_STATUS) & bits) == bits) {
+            return true;
+        }
+        if (e->qt.failed) {
+            return false;
+        }
+        qt_poll_async(&e->qt, 5);
+    } while (now_ms() < deadline);
+    return false;
+}
+
 static void put_sqe(struct env *e, const struct vgpu_sqe *sqe)
 {
     uint32_t slot = e->sq_tail % VGPU_SQ_ENTRIES;
@@ -804,22 +825,27 @@ out:
 static int case_realize_errors(struct env *e)
 {
     static const struct {
-        const char *obj, *dev, *expect;
+        const char *obj, *dev, *expect, *extra;
     } bad[] = {
         { "memory-backend-memfd,id=shm,size=16M,share=on",
-          "vgpu-stub,chardev=med,memdev=shm,vendor-id=0x10de", "NVIDIA" },
+          "vgpu-stub,chardev=med,memdev=shm,vendor-id=0x10de", "is NVIDIA's", NULL },
         { "memory-backend-ram,id=shm,size=16M,share=on",
-          "vgpu-stub,chardev=med,memdev=shm", "memory-backend-memfd" },
+          "vgpu-stub,chardev=med,memdev=shm", "has no file descriptor", NULL },
         { "memory-backend-memfd,id=shm,size=16M,share=off",
-          "vgpu-stub,chardev=med,memdev=shm", "share=on" },
+          "vgpu-stub,chardev=med,memdev=shm", "needs share=on", NULL },
         { "memory-backend-memfd,id=shm,size=3M,share=on",
-          "vgpu-stub,chardev=med,memdev=shm", "power of two" },
+          "vgpu-stub,chardev=med,memdev=shm", "power of two", NULL },
         { "memory-backend-memfd,id=shm,size=16M,share=on",
-          "vgpu-stub,chardev=med,memdev=shm,priority=9", "priority" },
+          "vgpu-stub,chardev=med,memdev=shm,priority=9", "priority must be 0..3", NULL },
         { "memory-backend-memfd,id=shm,size=16M,share=on",
-          "vgpu-stub,chardev=med,memdev=shm,weight=0", "weight" },
+          "vgpu-stub,chardev=med,memdev=shm,weight=0", "weight must be 1..1000", NULL },
         { "memory-backend-memfd,id=shm,size=16M,share=on",
-          "vgpu-stub,chardev=med", "memdev" },
+          "vgpu-stub,chardev=med", "'memdev' property is required", NULL },
+        { "memory-backend-memfd,id=shm,size=16M,share=on",
+          "vgpu-stub,memdev=shm", "'chardev' property is required", NULL },
+        /* The migration blocker is there: refused where migration is a must. */
+        { "memory-backend-memfd,id=shm,size=16M,share=on",
+          "vgpu-stub,chardev=med,memdev=shm", "not migratable", "-only-migratable" },
     };
     char chr[256], log[192];
     size_t i;
@@ -830,7 +856,7 @@ static int case_realize_errors(struct env *e)
         const char *argv[] = {
             e->qemu, "-machine", "q35", "-accel", "qtest", "-display", "none",
             "-nodefaults", "-object", bad[i].obj, "-chardev", chr,
-            "-device", bad[i].dev, NULL,
+            "-device", bad[i].dev, bad[i].extra, NULL,
         };
         pid_t pid;
         int st;
@@ -879,7 +905,7 @@ static int case_vector_add(struct env *e)
     pop_cqe(e, &cqe);
     CHECK(cqe.tag == 1 && cqe.user_data == 0xabcd0001ull, "NOP echo");
     CHECK(cqe.status == VGPU_S_OK && cqe.result == 0, "NOP status %d", cqe.status);
-    CHECK(reg(e, VGPU_REG_IRQ_STATUS) & VGPU_IRQ_COMPLETION, "no completion irq bit");
+    CHECK(wait_irq_status(e, VGPU_IRQ_COMPLETION, 5000), "no completion irq bit");
     qt_poll_async(&e->qt, 20);
     line = irq_high(e);
     CHECK(line >= 16 && line < 24, "INTx not raised on a PIRQ GSI (got %d)", line);
@@ -911,7 +937,7 @@ static int case_vector_add(struct env *e)
     for (i = 0; i < N; i++) {
         CHECK(out[i] == 3.0f * i + 0.5f, "out[%d] = %f", i, out[i]);
     }
-    qt_poll_async(&e->qt, 20);
+    CHECK(wait_irq_status(e, VGPU_IRQ_COMPLETION, 5000), "no completion irq bit");
     CHECK(e->qt.irq_level[line], "INTx not raised for vector_add");
     reg_write(e, VGPU_REG_IRQ_ACK, VGPU_IRQ_COMPLETION);
 
@@ -921,8 +947,7 @@ static int case_vector_add(struct env *e)
     submit(e, &sqe);
     CHECK(wait_cq(e, 1, 10000) == 1, "masked NOP did not complete");
     pop_cqe(e, &cqe);
-    qt_poll_async(&e->qt, 20);
-    CHECK(reg(e, VGPU_REG_IRQ_STATUS) & VGPU_IRQ_COMPLETION, "status bit while masked");
+    CHECK(wait_irq_status(e, VGPU_IRQ_COMPLETION, 5000), "status bit while masked");
     CHECK(!e->qt.irq_level[line], "INTx raised while masked");
     reg_write(e, VGPU_REG_IRQ_MASK, 0);
     qt_poll_async(&e->qt, 20);
@@ -944,7 +969,7 @@ static int case_vector_add(struct env *e)
     submit(e, &sqe);
     CHECK(wait_cq(e, 1, 10000) == 1, "MSI NOP did not complete");
     pop_cqe(e, &cqe);
-    qt_poll_async(&e->qt, 20);
+    CHECK(wait_irq_status(e, VGPU_IRQ_COMPLETION, 5000), "no completion irq bit");
     CHECK(qt_readl(&e->qt, MSI_ADDR) == MSI_DATA, "MSI message not written");
     CHECK(e->qt.irq_raises[line] == raises, "INTx raised while MSI is enabled");
     reg_write(e, VGPU_REG_IRQ_ACK, VGPU_IRQ_COMPLETION);
@@ -1295,10 +1320,7 @@ static int case_fake_mediator(struct env *e)
     /* One NOTIFY, then three: two in one write and one byte by byte. */
     reg_write(e, VGPU_REG_IRQ_ACK, ~0u);
     CHECK(fake_send(cfd, &nt, sizeof(nt), -1) == 0, "send");
-    for (i = 0; i < 100 && reg(e, VGPU_REG_NOTIFIES) < 1; i++) {
-        sleep_ms(10);
-    }
-    CHECK(reg(e, VGPU_REG_IRQ_STATUS) & VGPU_IRQ_COMPLETION, "NOTIFY raised nothing");
+    CHECK(wait_irq_status(e, VGPU_IRQ_COMPLETION, 5000), "NOTIFY raised nothing");
     memcpy(batch, &nt, sizeof(nt));
     memcpy(batch + sizeof(nt), &nt, sizeof(nt));
     memcpy(batch + 2 * sizeof(nt), &nt, sizeof(nt));
