@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -50,6 +51,7 @@ static const char *sysfs_root(void)
 
 struct pci {
     volatile uint32_t *regs;
+    int      lock_fd;           /* resource0, flock()ed: one handle per device */
     int      uio_fd;            /* -1: poll the CQ */
     int      uio_num;
     uint64_t shm_map_size;      /* the whole BAR2 mapping */
@@ -267,6 +269,7 @@ static int pci_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
         return -ENOMEM;
     }
     p->uio_fd = -1;
+    p->lock_fd = -1;
     r = find_device(o->pci_addr, p->addr, sizeof(p->addr));
     if (r < 0) {
         if (o->pci_addr) {
@@ -275,6 +278,23 @@ static int pci_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
                             VGPU_PCI_FORBIDDEN_VENDOR);
         }
         goto err_free;
+    }
+
+    /*
+     * Two handles on one device would both own the guest's ring indexes and
+     * overwrite each other's slots: the first one holds a lock until close.
+     */
+    snprintf(path, sizeof(path), "%s/%s/resource%d", sysfs_root(), p->addr, VGPU_BAR_REGS);
+    p->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (p->lock_fd < 0) {
+        r = -errno;
+        vgpu_set_detail("cannot open %s: %s", path, strerror(-r));
+        goto err_free;
+    }
+    if (flock(p->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        vgpu_set_detail("%s is in use by another process", p->addr);
+        goto err_unlock;
     }
 
     /* Memory decoding must be on; the kernel does it through "enable". */
@@ -288,7 +308,7 @@ static int pci_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
     r = map_resource(p->addr, VGPU_BAR_REGS, &regs_size, &regs);
     if (r < 0) {
         vgpu_set_detail("cannot map BAR%d of %s: %s", VGPU_BAR_REGS, p->addr, strerror(-r));
-        goto err_free;
+        goto err_unlock;
     }
     if (regs_size < VGPU_REGS_SIZE) {
         vgpu_set_detail("BAR%d of %s is %llu bytes, expected %u", VGPU_BAR_REGS,
@@ -372,6 +392,8 @@ err_unmap_shm:
     munmap(shm, shm_size);
 err_unmap_regs:
     munmap(regs, regs_size);
+err_unlock:
+    close(p->lock_fd);  /* drops the lock */
 err_free:
     free(p);
     return r;
@@ -393,6 +415,7 @@ static void pci_close(struct vgpu_dev *dev)
         dev->shm = NULL;
     }
     munmap((void *)p->regs, VGPU_REGS_SIZE);
+    close(p->lock_fd);
     free(p);
     dev->priv = NULL;
 }

@@ -27,13 +27,15 @@
 
 /*
  * Adaptive spin before sleeping in the transport: a completion that arrives
- * within the spin costs no wake-up; spinning for completions that take longer
- * only burns a core the mediator may need. The budget doubles when a spin
- * catches a completion and halves when it does not.
+ * within the spin costs no wake-up (a few microseconds, as much as the whole
+ * NOP round trip), while spinning for completions that take longer only burns
+ * a core the mediator may need. The handle keeps a moving average of how long
+ * waits take and spins 1.5x that when it is short, else only briefly.
  */
 #define SPIN_NS_MIN      500u
-#define SPIN_NS_INIT     4000u
 #define SPIN_NS_MAX      50000u
+#define WAIT_EWMA_INIT   4000u
+#define WAIT_EWMA_CAP    1000000000ull
 
 #define DEFAULT_LINK_TIMEOUT_MS 5000
 #define DEFAULT_ALIGN    64u
@@ -105,7 +107,7 @@ static struct vgpu_dev *dev_new(void)
         return NULL;
     }
     dev->link_timeout_ms = DEFAULT_LINK_TIMEOUT_MS;
-    dev->spin_ns = SPIN_NS_INIT;
+    dev->wait_ewma_ns = WAIT_EWMA_INIT;
     return dev;
 }
 
@@ -327,6 +329,23 @@ static inline void cpu_relax(void)
 #endif
 }
 
+static uint64_t spin_budget(const struct vgpu_dev *dev)
+{
+    uint64_t t = dev->wait_ewma_ns + dev->wait_ewma_ns / 2;
+
+    return t <= SPIN_NS_MAX ? (t > SPIN_NS_MIN ? t : SPIN_NS_MIN) : SPIN_NS_MIN;
+}
+
+static void wait_sample(struct vgpu_dev *dev, uint64_t ns)
+{
+    if (ns > WAIT_EWMA_CAP) {
+        ns = WAIT_EWMA_CAP;
+    }
+    /* EWMA with weight 1/8; signed step through int64_t. */
+    dev->wait_ewma_ns = (uint64_t)((int64_t)dev->wait_ewma_ns +
+                                   ((int64_t)ns - (int64_t)dev->wait_ewma_ns) / 8);
+}
+
 int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms)
 {
     uint64_t start, deadline, spin_end, now, down_since = 0;
@@ -346,7 +365,7 @@ int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms)
     start = vgpu_now_ns();
     deadline = timeout_ms < 0 ? UINT64_MAX : start + (uint64_t)timeout_ms * 1000000ull;
 
-    spin_end = start + dev->spin_ns;
+    spin_end = start + spin_budget(dev);
     if (spin_end > deadline) {
         spin_end = deadline;
     }
@@ -354,15 +373,12 @@ int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms)
         cpu_relax();
         r = cq_pop(dev, out);
         if (r != -EAGAIN) {
-            if (r == 0 && dev->spin_ns < SPIN_NS_MAX) {
-                dev->spin_ns *= 2;
+            if (r == 0) {
+                wait_sample(dev, vgpu_now_ns() - start);
             }
             return r;
         }
     } while (vgpu_now_ns() < spin_end);
-    if (dev->spin_ns > SPIN_NS_MIN) {
-        dev->spin_ns /= 2;
-    }
 
     for (;;) {
         uint64_t left_ms;
@@ -401,6 +417,9 @@ int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms)
         }
         r = cq_pop(dev, out);
         if (r != -EAGAIN) {
+            if (r == 0) {
+                wait_sample(dev, vgpu_now_ns() - start);
+            }
             return r;
         }
     }
@@ -465,7 +484,7 @@ const char *vgpu_strerror(int err)
     case -EIO:
         return "shared-memory ring indexes corrupt";
     case -EBUSY:
-        return "other requests are in flight";
+        return "busy (device used by another process, or requests in flight)";
     case -EAGAIN:
         return "ring full";
     default:

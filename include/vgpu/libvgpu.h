@@ -54,6 +54,7 @@ struct vgpu_open_opts {
  *   -ENOLINK          pci: the mediator did not connect within link_timeout_ms
  *   -EPROTONOSUPPORT  ABI (pci) or protocol (sim) major version mismatch
  *   -ENXIO            pci: device found but its registers or BARs are unusable
+ *   -EBUSY            pci: another handle (process) has the device open
  *   -ENOENT, -ECONNREFUSED  sim: no mediator listening within link_timeout_ms
  *   -ETIMEDOUT        sim: no WELCOME within link_timeout_ms
  *   -EPROTO, -EBADFD, -EMEDIUMTYPE, -EUSERS, -EADDRINUSE

@@ -189,7 +189,7 @@ static void test_discovery_and_identity(void **state)
 {
     struct fake *f = *state;
     struct vgpu_dev_info info;
-    struct vgpu_dev *dev;
+    struct vgpu_dev *dev, *dev2;
     char path[128], buf[8] = { 0 };
     FILE *fp;
 
@@ -217,6 +217,14 @@ static void test_discovery_and_identity(void **state)
     assert_non_null(fgets(buf, sizeof(buf), fp));
     fclose(fp);
     assert_int_equal(buf[0], '1');
+
+    /* One handle per device: its ring indexes have one owner. */
+    assert_int_equal(open_pci(NULL, 100, &dev), 0);
+    assert_int_equal(open_pci(NULL, 100, &dev2), -EBUSY);
+    assert_non_null(strstr(vgpu_open_detail(), "in use"));
+    vgpu_close(dev);
+    assert_int_equal(open_pci(NULL, 100, &dev2), 0);
+    vgpu_close(dev2);
 
     /* Named explicitly: fine for ours, refused for NVIDIA's, even class ff. */
     assert_int_equal(open_pci(ADDR, 100, &dev), 0);
