@@ -4,7 +4,7 @@
  * status table; a broken config file stops the mediator at start-up;
  * SIGUSR1 dumps the table to stderr; the socket is created 0660 in a new
  * directory; a second mediator refuses a socket that is in use, and a stale
- * socket file is replaced.
+ * socket file is replaced; --timeout-ms reaches the backend.
  */
 #include <errno.h>
 #include <signal.h>
@@ -149,6 +149,38 @@ int main(void)
     r = fh_dev_open(&d1, med.sock, 11, SHM);
     CHECK(r == 0, "devices attach to it");
     fh_dev_close(&d1);
+
+    /* --timeout-ms reaches the backend: a long SGEMM ends with timeout */
+    r = fh_mediator_stop(&med, false);
+    {
+        const char *targs[] = { "--timeout-ms", "50", NULL };
+        const uint32_t dim = 1536;
+        const uint64_t mat = (uint64_t)dim * dim * 4;
+        struct vgpu_sqe sqe = { .opcode = VGPU_OP_SGEMM, .tag = 5 };
+        struct vgpu_cqe cqe;
+
+        r = fh_mediator_start(&med, med.dir, targs);
+        CHECK(r == 0, "mediator with --timeout-ms 50 starts");
+        r = fh_dev_open(&d1, med.sock, 11, 64u << 20);
+        CHECK(r == 0, "device attaches");
+        sqe.args.sgemm = (struct vgpu_args_sgemm) {
+            .a_off = VGPU_SHM_DATA_OFFSET, .b_off = VGPU_SHM_DATA_OFFSET + mat,
+            .c_off = VGPU_SHM_DATA_OFFSET + 2 * mat, .m = dim, .n = dim, .k = dim,
+            .alpha = 1.0f, .beta = 0.0f,
+        };
+        fh_dev_queue(&d1, &sqe);
+        fh_dev_kick(&d1);
+        r = fh_dev_wait(&d1, &cqe, 20000);
+        CHECK(r == 0 && cqe.status == VGPU_S_TIMEOUT,
+              "SGEMM %ux%ux%u over a 50 ms limit -> timeout (got %s after %u us)", dim, dim, dim,
+              r == 0 ? vgpu_status_name(cqe.status) : "nothing", r == 0 ? cqe.exec_us : 0);
+        sqe = (struct vgpu_sqe) { .opcode = VGPU_OP_NOP, .tag = 6 };
+        fh_dev_queue(&d1, &sqe);
+        fh_dev_kick(&d1);
+        r = fh_dev_wait(&d1, &cqe, 5000);
+        CHECK(r == 0 && cqe.tag == 6 && cqe.status == VGPU_S_OK, "the next request runs normally");
+        fh_dev_close(&d1);
+    }
 
     r = fh_mediator_stop(&med, false);
     CHECK(r == 0, "mediator exits 0 (status 0x%x)", r);
