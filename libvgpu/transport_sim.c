@@ -44,7 +44,7 @@ struct sim {
     bool     link_up;
     uint32_t seq;
     uint32_t backend;
-    int      last_error;        /* -errno from a peer ERROR/BYE, 0 if none */
+    int      last_error;        /* why the link went down (-errno), once it has */
 
     /* Receive side: a byte stream cut into messages. */
     uint8_t  rx[SIM_RX_BUF];
@@ -444,7 +444,7 @@ static int sim_kick(struct vgpu_dev *dev, uint32_t sq_tail)
     int r;
 
     if (!s->link_up) {
-        return -ENOLINK;
+        return s->last_error;
     }
     /*
      * A client whose spin keeps catching completions never sleeps on the
@@ -452,10 +452,11 @@ static int sim_kick(struct vgpu_dev *dev, uint32_t sq_tail)
      * Drain them now and then; this also notices a BYE or ERROR early.
      */
     if (++s->kicks_unread >= 32) {
+        s->kicks_unread = 0;
         while ((r = rx_once(s, false)) == 0) {
         }
-        if (r == -ENOLINK) {
-            return r;
+        if (!s->link_up) {
+            return s->last_error;
         }
     }
     r = tx_flush(s);
@@ -559,16 +560,20 @@ static int rx_once(struct sim *s, bool block)
     }
     s->rx_len += (size_t)n;
     rx_parse(s);
-    return s->link_up ? 0 : -ENOLINK;
+    return s->link_up ? 0 : s->last_error;
 }
 
+/*
+ * Returns 0, -ETIMEDOUT, or when the link is gone the reason it went: -ENOLINK
+ * for a close or BYE, the errno of the mediator's ERROR code otherwise.
+ */
 static int sim_wait_event(struct vgpu_dev *dev, int timeout_ms)
 {
     struct sim *s = dev->priv;
     int r;
 
     if (!s->link_up) {
-        return -ENOLINK;
+        return s->last_error;
     }
     if (s->tx_off < s->tx_len) {
         /* Our KICK must reach the mediator before we sleep on its answer. */

@@ -110,7 +110,9 @@ void *vgpu_ptr(struct vgpu_dev *dev, uint64_t off); /* NULL if out of range */
  * vgpu_submit: -EAGAIN when the SQ is full or as many requests are
  * outstanding as the CQ holds; -EIO when the host's sq_head is corrupt.
  * vgpu_wait: -ENOENT when nothing is outstanding; -EIO when the host's
- * cq_tail is corrupt. A handle is not thread-safe.
+ * cq_tail is corrupt; sim: once the mediator has closed the link, -ENOLINK
+ * (or, if it closed it with an ERROR, that error's errno, e.g. -EPROTO).
+ * A handle is not thread-safe.
  */
 int vgpu_submit(struct vgpu_dev *dev, const struct vgpu_sqe *sqe);
 int vgpu_kick(struct vgpu_dev *dev);
