@@ -72,12 +72,3 @@ void vgpu_cublas_unload(struct vgpu_cublas *cb)
         cb->dl = NULL;
     }
 }
-
-cublasStatus_t vgpu_cublas_sgemm_rowmajor(const struct vgpu_cublas *cb, cublasHandle_t h,
-                                          int m, int n, int k, float alpha,
-                                          const float *a, const float *b, float beta,
-                                          float *c)
-{
-    /* Column-major view: B is n x k (ld n), A is k x m (ld k), C is n x m (ld n). */
-    return cb->sgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &alpha, b, n, a, k, &beta, c, n);
-}

@@ -36,9 +36,12 @@ void vgpu_cublas_unload(struct vgpu_cublas *cb); /* accepts an unloaded one */
  * stream. cuBLAS is column-major: a row-major matrix is its transpose in
  * column-major, so this computes C^T = B^T * A^T with no data movement.
  */
-cublasStatus_t vgpu_cublas_sgemm_rowmajor(const struct vgpu_cublas *cb, cublasHandle_t h,
-                                          int m, int n, int k, float alpha,
-                                          const float *a, const float *b, float beta,
-                                          float *c);
+static inline cublasStatus_t
+vgpu_cublas_sgemm_rowmajor(const struct vgpu_cublas *cb, cublasHandle_t h, int m, int n, int k,
+                           float alpha, const float *a, const float *b, float beta, float *c)
+{
+    /* Column-major view: B is n x k (ld n), A is k x m (ld k), C is n x m (ld n). */
+    return cb->sgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &alpha, b, n, a, k, &beta, c, n);
+}
 
 #endif /* VGPU_CUDA_CUBLAS_LOADER_H */

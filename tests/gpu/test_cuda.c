@@ -17,7 +17,13 @@
  *
  * Needs a GPU of compute capability >= 9.0. Prints a table and a final
  * "N passed, N failed" line; exit 0 only when nothing failed, 77 (skip)
- * when there is no usable GPU at all.
+ * when there is no usable GPU at all. --quick leaves out the largest
+ * sizes (2^24, SGEMM 1024^3).
+ *
+ * Built a second time as test_cuda_mock (suite unit) with VGPU_CUDA_MOCK,
+ * against tests/gpu/mock_cudart.c instead of the CUDA runtime: that runs the
+ * backend's host logic everywhere nvcc is installed, and additionally checks
+ * that the backend never touched a stale handle after a reset.
  */
 #include <errno.h>
 #include <math.h>
@@ -37,6 +43,9 @@
 #include "vgpu/abi.h"
 
 #include "cuda_testing.h"
+#ifdef VGPU_CUDA_MOCK
+#include "mock_cudart.h"
+#endif
 
 #define MAIN_SHM_SIZE   (512ull << 20)
 #define SMALL_SHM_SIZE  (64ull << 20)
@@ -745,8 +754,9 @@ out:
     shm_destroy(&b);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     struct vgpu_backend_config cfg = { .gpu_index = 0, .vm_mem_quota = QUOTA,
                                        .request_timeout_ms = TIMEOUT_MS };
     struct vgpu_cuda_test_stats stats;
@@ -782,7 +792,7 @@ int main(void)
 
     test_nop(&c);
     test_gpu_info(&c);
-    sweep(&c, c.gs, &c.main_shm, true);
+    sweep(&c, c.gs, &c.main_shm, !quick);
     test_staging(&c);
     test_isolation(&c);
     test_quota(&c);
@@ -796,6 +806,16 @@ int main(void)
            (unsigned long long)stats.backend_mem, stats.sessions);
     vgpu_backend_cuda.health(c.gpu, health, sizeof(health));
     printf("\nbackend at exit: %s\n", health);
+#ifdef VGPU_CUDA_MOCK
+    {
+        const char *what = "";
+        unsigned n = vgpu_mock_misuses(&what);
+
+        result(&c, n == 0, "mock: no stale or unknown handle",
+               "%u misuses%s%s; %u device resets", n, n ? ", last: " : "", what,
+               vgpu_mock_resets());
+    }
+#endif
 
     vgpu_backend_cuda.fini(c.gpu);
     vgpu_backend_cpu.fini(c.cpu);
