@@ -117,6 +117,17 @@ int main(void)
             out[i] = -1.0f;
         }
         sqe.args.vector_add = (struct vgpu_args_vector_add) { L.a, L.b, L.out, N };
+        /* Every 8th round the guest itself rewrites one field after
+         * publishing, so both outcomes occur even when the flipper thread
+         * gets no CPU at the right moment on a loaded host. */
+        if (it % 8 == 7) {
+            switch ((it / 8) % 4) {
+            case 0: sqe.args.vector_add.a_off = evil.shm_size - 8; break;
+            case 1: sqe.args.vector_add.out_off = L.out + 2; break;
+            case 2: sqe.args.vector_add.n = VGPU_MAX_ELEMS + 1; break;
+            default: sqe.opcode = 200; break;
+            }
+        }
         __atomic_store_n(&current_index, evil.sq_tail, __ATOMIC_RELEASE);
         fh_dev_queue(&evil, &sqe);
         if (fh_dev_kick(&evil) < 0 || fh_dev_wait(&evil, &cqe, 5000) < 0 ||
