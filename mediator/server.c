@@ -45,6 +45,14 @@ static const char *msg_name(uint16_t t)
     return t < VGPU_MSG_TYPE_COUNT ? msg_names[t] : "unknown";
 }
 
+static const char *perr_name(uint32_t code)
+{
+    static const char *const names[] = {
+        "?", "VERSION", "MALFORMED", "TYPE", "FD", "SHM", "LIMIT", "IDENTITY",
+    };
+    return code < VGPU_ARRAY_SIZE(names) ? names[code] : "?";
+}
+
 /* ---------------------------------------------------------------- send */
 
 int vgpu_session_send(struct vgpu_session *s, const void *msg, uint32_t len)
@@ -193,8 +201,8 @@ static void conn_fail(struct vgpu_mediator *m, struct vgpu_session *s, uint32_t 
     pthread_mutex_unlock(&m->lock);
     /* Anyone who can connect can trigger this line: rate-limit it. */
     if (vgpu_ratelimit_ok(&m->conn_rl, &suppressed)) {
-        log_warn("connection %u%s: protocol error %u: %s; dropping it%s", s->id,
-                 s->state == VGPU_CONN_ACTIVE ? " (device session)" : "", code, text,
+        log_warn("connection %u%s: ERROR %s: %s; dropping it%s", s->id,
+                 s->state == VGPU_CONN_ACTIVE ? " (device session)" : "", perr_name(code), text,
                  suppressed ? " (similar messages suppressed)" : "");
     }
     send_error(s, code, ref_seq, text);
