@@ -2,6 +2,7 @@
 # e2e: a hostile guest (bad ranges, unknown ops, rewritten descriptors,
 # corrupt ring indexes, doorbell storms) beside a good VM. The good VM's
 # results stay correct; QEMU and the mediator stay up.
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 require
 

@@ -1,4 +1,5 @@
 # Shared helpers of the end-to-end tests (sourced, bash).
+# shellcheck shell=bash
 #
 # Each test boots real VMs (scripts/vm.sh: QEMU with vgpu-stub, the guest
 # image) against a real vgpu-mediator on a private socket, checks what the

@@ -3,6 +3,7 @@
 # checked vector_adds back to back. QEMU reconnects (reconnect=1), re-sends
 # the shared memory, the new mediator resumes the ring: every request
 # completes, every result is correct, QEMU never stops.
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 require
 

@@ -2,6 +2,7 @@
 # e2e: no mediator at all. The VM still boots (QEMU keeps trying to
 # connect), the guest sees the link down, the client says so clearly and
 # gives up within its timeout; nothing hangs.
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 require
 

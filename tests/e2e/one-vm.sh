@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # e2e: one VM runs Milestone 1 (info, NOP) and Milestone 2 (vector_add with
 # every element checked, selftest) through QEMU's vgpu-stub and the mediator.
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 require
 

@@ -2,6 +2,7 @@
 # e2e: two VMs at once with different priorities and weights; each checks
 # its own results (every element of its vector_add) and sees its own
 # identity; the mediator's stats list both.
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 require
 
