@@ -43,6 +43,8 @@ test: build qemu guest
 
 test-unit test-functional test-qtest test-e2e test-gpu: build
 	@scripts/run-tests.sh $(BUILD) $(patsubst test-%,%,$@)
+# The e2e suite boots VMs: it needs QEMU with vgpu-stub and the guest image.
+test-e2e: qemu guest
 
 demo: build qemu guest
 	@scripts/demo.sh
