@@ -186,11 +186,11 @@ for f in "$top"/guest/run/*; do
 done
 
 install -m 0755 "$client" "$root/bin/vgpu-client"
-msg "  /bin/vgpu-client <- ${client#$top/}"
+msg "  /bin/vgpu-client <- ${client#"$top"/}"
 for f in "${extra_bins[@]}"; do
     b=$(basename "$f" -static)
     install -m 0755 "$f" "$root/bin/$b"
-    msg "  /bin/$b <- ${f#$top/}"
+    msg "  /bin/$b <- ${f#"$top"/}"
 done
 
 for f in "${modules[@]}"; do
