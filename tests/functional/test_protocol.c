@@ -253,6 +253,62 @@ int main(void)
         }
     }
 
+    /* 13. random traffic: headers of every type and many sizes, bodies of
+     * random bytes, 0..3 fds, sometimes after a valid HELLO */
+    {
+        unsigned seed = 4242, conns = 0;
+        for (int c = 0; c < 400; c++) {
+            struct fh_dev d;
+            int sock;
+            bool device = (c % 5) == 0;
+
+            if (device) {
+                if (fh_dev_open(&d, med.sock, 600 + (uint32_t)c, SHM) < 0) {
+                    fh_dev_close(&d);
+                    continue;
+                }
+                sock = d.sock;
+            } else {
+                sock = fh_connect(med.sock);
+                if (sock < 0) {
+                    continue;
+                }
+            }
+            conns++;
+            for (int k = 0; k < 4; k++) {
+                static const uint32_t sizes[] = { 16, 24, 112, 144, 15, 17, 200, 65536 };
+                uint8_t msg[256];
+                struct vgpu_msg_hdr *mh = (struct vgpu_msg_hdr *)msg;
+                int fds[3] = { memfd, memfd2, unsealed };
+                size_t len;
+
+                for (size_t i = 0; i < sizeof(msg); i++) {
+                    seed = seed * 1103515245u + 12345u;
+                    msg[i] = (uint8_t)(seed >> 16);
+                }
+                seed = seed * 1103515245u + 12345u;
+                mh->type = (uint16_t)((seed >> 8) % 10);
+                mh->size = sizes[(seed >> 12) % 8];
+                if (mh->type == VGPU_MSG_KICK) {
+                    mh->size = 24; /* mostly well-formed KICKs with garbage around */
+                }
+                len = mh->size < sizeof(msg) ? mh->size : sizeof(msg);
+                if (len < 16) {
+                    len = 16;
+                }
+                if (fh_send(sock, msg, len, fds, (int)((seed >> 20) % 4)) < 0) {
+                    break;
+                }
+            }
+            close(sock);
+            if (device) {
+                d.sock = -1;
+                fh_dev_close(&d);
+            }
+        }
+        CHECK(conns >= 390, "%u connections of random traffic sent", conns);
+    }
+
     CHECK(still_serving(2), "a device still works after the abuse");
 
     /* every fd the mediator got must be closed again (deadline: 3 s) */
