@@ -42,8 +42,8 @@ static int fail(struct qt *qt, int err, const char *fmt, ...)
     return -err;
 }
 
-int qt_start(struct qt *qt, const char *qemu, const char *dir,
-             const char *log_path, const char *const *extra)
+int qt_start(struct qt *qt, const char *qemu, const char *machine,
+             const char *dir, const char *log_path, const char *const *extra)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     char sockarg[sizeof(sa.sun_path) + 8];
@@ -74,7 +74,7 @@ int qt_start(struct qt *qt, const char *qemu, const char *dir,
 
     argv[argc++] = qemu;
     argv[argc++] = "-machine";
-    argv[argc++] = "q35";
+    argv[argc++] = machine;
     argv[argc++] = "-accel";
     argv[argc++] = "qtest";
     argv[argc++] = "-qtest";

@@ -34,12 +34,12 @@ struct qt {
 };
 
 /*
- * Start QEMU: @qemu binary, -accel qtest connected to a socket in @dir, plus
- * the NULL-terminated @extra arguments; QEMU's stdout/stderr go to @log_path.
- * Returns 0 or -errno.
+ * Start QEMU: @qemu binary, -machine @machine, -accel qtest connected to a
+ * socket in @dir, plus the NULL-terminated @extra arguments; QEMU's
+ * stdout/stderr go to @log_path. Returns 0 or -errno.
  */
-int qt_start(struct qt *qt, const char *qemu, const char *dir,
-             const char *log_path, const char *const *extra);
+int qt_start(struct qt *qt, const char *qemu, const char *machine,
+             const char *dir, const char *log_path, const char *const *extra);
 
 /* SIGTERM, wait up to 5 s, then SIGKILL. Returns QEMU's wait status or -1. */
 int qt_stop(struct qt *qt);

@@ -48,7 +48,8 @@
 
 /* Guest-physical addresses the test assigns (firmware does not run). */
 #define BAR0_ADDR   0xfebf0000ull               /* 32-bit PCI hole */
-#define BAR2_ADDR   0x800000000ull              /* q35's 64-bit PCI hole */
+#define BAR2_Q35    0x800000000ull              /* q35's 64-bit PCI hole (32 GiB) */
+#define BAR2_PC     0x100000000ull              /* i440fx's (2 GiB from 4 GiB) */
 #define MSI_ADDR    0x00100000ull               /* guest RAM: the MSI lands here */
 #define MSI_DATA    0x4321u
 
@@ -75,6 +76,8 @@ struct env {
     const char *mediator;
     pid_t med_pid;
     struct qt qt;
+    const char *machine;        /* q35 unless a case needs another */
+    uint64_t bar2;
     unsigned devfn;
     unsigned msi_cap;
     uint32_t sq_tail;           /* the test's own copy, like a guest driver */
@@ -270,6 +273,8 @@ static int env_init(struct env *e)
 {
     memset(e, 0, sizeof(*e));
     e->med_pid = -1;
+    e->machine = "q35";
+    e->bar2 = BAR2_Q35;
     e->qt.pid = -1;
     e->qt.fd = -1;
     e->qemu = getenv("VGPU_QEMU") ? getenv("VGPU_QEMU") : VGPU_QEMU_DEFAULT;
@@ -301,6 +306,7 @@ static void env_fini(struct env *e, bool failed)
     char path[192];
     static const char *const files[] = {
         "med.sock", "mediator.log", "qemu.log", "guest-errors.log", "qtest.sock",
+        "qmp.sock", "qtest.log",
     };
     size_t i;
 
@@ -323,13 +329,19 @@ static void env_fini(struct env *e, bool failed)
     rmdir(e->dir);
 }
 
-static int start_qemu(struct env *e, const char *shm_size)
+#define VGPU_DEVICE_ARGS "vgpu-stub,chardev=med,memdev=shm,vm-id=7,vm-name=qt,priority=1,weight=2"
+
+/*
+ * QEMU with the shared memory and the chardev; the device itself on the
+ * command line, or (@hotplug) left for a QMP device_add on a monitor socket.
+ */
+static int start_qemu_opts(struct env *e, const char *shm_size, bool hotplug)
 {
-    char obj[128], chr[256], qlog[128];
+    char obj[128], chr[256], qlog[128], qmp[160];
     const char *extra[] = {
         "-object", obj, "-chardev", chr,
-        "-device", "vgpu-stub,chardev=med,memdev=shm,vm-id=7,vm-name=qt,priority=1,weight=2",
-        "-d", "guest_errors", "-D", e->guest_log, "-qtest-log", qlog, NULL,
+        "-d", "guest_errors", "-D", e->guest_log, "-qtest-log", qlog,
+        hotplug ? "-qmp" : "-device", hotplug ? qmp : VGPU_DEVICE_ARGS, NULL,
     };
 
     /* The qtest command trace is large (hex dumps); only kept on request. */
@@ -338,10 +350,15 @@ static int start_qemu(struct env *e, const char *shm_size)
     } else {
         snprintf(qlog, sizeof(qlog), "none");
     }
-
     snprintf(obj, sizeof(obj), "memory-backend-memfd,id=shm,size=%s,share=on", shm_size);
     snprintf(chr, sizeof(chr), "socket,id=med,path=%s,reconnect=1", e->med_sock);
-    return qt_start(&e->qt, e->qemu, e->dir, e->qemu_log, extra);
+    snprintf(qmp, sizeof(qmp), "unix:%s/qmp.sock,server=on,wait=off", e->dir);
+    return qt_start(&e->qt, e->qemu, e->machine, e->dir, e->qemu_log, extra);
+}
+
+static int start_qemu(struct env *e, const char *shm_size)
+{
+    return start_qemu_opts(e, shm_size, false);
 }
 
 static uint32_t reg(struct env *e, unsigned off)
@@ -356,12 +373,12 @@ static void reg_write(struct env *e, unsigned off, uint32_t v)
 
 static uint32_t ctrl_read(struct env *e, size_t off)
 {
-    return qt_readl(&e->qt, BAR2_ADDR + VGPU_SHM_CTRL_OFFSET + off);
+    return qt_readl(&e->qt, e->bar2 + VGPU_SHM_CTRL_OFFSET + off);
 }
 
 static void ctrl_write(struct env *e, size_t off, uint32_t v)
 {
-    qt_writel(&e->qt, BAR2_ADDR + VGPU_SHM_CTRL_OFFSET + off, v);
+    qt_writel(&e->qt, e->bar2 + VGPU_SHM_CTRL_OFFSET + off, v);
 }
 
 /* Find the device on bus 0; returns 0 and sets e->devfn, or -ENODEV. */
@@ -411,8 +428,8 @@ static int setup_device(struct env *e)
         return r;
     }
     qt_pci_cfg_writel(&e->qt, e->devfn, PCI_BAR0, (uint32_t)BAR0_ADDR);
-    qt_pci_cfg_writel(&e->qt, e->devfn, PCI_BAR2, (uint32_t)BAR2_ADDR);
-    qt_pci_cfg_writel(&e->qt, e->devfn, PCI_BAR3, (uint32_t)(BAR2_ADDR >> 32));
+    qt_pci_cfg_writel(&e->qt, e->devfn, PCI_BAR2, (uint32_t)e->bar2);
+    qt_pci_cfg_writel(&e->qt, e->devfn, PCI_BAR3, (uint32_t)(e->bar2 >> 32));
     qt_pci_cfg_writew(&e->qt, e->devfn, PCI_COMMAND, PCI_CMD_MEM | PCI_CMD_MASTER);
     e->msi_cap = find_cap(e, PCI_CAP_ID_MSI);
     if (e->qt.failed) {
@@ -468,7 +485,7 @@ static void put_sqe(struct env *e, const struct vgpu_sqe *sqe)
 {
     uint32_t slot = e->sq_tail % VGPU_SQ_ENTRIES;
 
-    qt_memwrite(&e->qt, BAR2_ADDR + VGPU_SHM_SQ_OFFSET + slot * sizeof(*sqe),
+    qt_memwrite(&e->qt, e->bar2 + VGPU_SHM_SQ_OFFSET + slot * sizeof(*sqe),
                 sqe, sizeof(*sqe));
     e->sq_tail++;
 }
@@ -506,7 +523,7 @@ static void pop_cqe(struct env *e, struct vgpu_cqe *cqe)
 {
     uint32_t slot = e->cq_head % VGPU_CQ_ENTRIES;
 
-    qt_memread(&e->qt, BAR2_ADDR + VGPU_SHM_CQ_OFFSET + slot * sizeof(*cqe),
+    qt_memread(&e->qt, e->bar2 + VGPU_SHM_CQ_OFFSET + slot * sizeof(*cqe),
                cqe, sizeof(*cqe));
     e->cq_head++;
     ctrl_write(e, offsetof(struct vgpu_shm_ctrl, cq_head), e->cq_head);
@@ -554,6 +571,95 @@ static int start_all(struct env *e, const char *shm_size)
     return 0;
 }
 
+
+/* ------------------------------------------------------------------------
+ * A minimal QMP client (line-oriented JSON; enough for device_add/del).
+ * ------------------------------------------------------------------------ */
+
+struct qmp {
+    int fd;
+    size_t len;
+    char buf[16384];
+};
+
+/* Next line within @ms into q->buf (NUL-terminated, consumed next call). */
+static char *qmp_line(struct qmp *q, int ms, size_t *consumed)
+{
+    int64_t deadline = now_ms() + ms;
+
+    if (*consumed) {
+        memmove(q->buf, q->buf + *consumed, q->len - *consumed);
+        q->len -= *consumed;
+        *consumed = 0;
+    }
+    for (;;) {
+        char *nl = memchr(q->buf, '\n', q->len);
+        struct pollfd pfd = { .fd = q->fd, .events = POLLIN };
+        int64_t left = deadline - now_ms();
+        ssize_t n;
+
+        if (nl) {
+            *nl = '\0';
+            *consumed = nl - q->buf + 1;
+            return q->buf;
+        }
+        if (left <= 0 || q->len >= sizeof(q->buf) - 1 || poll(&pfd, 1, (int)left) <= 0) {
+            return NULL;
+        }
+        n = read(q->fd, q->buf + q->len, sizeof(q->buf) - 1 - q->len);
+        if (n <= 0) {
+            return NULL;
+        }
+        q->len += n;
+    }
+}
+
+/*
+ * Send @cmd and wait for the line containing @want (a "return", an "error"
+ * or an event name); events seen on the way are skipped. Returns true when
+ * @want was seen before "error" and within @ms.
+ */
+static bool qmp_expect(struct qmp *q, const char *cmd, const char *want, int ms)
+{
+    size_t consumed = 0;
+    int64_t deadline = now_ms() + ms;
+    char *line;
+
+    if (cmd && write(q->fd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd)) {
+        return false;
+    }
+    while ((line = qmp_line(q, (int)(deadline - now_ms()), &consumed))) {
+        if (strstr(line, want)) {
+            break;
+        }
+        if (strstr(line, "\"error\"")) {
+            fprintf(stderr, "QMP: %s\n", line);
+            break;
+        }
+    }
+    if (consumed) {
+        memmove(q->buf, q->buf + consumed, q->len - consumed);
+        q->len -= consumed;
+    }
+    return line && strstr(line, want);
+}
+
+static int qmp_open(struct env *e, struct qmp *q)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+    q->len = 0;
+    q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/qmp.sock", e->dir);
+    if (q->fd < 0 || connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        return -errno;
+    }
+    if (!qmp_expect(q, NULL, "\"QMP\"", 5000) ||
+        !qmp_expect(q, "{\"execute\":\"qmp_capabilities\"}\n", "\"return\"", 5000)) {
+        return -EPROTO;
+    }
+    return 0;
+}
 
 /* ------------------------------------------------------------------------
  * A scripted mediator, for the device's side of the protocol: what it sends
@@ -919,8 +1025,8 @@ static int case_vector_add(struct env *e)
         a[i] = (float)i;
         b[i] = 2.0f * i + 0.5f;
     }
-    qt_memwrite(&e->qt, BAR2_ADDR + a_off, a, sizeof(a));
-    qt_memwrite(&e->qt, BAR2_ADDR + b_off, b, sizeof(b));
+    qt_memwrite(&e->qt, e->bar2 + a_off, a, sizeof(a));
+    qt_memwrite(&e->qt, e->bar2 + b_off, b, sizeof(b));
     memset(&sqe, 0, sizeof(sqe));
     sqe.opcode = VGPU_OP_VECTOR_ADD;
     sqe.tag = 2;
@@ -933,7 +1039,7 @@ static int case_vector_add(struct env *e)
     pop_cqe(e, &cqe);
     CHECK(cqe.tag == 2 && cqe.status == VGPU_S_OK, "vector_add status %d (%s)",
           cqe.status, vgpu_status_name(cqe.status));
-    CHECK(qt_memread(&e->qt, BAR2_ADDR + o_off, out, sizeof(out)) == 0, "read out");
+    CHECK(qt_memread(&e->qt, e->bar2 + o_off, out, sizeof(out)) == 0, "read out");
     for (i = 0; i < N; i++) {
         CHECK(out[i] == 3.0f * i + 0.5f, "out[%d] = %f", i, out[i]);
     }
@@ -1039,8 +1145,8 @@ static int case_mediator_restart(struct env *e)
         a[i] = (float)((i * 7 + i / DIM) % 3);
         b[i] = (float)((i * 5 + i / DIM) % 2);
     }
-    CHECK(qt_memwrite(&e->qt, BAR2_ADDR + a_off, a, sizeof(a)) == 0, "write A");
-    CHECK(qt_memwrite(&e->qt, BAR2_ADDR + b_off, b, sizeof(b)) == 0, "write B");
+    CHECK(qt_memwrite(&e->qt, e->bar2 + a_off, a, sizeof(a)) == 0, "write A");
+    CHECK(qt_memwrite(&e->qt, e->bar2 + b_off, b, sizeof(b)) == 0, "write B");
 
     /* beta = 0: re-running a request after a crash gives the same C. */
     for (i = 0; i < NREQ; i++) {
@@ -1091,7 +1197,7 @@ static int case_mediator_restart(struct env *e)
         for (k = 0; k < DIM; k++) {
             want += a[r * DIM + k] * b[k * DIM + c];
         }
-        bits = qt_readl(&e->qt, BAR2_ADDR + c_off + ((uint64_t)r * DIM + c) * 4);
+        bits = qt_readl(&e->qt, e->bar2 + c_off + ((uint64_t)r * DIM + c) * 4);
         memcpy(&got, &bits, 4);
         CHECK(got == want, "C[%u][%u] = %f, want %f", r, c, got, want);
     }
@@ -1500,6 +1606,65 @@ out:
     return ok;
 }
 
+/*
+ * Hot-plug and hot-unplug (i440fx, ACPI PCI hotplug): the chardev is already
+ * connected when the device appears, so HELLO goes out from realize; unplug
+ * says BYE and releases the memory backend and the chardev, so that the same
+ * device can be plugged again and resumes the ring.
+ */
+static int case_hotplug(struct env *e)
+{
+    static const char add[] =
+        "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"vgpu-stub\","
+        "\"id\":\"vg0\",\"addr\":\"0x6\",\"chardev\":\"med\",\"memdev\":\"shm\","
+        "\"vm-id\":7,\"vm-name\":\"qt\",\"priority\":1,\"weight\":2}}\n";
+    static const char del[] =
+        "{\"execute\":\"device_del\",\"arguments\":{\"id\":\"vg0\"}}\n";
+    struct qmp q = { .fd = -1 };
+    struct vgpu_sqe sqe;
+    struct vgpu_cqe cqe;
+    int round, i, ok = 0;
+
+    e->machine = "pc";
+    e->bar2 = BAR2_PC;
+    CHECK(start_mediator(e) == 0, "mediator start");
+    CHECK(start_qemu_opts(e, "16M", true) == 0, "QEMU start");
+    CHECK(qmp_open(e, &q) == 0, "QMP");
+    CHECK(find_device(e) == -ENODEV, "device present before device_add");
+
+    for (round = 0; round < 2; round++) {
+        CHECK(qmp_expect(&q, add, "\"return\"", 10000), "device_add (round %d)", round);
+        CHECK(setup_device(e) == 0, "setup after device_add");
+        CHECK(e->devfn == 6 << 3, "device at devfn 0x%x", e->devfn);
+        CHECK(wait_link(e, true, 10000) == 0, "no link after hot-plug (round %d)", round);
+        sqe = nop(10 + round);
+        submit(e, &sqe);
+        CHECK(wait_cq(e, 1, 10000) == 1, "NOP after hot-plug (round %d)", round);
+        pop_cqe(e, &cqe);
+        CHECK(cqe.tag == 10u + round && cqe.status == VGPU_S_OK, "NOP status %d",
+              cqe.status);
+
+        /* device_del asks the guest; the eject register is its answer. */
+        CHECK(qmp_expect(&q, del, "\"return\"", 10000), "device_del");
+        CHECK(qt_cmd(&e->qt, "outl 0x%x 0x%x", 0xae00 + 0x8, 1u << 6) == 0, "eject");
+        CHECK(qmp_expect(&q, NULL, "DEVICE_DELETED", 10000), "no DEVICE_DELETED");
+        for (i = 0; i < 100 && find_device(e) == 0; i++) {
+            sleep_ms(10);
+        }
+        CHECK(find_device(e) == -ENODEV, "device still present after eject");
+        CHECK(qt_alive(&e->qt) && mediator_alive(e), "a process died on unplug");
+    }
+    /* The mediator saw two orderly sessions, not crashes. */
+    CHECK(count_in_file(e->med_log, "closed") >= 2, "mediator saw no session end");
+    CHECK_QT(e);
+    ok = 1;
+out:
+    if (q.fd >= 0) {
+        close(q.fd);
+    }
+    return ok;
+}
+
 /* ------------------------------------------------------------------------ */
 
 static const struct {
@@ -1516,6 +1681,7 @@ static const struct {
     { "garbage", case_garbage },
     { "fake-mediator", case_fake_mediator },
     { "reset", case_reset },
+    { "hotplug", case_hotplug },
 };
 
 static int run_case(unsigned idx)
