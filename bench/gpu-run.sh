@@ -164,7 +164,7 @@ step fairness 80 "$test_fair" "$med" --backend cuda --seconds "$fair_secs" --log
   echo ""
   echo "key figures:"
   grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | sed 's/^/  tests: /'
-  grep -E '^(vector_add|sgemm|memcpy_h2d|memcpy_roundtrip) ' "$log" | sed 's/^/  bench: /'
+  grep -E '^(vector_add|sgemm|memcpy_h2d|memcpy_roundtrip) +[0-9]' "$log" | sed 's/^/  bench: /'
   grep -E 'fairness (sgemm|vector_add):' "$log" | sed 's/^/  /'
   grep -E '^FAIL ' "$log" | sed 's/^/  failed: /'
   echo "elapsed $(( $(date +%s) - t_start )) s"

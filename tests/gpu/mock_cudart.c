@@ -700,3 +700,11 @@ void vgpu_cublas_unload(struct vgpu_cublas *cb)
 {
     cb->dl = NULL;
 }
+
+/* A process built on the mock (a test mediator, say) reports misuse at exit. */
+__attribute__((destructor)) static void report_misuse(void)
+{
+    if (misuses) {
+        fprintf(stderr, "mock_cudart: %u misuses, last: %s\n", misuses, misuse_what);
+    }
+}
