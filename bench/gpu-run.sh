@@ -87,8 +87,8 @@ say "vgpu GPU run $stamp on $(hostname) ($(uname -r)), build dir $build, out $ou
 say "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 # ---- 0. the machine and the artifacts --------------------------------------
-step nvidia-smi 30 nvidia-smi
-step nvidia-smi-query 30 nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm,pcie.link.gen.current,pcie.link.width.current,persistence_mode --format=csv
+step nvidia-smi 15 nvidia-smi
+step nvidia-smi-query 15 nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm,pcie.link.gen.current,pcie.link.width.current,persistence_mode --format=csv
 missing=0
 for f in "$med" "$test_cuda" "$test_fair" "$bench"; do
   if [ -x "$f" ]; then
@@ -109,7 +109,7 @@ done
 [ "$missing" = 1 ] && say "some artifacts are missing; the steps that need them will fail"
 
 # ---- 1. the backend in process, against the CPU backend --------------------
-step test_cuda 140 "$test_cuda"
+step test_cuda 120 "$test_cuda"
 
 # ---- 2. native vs mediated -------------------------------------------------
 start_mediator() {
@@ -131,8 +131,8 @@ start_mediator() {
 bench_args=(--socket "$tmp/bench.sock" --json "$json" --gpu "$gpu")
 [ "$quick" = 1 ] && bench_args+=(--quick)
 if start_mediator "$tmp/bench.sock" --log-level=info; then
-  step bench 170 "$bench" "${bench_args[@]}"
-  step mediator-status 15 "$med" --status --socket-path="$tmp/bench.sock"
+  step bench 150 "$bench" "${bench_args[@]}"
+  step mediator-status 10 "$med" --status --socket-path="$tmp/bench.sock"
 else
   note "step bench: SKIPPED, the mediator did not start"
 fi
@@ -147,7 +147,7 @@ for cand in python3 /usr/bin/python3; do
   if "$cand" -c 'import matplotlib' 2>/dev/null; then py=$cand; break; fi
 done
 if [ -f "$json" ] && [ -n "$py" ]; then
-  step plot 40 "$py" bench/gpu/plot.py "$json" "$png"
+  step plot 30 "$py" bench/gpu/plot.py "$json" "$png"
 elif [ -f "$json" ]; then
   note "step plot: SKIPPED, no python3 with matplotlib"
 else
@@ -157,7 +157,7 @@ fi
 # ---- 4. fairness through the real mediator ---------------------------------
 fair_secs=5
 [ "$quick" = 1 ] && fair_secs=1
-step fairness 80 "$test_fair" "$med" --backend cuda --seconds "$fair_secs" --log "$medlog"
+step fairness 70 "$test_fair" "$med" --backend cuda --seconds "$fair_secs" --log "$medlog"
 
 # ---- summary ---------------------------------------------------------------
 {
