@@ -69,7 +69,7 @@ step() {
   say ""
   say "=== $name ($(date -u +%H:%M:%S), limit ${limit}s): $*"
   t0=$(date +%s%N)
-  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$log"
+  timeout --kill-after=5 "$limit" "$@" 2>&1 | tee -a "$log"
   rc=${PIPESTATUS[0]}
   local el
   el=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
