@@ -110,6 +110,8 @@ debian_source() {
     for d in "$srcroot"/qemu-*/; do
         [ -f "$d/.vgpu-extracted" ] && { echo "${d%/}"; return 0; }
     done
+    # dpkg-source (dpkg-dev) extracts what apt-get source downloads.
+    "$top/scripts/deps.sh" qemu >&2
     add_deb_src >&2
     local dl=$srcroot/download
     rm -rf "$dl" && mkdir -p "$dl"
