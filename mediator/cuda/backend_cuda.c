@@ -588,8 +588,9 @@ static void recover(struct vgpu_backend *b, uint64_t seen_gen)
     }
     pthread_mutex_unlock(&b->lock);
     if (err == cudaSuccess) {
+        /* A session that fails here stays !ready and retries on its next
+         * request (run_request); nothing else to do now. */
         for (s = b->sessions; s; s = s->next) {
-            s->need_recovery = false;
             (void)session_setup(s);
         }
     }
@@ -609,6 +610,7 @@ static int run_request(struct vgpu_backend *b, struct vgpu_backend_session *s,
 {
     uint64_t gen;
     cudaError_t err;
+    bool reset;
     int st;
 
     pthread_rwlock_rdlock(&b->ctx_lock);
@@ -643,8 +645,11 @@ static int run_request(struct vgpu_backend *b, struct vgpu_backend_session *s,
         }
     }
 out:
+    /* Read before unlocking: once the lock is dropped another thread's
+     * recovery may rebuild s. */
+    reset = s->need_recovery;
     pthread_rwlock_unlock(&b->ctx_lock);
-    if (s->need_recovery) {
+    if (reset) {
         recover(b, gen);
     }
     return st;
