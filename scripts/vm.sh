@@ -127,10 +127,12 @@ args+=("${extra[@]}")
 
 # Console filter: prefix every line, keep the raw log, catch the exit marker.
 filter() {
-    local line rc
+    local line rc seen=""
     while IFS= read -r line || [ -n "$line" ]; do
         line=${line%$'\r'}
         printf '[%s] %s\n' "$name" "$line"
+        # Anything not from QEMU itself means the guest got as far as the console.
+        [ -n "$seen" ] || [[ "$line" == qemu-system* ]] || { seen=1; : >"$tmp/console-seen"; }
         [ -n "$logfile" ] && printf '%s\n' "$line" >>"$logfile"
         case "$line" in
             *"VGPU-GUEST-EXIT rc="*)
@@ -178,6 +180,8 @@ done
 elapsed_ms=$((($(date +%s%N) - start) / 1000000))
 qrc=$(cat "$tmp/qemu.rc" 2>/dev/null || echo 125)
 grc=$(cat "$tmp/guest.rc" 2>/dev/null || true)
+console_seen=0
+[ -e "$tmp/console-seen" ] && console_seen=1
 rm -rf "$tmp"
 
 secs=$(printf '%d.%03d' $((elapsed_ms / 1000)) $((elapsed_ms % 1000)))
@@ -187,6 +191,10 @@ if [ -n "$grc" ]; then
 fi
 if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
     echo "[$name] vm.sh: TIMEOUT: no guest exit after ${timeout}s; QEMU killed"
+    if [[ "$accel" == kvm* ]] && [ "$console_seen" = 0 ]; then
+        echo "[$name] vm.sh: hint: the guest printed nothing under KVM; on a host that is itself a VM" \
+             "nested KVM can hang at boot: try --accel tcg (or VGPU_ACCEL=tcg)"
+    fi
     exit 124
 fi
 if [ "$stopping" = 1 ]; then
