@@ -374,15 +374,23 @@ cudaError_t cudaHostUnregister(void *p)
 
 /* ---- streams ---- */
 
+/* Handles come from static pools and are never freed: a stale handle the
+ * backend forgets after a reset must stay readable for the misuse check. */
+#define MAX_HANDLES 4096
+static struct mock_stream stream_pool[MAX_HANDLES];
+static unsigned stream_next;
+
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *st, unsigned int flags)
 {
-    struct mock_stream *s = calloc(1, sizeof(*s));
+    struct mock_stream *s;
 
     (void)flags;
-    if (!s) {
+    pthread_mutex_lock(&mu);
+    if (stream_next == MAX_HANDLES) {
+        pthread_mutex_unlock(&mu);
         return ret(cudaErrorMemoryAllocation);
     }
-    pthread_mutex_lock(&mu);
+    s = &stream_pool[stream_next++];
     s->gen = gen;
     pthread_mutex_unlock(&mu);
     *st = (cudaStream_t)s;
@@ -393,10 +401,11 @@ cudaError_t cudaStreamDestroy(cudaStream_t st)
 {
     pthread_mutex_lock(&mu);
     if (!stream_ok(st)) {
-        misuse("cudaStreamDestroy of a stale stream");
+        misuse("cudaStreamDestroy of a stale or destroyed stream");
+    } else if (st) {
+        ((struct mock_stream *)st)->gen = 0;    /* destroyed */
     }
     pthread_mutex_unlock(&mu);
-    free(st);
     return cudaSuccess;
 }
 
@@ -608,14 +617,19 @@ struct mock_blas {
     cudaStream_t st;
 };
 
+static struct mock_blas blas_pool[MAX_HANDLES];
+static unsigned blas_next;
+
 static cublasStatus_t blas_create(cublasHandle_t *h)
 {
-    struct mock_blas *b = calloc(1, sizeof(*b));
+    struct mock_blas *b;
 
-    if (!b) {
+    pthread_mutex_lock(&mu);
+    if (blas_next == MAX_HANDLES) {
+        pthread_mutex_unlock(&mu);
         return CUBLAS_STATUS_ALLOC_FAILED;
     }
-    pthread_mutex_lock(&mu);
+    b = &blas_pool[blas_next++];
     b->gen = gen;
     pthread_mutex_unlock(&mu);
     *h = (cublasHandle_t)b;
@@ -628,10 +642,10 @@ static cublasStatus_t blas_destroy(cublasHandle_t h)
 
     pthread_mutex_lock(&mu);
     if (b->gen != gen) {
-        misuse("cublasDestroy of a stale handle");
+        misuse("cublasDestroy of a stale or destroyed handle");
     }
+    b->gen = 0;
     pthread_mutex_unlock(&mu);
-    free(b);
     return CUBLAS_STATUS_SUCCESS;
 }
 
