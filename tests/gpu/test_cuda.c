@@ -628,8 +628,8 @@ struct bg {
     struct ctx *c;
     struct vgpu_backend_session *gs;
     const struct shm *s;
-    volatile int stop;
-    volatile double fault_done_ms;   /* 0 until the fault's recovery returned */
+    int stop;                        /* atomic */
+    uint64_t fault_done_us;          /* atomic; 0 until the fault's recovery returned */
     unsigned ok, faulted, other, wrong, failed_after;
 };
 
@@ -646,8 +646,8 @@ static void *bg_loop(void *arg)
     }
     sqe.args.vector_add = (struct vgpu_args_vector_add){ .a_off = a, .b_off = b,
                                                          .out_off = o, .n = n };
-    while (!g->stop) {
-        double started = now_ms();
+    while (!__atomic_load_n(&g->stop, __ATOMIC_ACQUIRE)) {
+        uint64_t started = (uint64_t)(now_ms() * 1e3), done;
         uint64_t res;
         int st;
 
@@ -665,7 +665,8 @@ static void *bg_loop(void *arg)
         } else {
             g->other++;
         }
-        if (st != VGPU_S_OK && g->fault_done_ms > 0 && started > g->fault_done_ms) {
+        done = __atomic_load_n(&g->fault_done_us, __ATOMIC_ACQUIRE);
+        if (st != VGPU_S_OK && done > 0 && started > done) {
             g->failed_after++;
         }
     }
@@ -733,9 +734,9 @@ static void test_recovery(struct ctx *c)
     }
     usleep(300 * 1000);
     st = vgpu_cuda_test_fault(c->gpu, sa);
-    g.fault_done_ms = now_ms();
+    __atomic_store_n(&g.fault_done_us, (uint64_t)(now_ms() * 1e3), __ATOMIC_RELEASE);
     usleep(500 * 1000);
-    g.stop = 1;
+    __atomic_store_n(&g.stop, 1, __ATOMIC_RELEASE);
     pthread_join(th, NULL);
     result(c, st == VGPU_S_GPU_FAULT && g.other == 0 && g.wrong == 0 && g.failed_after == 0 &&
               g.ok > 0, "recovery: VM B busy meanwhile",
