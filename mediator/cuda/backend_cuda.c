@@ -1197,6 +1197,25 @@ void vgpu_cuda_test_set_knobs(struct vgpu_backend *b, int force_staging, int no_
     b->no_scrub = no_scrub != 0;
 }
 
+int vgpu_cuda_test_drop_cublas(struct vgpu_backend *b)
+{
+    struct vgpu_backend_session *s;
+    int r = 0;
+
+    pthread_rwlock_wrlock(&b->ctx_lock);
+    for (s = b->sessions; s; s = s->next) {
+        if (s->blas) {
+            r = -EBUSY;
+        }
+    }
+    if (r == 0 && b->cublas.dl) {
+        vgpu_cublas_unload(&b->cublas);
+        snprintf(b->cublas.path, sizeof(b->cublas.path), "unloaded by a test");
+    }
+    pthread_rwlock_unlock(&b->ctx_lock);
+    return r;
+}
+
 static int test_fault(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
 {
     (void)arg;

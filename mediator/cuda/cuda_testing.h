@@ -27,6 +27,11 @@ struct vgpu_cuda_test_stats {
  * show that the isolation test detects a leak). */
 void vgpu_cuda_test_set_knobs(struct vgpu_backend *b, int force_staging, int no_scrub);
 
+/* Unloads cuBLAS as if it had never been found (SGEMM with alpha != 0 then
+ * completes with VGPU_S_NOT_SUPPORTED). -EBUSY once a session has created a
+ * cuBLAS handle. */
+int vgpu_cuda_test_drop_cublas(struct vgpu_backend *b);
+
 /* Launches a kernel that stores to an unmapped address on s's stream:
  * expect VGPU_S_GPU_FAULT and one recovery. */
 int vgpu_cuda_test_fault(struct vgpu_backend *b, struct vgpu_backend_session *s);

@@ -755,6 +755,42 @@ out:
     shm_destroy(&b);
 }
 
+/* A second backend instance whose cuBLAS is gone: SGEMM degrades, the rest
+ * does not. (Instances share the device context; nothing here resets it.) */
+static void test_no_cublas(struct ctx *c, const struct vgpu_backend_config *cfg)
+{
+    struct vgpu_backend *saved = c->gpu, *b2 = NULL;
+    struct vgpu_backend_session *s2 = NULL;
+    struct vgpu_sqe sqe = { .opcode = VGPU_OP_SGEMM };
+    const uint64_t a = VGPU_SHM_DATA_OFFSET;
+    const char *why = NULL;
+    char health[512];
+    uint64_t res;
+    int st;
+
+    if (vgpu_backend_cuda.init(cfg, &b2, &why) < 0 || vgpu_cuda_test_drop_cublas(b2) < 0 ||
+        vgpu_backend_cuda.session_open(b2, 20, &c->main_shm.v, &s2) < 0) {
+        result(c, false, "no cuBLAS: setup", "%s", why ? why : "failed");
+        goto out;
+    }
+    c->gpu = b2;
+    sqe.args.sgemm = (struct vgpu_args_sgemm){ .a_off = a, .b_off = a + 4096,
+                                               .c_off = a + 8192, .m = 8, .n = 8, .k = 8,
+                                               .alpha = 1.0f };
+    st = run_gpu(c, s2, &c->main_shm, &sqe, &res, NULL);
+    vgpu_backend_cuda.health(b2, health, sizeof(health));
+    result(c, st == VGPU_S_NOT_SUPPORTED && strstr(health, "SGEMM not supported"),
+           "no cuBLAS: sgemm not supported", "%s; health: %s", vgpu_status_name(st), health);
+    test_sgemm(c, s2, &c->main_shm, 64, 64, 64, 0.0f, 0.5f);   /* no BLAS needed */
+    test_vector_add(c, s2, &c->main_shm, 1000003, false);
+out:
+    c->gpu = saved;
+    if (s2) {
+        vgpu_backend_cuda.session_close(b2, s2);
+    }
+    vgpu_backend_cuda.fini(b2);
+}
+
 int main(int argc, char **argv)
 {
     bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
@@ -801,6 +837,7 @@ int main(int argc, char **argv)
     sweep(&c, c.gs, &c.main_shm, false);   /* the first VM, after two resets */
 
     vgpu_backend_cuda.session_close(c.gpu, c.gs);
+    test_no_cublas(&c, &cfg);   /* after c.gs let go of the shared memory */
     vgpu_cuda_test_stats(c.gpu, NULL, &stats);
     result(&c, stats.backend_mem == 0 && stats.sessions == 0, "teardown: nothing left",
            "%llu bytes of device memory charged, %u sessions",
