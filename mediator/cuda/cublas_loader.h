@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
 /*
- * cuBLAS, loaded at run time. Linking it would add ~100 MiB of shared
- * libraries to what must travel to the GPU host and make the mediator fail
- * to start where it is absent; loaded with dlopen(), its absence only turns
+ * cuBLAS, loaded at run time. Linking it would tie the mediator to ~600 MiB
+ * of shared libraries (libcublas + libcublasLt) and make it fail to start
+ * where they are absent; loaded with dlopen(), their absence only turns
  * SGEMM into VGPU_S_NOT_SUPPORTED.
  */
 #ifndef VGPU_CUDA_CUBLAS_LOADER_H
