@@ -466,7 +466,13 @@ static bool st_call(struct ctx *c, struct vgpu_sqe *s, struct vgpu_cqe *cqe, cha
     int r = vgpu_call(c->dev, s, cqe, c->timeout_ms);
 
     if (r < 0) {
+        struct vgpu_cqe late;
+
         snprintf(why, len, "%s", vgpu_strerror(r));
+        /* Let a late completion arrive, so one failure does not leave the
+         * next tests -EBUSY. */
+        while (vgpu_wait(c->dev, &late, c->timeout_ms) == 0) {
+        }
         return false;
     }
     if (cqe->status != VGPU_S_OK) {

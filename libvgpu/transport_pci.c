@@ -10,8 +10,12 @@
  *
  * Waiting: by default we poll the CQ with a short sleep that backs off to
  * ~50 us. With use_irq, and the device bound to uio_pci_generic, we sleep in
- * poll() on /dev/uioN: writing 1 re-enables INTx (uio_pci_generic masks it
- * through the command register's INTx-disable bit in its handler), and the
+ * poll() on /dev/uioN. uio_pci_generic's handler masks INTx through the
+ * command register's INTx-disable bit and has no irqcontrol hook (writing to
+ * /dev/uioN gives ENOSYS), so, as the kernel's UIO howto does, we clear that
+ * bit again through the device's sysfs "config" file before each sleep
+ * (drivers that do implement irqcontrol get the write of 1 instead); see
+ * intx_enable() for why it must be a 16-bit write. The
  * cause is cleared in VGPU_REG_IRQ_ACK before the CQ is looked at, so a
  * completion that lands after the ack raises a fresh interrupt.
  *
@@ -19,6 +23,7 @@
  * the ring and the mediator takes it when the device reconnects.
  */
 #include <dirent.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -48,12 +53,15 @@ static const char *sysfs_root(void)
 
 #define POLL_SLEEP_MIN_NS   1000u
 #define POLL_SLEEP_MAX_NS   50000u
+#define IRQ_SLEEP_MAX_MS    50
 
 struct pci {
     volatile uint32_t *regs;
     int      lock_fd;           /* resource0, flock()ed: one handle per device */
     int      uio_fd;            /* -1: poll the CQ */
     int      uio_num;
+    int      config_fd;         /* PCI config space, to re-enable INTx */
+    bool     irqcontrol;        /* the uio driver re-enables INTx on write(1) */
     uint64_t shm_map_size;      /* the whole BAR2 mapping */
     char     addr[32];
 };
@@ -209,7 +217,55 @@ static int open_uio(struct pci *p)
     if (p->uio_fd < 0) {
         return -errno;
     }
+    snprintf(path, sizeof(path), "%s/%s/config", sysfs_root(), p->addr);
+    p->config_fd = open(path, O_RDWR | O_CLOEXEC);
+    if (p->config_fd < 0) {
+        int r = -errno;
+
+        close(p->uio_fd);
+        p->uio_fd = -1;
+        return r;
+    }
     p->uio_num = num;
+    p->irqcontrol = true;   /* until the driver says ENOSYS */
+    return 0;
+}
+
+#define PCI_COMMAND_OFF         4
+#define PCI_COMMAND_INTX_DIS    0x0400  /* bit 10: INTx disable */
+
+/*
+ * Unmasks INTx at the PCI level after uio_pci_generic masked it. The command
+ * register is rewritten as a whole 16-bit word: QEMU re-evaluates the INTx
+ * line only for config writes that cover byte 4, so the UIO howto's one-byte
+ * write at offset 5 flips the bit without moving the line, leaves the
+ * interrupt routing's level count wrong, and ends in an interrupt storm
+ * ("irq N: nobody cared").
+ */
+static int intx_enable(struct pci *p)
+{
+    uint32_t one = 1;
+    uint16_t cmd;
+
+    if (p->irqcontrol) {
+        if (write(p->uio_fd, &one, sizeof(one)) == sizeof(one)) {
+            return 0;
+        }
+        if (errno != ENOSYS) {
+            return -errno;
+        }
+        p->irqcontrol = false;
+    }
+    if (pread(p->config_fd, &cmd, sizeof(cmd), PCI_COMMAND_OFF) != sizeof(cmd)) {
+        return -EIO;
+    }
+    cmd = le16toh(cmd);
+    if (cmd & PCI_COMMAND_INTX_DIS) {
+        cmd = htole16(cmd & (uint16_t)~PCI_COMMAND_INTX_DIS);
+        if (pwrite(p->config_fd, &cmd, sizeof(cmd), PCI_COMMAND_OFF) != sizeof(cmd)) {
+            return -EIO;
+        }
+    }
     return 0;
 }
 
@@ -269,6 +325,7 @@ static int pci_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
         return -ENOMEM;
     }
     p->uio_fd = -1;
+    p->config_fd = -1;
     p->lock_fd = -1;
     r = find_device(o->pci_addr, p->addr, sizeof(p->addr));
     if (r < 0) {
@@ -387,9 +444,10 @@ static int pci_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
 err_close_uio:
     if (p->uio_fd >= 0) {
         close(p->uio_fd);
+        close(p->config_fd);
     }
 err_unmap_shm:
-    munmap(shm, shm_size);
+    munmap(shm, p->shm_map_size);
 err_unmap_regs:
     munmap(regs, regs_size);
 err_unlock:
@@ -409,6 +467,7 @@ static void pci_close(struct vgpu_dev *dev)
     if (p->uio_fd >= 0) {
         reg_write(p, VGPU_REG_IRQ_MASK, VGPU_IRQ_COMPLETION | VGPU_IRQ_LINK);
         close(p->uio_fd);
+        close(p->config_fd);
     }
     if (dev->shm) {
         munmap(dev->shm, p->shm_map_size);
@@ -438,7 +497,7 @@ static bool cq_nonempty(struct vgpu_dev *dev)
 static int wait_irq(struct vgpu_dev *dev, struct pci *p, int timeout_ms)
 {
     struct pollfd pfd = { .fd = p->uio_fd, .events = POLLIN };
-    uint32_t one = 1, count, status;
+    uint32_t count, status;
     int r;
 
     /* A cause already pending: no need to sleep for its interrupt. */
@@ -447,15 +506,17 @@ static int wait_irq(struct vgpu_dev *dev, struct pci *p, int timeout_ms)
         reg_write(p, VGPU_REG_IRQ_ACK, status);
         return 0;
     }
-    if (write(p->uio_fd, &one, sizeof(one)) != sizeof(one)) {
-        return -errno;
+    r = intx_enable(p);
+    if (r < 0) {
+        return r;
     }
     /* The completion may have landed between the caller's check and the
      * enable; its interrupt is then already latched, but skip the sleep. */
     if (cq_nonempty(dev)) {
         return 0;
     }
-    r = poll(&pfd, 1, timeout_ms);
+    /* Belt and braces: a lost interrupt costs at most IRQ_SLEEP_MAX_MS. */
+    r = poll(&pfd, 1, timeout_ms < IRQ_SLEEP_MAX_MS ? timeout_ms : IRQ_SLEEP_MAX_MS);
     if (r < 0) {
         return errno == EINTR ? 0 : -errno;
     }
