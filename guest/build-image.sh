@@ -152,10 +152,17 @@ done
 guest_files=("$top/guest/init" "$top/guest/lspci" "$top/guest/build-image.sh")
 for f in "$top"/guest/run/*; do [ -f "$f" ] && guest_files+=("$f"); done
 
+# Named by where they land in the image, so the hash (and the image) does
+# not depend on the build or cache directory.
+sum() { echo "$(sha256sum <"$1" | cut -d' ' -f1)  $2"; }
 inputs=$( {
     echo "kernel $(basename "$kdeb")"
-    sha256sum "$busybox" "$client" "${extra_bins[@]}" "${modules[@]}" "${guest_files[@]}"
-} | sed "s|$top/||; s|$build_dir/||")
+    sum "$busybox" /bin/busybox
+    sum "$client" /bin/vgpu-client
+    for f in "${extra_bins[@]}"; do sum "$f" "/bin/$(basename "$f" -static)"; done
+    for f in "${modules[@]}"; do sum "$f" "/lib/modules/$(basename "$f")"; done
+    for f in "${guest_files[@]}"; do sum "$f" "${f#"$top"/}"; done
+} )
 inputs_hash=$(echo "$inputs" | sha256sum | cut -c1-16)
 
 mkdir -p "$out"
