@@ -95,6 +95,19 @@ static bool eligible(const struct vgpu_sched_entity *e)
     return e->queued > 0 && !e->running;
 }
 
+/*
+ * The entities that compete in this pick: every eligible entity of the best
+ * base class, plus lower-class entities whose head request has aged up to
+ * that class. Aging only lets a starved class join a higher one; it never
+ * reorders entities of the same base class, whose shares stay by weight.
+ */
+static bool candidate(const struct vgpu_sched *s, const struct vgpu_sched_entity *e,
+                      uint32_t best, uint64_t now_ns)
+{
+    return eligible(e) &&
+           (e->prio == best || vgpu_sched_effective_class(s, e, now_ns) <= best);
+}
+
 static int64_t credit(const struct vgpu_sched *s, const struct vgpu_sched_entity *e)
 {
     return (int64_t)(s->quantum_ns * e->weight);
@@ -131,9 +144,8 @@ struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns)
     }
     for (e = s->rr.next; e != &s->rr; e = e->next) {
         if (eligible(e)) {
-            uint32_t c = vgpu_sched_effective_class(s, e, now_ns);
-            if (c < best) {
-                best = c;
+            if (e->prio < best) {
+                best = e->prio;
             }
         }
     }
@@ -141,7 +153,7 @@ struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns)
         return NULL; /* everything queued belongs to running entities */
     }
     for (e = s->rr.next; e != &s->rr; e = e->next) {
-        if (eligible(e) && vgpu_sched_effective_class(s, e, now_ns) == best) {
+        if (candidate(s, e, best, now_ns)) {
             ncand++;
         }
     }
@@ -156,7 +168,7 @@ struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns)
         visits = 0;
         for (e = s->rr.next; e != &s->rr && visits < ncand; e = next) {
             next = e->next;
-            if (!eligible(e) || vgpu_sched_effective_class(s, e, now_ns) != best) {
+            if (!candidate(s, e, best, now_ns)) {
                 continue;
             }
             if (e->deficit_ns > 0) {
@@ -175,7 +187,7 @@ struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns)
         }
         /* Now e.g. k_i more visits make candidate i positive; skip min(k)-1 rounds. */
         for (e = s->rr.next; e != &s->rr; e = e->next) {
-            if (eligible(e) && vgpu_sched_effective_class(s, e, now_ns) == best) {
+            if (candidate(s, e, best, now_ns)) {
                 int64_t need = e->deficit_ns > 0 ? 0 : (1 - e->deficit_ns + credit(s, e) - 1) / credit(s, e);
                 if (need < rounds) {
                     rounds = need;
@@ -184,7 +196,7 @@ struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns)
         }
         if (rounds > 1) {
             for (e = s->rr.next; e != &s->rr; e = e->next) {
-                if (eligible(e) && vgpu_sched_effective_class(s, e, now_ns) == best) {
+                if (candidate(s, e, best, now_ns)) {
                     e->deficit_ns += (rounds - 1) * credit(s, e);
                 }
             }
@@ -192,7 +204,7 @@ struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns)
     }
     /* Unreachable by the arithmetic above; never leave work stranded. */
     for (e = s->rr.next; e != &s->rr; e = e->next) {
-        if (eligible(e) && vgpu_sched_effective_class(s, e, now_ns) == best) {
+        if (candidate(s, e, best, now_ns)) {
             return serve(s, e, now_ns);
         }
     }

@@ -6,7 +6,9 @@
  * - Priority classes 0 (highest) .. VGPU_PRIO_CLASSES-1, strict between
  *   classes, with aging: an entity whose head request has waited n whole
  *   aging periods competes n classes higher (never above 0), so a low class
- *   never starves.
+ *   never starves. Aging only lets an entity join the best class present;
+ *   entities of the same base class are never reordered by it, so their
+ *   shares stay by weight whatever their class.
  * - Within the best class present: deficit round robin on measured cost.
  *   Each visit without credit adds quantum x weight to the entity's deficit;
  *   an entity with a positive deficit is served. The estimate is charged at

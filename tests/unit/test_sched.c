@@ -114,7 +114,8 @@ static void test_preemption_at_pick(void **state)
  * (not request count) splits 75/25. Costs differ per request and per
  * entity, and the estimates are deliberately wrong.
  */
-static void run_shares(uint32_t wa, uint32_t wb, uint64_t quantum, double want_a)
+static void run_shares(uint32_t wa, uint32_t wb, uint64_t quantum, uint64_t aging,
+                       double want_a)
 {
     struct vgpu_sched s;
     struct vgpu_sched_entity e[2];
@@ -123,7 +124,7 @@ static void run_shares(uint32_t wa, uint32_t wb, uint64_t quantum, double want_a
     int seq[2] = { 0, 0 };
 
     pool_used = 0;
-    vgpu_sched_init(&s, quantum, 0);
+    vgpu_sched_init(&s, quantum, aging);
     vgpu_sched_entity_init(&e[0], 1, wa);
     vgpu_sched_entity_init(&e[1], 1, wb);
     /* keep 8 queued per entity, recycling the pool slots of completed ones */
@@ -143,8 +144,12 @@ static void run_shares(uint32_t wa, uint32_t wb, uint64_t quantum, double want_a
         t = tr(r);
         /* entity 0: 50..250 us, entity 1: 20..60 us; estimate always 100 us */
         seed = seed * 1103515245u + 12345u;
-        actual = t->owner == 0 ? 50 * US + (seed >> 8) % (200 * US)
-                               : 20 * US + (seed >> 8) % (40 * US);
+        if (aging) { /* equal costs, so head waits differ by the weights */
+            actual = 90 * US + (seed >> 8) % (20 * US);
+        } else {
+            actual = t->owner == 0 ? 50 * US + (seed >> 8) % (200 * US)
+                                   : 20 * US + (seed >> 8) % (40 * US);
+        }
         now += actual;
         charged[t->owner] += actual;
         vgpu_sched_complete(&s, r, actual);
@@ -166,11 +171,21 @@ static void run_shares(uint32_t wa, uint32_t wb, uint64_t quantum, double want_a
 static void test_weighted_shares(void **state)
 {
     (void)state;
-    run_shares(3, 1, 1 * MS, 0.75);
-    run_shares(1, 1, 1 * MS, 0.50);
-    run_shares(1, 4, 500 * US, 0.20);
+    run_shares(3, 1, 1 * MS, 0, 0.75);
+    run_shares(1, 1, 1 * MS, 0, 0.50);
+    run_shares(1, 4, 500 * US, 0, 0.20);
     /* a quantum far below the request cost still converges */
-    run_shares(3, 1, 10 * US, 0.75);
+    run_shares(3, 1, 10 * US, 0, 0.75);
+    /*
+     * Both entities sit in class 1 and their requests wait far longer than
+     * the aging period: aging must not reorder peers of one class (it once
+     * promoted the lighter entity's older requests and flattened 3:1 to 1:1).
+     */
+    run_shares(3, 1, 1 * MS, 200 * US, 0.75);
+    run_shares(1, 4, 500 * US, 100 * US, 0.20);
+    /* the lighter entity's head waits ~3x longer than the heavier's: an
+     * aging period between the two waits promotes only the lighter one */
+    run_shares(3, 1, 1 * MS, 2 * MS, 0.75);
 }
 
 /* A request far more expensive than the quantum: pick stays bounded and fair. */
