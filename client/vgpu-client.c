@@ -133,6 +133,9 @@ static int open_dev(struct ctx *c)
         fprintf(stderr, "vgpu-client: mediator not running (%s)\n",
                 *detail ? detail : vgpu_strerror(r));
         break;
+    case -EINVAL:
+        fprintf(stderr, "vgpu-client: bad option: %s\n", *detail ? detail : vgpu_strerror(r));
+        return EXIT_USAGE;
     default:
         fprintf(stderr, "vgpu-client: cannot open the vgpu device: %s%s%s\n",
                 vgpu_strerror(r), *detail ? ": " : "", detail);

@@ -309,8 +309,14 @@ static int sim_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
     int r;
 
     if (size < VGPU_SHM_MIN_SIZE || size > VGPU_SHM_MAX_SIZE ||
-        size % (uint64_t)sysconf(_SC_PAGESIZE) != 0 ||
-        o->priority >= VGPU_PRIO_CLASSES || o->weight > VGPU_WEIGHT_MAX) {
+        size % (uint64_t)sysconf(_SC_PAGESIZE) != 0) {
+        vgpu_set_detail("shared memory size %llu: need whole pages, %llu..%llu bytes",
+                        (unsigned long long)size, VGPU_SHM_MIN_SIZE, VGPU_SHM_MAX_SIZE);
+        return -EINVAL;
+    }
+    if (o->priority >= VGPU_PRIO_CLASSES || o->weight > VGPU_WEIGHT_MAX) {
+        vgpu_set_detail("priority %u / weight %u: need priority < %u, weight <= %u",
+                        o->priority, o->weight, VGPU_PRIO_CLASSES, VGPU_WEIGHT_MAX);
         return -EINVAL;
     }
     if (!path) {
