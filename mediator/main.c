@@ -17,6 +17,9 @@
 
 #include "mediator.h"
 #include "util.h"
+#ifdef HAVE_CUDA
+#include "cuda_worker.h"
+#endif
 
 /* ---------------------------------------------------------------- --status */
 
@@ -118,6 +121,38 @@ err:
 
 /* ---------------------------------------------------------------- backend */
 
+static bool gpu_isolation_thread;
+
+/*
+ * --gpu-isolation=thread|process (or VGPU_GPU_ISOLATION): taken out of argv
+ * here so that the common option parser needs no CUDA-specific knowledge.
+ * Returns 0 or -EINVAL.
+ */
+static int take_gpu_isolation(int *argc, char **argv)
+{
+    const char *v = getenv("VGPU_GPU_ISOLATION");
+    int out = 1;
+
+    for (int i = 1; i < *argc; i++) {
+        if (strncmp(argv[i], "--gpu-isolation=", 16) == 0) {
+            v = argv[i] + 16;
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    *argc = out;
+    argv[out] = NULL;
+    if (!v || strcmp(v, "process") == 0) {
+        gpu_isolation_thread = false;
+    } else if (strcmp(v, "thread") == 0) {
+        gpu_isolation_thread = true;
+    } else {
+        fprintf(stderr, "vgpu-mediator: --gpu-isolation: thread or process, not '%s'\n", v);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int select_backend(struct vgpu_mediator *m)
 {
     const struct vgpu_backend_config bc = {
@@ -131,9 +166,18 @@ static int select_backend(struct vgpu_mediator *m)
 
     if (strcmp(want, "cpu") != 0) {
 #ifdef HAVE_CUDA
-        r = vgpu_backend_cuda.init(&bc, &m->backend, &why);
+        /* process (default): CUDA in a restartable worker process, the only
+         * way back from a sticky GPU fault; thread: in the mediator itself,
+         * one hop less (benchmarks), no recovery from sticky faults. */
+        const struct vgpu_backend_ops *cuda = gpu_isolation_thread ? &vgpu_backend_cuda_engine
+                                                                   : &vgpu_backend_cuda;
+
+        r = cuda->init(&bc, &m->backend, &why);
         if (r == 0) {
-            m->bops = &vgpu_backend_cuda;
+            m->bops = cuda;
+            log_info("backend cuda: GPU isolation %s", gpu_isolation_thread
+                     ? "thread (in process; a sticky GPU fault is not recoverable)"
+                     : "process (restartable worker)");
             return 0;
         }
         if (strcmp(want, "cuda") == 0) {
@@ -173,6 +217,16 @@ int main(int argc, char **argv)
     sigset_t mask;
     unsigned n_exec;
     int r, ret = 1;
+
+#ifdef HAVE_CUDA
+    /* The CUDA backend's worker process: before anything else. */
+    if (argc == 2 && strncmp(argv[1], VGPU_WORKER_ARG, strlen(VGPU_WORKER_ARG)) == 0) {
+        return vgpu_cuda_worker_main(argv[1] + strlen(VGPU_WORKER_ARG));
+    }
+#endif
+    if (take_gpu_isolation(&argc, argv) < 0) {
+        return 2;
+    }
 
     m = calloc(1, sizeof(*m));
     if (!m) {

@@ -16,6 +16,8 @@
 struct vgpu_shm_view {
     uint8_t *base;
     uint64_t size;
+    int      fd;     /* the memfd backing the mapping (the cuda backend hands it to
+                      * its worker process); -1 if none. Owned by the creator. */
 };
 
 struct vgpu_op {

@@ -382,9 +382,11 @@ static void handle_hello(struct vgpu_mediator *m, struct vgpu_session *s)
         return;
     }
 
+    /* On success the session keeps fd (s->shm.fd): a backend that runs in
+     * another process (cuda) maps the same memory from it. */
     r = vgpu_session_map(s, fd, h.shm_size, &why);
-    close(fd); /* the mapping keeps the memory */
     if (r < 0) {
+        close(fd);
         conn_fail(m, s, (uint32_t)-r, h.hdr.seq, "%s", why);
         return;
     }

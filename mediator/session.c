@@ -27,6 +27,7 @@ struct vgpu_session *vgpu_session_new(struct vgpu_mediator *m, int fd)
     }
     s->m = m;
     s->fd = fd;
+    s->shm.fd = -1;
     s->refs = 1;
     s->state = VGPU_CONN_NEW;
     s->connect_ns = vgpu_now_ns();
@@ -72,6 +73,7 @@ int vgpu_session_map(struct vgpu_session *s, int fd, uint64_t shm_size, const ch
     }
     s->shm.base = p;
     s->shm.size = shm_size;
+    s->shm.fd = fd;
     s->ctrl = vgpu_shm_ctrl(p);
     return 0;
 }
@@ -285,6 +287,9 @@ void vgpu_session_destroy(struct vgpu_session *s)
     }
     if (s->shm.base) {
         munmap(s->shm.base, s->shm.size);
+    }
+    if (s->shm.fd >= 0) {
+        close(s->shm.fd);
     }
     for (unsigned i = 0; i < s->n_rx_fds; i++) {
         close(s->rx_fds[i]);

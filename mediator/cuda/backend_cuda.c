@@ -50,6 +50,7 @@
 
 #include "cublas_loader.h"
 #include "cuda_testing.h"
+#include "cuda_worker.h"
 #include "kernels.h"
 
 #define CUDA_SLOTS          3u              /* device operands of one request, at most */
@@ -100,6 +101,8 @@ struct vgpu_backend {
     uint64_t total_mem;
     struct vgpu_cublas cublas;
     bool     force_staging, no_scrub;   /* test knobs */
+    bool     worker_mode;               /* restartable process: no in-process reset */
+    bool     poisoned;                  /* worker_mode: CUDA state lost (atomic) */
 
     pthread_rwlock_t ctx_lock;          /* read: any CUDA call; write: reset */
     uint64_t gen;                       /* written only with ctx_lock for writing */
@@ -598,6 +601,21 @@ out:
     pthread_rwlock_unlock(&b->ctx_lock);
 }
 
+/*
+ * In a worker process a sticky error is not repaired in place: an in-process
+ * cudaDeviceReset after cudaErrorIllegalAddress was measured (H100, driver
+ * 580) to leave the device "busy or unavailable" for good. The worker reports
+ * poisoned() and the proxy replaces the process.
+ */
+static void recover_or_poison(struct vgpu_backend *b, uint64_t seen_gen)
+{
+    if (b->worker_mode) {
+        __atomic_store_n(&b->poisoned, true, __ATOMIC_RELEASE);
+        return;
+    }
+    recover(b, seen_gen);
+}
+
 typedef int (*ctx_fn)(struct vgpu_backend_session *s, const void *arg, uint64_t *result);
 
 /*
@@ -650,7 +668,7 @@ out:
     reset = s->need_recovery;
     pthread_rwlock_unlock(&b->ctx_lock);
     if (reset) {
-        recover(b, gen);
+        recover_or_poison(b, gen);
     }
     return st;
 }
@@ -1067,7 +1085,7 @@ static int cuda_session_open(struct vgpu_backend *b, uint32_t vm_id,
 
     if (st != VGPU_S_OK) {
         if (s->need_recovery) {
-            recover(b, gen);
+            recover_or_poison(b, gen);
         }
         free(s);
         return st == VGPU_S_NO_MEMORY ? -ENOMEM : -EIO;
@@ -1175,7 +1193,8 @@ static void cuda_health(struct vgpu_backend *b, char *buf, unsigned len)
     pthread_mutex_unlock(&b->lock);
 }
 
-const struct vgpu_backend_ops vgpu_backend_cuda = {
+/* The engine; the exported vgpu_backend_cuda is the proxy (proxy.c). */
+const struct vgpu_backend_ops vgpu_backend_cuda_engine = {
     .name = "cuda",
     .kind = VGPU_BACKEND_CUDA,
     .init = cuda_init,
@@ -1241,6 +1260,33 @@ int vgpu_cuda_test_spin(struct vgpu_backend *b, struct vgpu_backend_session *s, 
 {
     uint64_t ns = (uint64_t)ms * 1000000ull, result = 0;
     return run_request(b, s, test_spin, &ns, &result);
+}
+
+/* ------------------------------------------------------------------------
+ * Worker hooks (cuda_worker.h)
+ * ------------------------------------------------------------------------ */
+
+void vgpu_cuda_engine_set_worker_mode(struct vgpu_backend *b)
+{
+    b->worker_mode = true;
+}
+
+bool vgpu_cuda_engine_poisoned(struct vgpu_backend *b)
+{
+    return __atomic_load_n(&b->poisoned, __ATOMIC_ACQUIRE);
+}
+
+int vgpu_cuda_engine_test(struct vgpu_backend *b, struct vgpu_backend_session *s,
+                          uint32_t kind, uint32_t arg)
+{
+    switch (kind) {
+    case VGPU_WORKER_TEST_FAULT:
+        return vgpu_cuda_test_fault(b, s);
+    case VGPU_WORKER_TEST_SPIN:
+        return vgpu_cuda_test_spin(b, s, arg);
+    default:
+        return VGPU_S_BAD_ARGS;
+    }
 }
 
 struct peek_arg {

@@ -43,6 +43,7 @@
 #include "vgpu/abi.h"
 
 #include "cuda_testing.h"
+#include "cuda_worker.h"
 #ifdef VGPU_CUDA_MOCK
 #include "mock_cudart.h"
 #endif
@@ -57,6 +58,9 @@ struct shm {
 };
 
 struct ctx {
+    /* gops/gpu: the engine in process, or (recovery tests) the proxy with
+     * its worker process */
+    const struct vgpu_backend_ops *gops;
     struct vgpu_backend *gpu, *cpu;
     struct shm main_shm;
     struct vgpu_backend_session *gs, *cs;   /* main session on each backend */
@@ -132,12 +136,14 @@ static int shm_create(struct shm *s, uint64_t size, const char *name)
         return e;
     }
     p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
     if (p == MAP_FAILED) {
-        return -errno;
+        int e = -errno;
+        close(fd);
+        return e;
     }
     s->v.base = p;
     s->v.size = size;
+    s->v.fd = fd;   /* the proxy hands it to its worker */
     return 0;
 }
 
@@ -146,6 +152,8 @@ static void shm_destroy(struct shm *s)
     if (s->v.base) {
         munmap(s->v.base, s->v.size);
         s->v.base = NULL;
+        close(s->v.fd);
+        s->v.fd = -1;
     }
 }
 
@@ -168,7 +176,7 @@ static int run_gpu(struct ctx *c, struct vgpu_backend_session *gs, const struct 
     if (st != VGPU_S_OK) {
         return st;
     }
-    st = vgpu_backend_cuda.execute(c->gpu, gs, op, sqe, &s->v, res);
+    st = c->gops->execute(c->gpu, gs, op, sqe, &s->v, res);
     if (ms) {
         *ms = now_ms() - t0;
     }
@@ -493,7 +501,7 @@ static int fill_canary(struct ctx *c, const struct shm *s, uint64_t bytes)
     uint64_t a = VGPU_SHM_DATA_OFFSET, res;
     int st;
 
-    if (vgpu_backend_cuda.session_open(c->gpu, 2, &s->v, &gs) < 0) {
+    if (c->gops->session_open(c->gpu, 2, &s->v, &gs) < 0) {
         return VGPU_S_INTERNAL;
     }
     memset(s->v.base + a, 0xa5, 2 * bytes);     /* a = b = the canary */
@@ -501,7 +509,7 @@ static int fill_canary(struct ctx *c, const struct shm *s, uint64_t bytes)
                                                          .out_off = a + 2 * bytes,
                                                          .n = bytes / 4 };
     st = run_gpu(c, gs, s, &sqe, &res, NULL);
-    vgpu_backend_cuda.session_close(c->gpu, gs);
+    c->gops->session_close(c->gpu, gs);
     return st;
 }
 
@@ -512,7 +520,7 @@ static int64_t peek_fresh(struct ctx *c, const struct shm *s, uint64_t bytes)
     uint8_t *buf = malloc(bytes);
     int64_t nonzero = 0;
 
-    if (!buf || vgpu_backend_cuda.session_open(c->gpu, 3, &s->v, &gs) < 0) {
+    if (!buf || c->gops->session_open(c->gpu, 3, &s->v, &gs) < 0) {
         free(buf);
         return -1;
     }
@@ -526,7 +534,7 @@ static int64_t peek_fresh(struct ctx *c, const struct shm *s, uint64_t bytes)
             nonzero += buf[i] != 0;
         }
     }
-    vgpu_backend_cuda.session_close(c->gpu, gs);
+    c->gops->session_close(c->gpu, gs);
     free(buf);
     return nonzero;
 }
@@ -571,14 +579,14 @@ static void test_staging(struct ctx *c)
     char health[512];
 
     vgpu_cuda_test_set_knobs(c->gpu, 1, 0);
-    if (vgpu_backend_cuda.session_open(c->gpu, 4, &c->main_shm.v, &gs) < 0) {
+    if (c->gops->session_open(c->gpu, 4, &c->main_shm.v, &gs) < 0) {
         result(c, false, "staging: session_open", "failed");
         vgpu_cuda_test_set_knobs(c->gpu, 0, 0);
         return;
     }
     vgpu_cuda_test_set_knobs(c->gpu, 0, 0);
     vgpu_cuda_test_stats(c->gpu, gs, &stats);
-    vgpu_backend_cuda.health(c->gpu, health, sizeof(health));
+    c->gops->health(c->gpu, health, sizeof(health));
     result(c, !stats.registered && strstr(health, "staged"), "staging: session uses bounce",
            "health: %s", health);
     test_vector_add(c, gs, &c->main_shm, 1ull << 20, false);
@@ -587,7 +595,7 @@ static void test_staging(struct ctx *c)
     /* Longer than the 32 MiB bounce buffer: several chunks each way. */
     test_memcpy(c, gs, &c->main_shm, (80ull << 20) + 5, VGPU_MEMCPY_ROUNDTRIP);
     test_memcpy(c, gs, &c->main_shm, (40ull << 20) + 5, VGPU_MEMCPY_D2H);
-    vgpu_backend_cuda.session_close(c->gpu, gs);
+    c->gops->session_close(c->gpu, gs);
 }
 
 static void test_quota(struct ctx *c)
@@ -673,20 +681,44 @@ static void *bg_loop(void *arg)
     return NULL;
 }
 
-static void test_recovery(struct ctx *c)
+static uint64_t proxy_restarts(struct ctx *c)
 {
+    struct vgpu_cuda_proxy_stats ps;
+
+    vgpu_cuda_proxy_stats(c->gpu, &ps);
+    return ps.restarts;
+}
+
+/*
+ * Recovery goes through the exported backend, the proxy: the engine runs in
+ * a worker process (this binary, re-exec'ed), and a sticky fault or a kernel
+ * past its deadline replaces that process. An in-process device reset does
+ * not bring a GPU back from an illegal address (measured on an H100).
+ */
+static void test_recovery(struct ctx *c, const struct vgpu_backend_config *cfg)
+{
+    const struct vgpu_backend_ops *saved_ops = c->gops;
+    struct vgpu_backend *saved = c->gpu, *px = NULL;
     struct vgpu_backend_session *sa = NULL, *sb = NULL;
-    struct vgpu_cuda_test_stats s0, s1;
-    struct shm a = { 0 }, b = { 0 };
+    struct shm a = { .v.fd = -1 }, b = { .v.fd = -1 };
     struct bg g = { 0 };
+    const char *why = NULL;
+    char health[512];
+    uint64_t r0, r1;
     pthread_t th;
     double t0, el;
     int st;
 
+    if (vgpu_backend_cuda.init(cfg, &px, &why) < 0) {
+        result(c, false, "recovery: worker start", "%s", why ? why : "failed");
+        return;
+    }
+    c->gops = &vgpu_backend_cuda;
+    c->gpu = px;
     if (shm_create(&a, SMALL_SHM_SIZE, "vgpu-test-a") < 0 ||
         shm_create(&b, SMALL_SHM_SIZE, "vgpu-test-b") < 0 ||
-        vgpu_backend_cuda.session_open(c->gpu, 10, &a.v, &sa) < 0 ||
-        vgpu_backend_cuda.session_open(c->gpu, 11, &b.v, &sb) < 0) {
+        c->gops->session_open(c->gpu, 10, &a.v, &sa) < 0 ||
+        c->gops->session_open(c->gpu, 11, &b.v, &sb) < 0) {
         result(c, false, "recovery: setup", "failed");
         goto out;
     }
@@ -694,35 +726,43 @@ static void test_recovery(struct ctx *c)
     test_sgemm(c, sb, &b, 128, 128, 128, 1.0f, 0.0f);
 
     /* A sticky fault in VM A. */
-    vgpu_cuda_test_stats(c->gpu, NULL, &s0);
-    st = vgpu_cuda_test_fault(c->gpu, sa);
-    vgpu_cuda_test_stats(c->gpu, NULL, &s1);
-    result(c, st == VGPU_S_GPU_FAULT && s1.recoveries == s0.recoveries + 1,
-           "recovery: illegal address in VM A", "%s (want gpu-fault), recoveries %llu -> %llu",
-           vgpu_status_name(st), (unsigned long long)s0.recoveries,
-           (unsigned long long)s1.recoveries);
+    r0 = proxy_restarts(c);
+    st = vgpu_cuda_proxy_test(c->gpu, sa, VGPU_WORKER_TEST_FAULT, 0);
+    r1 = proxy_restarts(c);
+    result(c, st == VGPU_S_GPU_FAULT && r1 == r0 + 1,
+           "recovery: illegal address in VM A", "%s (want gpu-fault), worker restarts %llu -> %llu",
+           vgpu_status_name(st), (unsigned long long)r0, (unsigned long long)r1);
     test_vector_add(c, sa, &a, 1ull << 20, false);          /* A itself goes on */
-    test_vector_add(c, sb, &b, 1000003, false);             /* B was not touched */
-    test_sgemm(c, sb, &b, 128, 128, 128, 1.0f, 0.5f);       /* cuBLAS on the new context */
-    test_reduce(c, c->gs, &c->main_shm, 1ull << 20);        /* main VM re-registered */
+    test_vector_add(c, sb, &b, 1000003, false);             /* B was re-opened */
+    test_sgemm(c, sb, &b, 128, 128, 128, 1.0f, 0.5f);       /* cuBLAS in the new worker */
+    test_reduce(c, sa, &a, 1ull << 20);
 
-    /* A request past its deadline. */
-    vgpu_cuda_test_stats(c->gpu, NULL, &s0);
+    /* A request past its deadline: the worker answers TIMEOUT at the
+     * deadline and is replaced (its kernel may still run). The time
+     * includes starting the new worker. */
+    r0 = proxy_restarts(c);
     t0 = now_ms();
-    st = vgpu_cuda_test_spin(c->gpu, sa, 3 * TIMEOUT_MS);
+    st = vgpu_cuda_proxy_test(c->gpu, sa, VGPU_WORKER_TEST_SPIN, 3 * TIMEOUT_MS);
     el = now_ms() - t0;
-    vgpu_cuda_test_stats(c->gpu, NULL, &s1);
-    result(c, st == VGPU_S_TIMEOUT && s1.recoveries == s0.recoveries + 1,
-           "recovery: kernel past deadline", "%s (want timeout), recoveries %llu -> %llu",
-           vgpu_status_name(st), (unsigned long long)s0.recoveries,
-           (unsigned long long)s1.recoveries);
-    /* Separately: does the reset cut the running kernel short, or wait for it? */
-    result(c, el < TIMEOUT_MS * 2.0, "deadline: completion bounded",
-           "completed after %.0f ms for a %u ms limit and a %u ms kernel", el, TIMEOUT_MS,
-           3 * TIMEOUT_MS);
+    r1 = proxy_restarts(c);
+    result(c, st == VGPU_S_TIMEOUT && r1 == r0 + 1,
+           "recovery: kernel past deadline", "%s (want timeout), worker restarts %llu -> %llu",
+           vgpu_status_name(st), (unsigned long long)r0, (unsigned long long)r1);
+    result(c, el < TIMEOUT_MS + 15000.0, "deadline: completion bounded",
+           "completed after %.0f ms (restart included) for a %u ms limit and a %u ms kernel",
+           el, TIMEOUT_MS, 3 * TIMEOUT_MS);
     test_vector_add(c, sb, &b, 1ull << 20, false);
-    st = vgpu_cuda_test_spin(c->gpu, sa, 20);
+    st = vgpu_cuda_proxy_test(c->gpu, sa, VGPU_WORKER_TEST_SPIN, 20);
     result(c, st == VGPU_S_OK, "deadline: short kernel", "20 ms kernel: %s", vgpu_status_name(st));
+
+    /* A worker that dies (as a driver crash would kill it). */
+    r0 = proxy_restarts(c);
+    st = vgpu_cuda_proxy_test(c->gpu, sa, VGPU_WORKER_TEST_CRASH, 0);
+    r1 = proxy_restarts(c);
+    result(c, st == VGPU_S_GPU_FAULT && r1 == r0 + 1, "recovery: worker died",
+           "%s (want gpu-fault), worker restarts %llu -> %llu", vgpu_status_name(st),
+           (unsigned long long)r0, (unsigned long long)r1);
+    test_vector_add(c, sa, &a, 1000003, false);
 
     /* A fault while VM B is busy in another thread. */
     g.c = c;
@@ -733,7 +773,7 @@ static void test_recovery(struct ctx *c)
         goto out;
     }
     usleep(300 * 1000);
-    st = vgpu_cuda_test_fault(c->gpu, sa);
+    st = vgpu_cuda_proxy_test(c->gpu, sa, VGPU_WORKER_TEST_FAULT, 0);
     __atomic_store_n(&g.fault_done_us, (uint64_t)(now_ms() * 1e3), __ATOMIC_RELEASE);
     usleep(500 * 1000);
     __atomic_store_n(&g.stop, 1, __ATOMIC_RELEASE);
@@ -744,13 +784,20 @@ static void test_recovery(struct ctx *c)
            "%u other errors, %u wrong results", vgpu_status_name(st), g.ok, g.faulted,
            g.failed_after, g.other, g.wrong);
     test_vector_add(c, sa, &a, 1ull << 20, false);
+    c->gops->health(c->gpu, health, sizeof(health));
+    r1 = proxy_restarts(c);
+    result(c, r1 == 4 && strstr(health, "restarts 4") != NULL, "recovery: worker restarts",
+           "%llu (want 4); health: %s", (unsigned long long)r1, health);
 out:
     if (sa) {
-        vgpu_backend_cuda.session_close(c->gpu, sa);
+        c->gops->session_close(c->gpu, sa);
     }
     if (sb) {
-        vgpu_backend_cuda.session_close(c->gpu, sb);
+        c->gops->session_close(c->gpu, sb);
     }
+    c->gops->fini(px);
+    c->gops = saved_ops;
+    c->gpu = saved;
     shm_destroy(&a);
     shm_destroy(&b);
 }
@@ -768,8 +815,8 @@ static void test_no_cublas(struct ctx *c, const struct vgpu_backend_config *cfg)
     uint64_t res;
     int st;
 
-    if (vgpu_backend_cuda.init(cfg, &b2, &why) < 0 || vgpu_cuda_test_drop_cublas(b2) < 0 ||
-        vgpu_backend_cuda.session_open(b2, 20, &c->main_shm.v, &s2) < 0) {
+    if (c->gops->init(cfg, &b2, &why) < 0 || vgpu_cuda_test_drop_cublas(b2) < 0 ||
+        c->gops->session_open(b2, 20, &c->main_shm.v, &s2) < 0) {
         result(c, false, "no cuBLAS: setup", "%s", why ? why : "failed");
         goto out;
     }
@@ -778,7 +825,7 @@ static void test_no_cublas(struct ctx *c, const struct vgpu_backend_config *cfg)
                                                .c_off = a + 8192, .m = 8, .n = 8, .k = 8,
                                                .alpha = 1.0f };
     st = run_gpu(c, s2, &c->main_shm, &sqe, &res, NULL);
-    vgpu_backend_cuda.health(b2, health, sizeof(health));
+    c->gops->health(b2, health, sizeof(health));
     result(c, st == VGPU_S_NOT_SUPPORTED && strstr(health, "SGEMM not supported"),
            "no cuBLAS: sgemm not supported", "%s; health: %s", vgpu_status_name(st), health);
     test_sgemm(c, s2, &c->main_shm, 64, 64, 64, 0.0f, 0.5f);   /* no BLAS needed */
@@ -786,9 +833,9 @@ static void test_no_cublas(struct ctx *c, const struct vgpu_backend_config *cfg)
 out:
     c->gpu = saved;
     if (s2) {
-        vgpu_backend_cuda.session_close(b2, s2);
+        c->gops->session_close(b2, s2);
     }
-    vgpu_backend_cuda.fini(b2);
+    c->gops->fini(b2);
 }
 
 int main(int argc, char **argv)
@@ -797,14 +844,18 @@ int main(int argc, char **argv)
     struct vgpu_backend_config cfg = { .gpu_index = 0, .vm_mem_quota = QUOTA,
                                        .request_timeout_ms = TIMEOUT_MS };
     struct vgpu_cuda_test_stats stats;
-    struct ctx c = { .rng = 0x9e3779b97f4a7c15ull };
+    struct ctx c = { .rng = 0x9e3779b97f4a7c15ull, .gops = &vgpu_backend_cuda_engine };
     const char *why = NULL;
     char health[512];
     double t0 = now_ms();
     int r;
 
+    /* The proxy of the recovery tests exec's this binary as its worker. */
+    if (argc == 2 && strncmp(argv[1], VGPU_WORKER_ARG, strlen(VGPU_WORKER_ARG)) == 0) {
+        return vgpu_cuda_worker_main(argv[1] + strlen(VGPU_WORKER_ARG));
+    }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    r = vgpu_backend_cuda.init(&cfg, &c.gpu, &why);
+    r = c.gops->init(&cfg, &c.gpu, &why);
     if (r < 0) {
         printf("no usable GPU: %s (%s)\n", why ? why : "?", strerror(-r));
         printf("0 passed, 0 failed (skipped: no GPU)\n");
@@ -816,13 +867,13 @@ int main(int argc, char **argv)
         printf("setup failed\n0 passed, 1 failed\n");
         return 1;
     }
-    r = vgpu_backend_cuda.session_open(c.gpu, 1, &c.main_shm.v, &c.gs);
+    r = c.gops->session_open(c.gpu, 1, &c.main_shm.v, &c.gs);
     if (r < 0) {
         printf("session_open: %s\n0 passed, 1 failed\n", strerror(-r));
         return 1;
     }
     vgpu_cuda_test_stats(c.gpu, c.gs, &stats);
-    vgpu_backend_cuda.health(c.gpu, health, sizeof(health));
+    c.gops->health(c.gpu, health, sizeof(health));
     printf("backend: %s\nshared memory registered: %s; cuBLAS: %s\n\n", health,
            stats.registered ? "yes" : "NO (staging)", stats.cublas ? "yes" : "NO");
     printf("%-4s  %-34s %s\n", "", "test", "detail");
@@ -833,16 +884,16 @@ int main(int argc, char **argv)
     test_staging(&c);
     test_isolation(&c);
     test_quota(&c);
-    test_recovery(&c);
-    sweep(&c, c.gs, &c.main_shm, false);   /* the first VM, after two resets */
+    test_recovery(&c, &cfg);
+    sweep(&c, c.gs, &c.main_shm, false);   /* the in-process VM, after the worker's faults */
 
-    vgpu_backend_cuda.session_close(c.gpu, c.gs);
+    c.gops->session_close(c.gpu, c.gs);
     test_no_cublas(&c, &cfg);   /* after c.gs let go of the shared memory */
     vgpu_cuda_test_stats(c.gpu, NULL, &stats);
     result(&c, stats.backend_mem == 0 && stats.sessions == 0, "teardown: nothing left",
            "%llu bytes of device memory charged, %u sessions",
            (unsigned long long)stats.backend_mem, stats.sessions);
-    vgpu_backend_cuda.health(c.gpu, health, sizeof(health));
+    c.gops->health(c.gpu, health, sizeof(health));
     printf("\nbackend at exit: %s\n", health);
 #ifdef VGPU_CUDA_MOCK
     {
@@ -855,7 +906,7 @@ int main(int argc, char **argv)
     }
 #endif
 
-    vgpu_backend_cuda.fini(c.gpu);
+    c.gops->fini(c.gpu);
     vgpu_backend_cpu.fini(c.cpu);
     shm_destroy(&c.main_shm);
     free(c.backup);

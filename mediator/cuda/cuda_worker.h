@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+/*
+ * The CUDA backend runs in a worker process (mediator/cuda/worker.c) that the
+ * exported vgpu_backend_cuda (mediator/cuda/proxy.c) spawns and restarts:
+ * after a sticky GPU error (illegal address, launch failure, ...) a CUDA
+ * process cannot be repaired, only terminated and relaunched.
+ *
+ * The worker is the mediator's own binary, exec'ed with a hidden first
+ * argument VGPU_WORKER_ARG<fd>; main() hands such an invocation to
+ * vgpu_cuda_worker_main() before any other parsing. Channel: one
+ * SOCK_SEQPACKET socket, one message per request and per reply, the
+ * sessions' memfds passed with SCM_RIGHTS. The wire structs below are
+ * private to the two ends (same binary), so they need no versioning.
+ */
+#ifndef VGPU_CUDA_WORKER_H
+#define VGPU_CUDA_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mediator/backend.h"
+#include "vgpu/abi.h"
+
+#define VGPU_WORKER_ARG     "--gpu-worker="
+#define VGPU_WORKER_TEXT    192u
+
+/* The in-process engine: what the worker runs (and what
+ * --gpu-isolation=thread runs inside the mediator). */
+extern const struct vgpu_backend_ops vgpu_backend_cuda_engine;
+
+/*
+ * Engine hooks for the worker, defined next to the engine (backend_cuda.c;
+ * a test defines its own engine). worker_mode: a sticky error or a request
+ * that may still run on the GPU is not repaired in process (no device
+ * reset); the engine only remembers it, and poisoned() reports it so the
+ * worker can ask to be replaced.
+ */
+void vgpu_cuda_engine_set_worker_mode(struct vgpu_backend *b);
+bool vgpu_cuda_engine_poisoned(struct vgpu_backend *b);
+/* Test requests (VGPU_WORKER_TEST_*), run as a request of s. */
+int vgpu_cuda_engine_test(struct vgpu_backend *b, struct vgpu_backend_session *s,
+                          uint32_t kind, uint32_t arg);
+
+enum vgpu_worker_msg_type {
+    VGPU_WMSG_INIT = 1,     /* cfg -> READY (status 0, info, text = health) or error text */
+    VGPU_WMSG_OPEN,         /* key, vm_id, size + fd -> status (-errno) */
+    VGPU_WMSG_CLOSE,        /* key -> status */
+    VGPU_WMSG_EXEC,         /* key, sqe -> status, result */
+    VGPU_WMSG_HEALTH,       /* -> info, text */
+    VGPU_WMSG_TEST,         /* key, test kind, arg -> status */
+    VGPU_WMSG_BYE,          /* no reply; the worker exits */
+};
+
+enum vgpu_worker_test_kind {
+    VGPU_WORKER_TEST_FAULT = 1, /* illegal address on s's stream */
+    VGPU_WORKER_TEST_SPIN,      /* a kernel that spins arg ms */
+    VGPU_WORKER_TEST_HANG,      /* the worker stops answering (sleeps arg ms) */
+    VGPU_WORKER_TEST_CRASH,     /* the worker dies (abort) */
+};
+
+/* Reply flags. */
+#define VGPU_WREPLY_RESTART  0x1u   /* the worker's CUDA state is lost: replace it */
+
+struct vgpu_worker_req {
+    uint32_t type;
+    uint32_t key;           /* the proxy's session key */
+    uint32_t vm_id;
+    uint32_t arg;           /* TEST: kind */
+    uint64_t size;          /* OPEN: shm size; TEST: argument */
+    union {
+        struct vgpu_backend_config cfg;     /* INIT */
+        struct vgpu_sqe sqe;                /* EXEC */
+    } u;
+};
+
+struct vgpu_worker_reply {
+    int32_t  status;        /* enum vgpu_status (EXEC, TEST) or 0/-errno */
+    uint32_t flags;         /* VGPU_WREPLY_* */
+    uint64_t result;
+};
+
+/* READY / HEALTH reply: the header above, then these. */
+struct vgpu_worker_info_reply {
+    struct vgpu_worker_reply r;
+    struct vgpu_gpu_info info;
+    char text[VGPU_WORKER_TEXT];
+};
+
+/* The worker's main loop; returns the process exit status. */
+int vgpu_cuda_worker_main(const char *arg);
+
+/* Proxy statistics (tests, health). */
+struct vgpu_cuda_proxy_stats {
+    int      pid;           /* current worker, 0 if none */
+    uint64_t restarts;
+    unsigned sessions;
+};
+void vgpu_cuda_proxy_stats(struct vgpu_backend *b, struct vgpu_cuda_proxy_stats *out);
+/* Sends a VGPU_WMSG_TEST for s through the normal request path (timeouts,
+ * restart); returns the request's status. */
+int vgpu_cuda_proxy_test(struct vgpu_backend *b, struct vgpu_backend_session *s,
+                         uint32_t kind, uint32_t arg);
+/* The binary the proxy exec's as the worker (default /proc/self/exe). */
+void vgpu_cuda_proxy_set_exe(const char *path);
+
+#endif /* VGPU_CUDA_WORKER_H */

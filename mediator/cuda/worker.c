@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+/*
+ * The CUDA worker process: runs the engine (backend_cuda.c) for the proxy
+ * (proxy.c) over one SOCK_SEQPACKET channel, one request at a time. It owns
+ * nothing the mediator needs to survive: when CUDA state becomes unusable it
+ * says so (VGPU_WREPLY_RESTART) and the proxy replaces it. It exits when the
+ * channel closes, so a dead mediator never leaves a worker on the GPU.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mediator/backend.h"
+#include "mediator/op.h"
+#include "vgpu/abi.h"
+
+#include "cuda_worker.h"
+
+struct wsess {
+    struct wsess *next;
+    uint32_t key;
+    struct vgpu_shm_view shm;
+    struct vgpu_backend_session *bs;
+};
+
+struct worker {
+    int fd;
+    struct vgpu_backend *b;
+    struct wsess *sessions;
+};
+
+static struct wsess *wsess_find(struct worker *w, uint32_t key)
+{
+    for (struct wsess *s = w->sessions; s; s = s->next) {
+        if (s->key == key) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static void wsess_free(struct worker *w, struct wsess *s)
+{
+    struct wsess **pp;
+
+    for (pp = &w->sessions; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    if (s->bs) {
+        vgpu_backend_cuda_engine.session_close(w->b, s->bs);
+    }
+    if (s->shm.base) {
+        munmap(s->shm.base, s->shm.size);
+    }
+    if (s->shm.fd >= 0) {
+        close(s->shm.fd);
+    }
+    free(s);
+}
+
+static int send_reply(struct worker *w, const void *buf, size_t len)
+{
+    ssize_t n;
+
+    do {
+        n = send(w->fd, buf, len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n == (ssize_t)len ? 0 : -EPIPE;
+}
+
+static int reply(struct worker *w, int32_t status, uint64_t result)
+{
+    struct vgpu_worker_reply r = { .status = status, .result = result };
+
+    if (w->b && vgpu_cuda_engine_poisoned(w->b)) {
+        r.flags |= VGPU_WREPLY_RESTART;
+    }
+    return send_reply(w, &r, sizeof(r));
+}
+
+static int reply_info(struct worker *w, int32_t status, const char *text)
+{
+    struct vgpu_worker_info_reply r;
+
+    memset(&r, 0, sizeof(r));
+    r.r.status = status;
+    if (w->b) {
+        vgpu_backend_cuda_engine.gpu_info(w->b, &r.info);
+        if (vgpu_backend_cuda_engine.health) {
+            vgpu_backend_cuda_engine.health(w->b, r.text, sizeof(r.text));
+        }
+        if (vgpu_cuda_engine_poisoned(w->b)) {
+            r.r.flags |= VGPU_WREPLY_RESTART;
+        }
+    }
+    if (text) {
+        snprintf(r.text, sizeof(r.text), "%s", text);
+    }
+    return send_reply(w, &r, sizeof(r));
+}
+
+static int do_init(struct worker *w, const struct vgpu_worker_req *q)
+{
+    const char *why = NULL;
+    int r;
+
+    if (w->b) {
+        return reply_info(w, -EALREADY, "already initialised");
+    }
+    r = vgpu_backend_cuda_engine.init(&q->u.cfg, &w->b, &why);
+    if (r < 0) {
+        w->b = NULL;
+        return reply_info(w, r, why ? why : "engine init failed");
+    }
+    vgpu_cuda_engine_set_worker_mode(w->b);
+    return reply_info(w, 0, NULL);
+}
+
+/* Takes ownership of fd. */
+static int do_open(struct worker *w, const struct vgpu_worker_req *q, int fd)
+{
+    struct wsess *s;
+    void *p;
+    int r;
+
+    if (!w->b || fd < 0 || wsess_find(w, q->key)) {
+        r = !w->b ? -ENODEV : fd < 0 ? -EBADF : -EEXIST;
+        goto fail;
+    }
+    /* The mediator checked size against the (sealed) file already. */
+    p = mmap(NULL, q->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        r = -errno;
+        goto fail;
+    }
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        munmap(p, q->size);
+        r = -ENOMEM;
+        goto fail;
+    }
+    s->key = q->key;
+    s->shm.base = p;
+    s->shm.size = q->size;
+    s->shm.fd = fd;
+    s->next = w->sessions;
+    w->sessions = s;
+    r = vgpu_backend_cuda_engine.session_open(w->b, q->vm_id, &s->shm, &s->bs);
+    if (r < 0) {
+        s->bs = NULL;
+        wsess_free(w, s);
+    }
+    return reply(w, r, 0);
+
+fail:
+    if (fd >= 0) {
+        close(fd);
+    }
+    return reply(w, r, 0);
+}
+
+static int do_exec(struct worker *w, const struct vgpu_worker_req *q)
+{
+    struct wsess *s = wsess_find(w, q->key);
+    const struct vgpu_op *op;
+    uint64_t result = 0;
+    int st;
+
+    if (!s) {
+        return reply(w, VGPU_S_INTERNAL, 0);
+    }
+    op = vgpu_op_lookup(q->u.sqe.opcode);
+    if (!op) {
+        return reply(w, VGPU_S_UNKNOWN_OP, 0);
+    }
+    /* Defence in depth: the mediator validated this copy already. */
+    st = op->validate(&q->u.sqe, s->shm.size);
+    if (st == VGPU_S_OK) {
+        st = vgpu_backend_cuda_engine.execute(w->b, s->bs, op, &q->u.sqe, &s->shm, &result);
+    }
+    return reply(w, st, result);
+}
+
+static int do_test(struct worker *w, const struct vgpu_worker_req *q)
+{
+    struct wsess *s = wsess_find(w, q->key);
+
+    if (!s) {
+        return reply(w, VGPU_S_INTERNAL, 0);
+    }
+    switch (q->arg) {
+    case VGPU_WORKER_TEST_HANG: {
+        struct timespec ts = { .tv_sec = (time_t)(q->size / 1000),
+                               .tv_nsec = (long)(q->size % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        }
+        return reply(w, VGPU_S_OK, 0);
+    }
+    case VGPU_WORKER_TEST_CRASH:
+        abort();
+    default:
+        return reply(w, vgpu_cuda_engine_test(w->b, s->bs, q->arg, (uint32_t)q->size), 0);
+    }
+}
+
+static int parse_fd(const char *arg)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(arg, &end, 10);
+    if (errno || end == arg || *end || v < 3 || v > 1 << 20) {
+        return -EINVAL;
+    }
+    return (int)v;
+}
+
+int vgpu_cuda_worker_main(const char *arg)
+{
+    struct worker w = { .fd = parse_fd(arg) };
+    struct vgpu_worker_req q;
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } cbuf;
+    sigset_t none;
+    int ret = 0;
+
+    if (w.fd < 0) {
+        fprintf(stderr, "vgpu-mediator: bad worker argument '%s'\n", arg);
+        return 2;
+    }
+    /* The mediator ends us (BYE, EOF, SIGKILL); a terminal's ^C is its. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (getppid() == 1) {
+        return 1;   /* the parent died before PDEATHSIG was armed */
+    }
+
+    for (;;) {
+        struct iovec iov = { .iov_base = &q, .iov_len = sizeof(q) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                             .msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf) };
+        struct cmsghdr *cm;
+        int fd = -1;
+        ssize_t n;
+
+        n = recvmsg(w.fd, &mh, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;      /* EOF: the mediator is gone */
+        }
+        for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+                cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+                memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+            }
+        }
+        if ((size_t)n != sizeof(q) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+            fprintf(stderr, "vgpu-mediator[gpu-worker]: malformed request (%zd bytes)\n", n);
+            ret = 1;
+            if (fd >= 0) {
+                close(fd);
+            }
+            break;
+        }
+        if (q.type != VGPU_WMSG_OPEN && fd >= 0) {
+            close(fd);
+            fd = -1;
+        }
+        switch (q.type) {
+        case VGPU_WMSG_INIT:
+            ret = do_init(&w, &q);
+            break;
+        case VGPU_WMSG_OPEN:
+            ret = do_open(&w, &q, fd);
+            break;
+        case VGPU_WMSG_CLOSE: {
+            struct wsess *s = wsess_find(&w, q.key);
+            if (s) {
+                wsess_free(&w, s);
+            }
+            ret = reply(&w, s ? 0 : -ENOENT, 0);
+            break;
+        }
+        case VGPU_WMSG_EXEC:
+            ret = do_exec(&w, &q);
+            break;
+        case VGPU_WMSG_HEALTH:
+            ret = reply_info(&w, 0, NULL);
+            break;
+        case VGPU_WMSG_TEST:
+            ret = do_test(&w, &q);
+            break;
+        case VGPU_WMSG_BYE:
+            ret = -1;
+            break;
+        default:
+            ret = reply(&w, -EINVAL, 0);
+            break;
+        }
+        if (ret < 0) {
+            ret = 0;
+            break;
+        }
+    }
+
+    while (w.sessions) {
+        wsess_free(&w, w.sessions);
+    }
+    if (w.b) {
+        vgpu_backend_cuda_engine.fini(w.b);
+    }
+    close(w.fd);
+    return ret;
+}
