@@ -55,7 +55,7 @@ enum vgpu_worker_test_kind {
     VGPU_WORKER_TEST_FAULT = 1, /* illegal address on s's stream */
     VGPU_WORKER_TEST_SPIN,      /* a kernel that spins arg ms */
     VGPU_WORKER_TEST_HANG,      /* the worker stops answering (sleeps arg ms) */
-    VGPU_WORKER_TEST_CRASH,     /* the worker dies (abort) */
+    VGPU_WORKER_TEST_CRASH,     /* the worker dies (SIGKILL) */
 };
 
 /* Reply flags. */

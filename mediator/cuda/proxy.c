@@ -535,12 +535,26 @@ static int proxy_call(struct vgpu_backend *b, struct vgpu_backend_session *s,
     if (b->cfg.request_timeout_ms) {
         timeout_ms = b->cfg.request_timeout_ms + WORKER_GRACE_MS;
     }
-    r = chan_call(b, q, -1, &rep, sizeof(rep), timeout_ms);
+    r = chan_send(b->fd, q, -1);
+    if (r < 0) {
+        /* Not delivered: the worker died between requests (killed, driver
+         * crash). Nothing of this request ran, so it runs on a new one. */
+        if (worker_restart(b, "the worker is gone") < 0) {
+            pthread_mutex_unlock(&b->lock);
+            return VGPU_S_INTERNAL;
+        }
+        r = s->open ? chan_send(b->fd, q, -1) : -EIO;
+    }
+    if (r == 0) {
+        r = chan_recv(b->fd, &rep, sizeof(rep), timeout_ms);
+    }
     if (r == -ETIMEDOUT) {
         /* Its kernel may still be writing into the VM's memory: only the
          * end of the process stops it. */
         worker_restart(b, "no answer within the request timeout");
         st = VGPU_S_TIMEOUT;
+    } else if (r == -EIO) {
+        st = VGPU_S_INTERNAL;   /* the new worker refused the session; logged */
     } else if (r < 0) {
         worker_restart(b, "the worker died");
         st = VGPU_S_GPU_FAULT;
