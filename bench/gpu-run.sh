@@ -6,7 +6,10 @@
 #   $OUT/gpu-run.log          every step's output, with timings and exit codes
 #   $OUT/summary.txt          one line per step + the key figures
 #   $OUT/mediator.log         the mediators' own logs (bench, fairness)
-#   $OUT/gpu-<date>.json      benchmark figures (copy to bench/results/)
+#   $OUT/gpu-<date>.json      benchmark figures (copy to bench/results/); the
+#                             mediator runs CUDA in its worker process (default)
+#   $OUT/gpu-<date>-thread.json  the same with --gpu-isolation=thread (CUDA in
+#                             the mediator: the cost of the worker hop)
 #   $OUT/gpu-<date>.png       the plot
 #
 # Every step has its own time limit and a failing step does not stop the
@@ -14,6 +17,7 @@
 #
 # usage: OUT=/some/dir bench/gpu-run.sh      (from the repository root)
 # env:   BUILD=build  GPU=0  QUICK=1 (a short smoke run; figures not reportable)
+#        THREAD_BENCH=0 (skip the second, in-process benchmark)
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,12 +26,14 @@ build=${BUILD:-build}
 out=${OUT:?set OUT to the directory for results}
 gpu=${GPU:-0}
 quick=${QUICK:-0}
+thread_bench=${THREAD_BENCH:-1}
 mkdir -p "$out"
 stamp=$(date -u +%Y-%m-%d-%H%M)
 log=$out/gpu-run.log
 summary=$out/summary.txt
 medlog=$out/mediator.log
 json=$out/gpu-$stamp.json
+json_thread=$out/gpu-$stamp-thread.json
 png=$out/gpu-$stamp.png
 : >"$log"
 : >"$summary"
@@ -108,8 +114,9 @@ done
 [ -x "$med" ] && { ldd "$med" 2>&1 | tee -a "$log"; }
 [ "$missing" = 1 ] && say "some artifacts are missing; the steps that need them will fail"
 
-# ---- 1. the backend in process, against the CPU backend --------------------
-step test_cuda 120 "$test_cuda"
+# ---- 1. the engine in process against the CPU backend; recovery through ---
+# ----    the proxy and its worker process (test_cuda re-execs itself) -------
+step test_cuda 150 "$test_cuda"
 
 # ---- 2. native vs mediated -------------------------------------------------
 start_mediator() {
@@ -141,6 +148,22 @@ if [ -f "$json" ]; then
   mkdir -p bench/results && cp "$json" bench/results/ 2>/dev/null
 fi
 
+# The same benchmark with CUDA inside the mediator: the worker hop's cost.
+if [ "$thread_bench" = 1 ]; then
+  thread_args=(--socket "$tmp/bench-thread.sock" --json "$json_thread" --gpu "$gpu")
+  [ "$quick" = 1 ] && thread_args+=(--quick)
+  if start_mediator "$tmp/bench-thread.sock" --log-level=info --gpu-isolation=thread; then
+    step bench-thread 150 "$bench" "${thread_args[@]}"
+  else
+    note "step bench-thread: SKIPPED, the mediator did not start"
+  fi
+  stop_mediator
+  [ -f "$json_thread" ] && cp "$json_thread" bench/results/ 2>/dev/null
+fi
+# The mediator's worker must have ended with it.
+left=$(pgrep -f -- '--gpu-worker=' | wc -l)
+note "gpu workers left after the mediators stopped: $left (want 0)"
+
 # ---- 3. plot ---------------------------------------------------------------
 py=
 for cand in python3 /usr/bin/python3; do
@@ -165,6 +188,8 @@ step fairness 70 "$test_fair" "$med" --backend cuda --seconds "$fair_secs" --log
   echo "key figures:"
   grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | sed 's/^/  tests: /'
   grep -E '^(vector_add|sgemm|memcpy_h2d|memcpy_roundtrip) +[0-9]' "$log" | sed 's/^/  bench: /'
+  grep -E 'recovery: |worker restarts' "$log" | sed 's/^/  /'
+  grep -E 'restarting the GPU worker|GPU worker restart failed' "$medlog" | sed 's/^/  mediator: /'
   grep -E 'fairness (sgemm|vector_add):' "$log" | sed 's/^/  /'
   grep -E '^FAIL ' "$log" | sed 's/^/  failed: /'
   echo "elapsed $(( $(date +%s) - t_start )) s"

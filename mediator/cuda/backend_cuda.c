@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
 /*
- * The CUDA backend: executes validated requests on one NVIDIA GPU.
+ * The CUDA engine: executes validated requests on one NVIDIA GPU. It runs
+ * in the worker process (worker.c) behind the exported vgpu_backend_cuda
+ * proxy (proxy.c), or in the mediator itself with --gpu-isolation=thread.
  *
  * Data path. Each VM's whole shared memory is registered with
  * cudaHostRegister when its session opens, so operands are DMAed straight
@@ -17,7 +19,11 @@
  * window (the round trip of small requests matters), then with growing
  * sleeps, up to cfg->request_timeout_ms -> VGPU_S_TIMEOUT.
  *
- * Recovery. All sessions share the device's primary context. A sticky error
+ * Recovery. In the worker (worker_mode) a sticky error or a request past its
+ * deadline only marks the engine poisoned and the proxy replaces the whole
+ * process: an in-process reset after an illegal address was measured not to
+ * work on an H100. What follows applies to --gpu-isolation=thread only.
+ * All sessions share the device's primary context. A sticky error
  * (illegal address, launch failure, ...) poisons that context for everyone,
  * and a timed-out request may still be running on it, so both end in
  * cudaDeviceReset() and a rebuild of every session's registration, stream
