@@ -64,6 +64,7 @@ run() {
   fi
 }
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "bench: running (about $((6 * ${secs%.*} + 30)) s) ..." >&2
 run "$pp" "$rounds"
 run "$vb" lat --socket "$sock" --rounds "$rounds"
@@ -89,6 +90,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 {
   echo "vgpu host benchmarks: $host, $ncpu CPUs ($cpu), kernel $kernel, commit $commit, $stamp"
   echo "mediator: --backend cpu, defaults otherwise; client: libvgpu sim transport"
+  echo "load average before the run: $load_before (other work on the machine shows in p99s)"
   echo
   echo "(a) round trip at queue depth 1, $rounds rounds"
   printf "  %-34s %10s %10s %10s\n" "" "p50 us" "p99 us" "mean us"
@@ -119,7 +121,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 } | tee "$tmp/table.txt"
 
 mkdir -p "$here/results"
-out=$here/results/$host-$(date -u +%Y-%m-%d-%H%M).json
+out=$here/results/$host-$(date -u +%Y-%m-%d-%H%M%S).json
 if [ "${VGPU_BENCH_QUICK:-0}" = 1 ]; then
   out=$tmp/quick.json
 fi
@@ -128,6 +130,7 @@ fi
   printf '  "cpu": "%s",\n  "kernel": "%s",\n  "commit": "%s",\n' "$cpu" "$kernel" "$commit"
   printf '  "mediator": "--backend cpu",\n  "rounds": %s,\n  "seconds_per_tput_case": %s,\n' \
     "$rounds" "$secs"
+  printf '  "loadavg_before": "%s",\n' "$load_before"
   printf '  "metrics": {\n'
   awk -F'\t' '{ printf "%s    \"%s\": {\"value\": %s, \"unit\": \"%s\"}", (NR > 1 ? ",\n" : ""), $1, $2, $3 }
               END { printf "\n" }' "$res"

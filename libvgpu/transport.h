@@ -61,7 +61,7 @@ struct vgpu_dev {
 
     uint64_t alloc_next;        /* bump allocator cursor (BAR2 offset) */
     int      link_timeout_ms;
-    uint64_t wait_ewma_ns;      /* moving average of wait times (spin budget) */
+    uint32_t spin_ns;           /* adaptive spin budget before sleeping */
 
     struct vgpu_dev_info info;  /* identity filled by the transport */
 };

@@ -26,16 +26,22 @@
 #include "transport.h"
 
 /*
- * Adaptive spin before sleeping in the transport: a completion that arrives
- * within the spin costs no wake-up (a few microseconds, as much as the whole
- * NOP round trip), while spinning for completions that take longer only burns
- * a core the mediator may need. The handle keeps a moving average of how long
- * waits take and spins 1.5x that when it is short, else only briefly.
+ * Adaptive spin before sleeping in the transport. A completion that arrives
+ * within the spin costs no wake-up (a few microseconds: most of a NOP's
+ * round trip). But a spin that misses is pure loss, and on a host with fewer
+ * free cores than busy threads it is worse: the spinner holds the core the
+ * mediator needs, so the completion arrives only after the spin gives up.
+ * Hence: after a hit the budget moves toward twice the time the hit took;
+ * after a miss it halves. Fast streams keep spinning, slow requests and
+ * starved mediators quickly stop it.
  */
+#ifndef SPIN_NS_MIN     /* overridable for experiments: -DSPIN_NS_MAX=0 */
 #define SPIN_NS_MIN      500u
-#define SPIN_NS_MAX      50000u
-#define WAIT_EWMA_INIT   4000u
-#define WAIT_EWMA_CAP    1000000000ull
+#endif
+#ifndef SPIN_NS_MAX
+#define SPIN_NS_MAX      20000u
+#endif
+#define SPIN_NS_INIT     4000u
 
 #define DEFAULT_LINK_TIMEOUT_MS 5000
 #define DEFAULT_ALIGN    64u
@@ -107,7 +113,7 @@ static struct vgpu_dev *dev_new(void)
         return NULL;
     }
     dev->link_timeout_ms = DEFAULT_LINK_TIMEOUT_MS;
-    dev->wait_ewma_ns = WAIT_EWMA_INIT;
+    dev->spin_ns = SPIN_NS_INIT;
     return dev;
 }
 
@@ -329,21 +335,17 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static uint64_t spin_budget(const struct vgpu_dev *dev)
+static void spin_hit(struct vgpu_dev *dev, uint64_t ns)
 {
-    uint64_t t = dev->wait_ewma_ns + dev->wait_ewma_ns / 2;
+    uint64_t t = (dev->spin_ns + 2 * ns) / 2;
 
-    return t <= SPIN_NS_MAX ? (t > SPIN_NS_MIN ? t : SPIN_NS_MIN) : SPIN_NS_MIN;
+    dev->spin_ns = (uint32_t)(t < SPIN_NS_MAX ? (t > SPIN_NS_MIN ? t : SPIN_NS_MIN)
+                                              : SPIN_NS_MAX);
 }
 
-static void wait_sample(struct vgpu_dev *dev, uint64_t ns)
+static void spin_miss(struct vgpu_dev *dev)
 {
-    if (ns > WAIT_EWMA_CAP) {
-        ns = WAIT_EWMA_CAP;
-    }
-    /* EWMA with weight 1/8; signed step through int64_t. */
-    dev->wait_ewma_ns = (uint64_t)((int64_t)dev->wait_ewma_ns +
-                                   ((int64_t)ns - (int64_t)dev->wait_ewma_ns) / 8);
+    dev->spin_ns = dev->spin_ns / 2 > SPIN_NS_MIN ? dev->spin_ns / 2 : SPIN_NS_MIN;
 }
 
 int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms)
@@ -365,7 +367,7 @@ int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms)
     start = vgpu_now_ns();
     deadline = timeout_ms < 0 ? UINT64_MAX : start + (uint64_t)timeout_ms * 1000000ull;
 
-    spin_end = start + spin_budget(dev);
+    spin_end = start + dev->spin_ns;
     if (spin_end > deadline) {
         spin_end = deadline;
     }
@@ -374,11 +376,12 @@ int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms)
         r = cq_pop(dev, out);
         if (r != -EAGAIN) {
             if (r == 0) {
-                wait_sample(dev, vgpu_now_ns() - start);
+                spin_hit(dev, vgpu_now_ns() - start);
             }
             return r;
         }
     } while (vgpu_now_ns() < spin_end);
+    spin_miss(dev);
 
     for (;;) {
         uint64_t left_ms;
@@ -417,9 +420,6 @@ int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms)
         }
         r = cq_pop(dev, out);
         if (r != -EAGAIN) {
-            if (r == 0) {
-                wait_sample(dev, vgpu_now_ns() - start);
-            }
             return r;
         }
     }
