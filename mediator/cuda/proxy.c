@@ -44,7 +44,8 @@ extern char **environ;
 
 #define WORKER_FD            3         /* the channel's number in the worker */
 #define WORKER_INIT_MS       120000u   /* CUDA context, kernels, cuBLAS */
-#define WORKER_CTL_MS        30000u    /* OPEN/CLOSE/HEALTH (cudaHostRegister of GiBs) */
+#define WORKER_CTL_MS        30000u    /* OPEN/CLOSE (cudaHostRegister of GiBs) */
+#define WORKER_HEALTH_MS     1000u
 #define WORKER_GRACE_MS      5000u     /* past request_timeout_ms before SIGKILL */
 #define WORKER_BYE_MS        2000u
 #define RESTART_BACKOFF_MIN_MS 100u
@@ -77,6 +78,12 @@ struct vgpu_backend {
     struct vgpu_gpu_info info;          /* from READY / HEALTH */
     char     health[VGPU_WORKER_TEXT];
     char     why[VGPU_WORKER_TEXT];     /* why the last spawn failed */
+
+    /* What gpu_info/health return while a request holds b->lock: the status
+     * table must not wait for a GPU request. Written with both locks. */
+    pthread_mutex_t cache_lock;
+    struct vgpu_gpu_info cache_info;
+    char     cache_line[2 * VGPU_WORKER_TEXT];
 };
 
 static uint64_t now_ns(void)
@@ -84,6 +91,22 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Called with b->lock. */
+static void publish(struct vgpu_backend *b)
+{
+    pthread_mutex_lock(&b->cache_lock);
+    b->cache_info = b->info;
+    if (b->fd < 0) {
+        snprintf(b->cache_line, sizeof(b->cache_line),
+                 "cuda (no worker, restarts %llu): last start failed: %s",
+                 (unsigned long long)b->restarts, b->why);
+    } else {
+        snprintf(b->cache_line, sizeof(b->cache_line), "cuda (worker pid %d, restarts %llu): %s",
+                 (int)b->pid, (unsigned long long)b->restarts, b->health);
+    }
+    pthread_mutex_unlock(&b->cache_lock);
 }
 
 void vgpu_cuda_proxy_set_exe(const char *path)
@@ -331,6 +354,7 @@ static int worker_restart(struct vgpu_backend *b, const char *reason)
         s->open = false;
     }
     if (now < b->next_spawn_ns) {
+        publish(b);
         return -EAGAIN;
     }
     r = worker_spawn(b);
@@ -344,12 +368,14 @@ static int worker_restart(struct vgpu_backend *b, const char *reason)
         b->next_spawn_ns = now_ns() + (uint64_t)ms * 1000000ull;
         log_error("cuda: GPU worker restart failed (%u in a row, next try in %u ms): %s",
                   b->failed_spawns, ms, b->why);
+        publish(b);
         return r;
     }
     b->failed_spawns = 0;
     b->next_spawn_ns = 0;
     log_info("cuda: GPU worker pid %d ready (restarts %llu)", (int)b->pid,
              (unsigned long long)b->restarts);
+    publish(b);
     for (s = b->sessions; s; s = s->next) {
         r = session_push(b, s);
         if (r == -EPIPE) {
@@ -384,15 +410,18 @@ static int proxy_init(const struct vgpu_backend_config *cfg, struct vgpu_backend
     b->fd = -1;
     b->next_key = 1;
     pthread_mutex_init(&b->lock, NULL);
+    pthread_mutex_init(&b->cache_lock, NULL);
 
     r = worker_spawn(b);
     if (r < 0) {
         snprintf(proxy_init_why, sizeof(proxy_init_why), "%s", b->why);
         *why = proxy_init_why;
+        pthread_mutex_destroy(&b->cache_lock);
         pthread_mutex_destroy(&b->lock);
         free(b);
         return r == -ENOMEM ? r : -ENODEV;
     }
+    publish(b);
     *out = b;
     return 0;
 }
@@ -410,6 +439,7 @@ static void proxy_fini(struct vgpu_backend *b)
     pthread_mutex_lock(&b->lock);
     worker_stop(b, true);
     pthread_mutex_unlock(&b->lock);
+    pthread_mutex_destroy(&b->cache_lock);
     pthread_mutex_destroy(&b->lock);
     free(b);
 }
@@ -584,6 +614,9 @@ static int proxy_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
         return VGPU_S_INTERNAL;
     }
     *result = 0;
+    if (sqe->opcode == VGPU_OP_NOP) {
+        return VGPU_S_OK;   /* as in the engine: the pathway check stays off the GPU */
+    }
     memset(&q, 0, sizeof(q));
     q.type = VGPU_WMSG_EXEC;
     q.vm_id = s->vm_id;
@@ -591,51 +624,40 @@ static int proxy_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
     return proxy_call(b, s, &q, result);
 }
 
-/* Refreshes the cached info and health, unless a request holds the channel
- * (the status table must not wait for a GPU request). Called with b->lock. */
-static void refresh_info(struct vgpu_backend *b)
+/* Refreshes the cached info and health, unless a request holds the channel:
+ * then the cache of the last refresh, restart or start is returned. */
+static void refresh(struct vgpu_backend *b)
 {
     struct vgpu_worker_req q = { .type = VGPU_WMSG_HEALTH };
     struct vgpu_worker_info_reply rep;
 
-    if (b->fd < 0 || chan_call(b, &q, -1, &rep, sizeof(rep), WORKER_CTL_MS) < 0) {
-        return;     /* the next request notices and restarts */
+    if (pthread_mutex_trylock(&b->lock) != 0) {
+        return;
     }
-    rep.text[sizeof(rep.text) - 1] = '\0';
-    b->info = rep.info;
-    snprintf(b->health, sizeof(b->health), "%s", rep.text);
+    /* A failure is left to the next request, which notices and restarts. */
+    if (b->fd >= 0 && chan_call(b, &q, -1, &rep, sizeof(rep), WORKER_HEALTH_MS) == 0) {
+        rep.text[sizeof(rep.text) - 1] = '\0';
+        b->info = rep.info;
+        snprintf(b->health, sizeof(b->health), "%s", rep.text);
+        publish(b);
+    }
+    pthread_mutex_unlock(&b->lock);
 }
 
 static void proxy_gpu_info(struct vgpu_backend *b, struct vgpu_gpu_info *out)
 {
-    if (pthread_mutex_trylock(&b->lock) == 0) {
-        refresh_info(b);
-    } else {
-        pthread_mutex_lock(&b->lock);
-    }
-    *out = b->info;
-    pthread_mutex_unlock(&b->lock);
+    refresh(b);
+    pthread_mutex_lock(&b->cache_lock);
+    *out = b->cache_info;
+    pthread_mutex_unlock(&b->cache_lock);
 }
 
 static void proxy_health(struct vgpu_backend *b, char *buf, unsigned len)
 {
-    const char *stale = "";
-
-    if (pthread_mutex_trylock(&b->lock) == 0) {
-        refresh_info(b);
-    } else {
-        /* A request is running; its end unlocks. Take the cached line. */
-        pthread_mutex_lock(&b->lock);
-        stale = " (cached)";
-    }
-    if (b->fd < 0) {
-        snprintf(buf, len, "cuda (no worker, restarts %llu): last spawn failed: %s",
-                 (unsigned long long)b->restarts, b->why);
-    } else {
-        snprintf(buf, len, "cuda (worker pid %d, restarts %llu)%s: %s", (int)b->pid,
-                 (unsigned long long)b->restarts, stale, b->health);
-    }
-    pthread_mutex_unlock(&b->lock);
+    refresh(b);
+    pthread_mutex_lock(&b->cache_lock);
+    snprintf(buf, len, "%s", b->cache_line);
+    pthread_mutex_unlock(&b->cache_lock);
 }
 
 const struct vgpu_backend_ops vgpu_backend_cuda = {
