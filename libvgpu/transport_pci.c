@@ -283,7 +283,7 @@ static void read_name(struct pci *p, uint32_t off, char *out, size_t len)
     snprintf(out, len, "%.*s", (int)(len - 1), buf);
 }
 
-static void read_identity(struct vgpu_dev *dev, struct pci *p, struct vgpu_dev_info *info)
+static void read_identity(struct pci *p, struct vgpu_dev_info *info)
 {
     info->abi_version = reg_read(p, VGPU_REG_VERSION);
     info->link_status = reg_read(p, VGPU_REG_LINK_STATUS);
@@ -300,7 +300,6 @@ static void read_identity(struct vgpu_dev *dev, struct pci *p, struct vgpu_dev_i
     } else {
         snprintf(info->location, sizeof(info->location), "%s", p->addr);
     }
-    (void)dev;
 }
 
 static void sleep_ns(uint64_t ns)
@@ -438,7 +437,7 @@ static int pci_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
 
     dev->priv = p;
     vgpu_dev_attach_shm(dev, shm, shm_size);
-    read_identity(dev, p, &dev->info);
+    read_identity(p, &dev->info);
     return 0;
 
 err_close_uio:
@@ -585,7 +584,7 @@ static uint32_t pci_link_status(struct vgpu_dev *dev)
 
 static void pci_info(struct vgpu_dev *dev, struct vgpu_dev_info *out)
 {
-    read_identity(dev, dev->priv, out);
+    read_identity(dev->priv, out);
 }
 
 const struct vgpu_transport_ops vgpu_transport_pci = {
