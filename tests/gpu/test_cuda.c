@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
 /*
- * The CUDA backend against the CPU backend, in process (no mediator): every
+ * The CUDA engine against the CPU backend, in process (no mediator): every
  * operation with random inputs of several sizes, plus isolation (a VM's
- * fresh device buffers never show another VM's data), quota, deadline, and
- * recovery from a sticky GPU fault while another VM keeps working.
+ * fresh device buffers never show another VM's data) and quota. Deadline and
+ * recovery from a sticky GPU fault (while another VM keeps working) go
+ * through the exported backend, the proxy, whose worker process is this
+ * binary re-exec'ed: each fault must replace the worker exactly once.
  *
  * Tolerances (GPU result vs CPU result, inputs uniform in [-1, 1]):
  *   VECTOR_ADD, MEMCPY, GPU zero-fill   bit-exact (one rounding, same on both)
