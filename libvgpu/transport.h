@@ -62,6 +62,8 @@ struct vgpu_dev {
     uint64_t alloc_next;        /* bump allocator cursor (BAR2 offset) */
     int      link_timeout_ms;
     uint32_t spin_ns;           /* adaptive spin budget before sleeping */
+    uint32_t spin_cap_ns;       /* its ceiling; 0: never spin */
+    uint64_t spin_ewma_ns;      /* moving average of wait times */
 
     struct vgpu_dev_info info;  /* identity filled by the transport */
 };

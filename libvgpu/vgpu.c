@@ -28,20 +28,20 @@
 /*
  * Adaptive spin before sleeping in the transport. A completion that arrives
  * within the spin costs no wake-up (a few microseconds: most of a NOP's
- * round trip). But a spin that misses is pure loss, and on a host with fewer
- * free cores than busy threads it is worse: the spinner holds the core the
- * mediator needs, so the completion arrives only after the spin gives up.
- * Hence: after a hit the budget moves toward twice the time the hit took;
- * after a miss it halves. Fast streams keep spinning, slow requests and
- * starved mediators quickly stop it.
+ * round trip; tens of microseconds of a GPU request's). But a spin that
+ * misses is pure loss, and on a host with fewer free cores than busy threads
+ * it is worse: the spinner holds the core the mediator needs, so the
+ * completion arrives only after the spin gives up.
+ * Hence: the budget is 1.5x the moving average of recent waits, capped; a
+ * miss halves it, a miss the full budget would have caught doubles it back.
+ * The cap (opts.spin_us, $VGPU_SPIN_US) defaults to 20 us on <= 2 CPUs (NOP
+ * streams still spin, starved mediators quickly stop it) and to 1000 us on
+ * larger hosts, where a spare core is cheaper than a wake-up per GPU request.
  */
-#ifndef SPIN_NS_MIN     /* overridable for experiments: -DSPIN_NS_MAX=0 */
 #define SPIN_NS_MIN      500u
-#endif
-#ifndef SPIN_NS_MAX
-#define SPIN_NS_MAX      20000u
-#endif
-#define SPIN_NS_INIT     4000u
+#define SPIN_US_SMALL    20
+#define SPIN_US_LARGE    1000
+#define SPIN_US_LIMIT    100000
 
 #define DEFAULT_LINK_TIMEOUT_MS 5000
 #define DEFAULT_ALIGN    64u
@@ -105,6 +105,34 @@ static int adopt_indexes(struct vgpu_dev *dev)
     return 0;
 }
 
+/* spin_us as in struct vgpu_open_opts. */
+static void spin_setup(struct vgpu_dev *dev, int spin_us)
+{
+    const char *env = getenv("VGPU_SPIN_US");
+    long us = spin_us;
+
+    if (us == 0 && env && *env) {
+        char *end;
+
+        errno = 0;
+        us = strtol(env, &end, 10);
+        if (errno || *end || us < 0) {
+            us = 0;     /* unparsable: the default, as if unset */
+        } else if (us == 0) {
+            us = -1;
+        }
+    }
+    if (us == 0) {
+        us = sysconf(_SC_NPROCESSORS_ONLN) > 2 ? SPIN_US_LARGE : SPIN_US_SMALL;
+    }
+    if (us > SPIN_US_LIMIT) {
+        us = SPIN_US_LIMIT;
+    }
+    dev->spin_cap_ns = us > 0 ? (uint32_t)us * 1000u : 0;
+    dev->spin_ns = dev->spin_cap_ns < 4000u ? dev->spin_cap_ns : 4000u;
+    dev->spin_ewma_ns = 0;
+}
+
 static struct vgpu_dev *dev_new(void)
 {
     struct vgpu_dev *dev = calloc(1, sizeof(*dev));
@@ -113,7 +141,7 @@ static struct vgpu_dev *dev_new(void)
         return NULL;
     }
     dev->link_timeout_ms = DEFAULT_LINK_TIMEOUT_MS;
-    dev->spin_ns = SPIN_NS_INIT;
+    spin_setup(dev, 0);
     return dev;
 }
 
@@ -130,6 +158,7 @@ static int open_with(const struct vgpu_transport_ops *ops,
     if (opts->link_timeout_ms > 0) {
         dev->link_timeout_ms = opts->link_timeout_ms;
     }
+    spin_setup(dev, opts->spin_us);
     r = ops->open(dev, opts);
     if (r < 0) {
         free(dev);
@@ -335,17 +364,27 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static void spin_hit(struct vgpu_dev *dev, uint64_t ns)
+/* After a wait of ns that ended within the spin (hit) or after sleeping. */
+static void spin_update(struct vgpu_dev *dev, uint64_t ns, bool hit)
 {
-    uint64_t t = (dev->spin_ns + 2 * ns) / 2;
+    uint64_t cap = dev->spin_cap_ns, target;
 
-    dev->spin_ns = (uint32_t)(t < SPIN_NS_MAX ? (t > SPIN_NS_MIN ? t : SPIN_NS_MIN)
-                                              : SPIN_NS_MAX);
-}
-
-static void spin_miss(struct vgpu_dev *dev)
-{
-    dev->spin_ns = dev->spin_ns / 2 > SPIN_NS_MIN ? dev->spin_ns / 2 : SPIN_NS_MIN;
+    if (!cap) {
+        return;
+    }
+    if (ns > 2 * cap) {
+        ns = 2 * cap;   /* one long wait must not dominate the average */
+    }
+    dev->spin_ewma_ns = dev->spin_ewma_ns ? (3 * dev->spin_ewma_ns + ns) / 4 : ns;
+    target = dev->spin_ewma_ns + dev->spin_ewma_ns / 2;
+    target = target < cap ? (target > SPIN_NS_MIN ? target : SPIN_NS_MIN) : cap;
+    if (hit) {
+        dev->spin_ns = (uint32_t)target;
+    } else if (ns <= target) {
+        dev->spin_ns = (uint32_t)(2ull * dev->spin_ns < target ? 2ull * dev->spin_ns : target);
+    } else {
+        dev->spin_ns = dev->spin_ns / 2 > SPIN_NS_MIN ? dev->spin_ns / 2 : SPIN_NS_MIN;
+    }
 }
 
 int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms)
@@ -371,17 +410,16 @@ int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms)
     if (spin_end > deadline) {
         spin_end = deadline;
     }
-    do {
+    while (vgpu_now_ns() < spin_end) {
         cpu_relax();
         r = cq_pop(dev, out);
         if (r != -EAGAIN) {
             if (r == 0) {
-                spin_hit(dev, vgpu_now_ns() - start);
+                spin_update(dev, vgpu_now_ns() - start, true);
             }
             return r;
         }
-    } while (vgpu_now_ns() < spin_end);
-    spin_miss(dev);
+    }
 
     for (;;) {
         uint64_t left_ms;
@@ -420,6 +458,9 @@ int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms)
         }
         r = cq_pop(dev, out);
         if (r != -EAGAIN) {
+            if (r == 0) {
+                spin_update(dev, vgpu_now_ns() - start, false);
+            }
             return r;
         }
     }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vgpu/libvgpu.h"
 #include "mediator.h"
@@ -22,6 +23,8 @@ static void usage(FILE *f, const char *prog)
 "  --aging-ms MS        wait after which a request competes one class higher (default 100, 0: off)\n"
 "  --quantum-us US      fair-share quantum per unit of weight (default 1000)\n"
 "  --inline-us US       run requests estimated below this on the I/O thread (default 20, 0: never)\n"
+"  --spin-us US         cap of the adaptive spins before sleeping (executors, CUDA\n"
+"                       proxy and worker; default: 0 on <= 2 CPUs, else 1000; 0: never)\n"
 "  --mem-quota MIB      device memory per VM (default 0: no limit)\n"
 "  --timeout-ms MS      per-request time limit (default 0: none)\n"
 "  --hello-timeout-ms MS  close connections silent for this long after connecting (default 10000)\n"
@@ -31,6 +34,20 @@ static void usage(FILE *f, const char *prog)
 "  --status             print the statistics of the running daemon and exit\n"
 "  --help               this text\n",
             prog, VGPU_DEFAULT_SOCKET, VGPU_SQ_ENTRIES);
+}
+
+unsigned vgpu_spin_auto_us(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    return n > 2 ? 1000 : 0;
+}
+
+uint64_t vgpu_config_spin_ns(const struct vgpu_config *cfg)
+{
+    unsigned us = cfg->spin_us >= 0 ? (unsigned)cfg->spin_us : vgpu_spin_auto_us();
+
+    return (uint64_t)us * 1000;
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned long long min,
@@ -59,7 +76,7 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
 {
     enum {
         O_SOCKET = 256, O_BACKEND, O_EXECUTORS, O_MAX_INFLIGHT, O_MAX_SESSIONS, O_AGING,
-        O_QUANTUM, O_INLINE, O_MEM_QUOTA, O_TIMEOUT, O_GPU, O_CONFIG, O_LOG_LEVEL, O_STATUS,
+        O_QUANTUM, O_INLINE, O_SPIN, O_MEM_QUOTA, O_TIMEOUT, O_GPU, O_CONFIG, O_LOG_LEVEL, O_STATUS,
         O_HELP, O_HELLO_TIMEOUT,
     };
     static const struct option longopts[] = {
@@ -71,6 +88,7 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         { "aging-ms",     required_argument, NULL, O_AGING },
         { "quantum-us",   required_argument, NULL, O_QUANTUM },
         { "inline-us",    required_argument, NULL, O_INLINE },
+        { "spin-us",      required_argument, NULL, O_SPIN },
         { "mem-quota",    required_argument, NULL, O_MEM_QUOTA },
         { "timeout-ms",   required_argument, NULL, O_TIMEOUT },
         { "hello-timeout-ms", required_argument, NULL, O_HELLO_TIMEOUT },
@@ -93,6 +111,7 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         .aging_ms = 100,
         .quantum_us = 1000,
         .inline_max_us = 20,
+        .spin_us = -1,
         .hello_timeout_ms = 10000,
         .log_level = VGPU_LOG_INFO,
     };
@@ -136,6 +155,10 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         case O_INLINE:
             if (parse_uint("--inline-us", optarg, 0, 100000, &v)) return -EINVAL;
             cfg->inline_max_us = (unsigned)v;
+            break;
+        case O_SPIN:
+            if (parse_uint("--spin-us", optarg, 0, 100000, &v)) return -EINVAL;
+            cfg->spin_us = (int)v;
             break;
         case O_MEM_QUOTA:
             if (parse_uint("--mem-quota", optarg, 0, 1ull << 30, &v)) return -EINVAL;

@@ -172,6 +172,7 @@ static int select_backend(struct vgpu_mediator *m)
         const struct vgpu_backend_ops *cuda = gpu_isolation_thread ? &vgpu_backend_cuda_engine
                                                                    : &vgpu_backend_cuda;
 
+        vgpu_cuda_proxy_set_spin_ns(vgpu_config_spin_ns(&m->cfg));
         r = cuda->init(&bc, &m->backend, &why);
         if (r == 0) {
             m->bops = cuda;
@@ -270,6 +271,7 @@ int main(int argc, char **argv)
     vgpu_sched_init(&m->sched, (uint64_t)m->cfg.quantum_us * 1000,
                     (uint64_t)m->cfg.aging_ms * 1000000);
     m->inline_max_ns = (uint64_t)m->cfg.inline_max_us * 1000;
+    m->spin_cap_ns = vgpu_config_spin_ns(&m->cfg);
     m->next_session_id = 1;
     m->start_ns = vgpu_now_ns();
     m->conn_rl = (struct vgpu_ratelimit)VGPU_RATELIMIT_INIT(5000, 20);
@@ -293,9 +295,10 @@ int main(int argc, char **argv)
              VGPU_VERSION, m->bops->name, m->gpu.name,
              (unsigned long long)(m->gpu.total_mem >> 20), m->gpu.sm_count, m->cfg.socket_path);
     log_info("executors %u, max-inflight %u/VM, max-sessions %u, quantum %u us, aging %u ms,"
-             " inline below %u us, mem-quota %llu MiB, timeout %u ms, %u config override(s)",
+             " inline below %u us, spin up to %llu us, mem-quota %llu MiB, timeout %u ms, %u config override(s)",
              n_exec, m->cfg.max_inflight, m->cfg.max_sessions, m->cfg.quantum_us,
-             m->cfg.aging_ms, m->cfg.inline_max_us, (unsigned long long)m->cfg.mem_quota_mib,
+             m->cfg.aging_ms, m->cfg.inline_max_us, (unsigned long long)(m->spin_cap_ns / 1000),
+             (unsigned long long)m->cfg.mem_quota_mib,
              m->cfg.timeout_ms, m->cfg.n_overrides);
 
     r = vgpu_server_run(m);

@@ -53,6 +53,7 @@ struct vgpu_config {
     unsigned    aging_ms;
     unsigned    quantum_us;
     unsigned    inline_max_us;    /* estimated cost below which requests run inline */
+    int         spin_us;          /* cap of the adaptive spins; -1: auto (vgpu_spin_auto_us) */
     uint64_t    mem_quota_mib;    /* 0: no limit */
     unsigned    timeout_ms;       /* 0: no limit */
     unsigned    hello_timeout_ms; /* a connection must say HELLO/STATS_REQ by then */
@@ -166,6 +167,7 @@ struct vgpu_mediator {
     unsigned   n_exec;
     unsigned   n_exec_started;
     uint64_t   inline_max_ns;
+    uint64_t   spin_cap_ns;             /* executors' idle spin; 0: never */
 
     uint64_t start_ns;
     uint64_t sessions_opened, sessions_closed, conns_rejected, inline_runs, exec_runs;
@@ -173,6 +175,73 @@ struct vgpu_mediator {
     uint64_t closed_charged_ns;
     struct vgpu_ratelimit conn_rl;
 };
+
+/*
+ * Adaptive spin before a blocking wait (executors, CUDA proxy and worker; see
+ * "Spinning" in docs/architecture.md). A wake-up from a futex or a socket
+ * costs tens of microseconds on each hop; a spin costs a core. So spin only
+ * for a wait expected to be short: up to 1.5x the moving average of recent
+ * waits, never beyond cap_ns. A miss halves the budget (a wait longer than
+ * expected), a miss the full budget would have caught doubles it back.
+ * Not thread-safe: one per waiter.
+ */
+#define VGPU_SPIN_MIN_NS 1000ull
+
+struct vgpu_spin {
+    uint64_t cap_ns;      /* 0: never spin */
+    uint64_t budget_ns;   /* the next wait spins this long */
+    uint64_t ewma_ns;     /* of recent waits, hits and misses */
+};
+
+static inline void vgpu_spin_init(struct vgpu_spin *sp, uint64_t cap_ns)
+{
+    sp->cap_ns = cap_ns;
+    sp->budget_ns = cap_ns;
+    sp->ewma_ns = 0;
+}
+
+/* After a wait of waited_ns; hit: it ended within the spin. */
+static inline void vgpu_spin_update(struct vgpu_spin *sp, uint64_t waited_ns, bool hit)
+{
+    uint64_t target;
+
+    if (!sp->cap_ns) {
+        return;
+    }
+    if (waited_ns > 2 * sp->cap_ns) {
+        waited_ns = 2 * sp->cap_ns;   /* an idle second must not dominate the average */
+    }
+    sp->ewma_ns = sp->ewma_ns ? (3 * sp->ewma_ns + waited_ns) / 4 : waited_ns;
+    target = sp->ewma_ns + sp->ewma_ns / 2;
+    if (target > sp->cap_ns) {
+        target = sp->cap_ns;
+    }
+    if (hit) {
+        sp->budget_ns = target > VGPU_SPIN_MIN_NS ? target : VGPU_SPIN_MIN_NS;
+    } else if (waited_ns <= target) {
+        sp->budget_ns = 2 * sp->budget_ns < target ? 2 * sp->budget_ns : target;
+        if (sp->budget_ns < VGPU_SPIN_MIN_NS) {
+            sp->budget_ns = VGPU_SPIN_MIN_NS;
+        }
+    } else {
+        sp->budget_ns /= 2;
+    }
+}
+
+static inline void vgpu_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* config.c: the default spin cap: 0 on <= 2 online CPUs (a spinner would
+ * hold the core the thread it waits for needs), else 1000 us. */
+unsigned vgpu_spin_auto_us(void);
+/* The effective cap of cfg in ns. */
+uint64_t vgpu_config_spin_ns(const struct vgpu_config *cfg);
 
 /* server.c */
 int  vgpu_server_open(struct vgpu_mediator *m);

@@ -41,6 +41,10 @@ struct vgpu_open_opts {
     int         use_irq;      /* 1: wait via /dev/uioN when bound; 0: poll */
     /* both */
     int         link_timeout_ms; /* wait this long for the link; 0: 5000 */
+    /* Addition: ceiling in us of the adaptive spin of vgpu_wait() before it
+     * sleeps. 0: $VGPU_SPIN_US, else 20 on <= 2 online CPUs, 1000 above;
+     * < 0: never spin. At most 100000. */
+    int         spin_us;
 };
 
 #define VGPU_DEFAULT_SOCKET   "/run/vgpu/mediator.sock"

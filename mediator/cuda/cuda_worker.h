@@ -42,7 +42,8 @@ int vgpu_cuda_engine_test(struct vgpu_backend *b, struct vgpu_backend_session *s
                           uint32_t kind, uint32_t arg);
 
 enum vgpu_worker_msg_type {
-    VGPU_WMSG_INIT = 1,     /* cfg -> READY (status 0, info, text = health) or error text */
+    VGPU_WMSG_INIT = 1,     /* cfg, size = spin cap in ns -> READY (status 0, info,
+                             * text = health) or error text */
     VGPU_WMSG_OPEN,         /* key, vm_id, size + fd -> status (-errno) */
     VGPU_WMSG_CLOSE,        /* key -> status */
     VGPU_WMSG_EXEC,         /* key, sqe -> status, result */
@@ -102,5 +103,9 @@ int vgpu_cuda_proxy_test(struct vgpu_backend *b, struct vgpu_backend_session *s,
                          uint32_t kind, uint32_t arg);
 /* The binary the proxy exec's as the worker (default /proc/self/exe). */
 void vgpu_cuda_proxy_set_exe(const char *path);
+/* Cap of the adaptive spins of the proxy (waiting for a reply) and of the
+ * worker (waiting for the next request); 0 (default): never spin. Takes
+ * effect for backends initialised (workers started) afterwards. */
+void vgpu_cuda_proxy_set_spin_ns(uint64_t ns);
 
 #endif /* VGPU_CUDA_WORKER_H */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "mediator/backend.h"
+#include "mediator/mediator.h"
 #include "mediator/op.h"
 #include "vgpu/abi.h"
 
@@ -34,7 +35,44 @@ struct worker {
     int fd;
     struct vgpu_backend *b;
     struct wsess *sessions;
+    struct vgpu_spin spin;      /* waiting for the next request */
 };
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * recvmsg() of the next request. A VM streaming requests sends the next one
+ * a client round trip after our reply: polling for it (up to w->spin's
+ * budget) spares the proxy's send a wake-up of this process.
+ */
+static ssize_t next_request(struct worker *w, struct msghdr *mh)
+{
+    uint64_t start = mono_ns(), end = start + w->spin.budget_ns, now;
+    ssize_t n;
+
+    if (w->spin.budget_ns) {
+        do {
+            n = recvmsg(w->fd, mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+            now = mono_ns();
+            if (n >= 0 || (errno != EAGAIN && errno != EINTR)) {
+                vgpu_spin_update(&w->spin, now - start, true);
+                return n;
+            }
+            vgpu_cpu_relax();
+        } while (now < end);
+    }
+    do {
+        n = recvmsg(w->fd, mh, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    vgpu_spin_update(&w->spin, mono_ns() - start, false);
+    return n;
+}
 
 static struct wsess *wsess_find(struct worker *w, uint32_t key)
 {
@@ -123,6 +161,8 @@ static int do_init(struct worker *w, const struct vgpu_worker_req *q)
         return reply_info(w, r, why ? why : "engine init failed");
     }
     vgpu_cuda_engine_set_worker_mode(w->b);
+    /* The proxy's cap (0 on small hosts), bounded in case of a bad INIT. */
+    vgpu_spin_init(&w->spin, q->size < 100000000ull ? q->size : 100000000ull);
     return reply_info(w, 0, NULL);
 }
 
@@ -244,6 +284,9 @@ int vgpu_cuda_worker_main(const char *arg)
     }
     /* The mediator ends us (BYE, EOF, SIGKILL); a terminal's ^C is its. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* The engine's short naps while a request runs (stream_wait) must not
+     * oversleep by the default 50 us timer slack. */
+    prctl(PR_SET_TIMERSLACK, 1000ul);
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
@@ -261,10 +304,7 @@ int vgpu_cuda_worker_main(const char *arg)
         int fd = -1;
         ssize_t n;
 
-        n = recvmsg(w.fd, &mh, MSG_CMSG_CLOEXEC);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
+        n = next_request(&w, &mh);
         if (n <= 0) {
             break;      /* EOF: the mediator is gone */
         }
