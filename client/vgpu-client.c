@@ -45,6 +45,9 @@ static void usage(FILE *f)
 "  --pci ADDR            pci: device address, e.g. 0000:00:04.0\n"
 "  --irq                 pci: wait for interrupts via /dev/uioN (uio_pci_generic)\n"
 "  --timeout-ms N        link and per-request timeout (default 5000)\n"
+"  --spin-us N           cap of the adaptive spin before sleeping for a\n"
+"                        completion (default $VGPU_SPIN_US, else 20 on <= 2\n"
+"                        CPUs, 1000 above; 0: never spin; max 100000)\n"
 "  -h, --help\n"
 "\n"
 "Commands:\n"
@@ -986,6 +989,7 @@ int main(int argc, char **argv)
         { "pci", required_argument, NULL, 'P' },
         { "irq", no_argument, NULL, 'i' },
         { "timeout-ms", required_argument, NULL, 'T' },
+        { "spin-us", required_argument, NULL, 'U' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -1057,6 +1061,13 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             c.timeout_ms = (int)v;
+            break;
+        case 'U':
+            if (v > 100000) {
+                fprintf(stderr, "vgpu-client: --spin-us is 0..100000\n");
+                return EXIT_USAGE;
+            }
+            c.opts.spin_us = v ? (int)v : -1;
             break;
         case 'h':
             usage(stdout);

@@ -18,10 +18,12 @@
  * MEMCPY host->device and round trip, 1 MiB .. 1 GiB. Prints a table and
  * writes JSON (--json FILE).
  *
- * usage: vgpu-bench-gpu --socket PATH [--json FILE] [--quick] [--gpu N]
+ * usage: vgpu-bench-gpu --socket PATH [--json FILE] [--quick] [--gpu N] [--spin-us N]
  *   --quick          5 repetitions, no SGEMM 4096 (smoke run; not reportable)
  *   --mediated-only  skip the native side and accept any backend (to check
  *                    the harness against a cpu mediator on a GPU-less host)
+ *   --spin-us N      the client's spin cap (vgpu_open_opts.spin_us; 0: off);
+ *                    default libvgpu's. Printed in the table header and JSON.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -68,6 +70,8 @@ struct bench {
     struct vgpu_dev *dev;
     char gpu_name[64];
     int driver, runtime;
+    int spin_us;         /* vgpu_open_opts.spin_us: 0 default, < 0 never */
+    char spin_text[96];  /* the client's spin setting, for the report */
 };
 
 static double now_us(void)
@@ -260,7 +264,7 @@ static int open_mediator(struct bench *b, const char *sock, bool any_backend)
     struct vgpu_open_opts o = {
         .transport = "sim", .socket_path = sock, .shm_size = SHM_SIZE,
         .vm_id = (uint32_t)getpid(), .priority = 0, .weight = 1,
-        .vm_name = "bench-gpu", .link_timeout_ms = 30000,
+        .vm_name = "bench-gpu", .link_timeout_ms = 30000, .spin_us = b->spin_us,
     };
     struct vgpu_dev_info info;
     int r = vgpu_open(&o, &b->dev);
@@ -300,8 +304,8 @@ static void write_json(const char *path, const struct bench *b, const struct bca
             "  \"runtime_version\": %d,\n  \"method\": \"median of N repetitions after %d "
             "warm-ups; mediated = vgpu_call round trip through vgpu-mediator --backend cuda "
             "(sim transport, queue depth 1); native = same kernels/cuBLAS in process, pinned "
-            "host memory\",\n  \"cases\": [\n", date, b->gpu_name, b->driver, b->runtime,
-            WARMUP);
+            "host memory\",\n  \"client_spin\": \"%s\",\n  \"cases\": [\n", date, b->gpu_name,
+            b->driver, b->runtime, WARMUP, b->spin_text);
     for (unsigned i = 0; i < n; i++) {
         const struct bcase *c = &cs[i];
         fprintf(f, "    {\"op\": \"%s\", \"size\": \"%s\", \"n\": %llu, \"reps\": %d, "
@@ -358,11 +362,24 @@ int main(int argc, char **argv)
             quick = true;
         } else if (strcmp(argv[i], "--mediated-only") == 0) {
             mediated_only = true;
+        } else if (strcmp(argv[i], "--spin-us") == 0 && i + 1 < argc) {
+            int v = atoi(argv[++i]);
+            b.spin_us = v > 0 ? v : -1;
         } else {
-            fprintf(stderr, "usage: %s --socket PATH [--json FILE] [--quick] [--gpu N]\n",
-                    argv[0]);
+            fprintf(stderr, "usage: %s --socket PATH [--json FILE] [--quick] [--gpu N]"
+                    " [--spin-us N]\n", argv[0]);
             return 2;
         }
+    }
+    if (b.spin_us > 0) {
+        snprintf(b.spin_text, sizeof(b.spin_text), "cap %d us (--spin-us)", b.spin_us);
+    } else if (b.spin_us < 0) {
+        snprintf(b.spin_text, sizeof(b.spin_text), "off (--spin-us 0)");
+    } else {
+        const char *env = getenv("VGPU_SPIN_US");
+        snprintf(b.spin_text, sizeof(b.spin_text),
+                 "libvgpu default (VGPU_SPIN_US=%.16s, %ld online CPUs)",
+                 env ? env : "unset", sysconf(_SC_NPROCESSORS_ONLN));
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
 
@@ -392,6 +409,7 @@ int main(int argc, char **argv)
         open_mediator(&b, sock, mediated_only);
     }
 
+    printf("client spin: %s\n", b.spin_text);
     printf("\n%-17s %-7s %5s %12s %12s %10s %8s %10s %10s  %s\n", "op", "size", "reps",
            "native us", "mediated us", "exec us", "ratio", "nat GB/s", "med GB/s", "target");
     for (unsigned i = 0; i < ncases; i++) {
