@@ -18,6 +18,10 @@
 # usage: OUT=/some/dir bench/gpu-run.sh      (from the repository root)
 # env:   BUILD=build  GPU=0  QUICK=1 (a short smoke run; figures not reportable)
 #        THREAD_BENCH=0 (skip the second, in-process benchmark)
+#        NOSPIN_BENCH=0 (skip the third: the default one with every spin off,
+#                        mediator --spin-us=0 and client --spin-us 0)
+#        SPIN_US=N (the first two: --spin-us N for the mediator and the client
+#                   instead of their defaults, 1000 us on >= 8 CPUs)
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +31,11 @@ out=${OUT:?set OUT to the directory for results}
 gpu=${GPU:-0}
 quick=${QUICK:-0}
 thread_bench=${THREAD_BENCH:-1}
+nospin_bench=${NOSPIN_BENCH:-1}
+spin_med=() spin_cl=()
+if [ -n "${SPIN_US:-}" ]; then
+  spin_med=(--spin-us="$SPIN_US") spin_cl=(--spin-us "$SPIN_US")
+fi
 mkdir -p "$out"
 stamp=$(date -u +%Y-%m-%d-%H%M)
 log=$out/gpu-run.log
@@ -135,9 +144,9 @@ start_mediator() {
   return 1
 }
 
-bench_args=(--socket "$tmp/bench.sock" --json "$json" --gpu "$gpu")
+bench_args=(--socket "$tmp/bench.sock" --json "$json" --gpu "$gpu" "${spin_cl[@]}")
 [ "$quick" = 1 ] && bench_args+=(--quick)
-if start_mediator "$tmp/bench.sock" --log-level=info; then
+if start_mediator "$tmp/bench.sock" --log-level=info "${spin_med[@]}"; then
   step bench 150 "$bench" "${bench_args[@]}"
   step mediator-status 10 "$med" --status --socket-path="$tmp/bench.sock"
 else
@@ -150,15 +159,29 @@ fi
 
 # The same benchmark with CUDA inside the mediator: the worker hop's cost.
 if [ "$thread_bench" = 1 ]; then
-  thread_args=(--socket "$tmp/bench-thread.sock" --json "$json_thread" --gpu "$gpu")
+  thread_args=(--socket "$tmp/bench-thread.sock" --json "$json_thread" --gpu "$gpu" "${spin_cl[@]}")
   [ "$quick" = 1 ] && thread_args+=(--quick)
-  if start_mediator "$tmp/bench-thread.sock" --log-level=info --gpu-isolation=thread; then
+  if start_mediator "$tmp/bench-thread.sock" --log-level=info --gpu-isolation=thread \
+       "${spin_med[@]}"; then
     step bench-thread 150 "$bench" "${thread_args[@]}"
   else
     note "step bench-thread: SKIPPED, the mediator did not start"
   fi
   stop_mediator
   [ -f "$json_thread" ] && cp "$json_thread" bench/results/ 2>/dev/null
+fi
+# The default configuration with every spin off: what the spins buy.
+if [ "$nospin_bench" = 1 ]; then
+  json_nospin=$out/gpu-$stamp-nospin.json
+  nospin_args=(--socket "$tmp/bench-nospin.sock" --json "$json_nospin" --gpu "$gpu" --spin-us 0)
+  [ "$quick" = 1 ] && nospin_args+=(--quick)
+  if start_mediator "$tmp/bench-nospin.sock" --log-level=info --spin-us=0; then
+    step bench-nospin 150 "$bench" "${nospin_args[@]}"
+  else
+    note "step bench-nospin: SKIPPED, the mediator did not start"
+  fi
+  stop_mediator
+  [ -f "$json_nospin" ] && cp "$json_nospin" bench/results/ 2>/dev/null
 fi
 # The mediator's worker must have ended with it.
 left=$(pgrep -f -- '--gpu-worker=' | wc -l)

@@ -24,7 +24,7 @@ static void usage(FILE *f, const char *prog)
 "  --quantum-us US      fair-share quantum per unit of weight (default 1000)\n"
 "  --inline-us US       run requests estimated below this on the I/O thread (default 20, 0: never)\n"
 "  --spin-us US         cap of the adaptive spins before sleeping (executors, CUDA\n"
-"                       proxy and worker; default: 0 on <= 2 CPUs, else 1000; 0: never)\n"
+"                       proxy and worker; default: 1000 on >= 8 CPUs, else 0; 0: never)\n"
 "  --mem-quota MIB      device memory per VM (default 0: no limit)\n"
 "  --timeout-ms MS      per-request time limit (default 0: none)\n"
 "  --hello-timeout-ms MS  close connections silent for this long after connecting (default 10000)\n"
@@ -40,7 +40,7 @@ unsigned vgpu_spin_auto_us(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
 
-    return n > 2 ? 1000 : 0;
+    return n >= 8 ? 1000 : 0;
 }
 
 uint64_t vgpu_config_spin_ns(const struct vgpu_config *cfg)

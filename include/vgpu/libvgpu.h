@@ -42,7 +42,7 @@ struct vgpu_open_opts {
     /* both */
     int         link_timeout_ms; /* wait this long for the link; 0: 5000 */
     /* Addition: ceiling in us of the adaptive spin of vgpu_wait() before it
-     * sleeps. 0: $VGPU_SPIN_US, else 20 on <= 2 online CPUs, 1000 above;
+     * sleeps. 0: $VGPU_SPIN_US, else 1000 on >= 8 online CPUs, 20 below;
      * < 0: never spin. At most 100000. */
     int         spin_us;
 };
