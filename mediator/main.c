@@ -295,7 +295,8 @@ int main(int argc, char **argv)
              VGPU_VERSION, m->bops->name, m->gpu.name,
              (unsigned long long)(m->gpu.total_mem >> 20), m->gpu.sm_count, m->cfg.socket_path);
     log_info("executors %u, max-inflight %u/VM, max-sessions %u, quantum %u us, aging %u ms,"
-             " inline below %u us, spin up to %llu us, mem-quota %llu MiB, timeout %u ms, %u config override(s)",
+             " inline below %u us, spin up to %llu us, mem-quota %llu MiB, timeout %u ms,"
+             " %u config override(s)",
              n_exec, m->cfg.max_inflight, m->cfg.max_sessions, m->cfg.quantum_us,
              m->cfg.aging_ms, m->cfg.inline_max_us, (unsigned long long)(m->spin_cap_ns / 1000),
              (unsigned long long)m->cfg.mem_quota_mib,
