@@ -10,6 +10,8 @@
 #                             mediator runs CUDA in its worker process (default)
 #   $OUT/gpu-<date>-thread.json  the same with --gpu-isolation=thread (CUDA in
 #                             the mediator: the cost of the worker hop)
+#   $OUT/gpu-<date>-nospin.json  the default again with every spin off
+#                             (mediator and client --spin-us 0)
 #   $OUT/gpu-<date>.png       the plot
 #
 # Every step has its own time limit and a failing step does not stop the
@@ -144,9 +146,9 @@ start_mediator() {
   return 1
 }
 
-bench_args=(--socket "$tmp/bench.sock" --json "$json" --gpu "$gpu" "${spin_cl[@]}")
+bench_args=(--socket "$tmp/bench.sock" --json "$json" --gpu "$gpu" ${spin_cl[@]+"${spin_cl[@]}"})
 [ "$quick" = 1 ] && bench_args+=(--quick)
-if start_mediator "$tmp/bench.sock" --log-level=info "${spin_med[@]}"; then
+if start_mediator "$tmp/bench.sock" --log-level=info ${spin_med[@]+"${spin_med[@]}"}; then
   step bench 150 "$bench" "${bench_args[@]}"
   step mediator-status 10 "$med" --status --socket-path="$tmp/bench.sock"
 else
@@ -159,10 +161,10 @@ fi
 
 # The same benchmark with CUDA inside the mediator: the worker hop's cost.
 if [ "$thread_bench" = 1 ]; then
-  thread_args=(--socket "$tmp/bench-thread.sock" --json "$json_thread" --gpu "$gpu" "${spin_cl[@]}")
+  thread_args=(--socket "$tmp/bench-thread.sock" --json "$json_thread" --gpu "$gpu" ${spin_cl[@]+"${spin_cl[@]}"})
   [ "$quick" = 1 ] && thread_args+=(--quick)
   if start_mediator "$tmp/bench-thread.sock" --log-level=info --gpu-isolation=thread \
-       "${spin_med[@]}"; then
+       ${spin_med[@]+"${spin_med[@]}"}; then
     step bench-thread 150 "$bench" "${thread_args[@]}"
   else
     note "step bench-thread: SKIPPED, the mediator did not start"
