@@ -3,7 +3,7 @@
  * The I/O thread: the listening socket, one epoll loop over it, the signal
  * fd and every connection; message framing and validation; HELLO.
  *
- * Every message is checked in a fixed order before anything acts on it:
+ * Every message is checked (proto.c) in a fixed order before anything acts on it:
  * complete header, size within [16, VGPU_MSG_MAX_SIZE], known type, exact
  * size for the type, allowed in this connection state, and only then (once
  * the body is in) file descriptors: exactly one on HELLO, none elsewhere.
@@ -26,6 +26,7 @@
 
 #include "vgpu/ring.h"
 #include "mediator.h"
+#include "proto.h"
 #include "util.h"
 
 #ifndef VGPU_VERSION
@@ -35,15 +36,6 @@
 #define EPOLL_BATCH      64
 #define MSGS_PER_WAKEUP  32   /* per connection, so one peer cannot hog the loop */
 #define CONN_SLACK       16   /* connections allowed beyond max-sessions (admin, pending) */
-
-static const char *const msg_names[VGPU_MSG_TYPE_COUNT] = {
-    "0?", "HELLO", "WELCOME", "KICK", "NOTIFY", "BYE", "ERROR", "STATS_REQ", "STATS_REPLY",
-};
-
-static const char *msg_name(uint16_t t)
-{
-    return t < VGPU_MSG_TYPE_COUNT ? msg_names[t] : "unknown";
-}
 
 static const char *perr_name(uint32_t code)
 {
@@ -306,22 +298,12 @@ static void handle_stats_req(struct vgpu_mediator *m, struct vgpu_session *s, ui
 
 /* ---------------------------------------------------------------- HELLO */
 
-static void copy_name(char *dst, const char *src, size_t n)
-{
-    size_t i;
-
-    for (i = 0; i + 1 < n && src[i]; i++) {
-        unsigned char c = (unsigned char)src[i];
-        dst[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?'; /* it goes into logs */
-    }
-    dst[i] = '\0';
-}
-
 static void handle_hello(struct vgpu_mediator *m, struct vgpu_session *s)
 {
     struct vgpu_msg_hello h;
     struct vgpu_msg_welcome w = { 0 };
     const char *why = NULL;
+    char text[120];
     uint32_t prio, weight;
     unsigned done;
     int fd, r;
@@ -331,28 +313,13 @@ static void handle_hello(struct vgpu_mediator *m, struct vgpu_session *s)
     s->rx_fds[0] = -1;
     s->n_rx_fds = 0;
 
-    if (h.version_major != VGPU_PROTO_VERSION_MAJOR) {
+    r = vgpu_msg_check_hello(&h, text, sizeof(text));
+    if (r) {
         close(fd);
-        conn_fail(m, s, VGPU_PERR_VERSION, h.hdr.seq, "protocol version %u.%u, mediator speaks %u.%u",
-                  h.version_major, h.version_minor, VGPU_PROTO_VERSION_MAJOR,
-                  VGPU_PROTO_VERSION_MINOR);
+        conn_fail(m, s, (uint32_t)r, h.hdr.seq, "%s", text);
         return;
     }
-    if ((h.abi_version >> 16) != VGPU_ABI_VERSION_MAJOR) {
-        close(fd);
-        conn_fail(m, s, VGPU_PERR_VERSION, h.hdr.seq, "ABI version %u.%u, mediator has %u.%u",
-                  h.abi_version >> 16, h.abi_version & 0xffff, VGPU_ABI_VERSION_MAJOR,
-                  VGPU_ABI_VERSION_MINOR);
-        return;
-    }
-    if (h.priority >= VGPU_PRIO_CLASSES || h.weight < 1 || h.weight > VGPU_WEIGHT_MAX) {
-        close(fd);
-        conn_fail(m, s, VGPU_PERR_IDENTITY, h.hdr.seq,
-                  "priority %u (0..%u) or weight %u (1..%u) out of range", h.priority,
-                  VGPU_PRIO_CLASSES - 1, h.weight, VGPU_WEIGHT_MAX);
-        return;
-    }
-    copy_name(s->vm_name, h.vm_name, sizeof(s->vm_name));
+    vgpu_sanitize_name(s->vm_name, h.vm_name, sizeof(s->vm_name));
     prio = h.priority;
     weight = h.weight;
     vgpu_config_apply(&m->cfg, h.vm_id, s->vm_name, &prio, &weight);
@@ -477,79 +444,29 @@ static int conn_recv(struct vgpu_session *s, void *buf, size_t want)
     return (int)n;
 }
 
-static uint32_t expected_size(uint16_t type)
-{
-    switch (type) {
-    case VGPU_MSG_HELLO:     return sizeof(struct vgpu_msg_hello);
-    case VGPU_MSG_WELCOME:   return sizeof(struct vgpu_msg_welcome);
-    case VGPU_MSG_KICK:      return sizeof(struct vgpu_msg_kick);
-    case VGPU_MSG_NOTIFY:    return sizeof(struct vgpu_msg_notify);
-    case VGPU_MSG_BYE:       return sizeof(struct vgpu_msg_bye);
-    case VGPU_MSG_ERROR:     return sizeof(struct vgpu_msg_error);
-    case VGPU_MSG_STATS_REQ: return sizeof(struct vgpu_msg_hdr);
-    default:                 return 0; /* STATS_REPLY: variable, never sent to us */
-    }
-}
-
-static bool allowed(enum vgpu_conn_state st, uint16_t type)
-{
-    switch (type) {
-    case VGPU_MSG_HELLO:     return st == VGPU_CONN_NEW;
-    case VGPU_MSG_KICK:      return st == VGPU_CONN_ACTIVE;
-    case VGPU_MSG_BYE:
-    case VGPU_MSG_ERROR:
-    case VGPU_MSG_STATS_REQ: return true;
-    default:                 return false; /* mediator -> peer only */
-    }
-}
-
 /* Checks a complete header; 0, or a VGPU_PERR_* after conn_fail(). */
 static int check_header(struct vgpu_mediator *m, struct vgpu_session *s,
                         const struct vgpu_msg_hdr *h)
 {
-    uint32_t want;
+    char why[120];
+    int r = vgpu_msg_check_header(h, s->state, why, sizeof(why));
 
-    if (h->size < sizeof(*h) || h->size > VGPU_MSG_MAX_SIZE) {
-        conn_fail(m, s, VGPU_PERR_MALFORMED, h->seq, "message size %u outside %zu..%u",
-                  h->size, sizeof(*h), VGPU_MSG_MAX_SIZE);
-        return VGPU_PERR_MALFORMED;
+    if (r) {
+        conn_fail(m, s, (uint32_t)r, h->seq, "%s", why);
     }
-    if (h->type == 0 || h->type >= VGPU_MSG_TYPE_COUNT) {
-        conn_fail(m, s, VGPU_PERR_TYPE, h->seq, "unknown message type %u", h->type);
-        return VGPU_PERR_TYPE;
-    }
-    want = expected_size(h->type);
-    if (want && h->size != want) {
-        conn_fail(m, s, VGPU_PERR_MALFORMED, h->seq, "%s of %u bytes, expected %u",
-                  msg_name(h->type), h->size, want);
-        return VGPU_PERR_MALFORMED;
-    }
-    if (!allowed(s->state, h->type)) {
-        conn_fail(m, s, VGPU_PERR_TYPE, h->seq, "unexpected %s %s", msg_name(h->type),
-                  s->state == VGPU_CONN_NEW ? "before HELLO" :
-                  h->type == VGPU_MSG_HELLO ? "twice" : "in this state");
-        return VGPU_PERR_TYPE;
-    }
-    return 0;
+    return r;
 }
 
 static void handle_message(struct vgpu_mediator *m, struct vgpu_session *s)
 {
     const struct vgpu_msg_hdr *h = (const struct vgpu_msg_hdr *)s->rx;
+    char reason[120];
     unsigned done;
+    int r;
 
-    if (s->rx_fd_overflow) {
-        conn_fail(m, s, VGPU_PERR_FD, h->seq, "too many file descriptors with %s",
-                  msg_name(h->type));
-        return;
-    }
-    if (h->type == VGPU_MSG_HELLO && s->n_rx_fds != 1) {
-        conn_fail(m, s, VGPU_PERR_FD, h->seq, "HELLO with %u file descriptors, expected 1",
-                  s->n_rx_fds);
-        return;
-    }
-    if (h->type != VGPU_MSG_HELLO && s->n_rx_fds != 0) {
-        conn_fail(m, s, VGPU_PERR_FD, h->seq, "file descriptor with %s", msg_name(h->type));
+    r = vgpu_msg_check_fds(h, s->n_rx_fds, s->rx_fd_overflow, reason, sizeof(reason));
+    if (r) {
+        conn_fail(m, s, (uint32_t)r, h->seq, "%s", reason);
         return;
     }
 
@@ -576,7 +493,7 @@ static void handle_message(struct vgpu_mediator *m, struct vgpu_session *s)
         const struct vgpu_msg_error *e = (const void *)s->rx;
         char text[sizeof(e->text) + 1];
         char why[200];
-        copy_name(text, e->text, sizeof(text));
+        vgpu_sanitize_name(text, e->text, sizeof(text));
         snprintf(why, sizeof(why), "peer reported error %u: %s", e->code, text);
         conn_close(m, s, why);
         break;
