@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+/*
+ * Ring descriptors (struct vgpu_sqe) from a guest, through the operation
+ * registry the mediator uses: lookup, validate, cost and byte estimates, and
+ * for an accepted request the CPU implementation on real memory.
+ *
+ * Input: 64 bytes of SQE, one byte choosing the mapped size, 8 bytes of a
+ * claimed shm size for a validate-only pass. What must hold: cost/bytes
+ * callbacks accept any SQE (the scheduler calls them before validation);
+ * validate never accepts a request whose execution touches memory outside
+ * the data area: the mapping is malloc'ed to its exact size (AddressSanitizer
+ * sees the end) and the ring area below VGPU_SHM_DATA_OFFSET is checked to be
+ * left untouched; exec returns a defined status.
+ */
+#include <string.h>
+
+#include "mediator/op.h"
+#include "mediator/ops/ops-priv.h"
+#include "fuzz.h"
+
+#define RING_FILL   0xa5
+#define NSIZES      2
+#define EXEC_BUDGET_NS 200000000ull /* as the daemon's per-request deadline */
+
+/* Mapped sizes: the smallest allowed, and one whose end is not 64-aligned. */
+static const uint64_t shm_sizes[NSIZES] = {
+    VGPU_SHM_MIN_SIZE,
+    VGPU_SHM_MIN_SIZE + 4096 + 4,
+};
+static uint8_t *shm_bufs[NSIZES];
+static uint8_t ring_ref[VGPU_SHM_DATA_OFFSET];
+
+static uint8_t *shm_get(unsigned i)
+{
+    if (!shm_bufs[i]) {
+        shm_bufs[i] = malloc(shm_sizes[i]);
+        FUZZ_CHECK(shm_bufs[i] != NULL);
+        /* Small finite floats, so results stay deterministic-ish. */
+        for (uint64_t o = 0; o + 4 <= shm_sizes[i]; o += 4) {
+            float f = (float)(o % 251) / 16.0f;
+            memcpy(shm_bufs[i] + o, &f, 4);
+        }
+        memset(ring_ref, RING_FILL, sizeof(ring_ref));
+    }
+    memset(shm_bufs[i], RING_FILL, VGPU_SHM_DATA_OFFSET);
+    return shm_bufs[i];
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct fuzz_in in = { data, size };
+    const struct vgpu_op *op;
+    struct vgpu_sqe sqe;
+    struct vgpu_shm_view view;
+    uint64_t claimed, in_b = 0, out_b = 0, result = 0;
+    unsigned which;
+    int r;
+
+    fuzz_bytes(&in, &sqe, sizeof(sqe));
+    which = fuzz_u8(&in) % NSIZES;
+    claimed = fuzz_u64(&in);
+
+    op = vgpu_op_lookup(sqe.opcode);
+    if (!op) {
+        FUZZ_CHECK(sqe.opcode >= VGPU_OP_COUNT);
+        return 0;
+    }
+    FUZZ_CHECK(op->opcode == sqe.opcode);
+
+    /* The scheduler prices requests it has not validated yet. */
+    (void)op->cost_ns(&sqe);
+    op->bytes(&sqe, &in_b, &out_b);
+
+    /* Any claimed size: only range arithmetic runs, nothing is touched. */
+    r = op->validate(&sqe, claimed);
+    FUZZ_CHECK(r >= VGPU_S_OK && r < VGPU_S_STATUS_COUNT);
+
+    view.size = shm_sizes[which];
+    view.fd = -1;
+    r = op->validate(&sqe, view.size);
+    FUZZ_CHECK(r >= VGPU_S_OK && r < VGPU_S_STATUS_COUNT);
+    if (r != VGPU_S_OK) {
+        return 0;
+    }
+    /* Accepted: the byte estimate must fit in what the VM has mapped. */
+    FUZZ_CHECK(in_b <= view.size && out_b <= view.size);
+    view.base = shm_get(which);
+    vgpu_ops_set_deadline(vgpu_ops_now_ns() + EXEC_BUDGET_NS);
+    r = op->exec_cpu(&sqe, &view, &result);
+    vgpu_ops_set_deadline(0);
+    FUZZ_CHECK(r >= VGPU_S_OK && r < VGPU_S_STATUS_COUNT);
+    FUZZ_CHECK(memcmp(view.base, ring_ref, VGPU_SHM_DATA_OFFSET) == 0);
+    return 0;
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later OR MIT
+# Writes the seed corpora under tests/fuzz/corpus/ (committed; rerun only when
+# the ABI or protocol changes). Layouts follow include/vgpu/{abi,protocol}.h.
+import os
+import struct
+import sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+D = 0x10000  # VGPU_SHM_DATA_OFFSET
+
+
+def put(target, name, data):
+    d = os.path.join(here, 'corpus', target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), 'wb') as f:
+        f.write(data)
+
+
+# ---- ops: sqe (64) + size selector (1) + claimed shm size (8)
+def sqe(op, args, flags=0, tag=7, user=0x1234):
+    a = args.ljust(48, b'\0')
+    return struct.pack('<HHIQ', op, flags, tag, user) + a
+
+
+def ops(name, op, args, sel=0, claimed=1 << 20):
+    put('ops', name, sqe(op, args) + bytes([sel]) + struct.pack('<Q', claimed))
+
+
+ops('nop', 0, b'')
+ops('gpu_info', 1, struct.pack('<QQ', D, 112))
+ops('vector_add', 2, struct.pack('<QQQQ', D, D + 4096, D + 8192, 1024))
+ops('vector_add_alias', 2, struct.pack('<QQQQ', D, D + 4096, D, 1000), sel=1)
+ops('saxpy', 3, struct.pack('<QQQfI', D, D + 65536, 16384, 2.0, 0))
+ops('reduce_sum', 4, struct.pack('<QQ', D, 200000))
+ops('sgemm', 5, struct.pack('<QQQIIIffI', D, D + 65536, D + 131072, 64, 48, 32, 1.0, 0.5, 0))
+ops('sgemm_1x1', 5, struct.pack('<QQQIIIffI', D, D + 4, D + 8, 1, 1, 1, 1.0, 0.0, 0), sel=1)
+ops('memcpy_roundtrip', 6, struct.pack('<QQQII', D, D + 0x40000, 0x40000, 0, 0))
+ops('memcpy_h2d', 6, struct.pack('<QQQII', D, 0, 4096, 1, 0))
+ops('memcpy_d2h_end', 6, struct.pack('<QQQII', 0, (1 << 20) + 4096 + 4 - 100, 100, 2, 0), sel=1)
+
+
+# ---- msg: [state][fd bits] + stream
+def hdr(t, size, seq=1):
+    return struct.pack('<HHIII', t, 0, size, seq, 0)
+
+
+def hello(prio=0, weight=1, name=b'vm-one'):
+    return hdr(1, 112) + struct.pack('<HHIIIIIQ', 1, 0, 1 << 16, 1, prio, weight, 0,
+                                     64 << 20) + name.ljust(64, b'\0')
+
+
+def kick(tail=1):
+    return hdr(3, 24, 2) + struct.pack('<II', tail, 0)
+
+
+def bye(reason=0):
+    return hdr(5, 24, 3) + struct.pack('<II', reason, 0)
+
+
+def error(code=2, text=b'bad thing'):
+    return hdr(6, 144, 4) + struct.pack('<II', code, 9) + text.ljust(120, b'\0')
+
+
+NEW, ADMIN, ACTIVE = 0, 1, 2
+fd1 = 1  # first message carries one fd
+put('msg', 'hello_kick_bye', bytes([NEW, fd1]) + hello() + kick() + kick(5) + bye())
+put('msg', 'stats_req', bytes([NEW, 0]) + hdr(7, 16) + hdr(7, 16, 2))
+put('msg', 'active_kick_error', bytes([ACTIVE, 0]) + kick(3) + error())
+put('msg', 'hello_bad_version', bytes([NEW, fd1]) + hdr(1, 112) +
+    struct.pack('<HHIIIIIQ', 2, 0, 1 << 16, 1, 0, 1, 0, 1 << 20) + b'\0' * 64)
+put('msg', 'hello_bad_weight', bytes([NEW, fd1]) + hello(weight=0))
+put('msg', 'hello_name_unterminated', bytes([NEW, fd1]) + hello(name=b'\x01\xff' * 32))
+put('msg', 'error_text_full', bytes([ADMIN, 0]) + error(text=b'x' * 120))
+put('msg', 'oversize', bytes([NEW, 0]) + hdr(8, 65536))
+
+# ---- ring: script of actions (see fuzz_ring.c enum action)
+SUBMIT, COMPLETE, WAIT, CQ_TAIL, SQ_HEAD, CQE, GUEST_IDX = range(7)
+put('ring', 'honest', bytes([SUBMIT, 5, COMPLETE, WAIT, COMPLETE, COMPLETE, WAIT, WAIT,
+                             WAIT, COMPLETE, COMPLETE, WAIT, WAIT, WAIT]))
+put('ring', 'full', bytes([SUBMIT, 7] * 40 + [COMPLETE, WAIT] * 20 + [SUBMIT, 7] * 4))
+put('ring', 'cq_tail_far', bytes([SUBMIT, 3, CQ_TAIL]) + struct.pack('<I', 0x1000) +
+    bytes([WAIT, CQ_TAIL]) + struct.pack('<I', 2) + bytes([WAIT, WAIT, WAIT]))
+put('ring', 'sq_head_behind', bytes([SUBMIT, 4, SQ_HEAD]) + struct.pack('<I', 0xfffffff0) +
+    bytes([SUBMIT, 2, COMPLETE, WAIT]))
+put('ring', 'cqe_garbage', bytes([SUBMIT, 2, CQE, 0]) + b'\xff' * 32 +
+    bytes([CQ_TAIL]) + struct.pack('<I', 1) + bytes([WAIT, GUEST_IDX]) + b'\x10' * 8 +
+    bytes([WAIT]))
+sys.exit(0)
