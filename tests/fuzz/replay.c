@@ -21,15 +21,15 @@
 
 #include "fuzz.h"
 
-#define MAX_INPUT   4096
-#define MAX_SEEDS   256
+#define REPLAY_MAX_LEN   4096
+#define REPLAY_MAX_SEEDS   256
 
 struct seed {
     uint8_t *data;
     size_t   len;
 };
 
-static struct seed seeds[MAX_SEEDS];
+static struct seed seeds[REPLAY_MAX_SEEDS];
 static unsigned nseeds;
 static const char *crash_path = "fuzz-crash.bin";
 
@@ -76,14 +76,14 @@ static int load_file(const char *path)
         fprintf(stderr, "%s: %s\n", path, strerror(errno));
         return -errno;
     }
-    buf = malloc(MAX_INPUT);
+    buf = malloc(REPLAY_MAX_LEN);
     if (!buf) {
         fclose(f);
         return -ENOMEM;
     }
-    n = fread(buf, 1, MAX_INPUT, f);
+    n = fread(buf, 1, REPLAY_MAX_LEN, f);
     fclose(f);
-    if (nseeds < MAX_SEEDS) {
+    if (nseeds < REPLAY_MAX_SEEDS) {
         seeds[nseeds++] = (struct seed) { buf, n };
     } else {
         free(buf);
@@ -154,7 +154,7 @@ static size_t mutate(uint8_t *buf, size_t len)
             }
             break;
         case 4: /* extend with random bytes */
-            while (len < MAX_INPUT && rng() % 16) {
+            while (len < REPLAY_MAX_LEN && rng() % 16) {
                 buf[len++] = (uint8_t)rng();
             }
             break;
@@ -205,7 +205,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "no seed inputs\n");
         return 1;
     }
-    buf = malloc(MAX_INPUT);
+    buf = malloc(REPLAY_MAX_LEN);
     if (!buf) {
         return 1;
     }
