@@ -3,7 +3,7 @@
 # sudo), build what is missing, and reuse cached builds.
 #
 # Other targets: build, qemu, guest, bench, test-<suite> (unit, functional,
-# qtest, e2e, gpu), clean.
+# qtest, e2e, gpu), fuzz (FUZZ_SECONDS per target), clean.
 
 BUILD      ?= build
 MESON_OPTS ?=
@@ -16,7 +16,7 @@ export VGPU_QEMU      ?= $(CURDIR)/$(BUILD)/qemu/qemu-system-x86_64
 export VGPU_GUEST_DIR ?= $(CURDIR)/$(BUILD)/guest
 export VGPU_BUILD_DIR  = $(CURDIR)/$(BUILD)
 
-.PHONY: all deps build qemu guest test demo bench clean \
+.PHONY: all deps build qemu guest test demo bench fuzz clean \
         test-unit test-functional test-qtest test-e2e test-gpu
 
 all: build
@@ -51,6 +51,13 @@ demo: build qemu guest
 
 bench: build
 	@bench/run.sh $(BUILD)
+
+# libFuzzer builds of tests/fuzz (clang) in their own dir, each run for
+# FUZZ_SECONDS; `make test` only replays them (suite unit, fuzz-*).
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run-fuzz.sh $(FUZZ_BUILD)
 
 clean:
 	rm -rf $(BUILD)

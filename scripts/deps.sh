@@ -3,7 +3,7 @@
 # usage: scripts/deps.sh build|test|qemu|guest|all
 set -euo pipefail
 
-pkgs_build="gcc make meson ninja-build pkg-config libcmocka-dev python3"
+pkgs_build="gcc make meson ninja-build pkg-config libcmocka-dev python3 clang libclang-rt-14-dev"
 pkgs_qemu="dpkg-dev libglib2.0-dev libpixman-1-dev zlib1g-dev flex bison python3-venv \
   libfdt-dev libcap-ng-dev libattr1-dev xz-utils bzip2 seabios qemu-system-data ipxe-qemu"
 pkgs_guest="busybox-static cpio gzip kmod xz-utils dpkg apt binutils"

@@ -61,9 +61,8 @@ for t in $targets; do
         tail -40 "$build/fuzz-$t.log" >&2
         status=1
     else
-        grep -E '^stat::(number_of_executed_units|new_units_added|peak_rss)' "$build/fuzz-$t.log" |
-            sed "s/^/run-fuzz: fuzz-$t /"
-        tail -1 "$build/fuzz-$t.log"
+        grep -E '^(Done [0-9]+ runs|stat::new_units_added|stat::peak_rss)' "$build/fuzz-$t.log" |
+            sed "s/^/run-fuzz: fuzz-$t: /"
     fi
 done
 exit $status
