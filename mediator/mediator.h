@@ -143,6 +143,8 @@ struct vgpu_session {
 
 /* ---- the daemon ---- */
 
+#define VGPU_RECENT_CLOSED 16
+
 struct vgpu_mediator {
     struct vgpu_config cfg;
     const struct vgpu_backend_ops *bops;
@@ -173,6 +175,15 @@ struct vgpu_mediator {
     uint64_t sessions_opened, sessions_closed, conns_rejected, inline_runs, exec_runs;
     struct vgpu_vm_stats closed_st;     /* totals of every closed session */
     uint64_t closed_charged_ns;
+    /* The last VGPU_RECENT_CLOSED closed sessions keep their own rows in the
+     * status table, so a VM's figures outlive its connection. */
+    struct vgpu_closed_row {
+        uint32_t session_id, vm_id, prio, weight;
+        char     vm_name[64];
+        uint64_t charged_ns;
+        struct vgpu_vm_stats st;
+    } recent_closed[VGPU_RECENT_CLOSED];
+    unsigned recent_closed_next;        /* total ever recorded; slot = next % N */
     struct vgpu_ratelimit conn_rl;
 };
 

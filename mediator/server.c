@@ -222,7 +222,7 @@ char *vgpu_mediator_stats_text(struct vgpu_mediator *m, size_t *len)
         return NULL;
     }
     pthread_mutex_lock(&m->lock);
-    rows = calloc(m->nsessions + 1, sizeof(*rows));
+    rows = calloc(m->nsessions + VGPU_RECENT_CLOSED + 1, sizeof(*rows));
     if (!rows) {
         pthread_mutex_unlock(&m->lock);
         free(buf);
@@ -255,6 +255,20 @@ char *vgpu_mediator_stats_text(struct vgpu_mediator *m, size_t *len)
              (unsigned long long)m->conns_rejected, m->sched.queued, m->sched.running,
              m->n_exec, (unsigned long long)m->inline_runs, (unsigned long long)m->exec_runs);
     qsort(rows, n, sizeof(*rows), row_cmp);
+    {
+        unsigned total = m->recent_closed_next;
+        unsigned keep = total < VGPU_RECENT_CLOSED ? total : VGPU_RECENT_CLOSED;
+
+        for (unsigned i = total - keep; i < total; i++) { /* oldest first */
+            const struct vgpu_closed_row *c = &m->recent_closed[i % VGPU_RECENT_CLOSED];
+
+            rows[n++] = (struct vgpu_stats_row) {
+                .session_id = c->session_id, .vm_id = c->vm_id, .vm_name = c->vm_name,
+                .prio = c->prio, .weight = c->weight, .charged_ns = c->charged_ns,
+                .st = &c->st, .closed = 1,
+            };
+        }
+    }
     if (m->sessions_closed) {
         rows[n++] = (struct vgpu_stats_row) {
             .vm_name = "(closed)", .charged_ns = m->closed_charged_ns, .st = &m->closed_st,

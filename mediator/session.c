@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -255,6 +256,18 @@ void vgpu_session_detach(struct vgpu_session *s)
         m->sessions_closed++;
         vgpu_vm_stats_merge(&m->closed_st, &s->st);
         m->closed_charged_ns += s->ent.charged_ns;
+        {
+            struct vgpu_closed_row *c =
+                &m->recent_closed[m->recent_closed_next++ % VGPU_RECENT_CLOSED];
+
+            c->session_id = s->id;
+            c->vm_id = s->vm_id;
+            c->prio = s->prio;
+            c->weight = s->weight;
+            snprintf(c->vm_name, sizeof(c->vm_name), "%s", s->vm_name);
+            c->charged_ns = s->ent.charged_ns;
+            c->st = s->st;
+        }
         if (dropped || s->ent.running) {
             log_info("session %u (vm %u): %u queued request(s) dropped%s", s->id, s->vm_id,
                      dropped, s->ent.running ? ", one still executing (result discarded)" : "");

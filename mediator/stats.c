@@ -218,7 +218,11 @@ size_t vgpu_stats_format(char *buf, size_t cap, const char *head,
             snprintf(vm, sizeof(vm), "%u", r->vm_id);
             snprintf(prio, sizeof(prio), "%u", r->prio);
             snprintf(weight, sizeof(weight), "%u", r->weight);
-            snprintf(infl, sizeof(infl), "%u", r->inflight);
+            if (r->closed) {
+                strcpy(infl, "ended");
+            } else {
+                snprintf(infl, sizeof(infl), "%u", r->inflight);
+            }
         }
         out_printf(&o, "%-4s %-6s %-16.16s %4s %6s %5s %9llu %9llu %9llu %9s %9s %9s %9s %9s %9s %9s  %s\n",
                    sess, vm, r->vm_name[0] ? r->vm_name : "-", prio, weight, infl, (unsigned long long)st->requests,

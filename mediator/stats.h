@@ -58,6 +58,7 @@ struct vgpu_stats_row {
     uint32_t inflight;
     uint64_t charged_ns;
     const struct vgpu_vm_stats *st;
+    int closed;             /* a closed session: in-flight column reads "ended" */
 };
 
 /*

@@ -289,7 +289,12 @@ int main(void)
         while (fh_now_ms() < deadline) {
             free(status);
             status = fh_mediator_status(&med);
-            if (status && strstr(status, "sessions: 8 live") && !strstr(status, "ft-victim")) {
+            /* the victim may only appear as an ended session's row */
+            const char *v = status ? strstr(status, "ft-victim") : NULL;
+            const char *eol = v ? strchr(v, '\n') : NULL;
+            bool ended = v && eol && memmem(v, (size_t)(eol - v), " ended ", 7) &&
+                         !strstr(eol, "ft-victim");
+            if (status && strstr(status, "sessions: 8 live") && (!v || ended)) {
                 gone = true;
                 break;
             }
