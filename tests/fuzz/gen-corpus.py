@@ -86,4 +86,42 @@ put('ring', 'sq_head_behind', bytes([SUBMIT, 4, SQ_HEAD]) + struct.pack('<I', 0x
 put('ring', 'cqe_garbage', bytes([SUBMIT, 2, CQE, 0]) + b'\xff' * 32 +
     bytes([CQ_TAIL]) + struct.pack('<I', 1) + bytes([WAIT, GUEST_IDX]) + b'\x10' * 8 +
     bytes([WAIT]))
+
+# ---- session: [max_inflight][u32 base index][honest: even] then a script
+# (see fuzz_session.c enum action); SUBMIT takes 64 bytes of SQE.
+S_SUBMIT, S_KICK, S_EXEC, S_CONSUME, S_RESTART, S_SQ_TAIL, S_CQ_HEAD, S_SQE, S_HOST_IDX = range(9)
+
+
+def sub(n=1, op=0):
+    return bytes([S_SUBMIT, n - 1, op])
+
+
+def ex(n=1):
+    return bytes([S_EXEC, n - 1])
+
+
+def sess(name, inflight, base, script):
+    put('session', name, bytes([inflight]) + struct.pack('<I', base) + b'\0' + script)
+
+
+# max_inflight is 1 + byte % 64: 3 gives 4, 63 the largest, 64.
+sess('honest', 3, 0, sub(6) + bytes([S_KICK]) + ex(2) + bytes([S_CONSUME, 7, S_KICK]) + ex(5) +
+     bytes([S_CONSUME, 7]))
+sess('rejects', 7, 0, sub(3, 1) + sub(2, 5) + sub(1, 7) + bytes([S_KICK]) + ex(8) +
+     bytes([S_CONSUME, 8]))
+sess('restart_midway', 7, 0xfffffff0, sub(6) + bytes([S_KICK]) + ex() + bytes([S_RESTART]) +
+     ex() + bytes([S_KICK]) + ex(2) + bytes([S_CONSUME, 7]) + ex(3) + bytes([S_CONSUME, 7]))
+sess('cq_full', 63, 0, (sub(40) + bytes([S_KICK]) + ex(40)) * 7 + bytes([S_CONSUME, 255]))
+sess('hostile_tail', 7, 5, sub(3) + bytes([S_SQ_TAIL]) + struct.pack('<I', 0x10000) +
+     bytes([S_KICK]) + ex() + bytes([S_SQ_TAIL]) + struct.pack('<I', 6) + bytes([S_KICK]) + ex())
+sess('hostile_cq_head', 7, 0, sub(4) + bytes([S_KICK, S_CQ_HEAD]) +
+     struct.pack('<I', 0x80000000) + bytes([S_KICK]) + ex(2) + bytes([S_RESTART, S_KICK]) + ex())
+sess('torn_restart', 7, 0, sub(2) + bytes([S_KICK]) + ex() + bytes([S_HOST_IDX]) +
+     struct.pack('<II', 0, 1) + bytes([S_RESTART, S_KICK]) + ex(2))
+# A guest that jumps sq_tail a full ring ahead while 200 CQEs are unconsumed.
+sess('sq_tail_jump', 63, 0, (sub(50) + bytes([S_KICK]) + ex(50)) * 4 +
+     bytes([S_SQ_TAIL]) + struct.pack('<I', 200 + 256) + bytes([S_KICK, S_KICK]) + ex(64) +
+     bytes([S_KICK] * 4))
+sess('hostile_sqe', 7, 0, sub(2) + bytes([S_SQE, 1]) + sqe(2, struct.pack('<QQQQ', D, D, D, 4)) +
+     bytes([S_KICK]) + ex(2))
 sys.exit(0)

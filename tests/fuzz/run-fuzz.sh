@@ -10,7 +10,7 @@ set -eu
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-build-fuzz}
 [ $# -gt 0 ] && shift
-targets=${*:-ops msg ring}
+targets=${*:-ops msg ring session}
 seconds=${FUZZ_SECONDS:-60}
 cc=${FUZZ_CC:-clang}
 
@@ -42,6 +42,8 @@ for t in $targets; do
     ops)  extra=$ops ;;
     msg)  extra=$src/mediator/proto.c ;;
     ring) extra=$lib ;;
+    session) extra="$src/mediator/session.c $src/mediator/sched.c $src/mediator/stats.c
+                   $src/mediator/log.c $ops" ;;
     *) echo "run-fuzz: unknown target $t" >&2; exit 2 ;;
     esac
     echo "run-fuzz: building $build/fuzz-$t"
