@@ -22,7 +22,7 @@
 #include "fuzz.h"
 
 #define REPLAY_MAX_LEN   4096
-#define REPLAY_MAX_SEEDS   256
+#define REPLAY_MAX_SEEDS   1024
 
 struct seed {
     uint8_t *data;
