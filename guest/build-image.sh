@@ -41,20 +41,9 @@ die() { echo "build-image: error: $*" >&2; exit 1; }
 
 "$top/scripts/deps.sh" guest
 
-cache=${VGPU_CACHE_DIR:-/var/cache/vgpu}
-if ! mkdir -p "$cache/guest" 2>/dev/null || [ ! -w "$cache/guest" ]; then
-    [ -n "${VGPU_CACHE_DIR:-}" ] && die "cache dir $cache is not writable"
-    cache=${XDG_CACHE_HOME:-$HOME/.cache}/vgpu
-    mkdir -p "$cache/guest"
-fi
-kcache=$(cd "$cache/guest" && pwd)
-
-# Parallel `make` runs share the cache: one download/unpack at a time.
-exec 9>"$kcache/.lock"
-if ! flock -n 9; then
-    msg "waiting for another build-image.sh holding $kcache/.lock"
-    flock 9
-fi
+. "$top/scripts/cache.sh"
+kcache=$(vgpu_cache_dir guest) || exit 1
+vgpu_cache_lock "$kcache/.lock"
 
 # --- 1. kernel package -------------------------------------------------------
 

@@ -31,20 +31,9 @@ jobs=${VGPU_QEMU_JOBS:-2}
 msg() { echo ">> build-qemu: $*" >&2; }
 die() { echo "build-qemu: error: $*" >&2; exit 1; }
 
-cache=${VGPU_CACHE_DIR:-/var/cache/vgpu}
-if ! mkdir -p "$cache" 2>/dev/null || [ ! -w "$cache" ]; then
-    [ -n "${VGPU_CACHE_DIR:-}" ] && die "cache dir $cache is not writable"
-    cache=${XDG_CACHE_HOME:-$HOME/.cache}/vgpu
-    mkdir -p "$cache"
-fi
-cache=$(cd "$cache" && pwd)
-
-# Several clones (and parallel `make` runs) share the cache: one build at a time.
-exec 9>"$cache/.qemu.lock"
-if ! flock -n 9; then
-    msg "waiting for another build-qemu.sh holding $cache/.qemu.lock"
-    flock 9
-fi
+. "$top/scripts/cache.sh"
+cache=$(vgpu_cache_dir "") || exit 1
+vgpu_cache_lock "$cache/.qemu.lock"
 
 # The firmware QEMU needs comes from Debian's packages (seabios: bios-256k.bin,
 # vgabios; qemu-system-data: kvmvapic.bin, linuxboot_dma.bin; ipxe-qemu: NIC
