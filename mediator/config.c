@@ -29,6 +29,8 @@ static void usage(FILE *f, const char *prog)
 "  --timeout-ms MS      per-request time limit (default 0: none)\n"
 "  --hello-timeout-ms MS  close connections silent for this long after connecting (default 10000)\n"
 "  --gpu N              CUDA device ordinal (default 0)\n"
+"  --gpu-isolation=M    process|thread: CUDA in a restartable worker process, so a\n"
+"                       GPU fault is survivable (default), or in the mediator\n"
 "  --config FILE        per-VM overrides: lines \"vm <name|id> priority P weight W\"\n"
 "  --log-level LEVEL    error|warn|info|debug (default info)\n"
 "  --status             print the statistics of the running daemon and exit\n"
