@@ -573,6 +573,19 @@ static void conn_readable(struct vgpu_mediator *m, struct vgpu_session *s)
 
 /* ---------------------------------------------------------------- accept */
 
+/* accept4() errors that persist while the connection waits in the backlog. */
+static bool accept_paused(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+static void accept_rearm(struct vgpu_mediator *m)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &m->listen_fd };
+
+    epoll_ctl(m->epoll_fd, EPOLL_CTL_MOD, m->listen_fd, &ev);
+}
+
 static void handle_accept(struct vgpu_mediator *m)
 {
     for (int i = 0; i < 16; i++) {
@@ -582,9 +595,22 @@ static void handle_accept(struct vgpu_mediator *m)
         int fd = accept4(m->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED &&
+            int err = errno;
+
+            if (err != EAGAIN && err != EINTR && err != ECONNABORTED &&
                 vgpu_ratelimit_ok(&m->conn_rl, &suppressed)) {
-                log_warn("accept: %s", strerror(errno));
+                log_warn("accept: %s%s", strerror(err),
+                         accept_paused(err) ? "; not accepting for a second" : "");
+            }
+            /*
+             * Out of descriptors or memory, the connection stays in the
+             * backlog and the listening socket stays readable: with a
+             * level-triggered epoll that would spin this thread. Stop
+             * watching it until the next tick re-arms it.
+             */
+            if (accept_paused(err)) {
+                struct epoll_event off = { .events = 0, .data.ptr = &m->listen_fd };
+                epoll_ctl(m->epoll_fd, EPOLL_CTL_MOD, m->listen_fd, &off);
             }
             return;
         }
@@ -835,6 +861,7 @@ int vgpu_server_run(struct vgpu_mediator *m)
             last_tick = vgpu_now_ns();
             check_hello_deadlines(m);
             flush_closing(m);
+            accept_rearm(m); /* after a pause in handle_accept(); else a no-op */
         }
     }
 }
