@@ -18,11 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include "vgpu/ring.h"
 #include "mediator.h"
@@ -280,6 +282,28 @@ char *vgpu_mediator_stats_text(struct vgpu_mediator *m, size_t *len)
     return buf;
 }
 
+/*
+ * Whether a reply of len bytes can go out whole without waiting. A reply
+ * larger than one socket buffer chunk (~36 KiB: many sessions) can otherwise
+ * be sent in part to a peer that does not read, and vgpu_session_send() then
+ * waits up to a second for the rest: on this thread, with every device's
+ * doorbells behind it. An empty queue always takes a reply of at most
+ * VGPU_MSG_MAX_SIZE; twice the length covers the kernel's per-buffer overhead.
+ */
+static bool reply_fits(struct vgpu_session *s, size_t len)
+{
+    int queued = 0, sndbuf = 0;
+    socklen_t sl = sizeof(sndbuf);
+
+    if (ioctl(s->fd, SIOCOUTQ, &queued) < 0 || queued <= 0) {
+        return true;
+    }
+    if (getsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) < 0) {
+        return false;
+    }
+    return (uint64_t)queued + 2 * (uint64_t)len <= (uint64_t)sndbuf;
+}
+
 static void handle_stats_req(struct vgpu_mediator *m, struct vgpu_session *s, uint32_t seq)
 {
     struct vgpu_msg_hdr *h;
@@ -295,6 +319,12 @@ static void handle_stats_req(struct vgpu_mediator *m, struct vgpu_session *s, ui
     if (!msg) {
         free(text);
         conn_fail(m, s, VGPU_PERR_LIMIT, seq, "out of memory building the statistics");
+        return;
+    }
+    if (!reply_fits(s, sizeof(*h) + len)) {
+        free(msg);
+        free(text);
+        conn_fail(m, s, VGPU_PERR_LIMIT, seq, "STATS_REQ while earlier replies are unread");
         return;
     }
     h = (struct vgpu_msg_hdr *)msg;
