@@ -74,6 +74,7 @@ struct VgpuStubState {
     char gpu_name[VGPU_REG_NAME_LEN];
     uint32_t tx_seq;
     bool kick_pending;          /* doorbell rung, KICK not yet sent */
+    guint tx_watch;             /* socket full: waiting to send the KICK */
 
     /* Guest-visible interrupt state. */
     uint32_t irq_status;
@@ -141,17 +142,47 @@ static void vgpu_fill_hdr(VgpuStubState *s, struct vgpu_msg_hdr *hdr,
     hdr->reserved = 0;
 }
 
-/* Returns 0, or -EIO when the message could not be written completely. */
+/*
+ * Never blocks: qemu_chr_fe_write_all() retries EAGAIN forever, so a
+ * mediator that stops reading (hung, stopped) would freeze the main loop and
+ * with it the whole VM. Our messages are a few hundred bytes at most, which
+ * a Unix stream socket takes whole or not at all.
+ * Returns 0, -EAGAIN when the socket is full and nothing was written, or
+ * -EIO when the message could not be written completely.
+ */
 static int vgpu_send(VgpuStubState *s, const void *msg, uint32_t size)
 {
-    int ret = qemu_chr_fe_write_all(&s->chr, msg, size);
+    int ret = qemu_chr_fe_write(&s->chr, msg, size);
 
-    if (ret != (int)size) {
-        warn_report("vgpu-stub: short write to the mediator socket (%d of %u)",
-                    ret, size);
-        return -EIO;
+    if (ret == (int)size) {
+        return 0;
     }
-    return 0;
+    if (ret < 0 && errno == EAGAIN) {
+        return -EAGAIN;
+    }
+    warn_report("vgpu-stub: short write to the mediator socket (%d of %u)",
+                ret, size);
+    return -EIO;
+}
+
+static void vgpu_tx_watch_remove(VgpuStubState *s)
+{
+    if (s->tx_watch) {
+        g_source_remove(s->tx_watch);
+        s->tx_watch = 0;
+    }
+}
+
+static gboolean vgpu_chr_writable(void *do_not_use, GIOCondition cond,
+                                  void *opaque)
+{
+    VgpuStubState *s = opaque;
+
+    s->tx_watch = 0;
+    if (s->kick_pending) {
+        qemu_bh_schedule(s->kick_bh);
+    }
+    return G_SOURCE_REMOVE;
 }
 
 static void vgpu_link_down(VgpuStubState *s)
@@ -171,6 +202,7 @@ static void vgpu_link_down(VgpuStubState *s)
  */
 static void vgpu_disconnect(VgpuStubState *s)
 {
+    vgpu_tx_watch_remove(s);
     vgpu_link_down(s);
     s->connected = false;
     s->rx_len = 0;
@@ -226,8 +258,9 @@ static void vgpu_kick_bh(void *opaque)
     VgpuStubState *s = opaque;
     struct vgpu_msg_kick kick = { 0 };
     uint32_t *sq_tail;
+    int ret;
 
-    if (!s->kick_pending || !(s->link_status & VGPU_LINK_UP)) {
+    if (!s->kick_pending || !(s->link_status & VGPU_LINK_UP) || s->tx_watch) {
         return;
     }
     s->kick_pending = false;
@@ -238,7 +271,18 @@ static void vgpu_kick_bh(void *opaque)
                            offsetof(struct vgpu_shm_ctrl, sq_tail));
     vgpu_fill_hdr(s, &kick.hdr, VGPU_MSG_KICK, sizeof(kick));
     kick.sq_tail = cpu_to_le32(qatomic_load_acquire(sq_tail));
-    if (vgpu_send(s, &kick, sizeof(kick)) < 0) {
+    ret = vgpu_send(s, &kick, sizeof(kick));
+    if (ret == -EAGAIN) {
+        /*
+         * The mediator is behind on reading: keep the doorbell and send one
+         * KICK when the socket drains. Further doorbells coalesce into it.
+         */
+        s->kick_pending = true;
+        s->tx_watch = qemu_chr_fe_add_watch(&s->chr, G_IO_OUT | G_IO_HUP,
+                                            vgpu_chr_writable, s);
+        return;
+    }
+    if (ret < 0) {
         /* The ring keeps the request; HELLO after reconnect resumes it. */
         s->kick_pending = true;
         vgpu_disconnect(s);
@@ -429,6 +473,7 @@ static void vgpu_chr_event(void *opaque, QEMUChrEvent event)
         break;
     case CHR_EVENT_CLOSED:
         /* Requests stay in the guest's ring; they resume after reconnect. */
+        vgpu_tx_watch_remove(s);
         s->connected = false;
         s->rx_len = 0;
         vgpu_link_down(s);
@@ -808,6 +853,7 @@ static void vgpu_unrealize(PCIDevice *pdev)
         s->connected = false;
         qemu_chr_fe_disconnect(&s->chr);
     }
+    vgpu_tx_watch_remove(s);
     qemu_chr_fe_deinit(&s->chr, false);
     qemu_bh_delete(s->kick_bh);
     s->kick_bh = NULL;

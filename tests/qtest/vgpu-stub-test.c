@@ -1555,6 +1555,92 @@ out:
 }
 
 /*
+ * A mediator that stops reading its socket (hung, stopped, deadlocked) must
+ * not freeze QEMU: once the socket buffer is full, KICKs wait in the device
+ * (the doorbell is remembered) instead of the main loop spinning in a
+ * blocking write. When the mediator reads again, the remembered doorbell
+ * goes out as a KICK.
+ */
+static int case_stalled_mediator(struct env *e)
+{
+    enum { STORM = 4000 };
+    union { struct vgpu_msg_hdr h; struct vgpu_msg_kick k; char raw[256]; } m;
+    struct vgpu_msg_hello hello;
+    struct vgpu_msg_welcome w;
+    char cmd[64], drain[4096];
+    int lfd = -1, cfd = -1, shm_fd = -1, ok = 0, type, i;
+    uint32_t kicks, kicks_read = 0;
+    int64_t t0;
+    ssize_t n;
+    size_t bytes = 0;
+
+    lfd = fake_listen(e);
+    CHECK(lfd >= 0, "listen: %s", strerror(-lfd));
+    CHECK(start_qemu(e, "16M") == 0, "QEMU start");
+    CHECK(setup_device(e) == 0, "setup");
+    cfd = fake_expect_hello(e, lfd, &hello, &shm_fd);
+    CHECK(cfd >= 0, "HELLO");
+    w = fake_welcome(hello.hdr.seq);
+    CHECK(fake_send(cfd, &w, sizeof(w), -1) == 0, "send WELCOME");
+    CHECK(wait_link(e, true, 5000) == 0, "no link after WELCOME");
+
+    /* The mediator reads nothing from now on. One doorbell per round trip,
+     * so that the main loop runs the KICK bottom half for each. */
+    snprintf(cmd, sizeof(cmd), "writel 0x%llx 0x1",
+             (unsigned long long)(BAR0_ADDR + VGPU_REG_DOORBELL));
+    t0 = now_ms();
+    for (i = 0; i < STORM; i++) {
+        CHECK(qt_cmd_repeat(&e->qt, cmd, 1) == 0,
+              "QEMU stopped answering after %d doorbells while the mediator did not read", i);
+    }
+    printf("# %d doorbells in %lld ms with the mediator not reading\n", STORM,
+           (long long)(now_ms() - t0));
+    kicks = reg(e, VGPU_REG_KICKS);
+    CHECK_QT(e);
+    CHECK(qt_alive(&e->qt), "QEMU died");
+    CHECK(reg(e, VGPU_REG_LINK_STATUS) & VGPU_LINK_UP, "link dropped");
+
+    /*
+     * The mediator wakes up: everything sent is whole KICKs, and the
+     * doorbells that found the socket full are not lost: one more KICK
+     * follows once there is room.
+     */
+    t0 = now_ms();
+    while (now_ms() - t0 < 500) {
+        while ((n = recv(cfd, drain, sizeof(drain), MSG_DONTWAIT)) > 0) {
+            bytes += (size_t)n;
+        }
+        sleep_ms(20);
+    }
+    kicks_read = reg(e, VGPU_REG_KICKS);
+    printf("# KICKs sent while stalled: %u, after draining: %u (%zu bytes)\n", kicks,
+           kicks_read, bytes);
+    CHECK(bytes == (size_t)kicks_read * sizeof(struct vgpu_msg_kick),
+          "%zu bytes received for %u KICKs", bytes, kicks_read);
+    CHECK(kicks_read == kicks + 1, "the remembered doorbell: %u KICKs, %u before draining",
+          kicks_read, kicks);
+    reg_write(e, VGPU_REG_DOORBELL, 1);
+    type = fake_recv(cfd, &m, sizeof(m), NULL, 3000);
+    CHECK(type == VGPU_MSG_KICK, "no KICK for a new doorbell (%d)", type);
+    kicks_read++;
+    CHECK(reg(e, VGPU_REG_KICKS) == kicks_read, "KICKS %u, read %u",
+          reg(e, VGPU_REG_KICKS), kicks_read);
+    CHECK_QT(e);
+    ok = 1;
+out:
+    if (shm_fd >= 0) {
+        close(shm_fd);
+    }
+    if (cfd >= 0) {
+        close(cfd);
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    return ok;
+}
+
+/*
  * A machine reset (ICH9 reset control, port 0xcf9) clears the guest-visible
  * interrupt state and counters; the link and the session survive.
  */
@@ -1682,6 +1768,7 @@ static const struct {
     { "fake-mediator", case_fake_mediator },
     { "reset", case_reset },
     { "hotplug", case_hotplug },
+    { "stalled-mediator", case_stalled_mediator },
 };
 
 static int run_case(unsigned idx)
