@@ -119,6 +119,9 @@ struct vgpu_session {
     pthread_mutex_t tx_lock;
     uint32_t tx_seq;
 
+    /* The device's doorbell eventfd (HELLO's second fd), or -1: KICKs only. */
+    int      doorbell_fd;
+
     /* identity */
     uint32_t vm_id, prio, weight;
     char     vm_name[64];

@@ -80,8 +80,8 @@ int vgpu_msg_check_fds(const struct vgpu_msg_hdr *h, unsigned nfds, bool fd_over
         snprintf(why, why_len, "too many file descriptors with %s", vgpu_msg_name(h->type));
         return VGPU_PERR_FD;
     }
-    if (h->type == VGPU_MSG_HELLO && nfds != 1) {
-        snprintf(why, why_len, "HELLO with %u file descriptors, expected 1", nfds);
+    if (h->type == VGPU_MSG_HELLO && nfds != 1 && nfds != 2) {
+        snprintf(why, why_len, "HELLO with %u file descriptors, expected 1 or 2", nfds);
         return VGPU_PERR_FD;
     }
     if (h->type != VGPU_MSG_HELLO && nfds != 0) {
@@ -91,8 +91,11 @@ int vgpu_msg_check_fds(const struct vgpu_msg_hdr *h, unsigned nfds, bool fd_over
     return 0;
 }
 
-int vgpu_msg_check_hello(const struct vgpu_msg_hello *h, char *why, size_t why_len)
+int vgpu_msg_check_hello(const struct vgpu_msg_hello *h, unsigned nfds, char *why,
+                         size_t why_len)
 {
+    unsigned want_fds = (h->features & VGPU_FEAT_DOORBELL_FD) ? 2 : 1;
+
     if (h->version_major != VGPU_PROTO_VERSION_MAJOR) {
         snprintf(why, why_len, "protocol version %u.%u, mediator speaks %u.%u",
                  h->version_major, h->version_minor, VGPU_PROTO_VERSION_MAJOR,
@@ -108,6 +111,11 @@ int vgpu_msg_check_hello(const struct vgpu_msg_hello *h, char *why, size_t why_l
         snprintf(why, why_len, "priority %u (0..%u) or weight %u (1..%u) out of range",
                  h->priority, VGPU_PRIO_CLASSES - 1, h->weight, VGPU_WEIGHT_MAX);
         return VGPU_PERR_IDENTITY;
+    }
+    if (nfds != want_fds) {
+        snprintf(why, why_len, "HELLO with %u file descriptors, features 0x%x ask for %u", nfds,
+                 h->features, want_fds);
+        return VGPU_PERR_FD;
     }
     return 0;
 }

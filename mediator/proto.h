@@ -32,14 +32,19 @@ int vgpu_msg_check_header(const struct vgpu_msg_hdr *h, enum vgpu_conn_state st,
 
 /*
  * The descriptors that came with a complete message whose header passed:
- * exactly one on HELLO, none on anything else; fd_overflow means more than
+ * one or two on HELLO, none on anything else; fd_overflow means more than
  * the receive side could hold arrived (they were closed).
  */
 int vgpu_msg_check_fds(const struct vgpu_msg_hdr *h, unsigned nfds, bool fd_overflow,
                        char *why, size_t why_len);
 
-/* The HELLO body: protocol and ABI major versions, priority and weight. */
-int vgpu_msg_check_hello(const struct vgpu_msg_hello *h, char *why, size_t why_len);
+/*
+ * The HELLO body: protocol and ABI major versions, priority and weight, and
+ * nfds (the descriptors that came with it) matching its features: the memfd,
+ * plus the doorbell eventfd exactly when VGPU_FEAT_DOORBELL_FD is set.
+ */
+int vgpu_msg_check_hello(const struct vgpu_msg_hello *h, unsigned nfds, char *why,
+                         size_t why_len);
 
 /*
  * Copies at most n - 1 bytes of a peer-supplied, possibly unterminated string

@@ -6,8 +6,13 @@
  * Every message is checked (proto.c) in a fixed order before anything acts on it:
  * complete header, size within [16, VGPU_MSG_MAX_SIZE], known type, exact
  * size for the type, allowed in this connection state, and only then (once
- * the body is in) file descriptors: exactly one on HELLO, none elsewhere.
+ * the body is in) file descriptors: the memfd on HELLO, plus the doorbell
+ * eventfd when HELLO's features ask for it, none elsewhere.
  * Every reject path closes the descriptors received.
+ *
+ * epoll names a connection by its session pointer and a session's doorbell
+ * eventfd by the same pointer with bit 0 set (sessions are malloc()ed, so
+ * that bit is otherwise clear).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +20,7 @@
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -115,6 +121,20 @@ static void send_error(struct vgpu_session *s, uint32_t code, uint32_t ref_seq, 
     (void)vgpu_session_send(s, &e, sizeof(e));
 }
 
+/* ---------------------------------------------------------------- epoll tags */
+
+#define DOORBELL_TAG ((uintptr_t)1)
+
+static void *doorbell_tag(struct vgpu_session *s)
+{
+    return (void *)((uintptr_t)s | DOORBELL_TAG);
+}
+
+static struct vgpu_session *tagged_doorbell(void *p)
+{
+    return ((uintptr_t)p & DOORBELL_TAG) ? (void *)((uintptr_t)p & ~DOORBELL_TAG) : NULL;
+}
+
 /* ---------------------------------------------------------------- close */
 
 static void close_rx_fds(struct vgpu_session *s)
@@ -133,6 +153,11 @@ static void conn_close(struct vgpu_mediator *m, struct vgpu_session *s, const ch
         return;
     }
     epoll_ctl(m->epoll_fd, EPOLL_CTL_DEL, s->fd, NULL);
+    if (s->doorbell_fd >= 0) {
+        epoll_ctl(m->epoll_fd, EPOLL_CTL_DEL, s->doorbell_fd, NULL);
+        close(s->doorbell_fd);
+        s->doorbell_fd = -1;
+    }
     /* The peer sees EOF now even if an executor still holds the session. */
     shutdown(s->fd, SHUT_RDWR);
     close_rx_fds(s);
@@ -340,6 +365,60 @@ static void handle_stats_req(struct vgpu_mediator *m, struct vgpu_session *s, ui
     free(text);
 }
 
+/* ---------------------------------------------------------------- doorbell */
+
+/*
+ * The doorbell descriptor of a HELLO must be an eventfd: anything else (a
+ * pipe, a socket, a file) is refused rather than guessed at. It is made
+ * non-blocking (eventfds are created so by QEMU and libvgpu anyway).
+ */
+static int doorbell_check(int fd, const char **why)
+{
+    char path[32], target[64];
+    ssize_t n;
+    int fl;
+
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    n = readlink(path, target, sizeof(target) - 1);
+    if (n < 0) {
+        *why = "cannot inspect the doorbell descriptor";
+        return VGPU_PERR_FD;
+    }
+    target[n] = '\0';
+    if (strcmp(target, "anon_inode:[eventfd]") != 0) {
+        *why = "the doorbell descriptor is not an eventfd";
+        return VGPU_PERR_FD;
+    }
+    fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        *why = "cannot make the doorbell eventfd non-blocking";
+        return VGPU_PERR_FD;
+    }
+    return 0;
+}
+
+/*
+ * The guest rang the doorbell (one or more times: the eventfd counts, one
+ * read takes them all). Same work as a KICK message.
+ */
+static void doorbell_readable(struct vgpu_mediator *m, struct vgpu_session *s)
+{
+    uint64_t count;
+    unsigned done;
+
+    if (s->doorbell_fd < 0 || read(s->doorbell_fd, &count, sizeof(count)) != sizeof(count)) {
+        return; /* EAGAIN: a spurious wakeup, or already consumed */
+    }
+    pthread_mutex_lock(&m->lock);
+    s->st.kicks++;
+    vgpu_session_take(s);
+    done = vgpu_exec_dispatch(m, s);
+    pthread_mutex_unlock(&m->lock);
+    if (done) {
+        vgpu_session_notify(s);
+    }
+}
+
 /* ---------------------------------------------------------------- HELLO */
 
 static void handle_hello(struct vgpu_mediator *m, struct vgpu_session *s)
@@ -353,16 +432,24 @@ static void handle_hello(struct vgpu_mediator *m, struct vgpu_session *s)
     int fd, r;
 
     memcpy(&h, s->rx, sizeof(h));
+    r = vgpu_msg_check_hello(&h, s->n_rx_fds, text, sizeof(text));
+    if (r) {
+        conn_fail(m, s, (uint32_t)r, h.hdr.seq, "%s", text);
+        return;
+    }
+    if (s->n_rx_fds == 2) {
+        r = doorbell_check(s->rx_fds[1], &why);
+        if (r) {
+            conn_fail(m, s, (uint32_t)r, h.hdr.seq, "%s", why);
+            return;
+        }
+        s->doorbell_fd = s->rx_fds[1];
+        s->rx_fds[1] = -1;
+    }
     fd = s->rx_fds[0];
     s->rx_fds[0] = -1;
     s->n_rx_fds = 0;
 
-    r = vgpu_msg_check_hello(&h, text, sizeof(text));
-    if (r) {
-        close(fd);
-        conn_fail(m, s, (uint32_t)r, h.hdr.seq, "%s", text);
-        return;
-    }
     vgpu_sanitize_name(s->vm_name, h.vm_name, sizeof(s->vm_name));
     prio = h.priority;
     weight = h.weight;
@@ -417,6 +504,18 @@ static void handle_hello(struct vgpu_mediator *m, struct vgpu_session *s)
     w.gpu_mem_mib = (uint32_t)VGPU_MIN(m->gpu.total_mem >> 20, (uint64_t)UINT32_MAX);
     w.gpu_sms = m->gpu.sm_count;
     w.gpu_cc = m->gpu.cc_major << 8 | m->gpu.cc_minor;
+    if (s->doorbell_fd >= 0) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = doorbell_tag(s) };
+
+        if (epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, s->doorbell_fd, &ev) < 0) {
+            log_warn("session %u: cannot watch the doorbell eventfd (%s); using KICK messages",
+                     s->id, strerror(errno));
+            close(s->doorbell_fd);
+            s->doorbell_fd = -1;
+        } else {
+            w.features = VGPU_FEAT_DOORBELL_FD;
+        }
+    }
     memcpy(w.gpu_name, m->gpu.name, sizeof(w.gpu_name));
     w.gpu_name[sizeof(w.gpu_name) - 1] = '\0';
     if (vgpu_session_send(s, &w, sizeof(w)) < 0) {
@@ -433,10 +532,11 @@ static void handle_hello(struct vgpu_mediator *m, struct vgpu_session *s)
     s->state = VGPU_CONN_ACTIVE;
     m->nsessions++;
     m->sessions_opened++;
-    log_info("session %u: vm %u '%s' attached: priority %u weight %u%s, shm %llu MiB, features 0x%x",
-             s->id, s->vm_id, s->vm_name, prio, weight,
+    log_info("session %u: vm %u '%s' attached: priority %u weight %u%s, shm %llu MiB, features 0x%x, "
+             "doorbell %s", s->id, s->vm_id, s->vm_name, prio, weight,
              (prio != h.priority || weight != h.weight) ? " (from config)" : "",
-             (unsigned long long)(h.shm_size >> 20), h.features);
+             (unsigned long long)(h.shm_size >> 20), h.features,
+             s->doorbell_fd >= 0 ? "eventfd" : "KICK messages");
     vgpu_session_resume(s);
     done = vgpu_exec_dispatch(m, s);
     pthread_mutex_unlock(&m->lock);
@@ -875,6 +975,11 @@ int vgpu_server_run(struct vgpu_mediator *m)
                         flush_closing(m);
                         return 0;
                     }
+                }
+            } else if (tagged_doorbell(p)) {
+                struct vgpu_session *s = tagged_doorbell(p);
+                if (s->state == VGPU_CONN_ACTIVE) {
+                    doorbell_readable(m, s);
                 }
             } else {
                 struct vgpu_session *s = p;

@@ -79,6 +79,8 @@
 #define VGPU_FEAT_INTX          (1u << 0) /* legacy interrupt on completion */
 #define VGPU_FEAT_MSI           (1u << 1) /* MSI on completion */
 #define VGPU_FEAT_RECONNECT     (1u << 2) /* requests survive a mediator restart */
+#define VGPU_FEAT_DOORBELL_FD   (1u << 3) /* the doorbell signals an eventfd the
+                                           * mediator watches (protocol 1.1) */
 
 /* VGPU_REG_LINK_STATUS */
 #define VGPU_LINK_UP            (1u << 0) /* mediator connected and welcomed us */

@@ -45,6 +45,11 @@ struct vgpu_open_opts {
      * sleeps. 0: $VGPU_SPIN_US, else 1000 on >= 8 online CPUs, 20 below;
      * < 0: never spin. At most 100000. */
     int         spin_us;
+    /* Addition (protocol 1.1), sim: how the doorbell reaches the mediator:
+     * "eventfd" (an eventfd handed over with HELLO, as QEMU's ioeventfd) or
+     * "socket" (a KICK message per doorbell). NULL: $VGPU_DOORBELL, else
+     * eventfd; a mediator that does not take the eventfd up gets KICKs. */
+    const char *doorbell;
 };
 
 #define VGPU_DEFAULT_SOCKET   "/run/vgpu/mediator.sock"

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #define VGPU_PROTO_VERSION_MAJOR 1
-#define VGPU_PROTO_VERSION_MINOR 0
+#define VGPU_PROTO_VERSION_MINOR 1  /* 1.1: the doorbell eventfd (HELLO's second fd) */
 
 #define VGPU_MSG_MAX_SIZE   65536u  /* header included; larger is a protocol error */
 
@@ -52,6 +52,12 @@ struct vgpu_msg_hello {
     uint32_t weight;            /* share within the class, >= 1 */
     uint32_t features;          /* VGPU_FEAT_* of the device */
     uint64_t shm_size;          /* bytes of the memfd passed with this message */
+    /*
+     * File descriptors (SCM_RIGHTS, in this order): the shared memory's
+     * memfd; then, only when features has VGPU_FEAT_DOORBELL_FD, an eventfd
+     * that the device signals on each doorbell (QEMU: an ioeventfd on
+     * VGPU_REG_DOORBELL, so under KVM a doorbell never leaves the kernel).
+     */
     char     vm_name[64];       /* NUL-padded */
 };
 _Static_assert(sizeof(struct vgpu_msg_hello) == 112, "vgpu_msg_hello size");
@@ -70,11 +76,15 @@ struct vgpu_msg_welcome {
     uint32_t gpu_mem_mib;
     uint32_t gpu_sms;
     uint32_t gpu_cc;            /* major << 8 | minor */
-    uint32_t pad;
+    uint32_t features;          /* VGPU_FEAT_* the mediator takes up: with
+                                 * VGPU_FEAT_DOORBELL_FD it watches the doorbell
+                                 * eventfd. 0 from a 1.0 mediator (was pad). */
     char     gpu_name[64];
 };
 _Static_assert(sizeof(struct vgpu_msg_welcome) == 112, "vgpu_msg_welcome size");
 
+/* The doorbell as a message: always accepted, also beside a doorbell eventfd
+ * (a device sends it for a doorbell rung before the eventfd was taken up). */
 struct vgpu_msg_kick {
     struct vgpu_msg_hdr hdr;
     uint32_t sq_tail;           /* hint only: the mediator reads the ring */

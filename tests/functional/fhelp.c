@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -398,7 +399,14 @@ static int dev_hello(struct fh_dev *d, const char *path, uint32_t vm_id)
         return d->sock;
     }
     fh_hello_init(&h, vm_id, d->shm_size);
-    r = fh_send(d->sock, &h, sizeof(h), &d->memfd, 1);
+    if (d->doorbell_fd >= 0) {
+        int fds[2] = { d->memfd, d->doorbell_fd };
+
+        h.features |= VGPU_FEAT_DOORBELL_FD;
+        r = fh_send(d->sock, &h, sizeof(h), fds, 2);
+    } else {
+        r = fh_send(d->sock, &h, sizeof(h), &d->memfd, 1);
+    }
     if (r < 0) {
         return r;
     }
@@ -417,11 +425,24 @@ static int dev_hello(struct fh_dev *d, const char *path, uint32_t vm_id)
 
 int fh_dev_open(struct fh_dev *d, const char *path, uint32_t vm_id, uint64_t shm_size)
 {
+    return fh_dev_open_ex(d, path, vm_id, shm_size, false);
+}
+
+int fh_dev_open_ex(struct fh_dev *d, const char *path, uint32_t vm_id, uint64_t shm_size,
+                   bool eventfd_doorbell)
+{
     int r;
 
     memset(d, 0, sizeof(*d));
     d->sock = -1;
+    d->doorbell_fd = -1;
     d->shm_size = shm_size;
+    if (eventfd_doorbell) {
+        d->doorbell_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (d->doorbell_fd < 0) {
+            return -errno;
+        }
+    }
     d->memfd = fh_memfd(shm_size, true);
     if (d->memfd < 0) {
         return d->memfd;
@@ -459,6 +480,10 @@ void fh_dev_close(struct fh_dev *d)
         close(d->memfd);
         d->memfd = -1;
     }
+    if (d->doorbell_fd >= 0) {
+        close(d->doorbell_fd);
+        d->doorbell_fd = -1;
+    }
 }
 
 void fh_dev_queue(struct fh_dev *d, const struct vgpu_sqe *sqe)
@@ -472,6 +497,10 @@ int fh_dev_kick(struct fh_dev *d)
 {
     struct vgpu_msg_kick k = { .hdr = { .type = VGPU_MSG_KICK, .size = sizeof(k) } };
 
+    if (d->doorbell_fd >= 0 && (d->welcome.features & VGPU_FEAT_DOORBELL_FD)) {
+        uint64_t one = 1;
+        return write(d->doorbell_fd, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
+    }
     k.hdr.seq = ++d->seq;
     k.sq_tail = d->sq_tail;
     return fh_send(d->sock, &k, sizeof(k), NULL, 0);

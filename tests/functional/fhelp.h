@@ -55,6 +55,7 @@ struct fh_dev {
     uint32_t seq;
     uint32_t sq_tail, cq_head;
     struct vgpu_msg_welcome welcome;
+    int doorbell_fd;            /* eventfd sent with HELLO, or -1: KICK messages */
 };
 
 int fh_connect(const char *path);   /* socket fd or -errno */
@@ -74,6 +75,10 @@ void fh_hello_init(struct vgpu_msg_hello *h, uint32_t vm_id, uint64_t shm_size);
 /* A complete device: memfd + connect + HELLO + WELCOME. 0 or -errno
  * (-EPROTO when the mediator answered ERROR). */
 int fh_dev_open(struct fh_dev *d, const char *path, uint32_t vm_id, uint64_t shm_size);
+/* The same, handing over a doorbell eventfd with HELLO (protocol 1.1) when
+ * eventfd_doorbell; fh_dev_kick() then writes it if WELCOME took it up. */
+int fh_dev_open_ex(struct fh_dev *d, const char *path, uint32_t vm_id, uint64_t shm_size,
+                   bool eventfd_doorbell);
 /* Re-attaches the same memory over a new connection (after a restart). */
 int fh_dev_reconnect(struct fh_dev *d, const char *path, uint32_t vm_id);
 void fh_dev_close(struct fh_dev *d);

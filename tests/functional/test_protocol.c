@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -166,6 +167,56 @@ int main(void)
         r = fh_send(d.sock, &k, sizeof(k), &memfd, 1);
         r = r < 0 ? r : fh_expect_error_close(d.sock, 5000);
         CHECK(r == VGPU_PERR_FD, "fd on a KICK -> ERROR FD (got %d)", r);
+        fh_dev_close(&d);
+    }
+
+    /* 7b. the doorbell eventfd (protocol 1.1): feature and fds must agree,
+     * the second fd must be an eventfd, and one that is works */
+    {
+        int pipefd[2], efd = eventfd(0, EFD_CLOEXEC);
+        int with_pipe[2] = { memfd, -1 }, with_efd[2] = { memfd, efd };
+
+        CHECK(efd >= 0 && pipe(pipefd) == 0, "eventfd and pipe");
+        with_pipe[1] = pipefd[0];
+        fh_hello_init(&h, 54, SHM);
+        h.features = VGPU_FEAT_DOORBELL_FD;
+        r = hello_with(&h, &memfd, 1);
+        CHECK(r == VGPU_PERR_FD, "HELLO asking for a doorbell fd but sending one fd -> ERROR FD "
+              "(got %d)", r);
+        r = hello_with(&h, with_pipe, 2);
+        CHECK(r == VGPU_PERR_FD, "doorbell fd that is a pipe -> ERROR FD (got %d)", r);
+        h.features = 0;
+        r = hello_with(&h, with_efd, 2);
+        CHECK(r == VGPU_PERR_FD, "two fds without VGPU_FEAT_DOORBELL_FD -> ERROR FD (got %d)", r);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        close(efd);
+    }
+    {
+        struct fh_dev d;
+        struct vgpu_sqe sqe = { .opcode = VGPU_OP_NOP, .tag = 11, .user_data = 0xd00b };
+        struct vgpu_cqe cqe = { 0 };
+        bool ok = true;
+
+        r = fh_dev_open_ex(&d, med.sock, 55, SHM, true);
+        CHECK(r == 0 && (d.welcome.features & VGPU_FEAT_DOORBELL_FD),
+              "HELLO with a doorbell eventfd: WELCOME takes it up (features 0x%x)",
+              d.welcome.features);
+        /* 100 NOPs, each rung only through the eventfd: no KICK is sent */
+        for (int i = 0; i < 100 && ok; i++) {
+            fh_dev_queue(&d, &sqe);
+            ok = fh_dev_kick(&d) == 0 && fh_dev_wait(&d, &cqe, 5000) == 0 &&
+                 cqe.status == VGPU_S_OK && cqe.tag == 11 && cqe.user_data == 0xd00b;
+        }
+        CHECK(ok, "100 NOPs rung through the doorbell eventfd all complete");
+        /* KICK messages stay valid beside the eventfd */
+        fh_dev_queue(&d, &sqe);
+        {
+            struct vgpu_msg_kick k = { .hdr = { .type = VGPU_MSG_KICK, .size = sizeof(k) } };
+            ok = fh_send(d.sock, &k, sizeof(k), NULL, 0) == 0 && fh_dev_wait(&d, &cqe, 5000) == 0 &&
+                 cqe.status == VGPU_S_OK;
+        }
+        CHECK(ok, "a KICK message beside the eventfd still works");
         fh_dev_close(&d);
     }
 

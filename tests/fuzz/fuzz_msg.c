@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(msg);
             return 0;
         }
-        FUZZ_CHECK(!overflow && nfds == (h.type == VGPU_MSG_HELLO));
+        FUZZ_CHECK(!overflow && (h.type == VGPU_MSG_HELLO ? nfds == 1 || nfds == 2 : nfds == 0));
 
         switch (h.type) {
         case VGPU_MSG_HELLO: {
@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
             FUZZ_CHECK(st == VGPU_CONN_NEW);
             memset(why, 0x55, sizeof(why));
-            r = vgpu_msg_check_hello(hello, why, sizeof(why));
+            r = vgpu_msg_check_hello(hello, nfds, why, sizeof(why));
             if (r) {
                 check_why(r, why, sizeof(why));
                 free(msg);
@@ -94,6 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             FUZZ_CHECK(hello->priority < VGPU_PRIO_CLASSES);
             FUZZ_CHECK(hello->weight >= 1 && hello->weight <= VGPU_WEIGHT_MAX);
+            FUZZ_CHECK(nfds == ((hello->features & VGPU_FEAT_DOORBELL_FD) ? 2u : 1u));
             vgpu_sanitize_name(name, hello->vm_name, sizeof(name));
             check_printable(name, sizeof(name));
             st = VGPU_CONN_ACTIVE;
