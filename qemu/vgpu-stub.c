@@ -6,8 +6,11 @@
  * interrupts); BAR2 is the guest's share of a memfd (the "memdev" host memory
  * backend) holding the submission/completion rings and the data. The device
  * never touches the rings itself: it hands the memfd to the mediator over a
- * Unix socket chardev (HELLO), turns doorbell writes into KICK messages and
- * NOTIFY messages into a completion interrupt. The register map and the
+ * Unix socket chardev (HELLO), turns NOTIFY messages into a completion
+ * interrupt, and passes doorbells on: by default as an ioeventfd on the
+ * doorbell register whose eventfd travels with HELLO (under KVM a doorbell
+ * then never leaves the kernel), or as KICK messages (ioeventfd=off, a
+ * mediator that does not take the eventfd up, or before WELCOME). The register map and the
  * shared-memory layout are defined in include/vgpu/abi.h, the socket
  * protocol in include/vgpu/protocol.h; docs/register-map.md describes the
  * behaviour.
@@ -22,6 +25,7 @@
 #include "qemu/main-loop.h"
 #include "qemu/module.h"
 #include "qemu/error-report.h"
+#include "qemu/event_notifier.h"
 #include "qemu/cutils.h"
 #include "qapi/error.h"
 #include "qom/object.h"
@@ -53,12 +57,15 @@ struct VgpuStubState {
     char *vm_name;
     uint16_t vendor_id;
     uint16_t device_id;
+    bool ioeventfd;             /* offer the doorbell as an eventfd */
 
     MemoryRegion regs;
     MemoryRegion *shm;          /* the backend's region, mapped as BAR2 */
     uint64_t shm_size;
     Error *migration_blocker;
     QEMUBH *kick_bh;
+    EventNotifier doorbell;     /* valid when ioeventfd */
+    bool doorbell_mapped;       /* the ioeventfd is on VGPU_REG_DOORBELL */
     uint32_t features;
     char vm_name_reg[VGPU_REG_NAME_LEN];
 
@@ -185,10 +192,32 @@ static gboolean vgpu_chr_writable(void *do_not_use, GIOCondition cond,
     return G_SOURCE_REMOVE;
 }
 
+/*
+ * The doorbell register as an ioeventfd: writes of 4 bytes signal the
+ * eventfd the mediator watches instead of reaching vgpu_regs_write(). Only
+ * while a mediator that took the eventfd up is connected; otherwise the
+ * write handler notes the doorbell and a KICK follows WELCOME.
+ */
+static void vgpu_doorbell_map(VgpuStubState *s, bool on)
+{
+    if (on == s->doorbell_mapped) {
+        return;
+    }
+    if (on) {
+        memory_region_add_eventfd(&s->regs, VGPU_REG_DOORBELL, 4, false, 0,
+                                  &s->doorbell);
+    } else {
+        memory_region_del_eventfd(&s->regs, VGPU_REG_DOORBELL, 4, false, 0,
+                                  &s->doorbell);
+    }
+    s->doorbell_mapped = on;
+}
+
 static void vgpu_link_down(VgpuStubState *s)
 {
     bool was_up = s->link_status & VGPU_LINK_UP;
 
+    vgpu_doorbell_map(s, false);
     s->link_status = 0;
     s->session_id = 0;
     if (was_up) {
@@ -227,7 +256,12 @@ static void vgpu_protocol_error(VgpuStubState *s, uint32_t code,
 static void vgpu_send_hello(VgpuStubState *s)
 {
     struct vgpu_msg_hello hello = { 0 };
-    int fd = memory_region_get_fd(s->shm);
+    int fds[2] = { memory_region_get_fd(s->shm), -1 };
+    int nfds = 1;
+
+    if (s->ioeventfd) {
+        fds[nfds++] = event_notifier_get_fd(&s->doorbell);
+    }
 
     vgpu_fill_hdr(s, &hello.hdr, VGPU_MSG_HELLO, sizeof(hello));
     hello.version_major = cpu_to_le16(VGPU_PROTO_VERSION_MAJOR);
@@ -240,8 +274,8 @@ static void vgpu_send_hello(VgpuStubState *s)
     hello.shm_size = cpu_to_le64(s->shm_size);
     memcpy(hello.vm_name, s->vm_name_reg, sizeof(hello.vm_name));
 
-    /* The fd travels with the first byte of the HELLO (SCM_RIGHTS). */
-    if (qemu_chr_fe_set_msgfds(&s->chr, &fd, 1) < 0) {
+    /* The fds travel with the first byte of the HELLO (SCM_RIGHTS). */
+    if (qemu_chr_fe_set_msgfds(&s->chr, fds, nfds) < 0) {
         warn_report("vgpu-stub: chardev cannot pass file descriptors");
         vgpu_disconnect(s);
         return;
@@ -339,7 +373,11 @@ static void vgpu_handle_welcome(VgpuStubState *s, const uint8_t *buf,
     if (s->backend == VGPU_BACKEND_CUDA) {
         s->link_status |= VGPU_LINK_GPU;
     }
+    /* From here on the mediator watches the eventfd (if it said so). */
+    vgpu_doorbell_map(s, s->ioeventfd &&
+                         (le32_to_cpu(w.features) & VGPU_FEAT_DOORBELL_FD));
     vgpu_raise(s, VGPU_IRQ_LINK);
+    /* A doorbell rung before WELCOME went to the handler: KICK it now. */
     if (s->kick_pending) {
         qemu_bh_schedule(s->kick_bh);
     }
@@ -582,6 +620,8 @@ static void vgpu_regs_write(void *opaque, hwaddr addr, uint64_t val,
     switch (addr) {
     case VGPU_REG_DOORBELL:
         /*
+         * Only while the ioeventfd is not mapped (see vgpu_doorbell_map()),
+         * or for a write the ioeventfd does not match (not 4 bytes).
          * Doorbells are coalesced into one KICK per main-loop iteration:
          * the mediator reads the ring, not the message, so nothing is lost,
          * and a doorbell storm cannot flood the socket.
@@ -797,6 +837,14 @@ static void vgpu_realize(PCIDevice *pdev, Error **errp)
     pci_config_set_interrupt_pin(conf, 1);
 
     s->features = VGPU_FEAT_INTX | VGPU_FEAT_RECONNECT;
+    if (s->ioeventfd) {
+        ret = event_notifier_init(&s->doorbell, 0);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "vgpu-stub: cannot create the doorbell eventfd");
+            return;
+        }
+        s->features |= VGPU_FEAT_DOORBELL_FD;
+    }
     ret = msi_init(pdev, 0, 1, true, false, &err);
     if (ret == 0) {
         s->features |= VGPU_FEAT_MSI;
@@ -806,7 +854,7 @@ static void vgpu_realize(PCIDevice *pdev, Error **errp)
         err = NULL;
     } else {
         error_propagate(errp, err);
-        return;
+        goto err_doorbell;
     }
 
     error_setg(&s->migration_blocker,
@@ -836,6 +884,10 @@ static void vgpu_realize(PCIDevice *pdev, Error **errp)
 
 err_msi:
     msi_uninit(pdev);
+err_doorbell:
+    if (s->ioeventfd) {
+        event_notifier_cleanup(&s->doorbell);
+    }
 }
 
 static void vgpu_unrealize(PCIDevice *pdev)
@@ -855,6 +907,10 @@ static void vgpu_unrealize(PCIDevice *pdev)
     }
     vgpu_tx_watch_remove(s);
     qemu_chr_fe_deinit(&s->chr, false);
+    vgpu_doorbell_map(s, false);
+    if (s->ioeventfd) {
+        event_notifier_cleanup(&s->doorbell);
+    }
     qemu_bh_delete(s->kick_bh);
     s->kick_bh = NULL;
     host_memory_backend_set_mapped(s->hostmem, false);
@@ -890,6 +946,7 @@ static Property vgpu_properties[] = {
     DEFINE_PROP_UINT32("weight", VgpuStubState, weight, 1),
     DEFINE_PROP_UINT16("vendor-id", VgpuStubState, vendor_id, VGPU_PCI_VENDOR_ID),
     DEFINE_PROP_UINT16("device-id", VgpuStubState, device_id, VGPU_PCI_DEVICE_ID),
+    DEFINE_PROP_BOOL("ioeventfd", VgpuStubState, ioeventfd, true),
     DEFINE_PROP_END_OF_LIST(),
 };
 

@@ -82,6 +82,7 @@ struct env {
     unsigned msi_cap;
     uint32_t sq_tail;           /* the test's own copy, like a guest driver */
     uint32_t cq_head;
+    bool kick_msgs;             /* device started with ioeventfd=off */
 };
 
 static struct env *cur;         /* for the SIGALRM handler */
@@ -176,6 +177,21 @@ static int count_in_file(const char *path, const char *needle)
     fclose(f);
     return n;
 }
+
+/*
+ * The doorbells went the way the case asked for: KICK messages (the device's
+ * KICKS counter moves, the mediator logged "doorbell KICK messages"), or the
+ * eventfd (no KICK message at all, the mediator logged "doorbell eventfd").
+ */
+#define CHECK_DOORBELL_PATH(e)                                                              \
+    do {                                                                                    \
+        uint32_t k_ = reg((e), VGPU_REG_KICKS);                                             \
+        CHECK((e)->kick_msgs ? k_ > 0 : k_ == 0, "KICK messages: %u (ioeventfd %s)", k_,    \
+              (e)->kick_msgs ? "off" : "on");                                               \
+        CHECK(count_in_file((e)->med_log, (e)->kick_msgs ? "doorbell KICK messages"         \
+                                                         : "doorbell eventfd") >= 1,       \
+              "the mediator's log names the doorbell path");                                \
+    } while (0)
 
 static pid_t spawn(const char *const *argv, const char *log_path)
 {
@@ -337,12 +353,14 @@ static void env_fini(struct env *e, bool failed)
  */
 static int start_qemu_opts(struct env *e, const char *shm_size, bool hotplug)
 {
-    char obj[128], chr[256], qlog[128], qmp[160];
+    char obj[128], chr[256], qlog[128], qmp[160], dev[160];
     const char *extra[] = {
         "-object", obj, "-chardev", chr,
         "-d", "guest_errors", "-D", e->guest_log, "-qtest-log", qlog,
-        hotplug ? "-qmp" : "-device", hotplug ? qmp : VGPU_DEVICE_ARGS, NULL,
+        hotplug ? "-qmp" : "-device", hotplug ? qmp : dev, NULL,
     };
+
+    snprintf(dev, sizeof(dev), "%s%s", VGPU_DEVICE_ARGS, e->kick_msgs ? ",ioeventfd=off" : "");
 
     /* The qtest command trace is large (hex dumps); only kept on request. */
     if (getenv("VGPU_QTEST_KEEP")) {
@@ -691,9 +709,13 @@ static int fake_accept(int lfd, int ms)
     return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 }
 
+/* The second fd of the last HELLO the fake mediator read (the doorbell). */
+static int fake_doorbell_fd = -1;
+
 /*
  * Read exactly @len bytes within @ms, collecting one passed fd into *@rfd
- * (if not NULL; extra fds are closed). Returns @len, 0 on EOF, or -errno.
+ * (if not NULL) and a second one into fake_doorbell_fd (if that is free;
+ * extra fds are closed). Returns @len, 0 on EOF, or -errno.
  */
 static ssize_t fake_read(int fd, void *buf, size_t len, int *rfd, int ms)
 {
@@ -732,6 +754,8 @@ static ssize_t fake_read(int fd, void *buf, size_t len, int *rfd, int ms)
                 for (i = 0; i < nfd; i++) {
                     if (rfd && *rfd < 0) {
                         *rfd = fds[i];
+                    } else if (rfd && fake_doorbell_fd < 0) {
+                        fake_doorbell_fd = fds[i];
                     } else {
                         close(fds[i]);
                     }
@@ -813,6 +837,10 @@ static int fake_expect_hello(struct env *e, int lfd, struct vgpu_msg_hello *hell
         return -ETIMEDOUT;
     }
     *shm_fd = -1;
+    if (fake_doorbell_fd >= 0) {
+        close(fake_doorbell_fd);
+        fake_doorbell_fd = -1;
+    }
     type = fake_recv(cfd, hello, sizeof(*hello), shm_fd, 5000);
     if (type != VGPU_MSG_HELLO || hello->hdr.size != sizeof(*hello) || *shm_fd < 0) {
         fprintf(stderr, "expected HELLO with an fd, got type %d size %u fd %d\n",
@@ -887,7 +915,8 @@ static int case_identity(struct env *e)
 
     CHECK(reg(e, VGPU_REG_VERSION) == VGPU_ABI_VERSION, "version");
     v = reg(e, VGPU_REG_FEATURES);
-    CHECK(v == (VGPU_FEAT_INTX | VGPU_FEAT_MSI | VGPU_FEAT_RECONNECT), "features 0x%x", v);
+    CHECK(v == (VGPU_FEAT_INTX | VGPU_FEAT_MSI | VGPU_FEAT_RECONNECT | VGPU_FEAT_DOORBELL_FD),
+          "features 0x%x", v);
     CHECK(reg(e, VGPU_REG_VM_ID) == 7, "vm id");
     CHECK(reg(e, VGPU_REG_PRIORITY) == 1, "priority");
     CHECK(reg(e, VGPU_REG_WEIGHT) == 2, "weight");
@@ -1081,7 +1110,7 @@ static int case_vector_add(struct env *e)
     reg_write(e, VGPU_REG_IRQ_ACK, VGPU_IRQ_COMPLETION);
 
     CHECK(reg(e, VGPU_REG_NOTIFIES) >= 4, "notifies %u", reg(e, VGPU_REG_NOTIFIES));
-    CHECK(reg(e, VGPU_REG_KICKS) >= 4, "kicks %u", reg(e, VGPU_REG_KICKS));
+    CHECK_DOORBELL_PATH(e);
     CHECK_QT(e);
     ok = 1;
 out:
@@ -1292,7 +1321,10 @@ static int case_doorbell_storm(struct env *e)
     CHECK(wait_cq(e, 1, 0) == 0, "spurious completions");
     kicks = reg(e, VGPU_REG_KICKS);
     printf("# KICK messages sent for %d doorbells: %u\n", STORM + 1, kicks);
-    CHECK(kicks >= 2 && kicks <= STORM + 1, "kicks %u", kicks);
+    if (e->kick_msgs) {
+        CHECK(kicks >= 2 && kicks <= STORM + 1, "kicks %u", kicks);
+    }
+    CHECK_DOORBELL_PATH(e);
     CHECK(mediator_alive(e), "mediator died");
     CHECK(qt_alive(&e->qt), "QEMU died");
     CHECK_QT(e);
@@ -1660,7 +1692,7 @@ static int case_reset(struct env *e)
     for (i = 0; i < 100 && reg(e, VGPU_REG_NOTIFIES) == 0; i++) {
         sleep_ms(10);
     }
-    CHECK(reg(e, VGPU_REG_IRQ_STATUS) != 0 && reg(e, VGPU_REG_KICKS) != 0 &&
+    CHECK(reg(e, VGPU_REG_IRQ_STATUS) != 0 && (reg(e, VGPU_REG_KICKS) != 0 || !e->kick_msgs) &&
           reg(e, VGPU_REG_NOTIFIES) != 0, "no state to reset");
 
     CHECK(qt_cmd(&e->qt, "outb 0xcf9 0x6") == 0, "reset request");
@@ -1753,22 +1785,128 @@ out:
 
 /* ------------------------------------------------------------------------ */
 
+/* Reads the doorbell eventfd's count without blocking: 0 when unsignalled. */
+static uint64_t doorbell_count(int efd)
+{
+    uint64_t v = 0;
+
+    return read(efd, &v, sizeof(v)) == sizeof(v) ? v : 0;
+}
+
+/* True when a KICK message arrives within @ms (other messages: false). */
+static bool fake_got_kick(int cfd, int ms)
+{
+    union { struct vgpu_msg_hdr h; char raw[256]; } m;
+
+    return fake_recv(cfd, &m, sizeof(m), NULL, ms) == VGPU_MSG_KICK;
+}
+
+/*
+ * The doorbell eventfd, against a scripted mediator: HELLO carries it as a
+ * second fd with VGPU_FEAT_DOORBELL_FD; after a WELCOME that takes it up,
+ * doorbells signal it and no KICK is sent; while the link is down they do
+ * not, and the one rung then becomes a KICK after the next WELCOME; a
+ * mediator whose WELCOME does not take it up (protocol 1.0) gets KICKs.
+ */
+static int case_fake_doorbell(struct env *e)
+{
+    struct vgpu_msg_hello hello;
+    struct vgpu_msg_welcome w;
+    char target[64] = "";
+    int lfd = -1, cfd = -1, shm_fd = -1, ok = 0, i;
+    char path[48];
+    ssize_t n;
+
+    lfd = fake_listen(e);
+    CHECK(lfd >= 0, "listen: %s", strerror(-lfd));
+    CHECK(start_qemu(e, "16M") == 0, "QEMU start");
+    CHECK(setup_device(e) == 0, "setup");
+
+    cfd = fake_expect_hello(e, lfd, &hello, &shm_fd);
+    CHECK(cfd >= 0, "first HELLO");
+    CHECK(hello.features & VGPU_FEAT_DOORBELL_FD, "HELLO features 0x%x", hello.features);
+    CHECK(fake_doorbell_fd >= 0, "HELLO came without a second (doorbell) fd");
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fake_doorbell_fd);
+    n = readlink(path, target, sizeof(target) - 1);
+    target[n > 0 ? n : 0] = '\0';
+    CHECK(!strcmp(target, "anon_inode:[eventfd]"), "doorbell fd is '%s'", target);
+    CHECK(fcntl(fake_doorbell_fd, F_SETFL, O_NONBLOCK) == 0, "O_NONBLOCK");
+
+    w = fake_welcome(hello.hdr.seq);
+    w.features = VGPU_FEAT_DOORBELL_FD;
+    CHECK(fake_send(cfd, &w, sizeof(w), -1) == 0, "WELCOME");
+    CHECK(wait_link(e, true, 5000) == 0, "link up");
+    for (i = 0; i < 5; i++) {
+        reg_write(e, VGPU_REG_DOORBELL, 1);
+    }
+    CHECK(doorbell_count(fake_doorbell_fd) == 5, "5 doorbells did not signal the eventfd 5 times");
+    CHECK(!fake_got_kick(cfd, 200), "a KICK message beside the eventfd");
+    CHECK(reg(e, VGPU_REG_KICKS) == 0, "KICKS %u", reg(e, VGPU_REG_KICKS));
+
+    /* Mediator gone: the doorbell goes back to the register handler. */
+    close(cfd);
+    cfd = -1;
+    CHECK(wait_link(e, false, 5000) == 0, "link down");
+    reg_write(e, VGPU_REG_DOORBELL, 1);
+    CHECK(doorbell_count(fake_doorbell_fd) == 0, "doorbell signalled the eventfd while link down");
+
+    /* A 1.0 mediator: WELCOME without the feature. KICKs, the pending one first. */
+    cfd = fake_expect_hello(e, lfd, &hello, &shm_fd);
+    CHECK(cfd >= 0, "HELLO after reconnect");
+    CHECK(fake_doorbell_fd >= 0, "reconnect HELLO without the doorbell fd");
+    CHECK(fcntl(fake_doorbell_fd, F_SETFL, O_NONBLOCK) == 0, "O_NONBLOCK");
+    w = fake_welcome(hello.hdr.seq);
+    CHECK(fake_send(cfd, &w, sizeof(w), -1) == 0, "WELCOME 1.0");
+    CHECK(fake_got_kick(cfd, 5000), "no KICK for the doorbell rung while the link was down");
+    reg_write(e, VGPU_REG_DOORBELL, 1);
+    CHECK(fake_got_kick(cfd, 5000), "no KICK from a mediator that did not take the eventfd up");
+    CHECK(doorbell_count(fake_doorbell_fd) == 0, "eventfd signalled although not taken up");
+    CHECK(reg(e, VGPU_REG_KICKS) == 2, "KICKS %u", reg(e, VGPU_REG_KICKS));
+    CHECK_QT(e);
+    ok = 1;
+out:
+    if (fake_doorbell_fd >= 0) {
+        close(fake_doorbell_fd);
+        fake_doorbell_fd = -1;
+    }
+    if (shm_fd >= 0) {
+        close(shm_fd);
+    }
+    if (cfd >= 0) {
+        close(cfd);
+    }
+    if (lfd >= 0) {
+        close(lfd);
+    }
+    return ok;
+}
+
+/*
+ * Cases named "-kick" run the device with ioeventfd=off, so that doorbells
+ * reach the register handler and travel as KICK messages; the others use
+ * the default doorbell eventfd.
+ */
 static const struct {
     const char *name;
     int (*fn)(struct env *e);
+    bool kick_msgs;
 } cases[] = {
-    { "identity", case_identity },
-    { "realize-errors", case_realize_errors },
-    { "vector-add-irq", case_vector_add },
-    { "late-mediator", case_late_mediator },
-    { "mediator-restart", case_mediator_restart },
-    { "bad-access", case_bad_access },
-    { "doorbell-storm", case_doorbell_storm },
-    { "garbage", case_garbage },
-    { "fake-mediator", case_fake_mediator },
-    { "reset", case_reset },
-    { "hotplug", case_hotplug },
-    { "stalled-mediator", case_stalled_mediator },
+    { "identity", case_identity, false },
+    { "realize-errors", case_realize_errors, false },
+    { "vector-add-irq", case_vector_add, false },
+    { "vector-add-irq-kick", case_vector_add, true },
+    { "late-mediator", case_late_mediator, false },
+    { "mediator-restart", case_mediator_restart, false },
+    { "mediator-restart-kick", case_mediator_restart, true },
+    { "bad-access", case_bad_access, false },
+    { "doorbell-storm", case_doorbell_storm, false },
+    { "doorbell-storm-kick", case_doorbell_storm, true },
+    { "garbage", case_garbage, false },
+    { "fake-mediator", case_fake_mediator, false },
+    { "fake-doorbell", case_fake_doorbell, false },
+    { "reset", case_reset, false },
+    { "hotplug", case_hotplug, false },
+    { "stalled-mediator", case_stalled_mediator, false },
 };
 
 static int run_case(unsigned idx)
@@ -1782,6 +1920,7 @@ static int run_case(unsigned idx)
         printf("not ok - %s\n", case_name);
         return 0;
     }
+    e.kick_msgs = cases[idx].kick_msgs;
     alarm(CASE_DEADLINE_S);
     ok = cases[idx].fn(&e);
     alarm(0);
