@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Host benchmarks in one run on this machine (make bench):
-#   (a) raw Unix-socket ping-pong vs NOP round trip through the mediator
+#   (a) raw Unix-socket ping-pong vs NOP round trip through the mediator,
+#       the doorbell as an eventfd (the default) and as KICK messages
 #   (b) NOP throughput, 1/4/16 clients x queue depth 1/32
 #   (c) vector_add 2^10..2^24 floats through the mediator (cpu backend) vs
 #       the same loop in-process
@@ -67,7 +68,8 @@ run() {
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "bench: running (about $((6 * ${secs%.*} + 30)) s) ..." >&2
 run "$pp" "$rounds"
-run "$vb" lat --socket "$sock" --rounds "$rounds"
+run "$vb" lat --socket "$sock" --rounds "$rounds" --doorbell eventfd
+run "$vb" lat --socket "$sock" --rounds "$rounds" --doorbell socket
 for c in 1 4 16; do
   for d in 1 32; do
     run "$vb" tput --socket "$sock" --clients "$c" --depth "$d" --seconds "$secs"
@@ -102,6 +104,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     "$(ratio "$(val nop_p50)" "$(val pingpong_p50)")" \
     "$(ratio "$(val nop_p99)" "$(val pingpong_p99)")" \
     "$(ratio "$(val nop_mean)" "$(val pingpong_mean)")"
+  printf "  %-34s %10.2f %10.2f %10.2f\n" "  same, doorbell as KICK messages" \
+    "$(val nop_kick_p50)" "$(val nop_kick_p99)" "$(val nop_kick_mean)"
+  printf "  %-34s %9sx %9sx %9sx\n" "  ratio to the ping-pong" \
+    "$(ratio "$(val nop_kick_p50)" "$(val pingpong_p50)")" \
+    "$(ratio "$(val nop_kick_p99)" "$(val pingpong_p99)")" \
+    "$(ratio "$(val nop_kick_mean)" "$(val pingpong_mean)")"
   echo
   echo "(b) NOP throughput, requests/s ($secs s per case; one session per client)"
   printf "  %-10s %14s %14s\n" "clients" "depth 1" "depth 32"

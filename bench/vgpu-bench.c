@@ -39,6 +39,7 @@ struct opts {
     long rounds;
     int clients, depth, log2n;
     double seconds;
+    const char *doorbell;   /* "eventfd" (default) or "socket" (KICK messages) */
 };
 
 /*
@@ -60,6 +61,7 @@ static int open_sim(const struct opts *o, uint64_t shm_size, struct vgpu_dev **d
     vo.vm_name = name;
     vo.shm_size = shm_size;
     vo.link_timeout_ms = 5000;
+    vo.doorbell = o->doorbell;
     r = vgpu_open(&vo, dev);
     if (r < 0) {
         fprintf(stderr, "vgpu-bench: open %s: %s %s\n", o->socket ? o->socket : "(default)",
@@ -116,9 +118,18 @@ static int bench_lat(const struct opts *o)
         free(t);
         return 1;
     }
-    bench_metric("nop_p50", (double)bench_quantile(t, (size_t)o->rounds, 0.5, 0) / 1e3, "us");
-    bench_metric("nop_p99", (double)bench_quantile(t, (size_t)o->rounds, 0.99, 1) / 1e3, "us");
-    bench_metric("nop_mean", (double)sum / (double)o->rounds / 1e3, "us");
+    {
+        /* nop_*: the default doorbell (eventfd); nop_kick_*: KICK messages */
+        const char *p = o->doorbell && !strcmp(o->doorbell, "socket") ? "nop_kick" : "nop";
+        char k[32];
+
+        snprintf(k, sizeof(k), "%s_p50", p);
+        bench_metric(k, (double)bench_quantile(t, (size_t)o->rounds, 0.5, 0) / 1e3, "us");
+        snprintf(k, sizeof(k), "%s_p99", p);
+        bench_metric(k, (double)bench_quantile(t, (size_t)o->rounds, 0.99, 1) / 1e3, "us");
+        snprintf(k, sizeof(k), "%s_mean", p);
+        bench_metric(k, (double)sum / (double)o->rounds / 1e3, "us");
+    }
     free(t);
     return 0;
 }
@@ -400,6 +411,7 @@ int main(int argc, char **argv)
         { "depth", required_argument, NULL, 'd' },
         { "seconds", required_argument, NULL, 's' },
         { "log2", required_argument, NULL, 'l' },
+        { "doorbell", required_argument, NULL, 'b' },
         { 0 },
     };
     struct opts o = { .rounds = 100000, .clients = 1, .depth = 1, .seconds = 1, .log2n = 20 };
@@ -431,6 +443,12 @@ int main(int argc, char **argv)
         case 'l':
             o.log2n = atoi(optarg);
             break;
+        case 'b':
+            if (strcmp(optarg, "eventfd") && strcmp(optarg, "socket")) {
+                goto usage;
+            }
+            o.doorbell = optarg;
+            break;
         default:
             goto usage;
         }
@@ -451,6 +469,6 @@ int main(int argc, char **argv)
     }
 usage:
     fprintf(stderr, "usage: vgpu-bench lat|tput|vadd --socket PATH [--rounds N] "
-            "[--clients N] [--depth D] [--seconds S] [--log2 K]\n");
+            "[--clients N] [--depth D] [--seconds S] [--log2 K] [--doorbell eventfd|socket]\n");
     return 2;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Guest-observed round trips: starts its own vgpu-mediator (--backend=auto,
 # or $VGPU_BENCH_BACKEND) on a private socket, boots one VM that runs
-# `vgpu-client bench` at queue depth 1 and then 16, prints both tables with
+# `vgpu-client bench` at queue depth 1 (doorbell eventfd, then KICK
+# messages) and then 16, prints both tables with
 # the machine, accelerator and backend, and stops everything it started.
 #
 # usage: guest/bench-in-vm.sh [SECONDS_PER_CASE]        (default 3)
@@ -54,9 +55,14 @@ echo "# in-VM bench $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname)"
 echo "# host: $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# qemu: $("$VGPU_QEMU" -version | head -n 1), accel $VGPU_ACCEL; guest $(grep -m1 '^kernel ' "$VGPU_GUEST_DIR/manifest.txt" 2>/dev/null | cut -d' ' -f2)"
 rc=0
-for depth in 1 16; do
+# Depth 1 twice, the doorbell as the ioeventfd (default) and as KICK messages
+# through QEMU, so that the two paths stand side by side; then depth 16.
+for run in "1 on" "1 off" "16 on"; do
+    set -- $run
+    depth=$1 ioeventfd=$2
+    echo "# depth $depth, doorbell $( [ "$ioeventfd" = on ] && echo 'eventfd (ioeventfd=on)' || echo 'KICK messages (ioeventfd=off)')"
     "$top/scripts/vm.sh" --name vm-bench --vm-id 1 --priority 0 --weight 1 \
-        --socket "$work/m.sock" --timeout $((60 + 8 * secs)) \
+        --socket "$work/m.sock" --timeout $((60 + 8 * secs)) --ioeventfd "$ioeventfd" \
         --run "bench --seconds $secs --depth $depth" >"$work/vm.out" 2>&1
     r=$?
     grep -E '^\[vm-bench\] (bench:|case|nop|vector_add|vgpu-client:)' "$work/vm.out" | sed 's/^\[vm-bench\] //'
