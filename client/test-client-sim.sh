@@ -55,6 +55,8 @@ has "vector-add checked" 'vector_add n=1000000: ok'
 expect 0 "selftest" "${c[@]}" selftest
 has "selftest vector_add line" '^Test passed: vector addition successful$'
 has "selftest summary" '^selftest: [0-9]+ passed, 0 failed$'
+expect 0 "selftest, doorbell as KICK messages" "${c[@]}" --doorbell socket selftest
+has "selftest (KICK) vector_add line" '^Test passed: vector addition successful$'
 expect 0 "bench --depth 4 --json" "${c[@]}" bench --seconds 0.2 --depth 4 --json "$tmp/b.json"
 if grep -q '"requests_per_s"' "$tmp/b.json" 2>/dev/null; then ok "bench json written"; else bad "bench json"; fi
 expect 0 "hostile --seconds 1" "${c[@]}" hostile --seconds 1
@@ -66,6 +68,7 @@ expect 0 "--help" "$client" --help
 has "--help documents exit codes" 'Exit codes: 0 success'
 expect 2 "unknown command is a usage error" "${c[@]}" frobnicate
 expect 2 "vector-add without -n is a usage error" "${c[@]}" vector-add
+expect 2 "--doorbell other than eventfd/socket is a usage error" "${c[@]}" --doorbell pipe info
 expect 5 "no mediator listening: link exit code" \
   "$client" --transport sim --socket "$tmp/nobody.sock" --timeout-ms 200 nop
 has "no mediator: clear message" 'mediator not running'

@@ -42,6 +42,10 @@ static void usage(FILE *f)
 "  --vm-id N --priority P --weight W --name S\n"
 "                        sim: identity sent in HELLO (pci: set by the operator)\n"
 "  --shm-size MIB        sim: shared memory size (default 64)\n"
+"  --doorbell eventfd|socket\n"
+"                        sim: ring the mediator through an eventfd handed over\n"
+"                        with HELLO, or with KICK messages on the socket\n"
+"                        (default $VGPU_DOORBELL, else eventfd)\n"
 "  --pci ADDR            pci: device address, e.g. 0000:00:04.0\n"
 "  --irq                 pci: wait for interrupts via /dev/uioN (uio_pci_generic)\n"
 "  --timeout-ms N        link and per-request timeout (default 5000)\n"
@@ -990,6 +994,7 @@ int main(int argc, char **argv)
         { "irq", no_argument, NULL, 'i' },
         { "timeout-ms", required_argument, NULL, 'T' },
         { "spin-us", required_argument, NULL, 'U' },
+        { "doorbell", required_argument, NULL, 'D' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -1015,7 +1020,7 @@ int main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
         unsigned long v = 0;
 
-        if (optarg && opt != 't' && opt != 'S' && opt != 'N' && opt != 'P') {
+        if (optarg && opt != 't' && opt != 'S' && opt != 'N' && opt != 'P' && opt != 'D') {
             errno = 0;
             v = strtoul(optarg, &end, 0);
             if (errno || *end || v > UINT32_MAX) {
@@ -1033,6 +1038,13 @@ int main(int argc, char **argv)
             break;
         case 'S':
             c.opts.socket_path = optarg;
+            break;
+        case 'D':
+            if (strcmp(optarg, "eventfd") && strcmp(optarg, "socket")) {
+                fprintf(stderr, "vgpu-client: --doorbell is eventfd or socket\n");
+                return EXIT_USAGE;
+            }
+            c.opts.doorbell = optarg;
             break;
         case 'v':
             c.opts.vm_id = (uint32_t)v;
