@@ -56,7 +56,8 @@ struct vgpu_config {
     int         spin_us;          /* cap of the adaptive spins; -1: auto (vgpu_spin_auto_us) */
     uint64_t    mem_quota_mib;    /* 0: no limit */
     unsigned    timeout_ms;       /* 0: no limit */
-    unsigned    hello_timeout_ms; /* a connection must say HELLO/STATS_REQ by then */
+    unsigned    hello_timeout_ms; /* a connection must say HELLO/STATS_REQ by then, and an
+                                   * admin connection its next STATS_REQ */
     int         gpu_index;
     const char *config_file;
     int         log_level;
@@ -107,7 +108,7 @@ struct vgpu_session {
     uint32_t id;
     enum vgpu_conn_state state;
     int      refs;
-    uint64_t connect_ns;
+    uint64_t connect_ns;    /* and, for an admin connection, its last STATS_REQ */
 
     /* receive side (I/O thread only) */
     uint8_t  rx[VGPU_RX_BUF];

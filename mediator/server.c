@@ -336,6 +336,8 @@ static void handle_stats_req(struct vgpu_mediator *m, struct vgpu_session *s, ui
     char *text = vgpu_mediator_stats_text(m, &len);
     uint8_t *msg;
 
+    s->connect_ns = vgpu_now_ns(); /* the idle limit counts from the last request */
+
     if (!text) {
         conn_fail(m, s, VGPU_PERR_LIMIT, seq, "out of memory building the statistics");
         return;
@@ -940,6 +942,9 @@ static void check_hello_deadlines(struct vgpu_mediator *m)
         if (s->state == VGPU_CONN_NEW && now - s->connect_ns > limit) {
             conn_fail(m, s, VGPU_PERR_TYPE, 0, "no HELLO or STATS_REQ within %u ms",
                       m->cfg.hello_timeout_ms);
+        } else if (s->state == VGPU_CONN_ADMIN && now - s->connect_ns > limit) {
+            /* Admin connections share the connection cap with devices. */
+            conn_close(m, s, "admin connection idle");
         }
     }
 }

@@ -304,6 +304,32 @@ int main(void)
         }
     }
 
+    /* 12b. an admin connection is closed once idle for --hello-timeout-ms;
+     * each STATS_REQ restarts the clock */
+    {
+        static uint8_t buf[VGPU_MSG_MAX_SIZE];
+        struct vgpu_msg_hdr req = { .type = VGPU_MSG_STATS_REQ, .size = sizeof(req), .seq = 1 };
+        int s = fh_connect(med.sock);
+        bool replies = s >= 0;
+        uint64_t t0;
+
+        for (int i = 0; i < 3 && replies; i++) {
+            usleep(200 * 1000); /* 3 x 200 ms apart: more than 300 ms in all */
+            replies = fh_send(s, &req, sizeof(req), NULL, 0) == 0 &&
+                      fh_recv_msg(s, buf, sizeof(buf), 5000) > 0 &&
+                      ((struct vgpu_msg_hdr *)buf)->type == VGPU_MSG_STATS_REPLY;
+        }
+        CHECK(replies, "an admin connection asking every 200 ms keeps getting STATS_REPLY");
+        t0 = fh_now_ms();
+        r = replies ? fh_recv_msg(s, buf, sizeof(buf), 5000) : -100;
+        CHECK(r == 0 && fh_now_ms() - t0 >= 250,
+              "idle admin connection closed after ~300 ms (got %d after %llu ms)", r,
+              (unsigned long long)(fh_now_ms() - t0));
+        if (s >= 0) {
+            close(s);
+        }
+    }
+
     /* 13. random traffic: headers of every type and many sizes, bodies of
      * random bytes, 0..3 fds, sometimes after a valid HELLO */
     {
