@@ -98,18 +98,17 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
   printf "  %-34s %10s %10s %10s\n" "" "p50 us" "p99 us" "mean us"
   printf "  %-34s %10.2f %10.2f %10.2f\n" "raw Unix socket ping-pong (24 B)" \
     "$(val pingpong_p50)" "$(val pingpong_p99)" "$(val pingpong_mean)"
-  printf "  %-34s %10.2f %10.2f %10.2f\n" "NOP through the mediator" \
-    "$(val nop_p50)" "$(val nop_p99)" "$(val nop_mean)"
-  printf "  %-34s %9sx %9sx %9sx   (target p50 <= 2x)\n" "ratio" \
-    "$(ratio "$(val nop_p50)" "$(val pingpong_p50)")" \
-    "$(ratio "$(val nop_p99)" "$(val pingpong_p99)")" \
-    "$(ratio "$(val nop_mean)" "$(val pingpong_mean)")"
-  printf "  %-34s %10.2f %10.2f %10.2f\n" "  same, doorbell as KICK messages" \
-    "$(val nop_kick_p50)" "$(val nop_kick_p99)" "$(val nop_kick_mean)"
-  printf "  %-34s %9sx %9sx %9sx\n" "  ratio to the ping-pong" \
-    "$(ratio "$(val nop_kick_p50)" "$(val pingpong_p50)")" \
-    "$(ratio "$(val nop_kick_p99)" "$(val pingpong_p99)")" \
-    "$(ratio "$(val nop_kick_mean)" "$(val pingpong_mean)")"
+  # nop_*: the doorbell as an eventfd (default); nop_kick_*: KICK messages
+  for m in "nop|NOP through the mediator|ratio|   (target p50 <= 2x)" \
+           "nop_kick|  same, doorbell as KICK messages|  ratio to the ping-pong|"; do
+    IFS='|' read -r k label rlabel note <<<"$m"
+    printf "  %-34s %10.2f %10.2f %10.2f\n" "$label" \
+      "$(val ${k}_p50)" "$(val ${k}_p99)" "$(val ${k}_mean)"
+    printf "  %-34s %9sx %9sx %9sx%s\n" "$rlabel" \
+      "$(ratio "$(val ${k}_p50)" "$(val pingpong_p50)")" \
+      "$(ratio "$(val ${k}_p99)" "$(val pingpong_p99)")" \
+      "$(ratio "$(val ${k}_mean)" "$(val pingpong_mean)")" "$note"
+  done
   echo
   echo "(b) NOP throughput, requests/s ($secs s per case; one session per client)"
   printf "  %-10s %14s %14s\n" "clients" "depth 1" "depth 32"

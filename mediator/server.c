@@ -399,18 +399,11 @@ static int doorbell_check(int fd, const char **why)
     return 0;
 }
 
-/*
- * The guest rang the doorbell (one or more times: the eventfd counts, one
- * read takes them all). Same work as a KICK message.
- */
-static void doorbell_readable(struct vgpu_mediator *m, struct vgpu_session *s)
+/* The guest rang the doorbell (a KICK message or the eventfd): read the SQ. */
+static void session_doorbell(struct vgpu_mediator *m, struct vgpu_session *s)
 {
-    uint64_t count;
     unsigned done;
 
-    if (s->doorbell_fd < 0 || read(s->doorbell_fd, &count, sizeof(count)) != sizeof(count)) {
-        return; /* EAGAIN: a spurious wakeup, or already consumed */
-    }
     pthread_mutex_lock(&m->lock);
     s->st.kicks++;
     vgpu_session_take(s);
@@ -419,6 +412,17 @@ static void doorbell_readable(struct vgpu_mediator *m, struct vgpu_session *s)
     if (done) {
         vgpu_session_notify(s);
     }
+}
+
+/* The eventfd counts doorbells; one read takes them all. */
+static void doorbell_readable(struct vgpu_mediator *m, struct vgpu_session *s)
+{
+    uint64_t count;
+
+    if (s->doorbell_fd >= 0 && read(s->doorbell_fd, &count, sizeof(count)) == sizeof(count)) {
+        session_doorbell(m, s);
+    }
+    /* else EAGAIN: a spurious wakeup, or already consumed */
 }
 
 /* ---------------------------------------------------------------- HELLO */
@@ -607,7 +611,6 @@ static void handle_message(struct vgpu_mediator *m, struct vgpu_session *s)
 {
     const struct vgpu_msg_hdr *h = (const struct vgpu_msg_hdr *)s->rx;
     char reason[120];
-    unsigned done;
     int r;
 
     r = vgpu_msg_check_fds(h, s->n_rx_fds, s->rx_fd_overflow, reason, sizeof(reason));
@@ -621,14 +624,7 @@ static void handle_message(struct vgpu_mediator *m, struct vgpu_session *s)
         handle_hello(m, s);
         break;
     case VGPU_MSG_KICK:
-        pthread_mutex_lock(&m->lock);
-        s->st.kicks++;
-        vgpu_session_take(s);
-        done = vgpu_exec_dispatch(m, s);
-        pthread_mutex_unlock(&m->lock);
-        if (done) {
-            vgpu_session_notify(s);
-        }
+        session_doorbell(m, s);
         break;
     case VGPU_MSG_BYE: {
         const struct vgpu_msg_bye *b = (const void *)s->rx;
