@@ -825,6 +825,18 @@ static struct vgpu_msg_welcome fake_welcome(uint32_t seq)
     return w;
 }
 
+/* A fake-mediator case's descriptors (any of them may be -1). */
+static void fake_close(int lfd, int cfd, int shm_fd)
+{
+    const int fds[] = { shm_fd, cfd, lfd };
+
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+        if (fds[i] >= 0) {
+            close(fds[i]);
+        }
+    }
+}
+
 /* Accept the device's (re)connection and check its HELLO; returns the fd. */
 static int fake_expect_hello(struct env *e, int lfd, struct vgpu_msg_hello *hello,
                              int *shm_fd)
@@ -1574,15 +1586,7 @@ out:
     if (devnull >= 0) {
         close(devnull);
     }
-    if (shm_fd >= 0) {
-        close(shm_fd);
-    }
-    if (cfd >= 0) {
-        close(cfd);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    fake_close(lfd, cfd, shm_fd);
     return ok;
 }
 
@@ -1660,15 +1664,7 @@ static int case_stalled_mediator(struct env *e)
     CHECK_QT(e);
     ok = 1;
 out:
-    if (shm_fd >= 0) {
-        close(shm_fd);
-    }
-    if (cfd >= 0) {
-        close(cfd);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    fake_close(lfd, cfd, shm_fd);
     return ok;
 }
 
@@ -1869,15 +1865,7 @@ out:
         close(fake_doorbell_fd);
         fake_doorbell_fd = -1;
     }
-    if (shm_fd >= 0) {
-        close(shm_fd);
-    }
-    if (cfd >= 0) {
-        close(cfd);
-    }
-    if (lfd >= 0) {
-        close(lfd);
-    }
+    fake_close(lfd, cfd, shm_fd);
     return ok;
 }
 
