@@ -3,7 +3,11 @@
 # sudo), build what is missing, and reuse cached builds.
 #
 # Other targets: build, qemu, guest, bench, test-<suite> (unit, functional,
-# qtest, e2e, gpu), fuzz (FUZZ_SECONDS per target), clean.
+# qtest, e2e, packaging, gpu), fuzz (FUZZ_SECONDS per target), clean;
+# install (host: mediator, tools, unit, config, docs, and QEMU with
+# vgpu-stub as $(PREFIX)/lib/vgpu/qemu-system-x86_64; PREFIX, DESTDIR),
+# install-guest (the guest-side pieces), debs (Debian packages in
+# $(BUILD)/debs: vgpu-mediator, vgpu-qemu, vgpu-guest).
 
 BUILD      ?= build
 MESON_OPTS ?=
@@ -16,8 +20,16 @@ export VGPU_QEMU      ?= $(CURDIR)/$(BUILD)/qemu/qemu-system-x86_64
 export VGPU_GUEST_DIR ?= $(CURDIR)/$(BUILD)/guest
 export VGPU_BUILD_DIR  = $(CURDIR)/$(BUILD)
 
-.PHONY: all deps build qemu guest test demo bench fuzz clean \
-        test-unit test-functional test-qtest test-e2e test-gpu
+# make install: where things go (scripts/install.sh has the full list).
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+SYSCONFDIR ?= /etc
+INSTALL_VARS = DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" \
+    $(foreach v,BINDIR LIBDIR DATADIR DOCDIR INCLUDEDIR UNITDIR UDEVDIR MODLOADDIR,\
+      $(if $($(v)),$(v)="$($(v))"))
+
+.PHONY: all deps build qemu guest test demo bench fuzz clean install install-guest debs \
+        test-unit test-functional test-qtest test-e2e test-packaging test-gpu
 
 all: build
 
@@ -41,10 +53,21 @@ guest: build
 test: build qemu guest
 	@scripts/run-tests.sh $(BUILD)
 
-test-unit test-functional test-qtest test-e2e test-gpu: build
+test-unit test-functional test-qtest test-e2e test-packaging test-gpu: build
 	@scripts/run-tests.sh $(BUILD) $(patsubst test-%,%,$@)
-# The e2e suite boots VMs: it needs QEMU with vgpu-stub and the guest image.
+# The e2e suite boots VMs: it needs QEMU with vgpu-stub and the guest image;
+# the packaging suite packs that QEMU.
 test-e2e: qemu guest
+test-packaging: qemu
+
+install: build qemu
+	@$(INSTALL_VARS) scripts/install.sh $(BUILD) host qemu
+
+install-guest: build
+	@$(INSTALL_VARS) scripts/install.sh $(BUILD) guest
+
+debs: build qemu
+	@scripts/build-debs.sh $(BUILD) $(BUILD)/debs
 
 demo: build qemu guest
 	@scripts/demo.sh

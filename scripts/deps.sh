@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Install the Debian packages a step needs, only those missing.
-# usage: scripts/deps.sh build|test|qemu|guest|all
+# usage: scripts/deps.sh build|test|qemu|guest|libvirt|debs|all
 set -euo pipefail
 
 pkgs_build="gcc make meson ninja-build pkg-config libcmocka-dev python3 clang libclang-rt-14-dev"
 pkgs_qemu="dpkg-dev libglib2.0-dev libpixman-1-dev zlib1g-dev flex bison python3-venv \
   libfdt-dev libcap-ng-dev libattr1-dev xz-utils bzip2 seabios qemu-system-data ipxe-qemu"
 pkgs_guest="busybox-static cpio gzip kmod xz-utils dpkg apt binutils"
+# libvirt's daemon with its QEMU driver and virsh (tests/e2e/libvirt-*.sh
+# start the daemon themselves: no systemd, no libvirt-daemon-system);
+# setpriv (util-linux) runs it as an unprivileged user.
+pkgs_libvirt="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients util-linux"
+# scripts/build-debs.sh: dpkg-deb, dpkg-shlibdeps (dpkg-dev), strip.
+pkgs_debs="dpkg dpkg-dev binutils"
 
 want=()
 for group in "$@"; do
@@ -14,8 +20,10 @@ for group in "$@"; do
     build) want+=($pkgs_build) ;;
     qemu)  want+=($pkgs_build $pkgs_qemu) ;;
     guest) want+=($pkgs_guest) ;;
-    test|all) want+=($pkgs_build $pkgs_qemu $pkgs_guest) ;;
-    *) echo "deps.sh: unknown group '$group' (build|qemu|guest|test|all)" >&2; exit 2 ;;
+    libvirt) want+=($pkgs_libvirt) ;;
+    debs)  want+=($pkgs_debs) ;;
+    test|all) want+=($pkgs_build $pkgs_qemu $pkgs_guest $pkgs_libvirt $pkgs_debs) ;;
+    *) echo "deps.sh: unknown group '$group' (build|qemu|guest|libvirt|debs|test|all)" >&2; exit 2 ;;
   esac
 done
 

@@ -5,7 +5,7 @@
 set -uo pipefail
 build=${1:?usage: run-tests.sh BUILD_DIR [suite...]}; shift
 suites=("$@")
-[ ${#suites[@]} -eq 0 ] && suites=(unit functional qtest e2e)
+[ ${#suites[@]} -eq 0 ] && suites=(unit functional qtest packaging e2e)
 
 args=()
 for s in "${suites[@]}"; do args+=(--suite "$s"); done
