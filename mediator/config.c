@@ -33,6 +33,7 @@ static void usage(FILE *f, const char *prog)
 "  --gpu-isolation=M    process|thread: CUDA in a restartable worker process, so a\n"
 "                       GPU fault is survivable (default), or in the mediator\n"
 "  --config FILE        per-VM overrides: lines \"vm <name|id> priority P weight W\"\n"
+"                       (read again on SIGHUP)\n"
 "  --log-level LEVEL    error|warn|info|debug (default info)\n"
 "  --status             print the statistics of the running daemon and exit\n"
 "  --help               this text\n",
@@ -355,4 +356,58 @@ void vgpu_config_apply(const struct vgpu_config *cfg, uint32_t vm_id, const char
             return;
         }
     }
+}
+
+int vgpu_config_reload(struct vgpu_mediator *m)
+{
+    struct vgpu_config fresh = { 0 };
+    struct vgpu_vm_override *old;
+    unsigned n_old, changed = 0, live = 0;
+    int r;
+
+    if (!m->cfg.config_file) {
+        log_info("reload: no --config file; nothing to reload (every other setting needs a restart)");
+        return 0;
+    }
+    /* Parsed aside: a file that does not parse whole changes nothing. */
+    r = vgpu_config_load_file(&fresh, m->cfg.config_file);
+    if (r < 0) {
+        vgpu_config_free(&fresh);
+        log_error("reload: config %s not applied (%s); the %u override(s) in use stay",
+                  m->cfg.config_file, strerror(-r), m->cfg.n_overrides);
+        return r;
+    }
+
+    pthread_mutex_lock(&m->lock);
+    old = m->cfg.overrides;
+    n_old = m->cfg.n_overrides;
+    m->cfg.overrides = fresh.overrides;
+    m->cfg.n_overrides = fresh.n_overrides;
+    for (struct vgpu_session *s = m->conns; s; s = s->next) {
+        uint32_t prio, weight;
+
+        if (s->state != VGPU_CONN_ACTIVE) {
+            continue;
+        }
+        live++;
+        prio = s->hello_prio;
+        weight = s->hello_weight;
+        vgpu_config_apply(&m->cfg, s->vm_id, s->vm_name, &prio, &weight);
+        if (prio == s->prio && weight == s->weight) {
+            continue;
+        }
+        log_info("reload: session %u: vm %u '%s': priority %u -> %u, weight %u -> %u%s",
+                 s->id, s->vm_id, s->vm_name, s->prio, prio, s->weight, weight,
+                 (prio != s->hello_prio || weight != s->hello_weight) ? " (from config)"
+                                                                      : " (the device's own)");
+        s->prio = prio;
+        s->weight = weight;
+        vgpu_sched_entity_set(&m->sched, &s->ent, prio, weight);
+        changed++;
+    }
+    pthread_mutex_unlock(&m->lock);
+    log_info("reload: config %s: %u override(s), was %u; %u of %u connected VM(s) changed",
+             m->cfg.config_file, fresh.n_overrides, n_old, changed, live);
+    free(old);
+    return 0;
 }

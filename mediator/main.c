@@ -2,7 +2,8 @@
 /*
  * vgpu-mediator: the host daemon that executes the requests of every vgpu
  * device on one backend. Does not daemonize; SIGTERM/SIGINT stop it cleanly,
- * SIGUSR1 prints the statistics. `--status` queries a running instance.
+ * SIGUSR1 prints the statistics, SIGHUP re-reads the --config file.
+ * `--status` queries a running instance.
  */
 #include <errno.h>
 #include <poll.h>

@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "vgpu/abi.h"
 #include "vgpu/protocol.h"
@@ -62,15 +63,26 @@ struct vgpu_config {
     const char *config_file;
     int         log_level;
     bool        status;           /* --status: query a running daemon */
+    /* From config_file; replaced by a reload. I/O thread only, and m->lock
+     * held while replaced. */
     struct vgpu_vm_override *overrides;
     unsigned    n_overrides;
 };
+
+struct vgpu_mediator;
 
 /* Parses argv into cfg (defaults first). Returns 0, 1 for --help (printed),
  * or -EINVAL after printing the reason to stderr. */
 int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv);
 /* Reads "vm <name|id> priority P weight W" lines. 0 or -errno (logged). */
 int vgpu_config_load_file(struct vgpu_config *cfg, const char *path);
+/*
+ * SIGHUP (I/O thread, lock not held): reads cfg.config_file again and, when
+ * the whole file parses, replaces the overrides and re-applies them to every
+ * connected VM, logging each change. Otherwise the settings in use stay.
+ * 0, or -errno of the failed read (logged).
+ */
+int vgpu_config_reload(struct vgpu_mediator *m);
 void vgpu_config_free(struct vgpu_config *cfg);
 /* Applies the matching override, if any, to *prio and *weight. */
 void vgpu_config_apply(const struct vgpu_config *cfg, uint32_t vm_id, const char *name,
@@ -123,8 +135,10 @@ struct vgpu_session {
     /* The device's doorbell eventfd (HELLO's second fd), or -1: KICKs only. */
     int      doorbell_fd;
 
-    /* identity */
+    /* identity; prio/weight as in effect, hello_* as the device asked (a
+     * reload applies the config file to these again) */
     uint32_t vm_id, prio, weight;
+    uint32_t hello_prio, hello_weight;
     char     vm_name[64];
 
     /* shared memory */
@@ -159,6 +173,8 @@ struct vgpu_mediator {
     int epoll_fd;
     int signal_fd;
     bool socket_bound;
+    dev_t socket_dev;                   /* of the socket file bound: unlinked only */
+    ino_t socket_ino;                   /* while the path still names it */
 
     pthread_mutex_t lock;
     pthread_cond_t  work_cond;

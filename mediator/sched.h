@@ -23,6 +23,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vgpu/protocol.h"
+
 struct vgpu_sched_entity;
 
 struct vgpu_sched_req {
@@ -62,6 +64,25 @@ struct vgpu_sched {
 void vgpu_sched_init(struct vgpu_sched *s, uint64_t quantum_ns, uint64_t aging_ns);
 /* prio is clamped to the last class, weight 0 becomes 1. */
 void vgpu_sched_entity_init(struct vgpu_sched_entity *e, uint32_t prio, uint32_t weight);
+
+/*
+ * Changes a live entity's class and weight (a configuration reload), clamped
+ * as in vgpu_sched_entity_init(). Nothing is derived from them between picks,
+ * so the next pick uses the new values; a credit banked at the old weight is
+ * cut to one quantum of the new one, so a lowered weight takes effect at once.
+ */
+static inline void vgpu_sched_entity_set(const struct vgpu_sched *s, struct vgpu_sched_entity *e,
+                                         uint32_t prio, uint32_t weight)
+{
+    int64_t credit;
+
+    e->prio = prio < VGPU_PRIO_CLASSES ? prio : VGPU_PRIO_CLASSES - 1;
+    e->weight = weight ? weight : 1;
+    credit = (int64_t)(s->quantum_ns * e->weight);
+    if (e->deficit_ns > credit) {
+        e->deficit_ns = credit;
+    }
+}
 
 void vgpu_sched_enqueue(struct vgpu_sched *s, struct vgpu_sched_entity *e,
                         struct vgpu_sched_req *r, uint64_t now_ns);

@@ -533,6 +533,8 @@ static void handle_hello(struct vgpu_mediator *m, struct vgpu_session *s)
     s->vm_id = h.vm_id;
     s->prio = prio;
     s->weight = weight;
+    s->hello_prio = h.priority;
+    s->hello_weight = h.weight;
     s->max_inflight = m->cfg.max_inflight;
     vgpu_sched_entity_init(&s->ent, prio, weight);
     s->state = VGPU_CONN_ACTIVE;
@@ -807,7 +809,12 @@ static int mkdir_parents(const char *path)
     return 0;
 }
 
-/* Removes path if it is a socket nobody answers on. */
+/*
+ * Removes path if it is a socket nobody answers on (left by a mediator that
+ * was killed); refuses to go on when someone answers or when it is not a
+ * socket. The probe does not block: a live mediator whose backlog is full
+ * answers EAGAIN, which counts as live.
+ */
 static int remove_stale_socket(const struct sockaddr_un *sa)
 {
     struct stat st;
@@ -817,22 +824,28 @@ static int remove_stale_socket(const struct sockaddr_un *sa)
         return errno == ENOENT ? 0 : -errno;
     }
     if (!S_ISSOCK(st.st_mode)) {
-        log_error("%s exists and is not a socket; not touching it", sa->sun_path);
+        log_error("%s exists and is not a socket; not touching it, not starting", sa->sun_path);
         return -EEXIST;
     }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         return -errno;
     }
     r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+    if (r < 0) {
+        r = -errno;
+    }
     close(fd);
-    if (r == 0) {
-        log_error("another mediator is answering on %s", sa->sun_path);
+    if (r == 0 || r == -EAGAIN) {
+        log_error("another mediator is answering on %s; not starting (stop it first, or give "
+                  "this one another --socket-path)", sa->sun_path);
         return -EADDRINUSE;
     }
-    if (errno != ECONNREFUSED) {
-        r = -errno;
-        log_error("cannot probe %s: %s", sa->sun_path, strerror(errno));
+    if (r == -ENOENT) {
+        return 0;   /* removed since lstat() */
+    }
+    if (r != -ECONNREFUSED) {
+        log_error("cannot probe %s: %s", sa->sun_path, strerror(-r));
         return r;
     }
     log_info("removing stale socket %s (nobody answers)", sa->sun_path);
@@ -842,8 +855,43 @@ static int remove_stale_socket(const struct sockaddr_un *sa)
     return 0;
 }
 
+/*
+ * Unlinks the socket path only while it still names the socket this process
+ * bound. If ours was removed or renamed and another mediator bound the path
+ * since, the file is that one's: removing it would leave every VM unable to
+ * reconnect. Called before the listening socket is closed, so our inode is
+ * still referenced and its number cannot have been reused.
+ */
+static void unlink_own_socket(struct vgpu_mediator *m)
+{
+    const char *path = m->cfg.socket_path;
+    struct stat st;
+
+    if (!m->socket_bound) {
+        return;
+    }
+    m->socket_bound = false;
+    if (lstat(path, &st) < 0) {
+        if (errno == ENOENT) {
+            log_info("socket %s already removed", path);
+        } else {
+            log_warn("socket %s: %s; leaving it", path, strerror(errno));
+        }
+        return;
+    }
+    if (st.st_dev != m->socket_dev || st.st_ino != m->socket_ino) {
+        log_warn("%s is no longer this mediator's socket (replaced, e.g. by another mediator); "
+                 "leaving it", path);
+        return;
+    }
+    if (unlink(path) < 0 && errno != ENOENT) {
+        log_warn("cannot remove socket %s: %s", path, strerror(errno));
+    }
+}
+
 int vgpu_server_open(struct vgpu_mediator *m)
 {
+    struct stat st;
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     struct epoll_event ev = { .events = EPOLLIN };
     mode_t old;
@@ -862,7 +910,7 @@ int vgpu_server_open(struct vgpu_mediator *m)
     }
     r = remove_stale_socket(&sa);
     if (r < 0) {
-        return r;
+        goto err;
     }
     m->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (m->listen_fd < 0) {
@@ -877,7 +925,16 @@ int vgpu_server_open(struct vgpu_mediator *m)
         log_error("bind %s: %s", sa.sun_path, strerror(errno));
         goto err_close;
     }
+    /* Right after bind(): only a remover racing us in between could make
+     * this name another file, and then we never unlink the path. */
+    if (lstat(sa.sun_path, &st) < 0) {
+        r = -errno;
+        log_error("bind %s: the socket file is gone: %s", sa.sun_path, strerror(errno));
+        goto err_close;
+    }
     m->socket_bound = true;
+    m->socket_dev = st.st_dev;
+    m->socket_ino = st.st_ino;
     if (listen(m->listen_fd, 128) < 0) {
         r = -errno;
         log_error("listen: %s", strerror(errno));
@@ -904,8 +961,7 @@ err_epoll:
     close(m->epoll_fd);
     m->epoll_fd = -1;
 err_unlink:
-    unlink(sa.sun_path);
-    m->socket_bound = false;
+    unlink_own_socket(m);
 err_close:
     close(m->listen_fd);
     m->listen_fd = -1;
@@ -970,6 +1026,12 @@ int vgpu_server_run(struct vgpu_mediator *m)
                 while (read(m->signal_fd, &si, sizeof(si)) == sizeof(si)) {
                     if (si.ssi_signo == SIGUSR1) {
                         dump_stats(m);
+                    } else if (si.ssi_signo == SIGHUP) {
+                        /* Not a stop: systemd's Restart=on-failure would not
+                         * bring back a daemon that exits 0 here. */
+                        log_info("signal %d (%s): reloading the config file", (int)si.ssi_signo,
+                                 strsignal((int)si.ssi_signo));
+                        (void)vgpu_config_reload(m);
                     } else {
                         log_info("signal %d (%s): shutting down", (int)si.ssi_signo,
                                  strsignal((int)si.ssi_signo));
@@ -1015,13 +1077,10 @@ void vgpu_server_close(struct vgpu_mediator *m)
         conn_close(m, s, "mediator shutting down");
     }
     flush_closing(m);
+    unlink_own_socket(m);   /* before close(): see there */
     if (m->listen_fd >= 0) {
         close(m->listen_fd);
         m->listen_fd = -1;
-    }
-    if (m->socket_bound) {
-        unlink(m->cfg.socket_path);
-        m->socket_bound = false;
     }
     if (m->epoll_fd >= 0) {
         close(m->epoll_fd);

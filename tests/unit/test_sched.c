@@ -354,6 +354,68 @@ static void test_only_and_remove(void **state)
     assert_int_equal(s.queued, 0);
 }
 
+/*
+ * A configuration reload changes live entities (vgpu_sched_entity_set): the
+ * next picks follow the new weight and the new class, with requests queued.
+ */
+static unsigned run_backlogged(struct vgpu_sched *s, struct vgpu_sched_entity *e, int picks,
+                               uint64_t *now, int first_owner_of_all)
+{
+    unsigned n0 = 0;
+
+    for (int n = 0; n < picks; n++) {
+        struct vgpu_sched_req *r = vgpu_sched_pick(s, *now);
+        int owner;
+
+        assert_non_null(r);
+        owner = tr(r)->owner;
+        if (first_owner_of_all >= 0) {
+            assert_int_equal(owner, first_owner_of_all);
+        }
+        n0 += owner == 0;
+        *now += 100 * US;
+        vgpu_sched_complete(s, r, 100 * US);
+        memset(r, 0, sizeof(*r));   /* resubmit the slot: the backlog stays */
+        r->cost_ns = 100 * US;
+        vgpu_sched_enqueue(s, &e[owner], r, *now);
+    }
+    return n0;
+}
+
+static void test_entity_set(void **state)
+{
+    struct vgpu_sched s;
+    struct vgpu_sched_entity e[2];
+    uint64_t now = 0;
+    unsigned n0;
+    (void)state;
+
+    vgpu_sched_init(&s, 1 * MS, 0);
+    vgpu_sched_entity_init(&e[0], 1, 1);
+    vgpu_sched_entity_init(&e[1], 1, 1);
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < 4; i++) {
+            vgpu_sched_enqueue(&s, &e[k], &new_req(k, i, 100 * US)->sr, now);
+        }
+    }
+    n0 = run_backlogged(&s, e, 2000, &now, -1);
+    assert_true(n0 > 950 && n0 < 1050);
+
+    vgpu_sched_entity_set(&s, &e[0], 1, 3);
+    n0 = run_backlogged(&s, e, 4000, &now, -1);
+    print_message("after weight 1 -> 3: entity 0 got %u of 4000 picks (want 3000)\n", n0);
+    assert_true(n0 > 2950 && n0 < 3050);
+
+    /* entity 1 to class 0: strict, entity 0 waits (no aging here) */
+    vgpu_sched_entity_set(&s, &e[1], 0, 1);
+    run_backlogged(&s, e, 100, &now, 1);
+    /* out of range values are clamped as by vgpu_sched_entity_init() */
+    vgpu_sched_entity_set(&s, &e[1], 99, 0);
+    assert_int_equal(e[1].prio, VGPU_PRIO_CLASSES - 1);
+    assert_int_equal(e[1].weight, 1);
+    assert_int_equal(s.queued, 8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,6 +426,7 @@ int main(void)
         cmocka_unit_test_setup(test_aging, setup),
         cmocka_unit_test_setup(test_fifo_one_at_a_time, setup),
         cmocka_unit_test_setup(test_only_and_remove, setup),
+        cmocka_unit_test_setup(test_entity_set, setup),
     };
     return cmocka_run_group_tests_name("sched", tests, NULL, NULL);
 }
