@@ -18,6 +18,8 @@ enum {
     EXIT_LINK     = 5,  /* mediator not connected / not running */
     EXIT_TIMEOUT  = 6,
     EXIT_ERROR    = 7,  /* any other error */
+    EXIT_INTERRUPTED = 8, /* a request completed "interrupted": the mediator stopped
+                           * while it ran in place; outputs may be partly written */
 };
 
 struct ctx {

@@ -46,6 +46,9 @@ static void usage(FILE *f)
 "                        sim: ring the mediator through an eventfd handed over\n"
 "                        with HELLO, or with KICK messages on the socket\n"
 "                        (default $VGPU_DOORBELL, else eventfd)\n"
+"  --reconnect-ms N      sim: after the mediator closes the link, connect again\n"
+"                        with the same memory every N ms, as QEMU's chardev\n"
+"                        reconnect does (default $VGPU_RECONNECT_MS, else never)\n"
 "  --pci ADDR            pci: device address, e.g. 0000:00:04.0\n"
 "  --irq                 pci: wait for interrupts via /dev/uioN (uio_pci_generic)\n"
 "  --timeout-ms N        link and per-request timeout (default 5000)\n"
@@ -67,7 +70,21 @@ static void usage(FILE *f)
 "\n"
 "Exit codes: 0 success; 1 a check failed; 2 usage; 3 no vgpu device;\n"
 "4 ABI/protocol version mismatch; 5 mediator not connected (link down or not\n"
-"running); 6 timeout; 7 other error.\n");
+"running); 6 timeout; 7 other error; 8 a request was interrupted by a mediator\n"
+"restart while it ran in place (its outputs may be partly written).\n");
+}
+
+/* The exit code for a request that completed with a failure status. */
+static int status_exit(int32_t status)
+{
+    switch (status) {
+    case VGPU_S_INTERRUPTED:
+        return EXIT_INTERRUPTED;
+    case VGPU_S_TIMEOUT:
+        return EXIT_TIMEOUT;
+    default:
+        return EXIT_FAILED;
+    }
 }
 
 double now_us(void)
@@ -255,7 +272,7 @@ int run_vector_add(struct ctx *c, uint64_t n, bool verbose)
     if (cqe.status != VGPU_S_OK) {
         fprintf(stderr, "vgpu-client: vector_add n=%" PRIu64 ": status %s\n", n,
                 vgpu_status_name(cqe.status));
-        return EXIT_FAILED;
+        return status_exit(cqe.status);
     }
     bad = vadd_check(c, &v, false);
     if (bad) {
@@ -402,7 +419,7 @@ static int cmd_nop(struct ctx *c, int argc, char **argv)
         sum += t[i];
         if (cqe.status != VGPU_S_OK) {
             fprintf(stderr, "vgpu-client: nop: status %s\n", vgpu_status_name(cqe.status));
-            r = EXIT_FAILED;
+            r = status_exit(cqe.status);
             goto out;
         }
         if (count <= 10) {
@@ -870,7 +887,7 @@ static int bench_one(struct ctx *c, uint64_t n, int depth, double seconds,
         inflight--;
         if (cqe.status != VGPU_S_OK) {
             fprintf(stderr, "vgpu-client: bench: status %s\n", vgpu_status_name(cqe.status));
-            r = EXIT_FAILED;
+            r = status_exit(cqe.status);
             goto out;
         }
         sum += now - sub_t[cqe.tag % VGPU_SQ_ENTRIES];
@@ -995,6 +1012,7 @@ int main(int argc, char **argv)
         { "timeout-ms", required_argument, NULL, 'T' },
         { "spin-us", required_argument, NULL, 'U' },
         { "doorbell", required_argument, NULL, 'D' },
+        { "reconnect-ms", required_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -1073,6 +1091,13 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             c.timeout_ms = (int)v;
+            break;
+        case 'R':
+            if (v > 60000) {
+                fprintf(stderr, "vgpu-client: --reconnect-ms is 0..60000\n");
+                return EXIT_USAGE;
+            }
+            c.opts.reconnect_ms = (int)v;
             break;
         case 'U':
             if (v > 100000) {

@@ -14,8 +14,11 @@
  * mediator has unread KICKs queued and re-reads the ring on each one, so
  * kicks coalesce without losing a request.
  *
- * The sim transport does not reconnect: once the mediator goes away the link
- * stays down and waits return -ENOLINK.
+ * Unless asked to reconnect (reconnect_ms), the sim transport does not: once
+ * the mediator goes away the link stays down and waits return -ENOLINK.
+ * Reconnecting, it does what QEMU's reconnecting chardev does: a new
+ * connection, HELLO with the same memfd and doorbell eventfd, WELCOME; the
+ * rings in the memory are the truth and the mediator resumes them.
  */
 #include <endian.h>
 #include <errno.h>
@@ -64,6 +67,14 @@ struct sim {
     uint32_t kicks_unread;
 
     char     path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+    /* What HELLO says again on a reconnect. */
+    struct vgpu_open_opts hello;
+    char     vm_name[64];
+    uint64_t shm_size;
+    int      reconnect_ms;      /* 0: never */
+    uint64_t next_try_ns;
+    uint32_t reconnects;
 };
 
 static int perr_to_errno(uint32_t code)
@@ -327,12 +338,18 @@ static int doorbell_wanted(const struct vgpu_open_opts *o, bool *eventfd)
     return -EINVAL;
 }
 
+static int set_rcvtimeo(struct sim *s)
+{
+    struct timeval tv = { SIM_RCVTIMEO_MS / 1000, (SIM_RCVTIMEO_MS % 1000) * 1000 };
+
+    return setsockopt(s->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ? -errno : 0;
+}
+
 static int sim_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
 {
     uint64_t size = o->shm_size ? o->shm_size : VGPU_DEFAULT_SHM_SIZE;
     const char *path = o->socket_path;
     uint64_t deadline;
-    struct timeval tv = { SIM_RCVTIMEO_MS / 1000, (SIM_RCVTIMEO_MS % 1000) * 1000 };
     struct sim *s;
     void *map = NULL;
     size_t len;
@@ -379,6 +396,22 @@ static int sim_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
         goto err_free;
     }
     strcpy(s->path, path);
+    s->hello = *o;
+    s->hello.vm_name = NULL;
+    if (o->vm_name) {
+        snprintf(s->vm_name, sizeof(s->vm_name), "%s", o->vm_name);
+        s->hello.vm_name = s->vm_name;
+    }
+    s->shm_size = size;
+    s->reconnect_ms = o->reconnect_ms;
+    if (!s->reconnect_ms && getenv("VGPU_RECONNECT_MS")) {
+        s->reconnect_ms = atoi(getenv("VGPU_RECONNECT_MS"));
+    }
+    if (s->reconnect_ms < 0 || s->reconnect_ms > 60000) {
+        vgpu_set_detail("reconnect_ms %d: need 0..60000", s->reconnect_ms);
+        r = -EINVAL;
+        goto err_free;
+    }
 
     r = create_shm(s, size, &map);
     if (r < 0) {
@@ -401,8 +434,8 @@ static int sim_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
     if (r < 0) {
         goto err_unmap;
     }
-    if (setsockopt(s->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
-        r = -errno;
+    r = set_rcvtimeo(s);
+    if (r < 0) {
         goto err_unmap;
     }
     s->link_up = true;
@@ -458,9 +491,62 @@ static void sim_close(struct vgpu_dev *dev)
 static void link_lost(struct sim *s, int why)
 {
     s->link_up = false;
+    if (s->reconnect_ms && why == -ENOLINK) {
+        /* A restart, as QEMU sees it: start over on a new connection. */
+        close(s->sock);
+        s->sock = -1;
+        s->rx_len = 0;
+        s->rx_skip = 0;
+        s->tx_off = s->tx_len = 0;
+        s->next_try_ns = vgpu_now_ns();
+        return;
+    }
     if (!s->last_error) {
         s->last_error = why;
     }
+}
+
+/*
+ * One attempt to bring a lost link back, if it is time for one: connect,
+ * HELLO with the same memory, WELCOME. 0 when the link is up again, -EAGAIN
+ * when the mediator is not back yet, the errno of an ERROR (which ends the
+ * link for good, as it does on the first connect).
+ */
+static int try_reconnect(struct vgpu_dev *dev, struct sim *s)
+{
+    uint64_t now = vgpu_now_ns();
+    int r;
+
+    if (s->link_up || s->last_error || !s->reconnect_ms) {
+        return s->link_up ? 0 : s->last_error ? s->last_error : -ENOLINK;
+    }
+    if (now < s->next_try_ns) {
+        return -EAGAIN;
+    }
+    s->next_try_ns = now + (uint64_t)s->reconnect_ms * 1000000ull;
+    r = connect_socket(s, now);
+    if (r < 0) {
+        return -EAGAIN;
+    }
+    r = send_hello(s, &s->hello, s->shm_size);
+    if (r == 0) {
+        r = recv_welcome(dev, s, now + (uint64_t)dev->link_timeout_ms * 1000000ull);
+    }
+    if (r == 0) {
+        r = set_rcvtimeo(s);
+    }
+    if (r < 0) {
+        close(s->sock);
+        s->sock = -1;
+        if (r != -ENOLINK && r != -ETIMEDOUT && r != -ECONNRESET && r != -EPIPE) {
+            s->last_error = r;  /* refused: trying again would be refused again */
+            return r;
+        }
+        return -EAGAIN;
+    }
+    s->link_up = true;
+    s->reconnects++;
+    return 0;
 }
 
 /* Sends what is left of a partly sent KICK. 0 when done, -EAGAIN, -ENOLINK. */
@@ -492,6 +578,9 @@ static int sim_kick(struct vgpu_dev *dev, uint32_t sq_tail)
     struct vgpu_msg_kick k;
     int r;
 
+    if (!s->link_up && try_reconnect(dev, s) == -EAGAIN) {
+        return 0;   /* the request is in the ring: the next mediator takes it */
+    }
     if (!s->link_up) {
         return s->last_error;
     }
@@ -505,7 +594,7 @@ static int sim_kick(struct vgpu_dev *dev, uint32_t sq_tail)
         while ((r = rx_once(s, false)) == 0) {
         }
         if (!s->link_up) {
-            return s->last_error;
+            return s->last_error ? s->last_error : 0;
         }
     }
     if (s->doorbell_live) {
@@ -533,6 +622,9 @@ static int sim_kick(struct vgpu_dev *dev, uint32_t sq_tail)
     s->tx_off = 0;
     s->tx_len = sizeof(k);
     r = tx_flush(s);
+    if (r == -ENOLINK && !s->last_error) {
+        return 0;   /* reconnecting: the next mediator reads the ring itself */
+    }
     return r == -EAGAIN ? 0 : r;
 }
 
@@ -597,16 +689,12 @@ static int rx_once(struct sim *s, bool block)
         n = recv(s->sock, s->rx + s->rx_len, sizeof(s->rx) - s->rx_len,
                  block ? 0 : MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        if (errno == EAGAIN) {
-            return -EAGAIN;
-        }
-        link_lost(s, -ENOLINK);
-        return -ENOLINK;
+    if (n < 0 && errno == EAGAIN) {
+        return -EAGAIN;
     }
-    if (n == 0) {
+    if (n <= 0) {
         link_lost(s, -ENOLINK);
-        return -ENOLINK;
+        return s->last_error;   /* 0 while reconnecting */
     }
     s->kicks_unread = 0;
     if (s->rx_skip) {
@@ -631,7 +719,19 @@ static int sim_wait_event(struct vgpu_dev *dev, int timeout_ms)
     int r;
 
     if (!s->link_up) {
-        return s->last_error;
+        r = try_reconnect(dev, s);
+        if (r == -EAGAIN) {
+            uint64_t now = vgpu_now_ns();
+            uint64_t left = s->next_try_ns > now ? s->next_try_ns - now : 0;
+            int ms = (int)((left + 999999) / 1000000);
+
+            sleep_ms(ms < timeout_ms ? ms : timeout_ms);
+            return 0;   /* the core re-checks the CQ and the link */
+        }
+        if (r < 0) {
+            return r;
+        }
+        return 0;
     }
     if (s->tx_off < s->tx_len) {
         /* Our KICK must reach the mediator before we sleep on its answer. */

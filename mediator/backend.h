@@ -47,6 +47,10 @@ struct vgpu_backend_ops {
     void (*gpu_info)(struct vgpu_backend *b, struct vgpu_gpu_info *out);
     /* Optional (may be NULL): one line of health for the status table. */
     void (*health)(struct vgpu_backend *b, char *buf, unsigned len);
+    /* Opcodes (bit 1 << op) whose long requests the executor may run in
+     * parts (op->parts) on this backend: where a part costs no more than its
+     * share of the whole. */
+    uint32_t split_ops;
 };
 
 extern const struct vgpu_backend_ops vgpu_backend_cpu;

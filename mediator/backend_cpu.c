@@ -231,4 +231,5 @@ const struct vgpu_backend_ops vgpu_backend_cpu = {
     .execute       = cpu_execute,
     .gpu_info      = cpu_gpu_info,
     .health        = cpu_health,
+    .split_ops     = (1u << VGPU_OP_COUNT) - 1,
 };

@@ -26,7 +26,9 @@ static void usage(FILE *f, const char *prog)
 "  --spin-us US         cap of the adaptive spins before sleeping (executors, CUDA\n"
 "                       proxy and worker; default: 1000 on >= 8 CPUs, else 0; 0: never)\n"
 "  --mem-quota MIB      device memory per VM (default 0: no limit)\n"
-"  --timeout-ms MS      per-request time limit (default 0: none)\n"
+"  --timeout-ms MS      per-request time limit (default 60000, 0: none)\n"
+"  --slice-us US        run requests expected to take longer in parts of about this\n"
+"                       long, other VMs' requests in between (default 5000, 0: never)\n"
 "  --hello-timeout-ms MS  close connections silent for this long after connecting, and\n"
 "                        admin (--status) connections idle this long (default 10000)\n"
 "  --gpu N              CUDA device ordinal (default 0)\n"
@@ -81,7 +83,7 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
     enum {
         O_SOCKET = 256, O_BACKEND, O_EXECUTORS, O_MAX_INFLIGHT, O_MAX_SESSIONS, O_AGING,
         O_QUANTUM, O_INLINE, O_SPIN, O_MEM_QUOTA, O_TIMEOUT, O_GPU, O_CONFIG, O_LOG_LEVEL, O_STATUS,
-        O_HELP, O_HELLO_TIMEOUT,
+        O_HELP, O_HELLO_TIMEOUT, O_SLICE,
     };
     static const struct option longopts[] = {
         { "socket-path",  required_argument, NULL, O_SOCKET },
@@ -95,6 +97,7 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         { "spin-us",      required_argument, NULL, O_SPIN },
         { "mem-quota",    required_argument, NULL, O_MEM_QUOTA },
         { "timeout-ms",   required_argument, NULL, O_TIMEOUT },
+        { "slice-us",     required_argument, NULL, O_SLICE },
         { "hello-timeout-ms", required_argument, NULL, O_HELLO_TIMEOUT },
         { "gpu",          required_argument, NULL, O_GPU },
         { "config",       required_argument, NULL, O_CONFIG },
@@ -117,6 +120,8 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         .inline_max_us = 20,
         .spin_us = -1,
         .hello_timeout_ms = 10000,
+        .timeout_ms = 60000,
+        .slice_us = 5000,
         .log_level = VGPU_LOG_INFO,
     };
     optind = 1;
@@ -171,6 +176,10 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         case O_TIMEOUT:
             if (parse_uint("--timeout-ms", optarg, 0, 3600000, &v)) return -EINVAL;
             cfg->timeout_ms = (unsigned)v;
+            break;
+        case O_SLICE:
+            if (parse_uint("--slice-us", optarg, 0, 10000000, &v)) return -EINVAL;
+            cfg->slice_us = (unsigned)v;
             break;
         case O_HELLO_TIMEOUT:
             if (parse_uint("--hello-timeout-ms", optarg, 100, 3600000, &v)) return -EINVAL;

@@ -33,11 +33,13 @@
 #define NOTIFY_BATCH_MAX   16
 #define NOTIFY_BATCH_NS    (50ull * 1000)
 
-/* Runs one request with the lock dropped. */
-static int32_t run_request(struct vgpu_mediator *m, struct vgpu_req *req, uint64_t *result,
-                           uint64_t *exec_ns)
+/* Runs the request's next part (or all of it) with the lock dropped. */
+static int32_t run_part(struct vgpu_mediator *m, struct vgpu_req *req, uint64_t *result,
+                        uint64_t *exec_ns)
 {
     struct vgpu_session *s = req->sess;
+    const struct vgpu_sqe *sqe = &req->sqe;
+    struct vgpu_sqe part;
     uint64_t t0;
     int st;
 
@@ -47,7 +49,14 @@ static int32_t run_request(struct vgpu_mediator *m, struct vgpu_req *req, uint64
         return req->status; /* failed validation: completes with its status */
     }
     t0 = vgpu_now_ns();
-    st = m->bops->execute(m->backend, s->bsess, req->op, &req->sqe, &s->shm, result);
+    if (req->part == 0) {
+        vgpu_session_begin(s, req);
+    }
+    if (req->nparts > 1) {
+        req->op->part(&req->sqe, req->part, req->nparts, &part);
+        sqe = &part;
+    }
+    st = m->bops->execute(m->backend, s->bsess, req->op, sqe, &s->shm, result);
     *exec_ns = vgpu_now_ns() - t0;
     if (st < 0 || st >= VGPU_S_STATUS_COUNT) {
         log_error("backend %s returned status %d for %s (bug)", m->bops->name, st,
@@ -59,6 +68,84 @@ static int32_t run_request(struct vgpu_mediator *m, struct vgpu_req *req, uint64
                  vgpu_op_name(req->sqe.opcode), vgpu_status_name(st));
     }
     return st;
+}
+
+enum part_next {
+    PART_DONE,      /* the request completed (or was dropped with its session) */
+    PART_AGAIN,     /* run its next part now: nobody else waits */
+    PART_REQUEUED,  /* its next part went back to the scheduler */
+};
+
+/* Lock held: learns how long this opcode takes against its estimate. */
+static void calibrate(struct vgpu_mediator *m, const struct vgpu_req *req, uint64_t exec_ns)
+{
+    uint32_t *ratio = &m->cost_ratio[req->sqe.opcode];
+    uint64_t est = req->sr.cost_ns, sample;
+
+    if (est < 100000) {
+        return;     /* small requests measure overheads, not throughput */
+    }
+    sample = exec_ns * 1024 / est;
+    sample = sample < 16 ? 16 : sample > 1024 * 1024 ? 1024 * 1024 : sample;
+    *ratio = (uint32_t)((3 * (uint64_t)*ratio + sample) / 4);
+}
+
+/*
+ * Lock held. Accounts one part that ran with status st, then: completes the
+ * request (its last part, a failure, its session gone, or past --timeout-ms
+ * counted from its first part), or says where its next part runs. Parts of a
+ * request that is not idempotent stay marked unsafe until its completion.
+ */
+static enum part_next finish_part(struct vgpu_mediator *m, struct vgpu_req *req, int32_t st,
+                                  uint64_t result, uint64_t exec_ns, uint64_t now)
+{
+    struct vgpu_session *s = req->sess;
+
+    if (!req->first_pick_ns) {
+        req->first_pick_ns = req->sr.pick_ns;
+        req->queue_ns = req->sr.pick_ns - req->sr.enqueue_ns;
+    }
+    req->exec_ns += exec_ns;
+    req->pick_exec_ns += exec_ns;
+    if (req->status < 0) {
+        calibrate(m, req, exec_ns);
+    }
+    if (st == VGPU_S_OK && req->op && req->op->combine) {
+        req->op->combine(&req->result, result);
+    } else if (st == VGPU_S_OK) {
+        req->result += result;
+    }
+    if (st == VGPU_S_OK && ++req->part < req->nparts && s->state == VGPU_CONN_ACTIVE) {
+        if (m->cfg.timeout_ms && now - req->first_pick_ns > m->cfg.timeout_ms * 1000000ull) {
+            st = VGPU_S_TIMEOUT;
+        } else if (m->stopping || m->sched.queued == 0) {
+            return PART_AGAIN;
+        } else {
+            vgpu_sched_requeue(&m->sched, &req->sr, req->pick_exec_ns, req->sr.cost_ns, now);
+            req->pick_exec_ns = 0;
+            return PART_REQUEUED;
+        }
+    }
+    vgpu_session_complete(s, req, st, st == VGPU_S_OK ? req->result : 0, req->exec_ns, now);
+    return PART_DONE;
+}
+
+/* Lock held on entry and exit: runs the picked request's parts until it
+ * completes or goes back to the scheduler. */
+static enum part_next run_request(struct vgpu_mediator *m, struct vgpu_req *req)
+{
+    enum part_next next;
+
+    do {
+        uint64_t result, exec_ns;
+        int32_t st;
+
+        pthread_mutex_unlock(&m->lock);
+        st = run_part(m, req, &result, &exec_ns);
+        pthread_mutex_lock(&m->lock);
+        next = finish_part(m, req, st, result, exec_ns, vgpu_now_ns());
+    } while (next == PART_AGAIN);
+    return next;
 }
 
 static void wake_executors(struct vgpu_mediator *m)
@@ -79,21 +166,16 @@ unsigned vgpu_exec_dispatch(struct vgpu_mediator *m, struct vgpu_session *s)
            !m->stopping && s->state == VGPU_CONN_ACTIVE && vgpu_sched_only(&m->sched, &s->ent) &&
            s->ent.head->cost_ns <= m->inline_max_ns) {
         struct vgpu_sched_req *sr = vgpu_sched_pick(&m->sched, now);
-        struct vgpu_req *req = (struct vgpu_req *)sr;
-        uint64_t result, exec_ns;
-        int32_t st;
 
         if (!sr) {
             break;
         }
         m->inline_runs++;
-        pthread_mutex_unlock(&m->lock);
-        st = run_request(m, req, &result, &exec_ns);
-        pthread_mutex_lock(&m->lock);
+        if (run_request(m, (struct vgpu_req *)sr) == PART_DONE) {
+            n++;
+        }
         now = vgpu_now_ns();
-        vgpu_session_complete(s, req, st, result, exec_ns, now);
         vgpu_session_take(s);
-        n++;
     }
     wake_executors(m);
     return n;
@@ -165,8 +247,6 @@ static void *executor_main(void *arg)
         struct vgpu_sched_req *sr = vgpu_sched_pick(&m->sched, now);
         struct vgpu_req *req = (struct vgpu_req *)sr;
         struct vgpu_session *s;
-        uint64_t result, exec_ns;
-        int32_t st;
 
         if (!sr) {
             if (pending) {
@@ -201,13 +281,17 @@ static void *executor_main(void *arg)
             flush_notify(m, &pending, &batch);
         }
         m->exec_runs++;
-        pthread_mutex_unlock(&m->lock);
-
-        st = run_request(m, req, &result, &exec_ns);
-
-        pthread_mutex_lock(&m->lock);
+        if (run_request(m, req) == PART_REQUEUED) {
+            /* No completion to tell; the part waits for any executor. */
+            pthread_cond_signal(&m->work_cond);
+            if (vgpu_session_put(s)) {
+                pthread_mutex_unlock(&m->lock);
+                vgpu_session_destroy(s);
+                pthread_mutex_lock(&m->lock);
+            }
+            continue;
+        }
         now = vgpu_now_ns();
-        vgpu_session_complete(s, req, st, result, exec_ns, now);
         if (vgpu_session_take(s) > 0 && m->sched.queued > 1) {
             pthread_cond_signal(&m->work_cond);
         }

@@ -272,6 +272,10 @@ int main(int argc, char **argv)
     vgpu_sched_init(&m->sched, (uint64_t)m->cfg.quantum_us * 1000,
                     (uint64_t)m->cfg.aging_ms * 1000000);
     m->inline_max_ns = (uint64_t)m->cfg.inline_max_us * 1000;
+    m->slice_ns = (uint64_t)m->cfg.slice_us * 1000;
+    for (unsigned i = 0; i < VGPU_OP_COUNT; i++) {
+        m->cost_ratio[i] = 1024;    /* the cost model as it is, until measured */
+    }
     m->spin_cap_ns = vgpu_config_spin_ns(&m->cfg);
     m->next_session_id = 1;
     m->start_ns = vgpu_now_ns();
@@ -297,11 +301,11 @@ int main(int argc, char **argv)
              (unsigned long long)(m->gpu.total_mem >> 20), m->gpu.sm_count, m->cfg.socket_path);
     log_info("executors %u, max-inflight %u/VM, max-sessions %u, quantum %u us, aging %u ms,"
              " inline below %u us, spin up to %llu us, mem-quota %llu MiB, timeout %u ms,"
-             " %u config override(s)",
+             " slices of %u us, %u config override(s)",
              n_exec, m->cfg.max_inflight, m->cfg.max_sessions, m->cfg.quantum_us,
              m->cfg.aging_ms, m->cfg.inline_max_us, (unsigned long long)(m->spin_cap_ns / 1000),
              (unsigned long long)m->cfg.mem_quota_mib,
-             m->cfg.timeout_ms, m->cfg.n_overrides);
+             m->cfg.timeout_ms, m->cfg.slice_us, m->cfg.n_overrides);
 
     r = vgpu_server_run(m);
     ret = r < 0 ? 1 : 0;

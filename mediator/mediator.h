@@ -57,6 +57,7 @@ struct vgpu_config {
     int         spin_us;          /* cap of the adaptive spins; -1: auto (vgpu_spin_auto_us) */
     uint64_t    mem_quota_mib;    /* 0: no limit */
     unsigned    timeout_ms;       /* 0: no limit */
+    unsigned    slice_us;         /* run longer requests in parts of about this long */
     unsigned    hello_timeout_ms; /* a connection must say HELLO/STATS_REQ by then, and an
                                    * admin connection its next STATS_REQ */
     int         gpu_index;
@@ -98,6 +99,7 @@ enum vgpu_conn_state {
 };
 
 #define VGPU_RX_MAX_FDS 4
+#define VGPU_MAX_PARTS  1024   /* a request runs in at most this many parts */
 #define VGPU_RX_BUF     256  /* the largest message we accept is 144 bytes */
 
 struct vgpu_session;
@@ -110,6 +112,13 @@ struct vgpu_req {
     int32_t  status;                /* pre-set failure, or -1: execute */
     uint32_t index;                 /* SQ index it was taken from */
     uint64_t bytes_in, bytes_out;
+    /* A long request runs in nparts parts (op->part), one at a time. */
+    uint32_t part, nparts;
+    uint64_t result;                /* results of the parts run so far (op->combine) */
+    uint64_t exec_ns;               /* their execution time */
+    uint64_t pick_exec_ns;          /* of that, since the scheduler last picked it */
+    uint64_t first_pick_ns;         /* 0 until the first part has run */
+    uint64_t queue_ns;              /* enqueue to first pick */
 };
 
 struct vgpu_session {
@@ -152,6 +161,10 @@ struct vgpu_session {
     uint32_t cq_tail;
     uint32_t taken;         /* taken, not completed */
     uint32_t max_inflight;
+    /* Resume found this request marked VGPU_HOST_EXEC_UNSAFE: it completes
+     * as interrupted instead of running again. */
+    bool     interrupted_pending;
+    uint32_t interrupted_index;
     struct vgpu_ratelimit corrupt_rl;
 
     struct vgpu_sched_entity ent;
@@ -189,6 +202,10 @@ struct vgpu_mediator {
     unsigned   n_exec;
     unsigned   n_exec_started;
     uint64_t   inline_max_ns;
+    uint64_t   slice_ns;                /* 0: never split requests */
+    /* Per opcode: measured / estimated execution time, 1/1024ths (EWMA), so
+     * a request is cut into parts by what it will really take here. */
+    uint32_t   cost_ratio[VGPU_OP_COUNT];
     uint64_t   spin_cap_ns;             /* executors' idle spin; 0: never */
 
     uint64_t start_ns;
@@ -296,6 +313,9 @@ int  vgpu_session_map(struct vgpu_session *s, int fd, uint64_t shm_size, const c
 void vgpu_session_resume(struct vgpu_session *s);
 /* Takes new requests from the SQ into the scheduler; returns how many. */
 unsigned vgpu_session_take(struct vgpu_session *s);
+/* Lock not held, before req's first part runs: marks it in the ring when
+ * running it again would not be safe (VGPU_HOST_EXEC_UNSAFE). */
+void vgpu_session_begin(struct vgpu_session *s, struct vgpu_req *req);
 /* Publishes the completion of req (the session's oldest). */
 void vgpu_session_complete(struct vgpu_session *s, struct vgpu_req *req, int32_t status,
                            uint64_t result, uint64_t exec_ns, uint64_t now_ns);

@@ -7,6 +7,7 @@
 #ifndef VGPU_MEDIATOR_OP_H
 #define VGPU_MEDIATOR_OP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,28 @@ struct vgpu_op {
      */
     int (*exec_cpu)(const struct vgpu_sqe *sqe, const struct vgpu_shm_view *shm,
                     uint64_t *result);
+    /*
+     * May be NULL (= never). true when running the request again on the same
+     * memory gives the same outputs as running it once: it writes nothing it
+     * reads. A request that is not idempotent is marked in the ring while it
+     * runs (VGPU_HOST_EXEC_UNSAFE), so a mediator restarted after a crash
+     * completes it as interrupted instead of applying it twice.
+     */
+    bool (*idempotent)(const struct vgpu_sqe *sqe);
+    /*
+     * May be NULL (= never split). Splits a validated request into parts
+     * that, run one after the other, give exactly the outputs of the whole:
+     * parts() says into how many (1 .. want) the request can be cut, part()
+     * writes part i of n as a request of its own, which the backend runs
+     * like any other (it lies inside the original's ranges, so it is valid).
+     * The executor runs long requests part by part, giving other VMs the
+     * executor between parts ("Bounded waits" in docs/architecture.md).
+     */
+    uint32_t (*parts)(const struct vgpu_sqe *sqe, uint32_t want);
+    void (*part)(const struct vgpu_sqe *sqe, uint32_t i, uint32_t n, struct vgpu_sqe *out);
+    /* May be NULL (= results add up as integers). Folds part i's result into
+     * *acc (0 before part 0). */
+    void (*combine)(uint64_t *acc, uint64_t part_result);
 };
 
 /* The registered operation for opcode, or NULL when unknown. */
@@ -56,4 +79,13 @@ int vgpu_check_range(uint64_t off, uint64_t len, uint64_t align, uint64_t shm_si
 /* 1 when [a, a+alen) and [b, b+blen) overlap (lengths already range-checked). */
 int vgpu_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen);
 
+/*
+ * For parts(): elements [*first, *first + *count) of part i of n, when
+ * total elements are cut into n runs of whole grains (the last may be
+ * shorter). n must come from vgpu_op_split_count() for the same total/grain.
+ */
+void vgpu_op_split_range(uint64_t total, uint64_t grain, uint32_t i, uint32_t n,
+                         uint64_t *first, uint64_t *count);
+/* How many parts of whole grains total elements make, at most want (>= 1). */
+uint32_t vgpu_op_split_count(uint64_t total, uint64_t grain, uint32_t want);
 #endif /* VGPU_MEDIATOR_OP_H */

@@ -211,7 +211,9 @@ struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns)
     return NULL;
 }
 
-void vgpu_sched_complete(struct vgpu_sched *s, struct vgpu_sched_req *r, uint64_t actual_ns)
+/* The estimate charged at pick time is corrected to the measured cost. */
+static struct vgpu_sched_entity *charge(struct vgpu_sched *s, struct vgpu_sched_req *r,
+                                        uint64_t actual_ns)
 {
     struct vgpu_sched_entity *e = r->ent;
 
@@ -219,7 +221,32 @@ void vgpu_sched_complete(struct vgpu_sched *s, struct vgpu_sched_req *r, uint64_
     s->running--;
     e->deficit_ns += (int64_t)r->cost_ns - (int64_t)actual_ns;
     e->charged_ns += actual_ns;
-    deactivate_if_idle(e);
+    return e;
+}
+
+void vgpu_sched_complete(struct vgpu_sched *s, struct vgpu_sched_req *r, uint64_t actual_ns)
+{
+    deactivate_if_idle(charge(s, r, actual_ns));
+}
+
+void vgpu_sched_requeue(struct vgpu_sched *s, struct vgpu_sched_req *r, uint64_t actual_ns,
+                        uint64_t cost_ns, uint64_t now_ns)
+{
+    struct vgpu_sched_entity *e = charge(s, r, actual_ns);
+
+    if (e->removed) {
+        return;
+    }
+    r->cost_ns = cost_ns;
+    r->enqueue_ns = now_ns;     /* a part does not age while its request runs */
+    r->next = e->head;
+    e->head = r;
+    if (!e->tail) {
+        e->tail = r;
+    }
+    e->queued++;
+    s->queued++;
+    activate(s, e);
 }
 
 uint32_t vgpu_sched_remove(struct vgpu_sched *s, struct vgpu_sched_entity *e)

@@ -94,6 +94,15 @@ struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns);
 void vgpu_sched_complete(struct vgpu_sched *s, struct vgpu_sched_req *r, uint64_t actual_ns);
 
 /*
+ * The request picked earlier ran one part in actual_ns and has more to run:
+ * it is charged like a completion and goes back to the head of its entity's
+ * queue (FIFO order is kept), competing afresh with cost_ns as its estimate.
+ * Between the parts of a long request every other entity gets its turn.
+ */
+void vgpu_sched_requeue(struct vgpu_sched *s, struct vgpu_sched_req *r, uint64_t actual_ns,
+                        uint64_t cost_ns, uint64_t now_ns);
+
+/*
  * Takes the entity out of scheduling: its queued requests are dropped (they
  * are not freed, the caller owns them); a running request may still be
  * completed afterwards. Returns the number of dropped requests.

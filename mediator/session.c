@@ -91,6 +91,32 @@ static void ring_corrupt(struct vgpu_session *s, const char *what, uint32_t a, u
     }
 }
 
+/*
+ * A request marked VGPU_HOST_EXEC_UNSAFE at sq_head had started and may have
+ * written part of its outputs over its inputs when the previous mediator
+ * stopped: it completes as interrupted, the mark staying until that
+ * completion is published (a crash before then finds it again). A mark on
+ * any other index is stale (its completion was published, torn or not).
+ */
+static void resume_unsafe(struct vgpu_session *s, uint32_t sq_head, uint32_t sq_tail)
+{
+    struct vgpu_shm_ctrl *c = s->ctrl;
+    uint32_t flags = vgpu_load_acquire(&c->host_flags);
+
+    s->interrupted_pending = false;
+    if (!(flags & VGPU_HOST_EXEC_UNSAFE)) {
+        return;
+    }
+    if (vgpu_load_acquire(&c->exec_index) == sq_head && sq_head != sq_tail) {
+        s->interrupted_pending = true;
+        s->interrupted_index = sq_head;
+        log_warn("session %u (vm %u): request %u was running in place when the mediator stopped;"
+                 " it completes as interrupted", s->id, s->vm_id, sq_head);
+        return;
+    }
+    __atomic_fetch_and(&c->host_flags, ~VGPU_HOST_EXEC_UNSAFE, __ATOMIC_RELEASE);
+}
+
 void vgpu_session_resume(struct vgpu_session *s)
 {
     struct vgpu_shm_ctrl *c = s->ctrl;
@@ -123,6 +149,7 @@ void vgpu_session_resume(struct vgpu_session *s)
     s->sq_head = s->sq_next = sq_head;
     s->cq_tail = cq_tail;
     s->taken = 0;
+    resume_unsafe(s, sq_head, sq_tail);
     vgpu_store_release(&c->cq_tail, cq_tail);
     vgpu_store_release(&c->sq_head, sq_head);
     __atomic_fetch_or(&c->host_flags, VGPU_HOST_ATTACHED, __ATOMIC_RELEASE);
@@ -131,6 +158,32 @@ void vgpu_session_resume(struct vgpu_session *s)
                  s->id, s->vm_id, sq_tail - sq_head);
     }
     vgpu_session_take(s);
+}
+
+/*
+ * Cuts a validated request expected to run longer than --slice-us into parts
+ * of about that length, by the cost model corrected with what this opcode
+ * really took here (m->cost_ratio). The scheduler then sees one part at a
+ * time, each with its share of the estimate.
+ */
+static void split(struct vgpu_mediator *m, struct vgpu_req *r)
+{
+    const struct vgpu_op *op = r->op;
+    uint64_t expect_ns, want;
+
+    if (!m->slice_ns || !op->parts || !(m->bops->split_ops & (1u << op->opcode))) {
+        return;
+    }
+    expect_ns = r->sr.cost_ns / 1024 * m->cost_ratio[op->opcode];
+    if (expect_ns <= m->slice_ns) {
+        return;
+    }
+    want = expect_ns / m->slice_ns + 1;
+    r->nparts = op->parts(&r->sqe, want > VGPU_MAX_PARTS ? VGPU_MAX_PARTS : (uint32_t)want);
+    if (r->nparts < 1) {
+        r->nparts = 1;
+    }
+    r->sr.cost_ns /= r->nparts;
 }
 
 unsigned vgpu_session_take(struct vgpu_session *s)
@@ -177,7 +230,15 @@ unsigned vgpu_session_take(struct vgpu_session *s)
         r->op = vgpu_op_lookup(r->sqe.opcode);
         r->status = -1;
         r->sr.cost_ns = 0;
-        if (!r->op) {
+        r->part = 0;
+        r->nparts = 1;
+        r->result = 0;
+        r->exec_ns = r->pick_exec_ns = 0;
+        r->first_pick_ns = 0;
+        if (s->interrupted_pending && idx == s->interrupted_index) {
+            s->interrupted_pending = false;
+            r->status = VGPU_S_INTERRUPTED;
+        } else if (!r->op) {
             r->status = VGPU_S_UNKNOWN_OP;
         } else if (r->sqe.flags != 0) {
             r->status = VGPU_S_BAD_ARGS;
@@ -187,6 +248,7 @@ unsigned vgpu_session_take(struct vgpu_session *s)
                 r->status = (v > 0 && v < VGPU_S_STATUS_COUNT) ? v : VGPU_S_INTERNAL;
             } else {
                 r->sr.cost_ns = r->op->cost_ns ? r->op->cost_ns(&r->sqe) : 0;
+                split(m, r);
                 if (r->op->bytes) {
                     r->op->bytes(&r->sqe, &r->bytes_in, &r->bytes_out);
                 }
@@ -216,10 +278,11 @@ void vgpu_session_complete(struct vgpu_session *s, struct vgpu_req *req, int32_t
                            uint64_t result, uint64_t exec_ns, uint64_t now_ns)
 {
     struct vgpu_mediator *m = s->m;
-    uint64_t queue_ns = req->sr.pick_ns - req->sr.enqueue_ns;
+    uint64_t queue_ns = req->first_pick_ns ? req->queue_ns : req->sr.pick_ns - req->sr.enqueue_ns;
     struct vgpu_cqe *cqe;
 
-    vgpu_sched_complete(&m->sched, &req->sr, exec_ns);
+    /* A request run in parts was charged part by part up to its last pick. */
+    vgpu_sched_complete(&m->sched, &req->sr, req->first_pick_ns ? req->pick_exec_ns : exec_ns);
     if (s->state != VGPU_CONN_ACTIVE) {
         return; /* the device is gone: nobody to tell, the result is dropped */
     }
@@ -237,14 +300,30 @@ void vgpu_session_complete(struct vgpu_session *s, struct vgpu_req *req, int32_t
     cqe->result = result;
     cqe->exec_us = sat_us(exec_ns);
     cqe->queue_us = sat_us(queue_ns);
-    /* Order matters for restart: CQE, then cq_tail, then sq_head. */
+    /* Order matters for restart: CQE, then cq_tail, then sq_head, then the
+     * unsafe mark (a crash in between leaves a stale mark resume ignores). */
     /* relaxed store: vgpu_session_notify() reads it as a hint without the lock */
     __atomic_store_n(&s->cq_tail, s->cq_tail + 1, __ATOMIC_RELAXED);
     vgpu_store_release(&s->ctrl->cq_tail, s->cq_tail);
     s->sq_head++;
     vgpu_store_release(&s->ctrl->sq_head, s->sq_head);
+    if ((vgpu_load_acquire(&s->ctrl->host_flags) & VGPU_HOST_EXEC_UNSAFE) &&
+        vgpu_load_acquire(&s->ctrl->exec_index) == req->index) {
+        __atomic_fetch_and(&s->ctrl->host_flags, ~VGPU_HOST_EXEC_UNSAFE, __ATOMIC_RELEASE);
+    }
     s->taken--;
     vgpu_vm_stats_complete(&s->st, status, queue_ns, exec_ns, req->bytes_in, req->bytes_out);
+}
+
+void vgpu_session_begin(struct vgpu_session *s, struct vgpu_req *req)
+{
+    if (req->op->idempotent && req->op->idempotent(&req->sqe)) {
+        return;
+    }
+    /* The index first: the flag must never name a stale index. Both land in
+     * the shared memory before the backend writes any output. */
+    vgpu_store_release(&s->ctrl->exec_index, req->index);
+    __atomic_fetch_or(&s->ctrl->host_flags, VGPU_HOST_EXEC_UNSAFE, __ATOMIC_SEQ_CST);
 }
 
 void vgpu_session_detach(struct vgpu_session *s)

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define VGPU_ABI_VERSION_MAJOR 1
-#define VGPU_ABI_VERSION_MINOR 0
+#define VGPU_ABI_VERSION_MINOR 1   /* 1.1: status interrupted, ctrl.exec_index */
 #define VGPU_ABI_VERSION ((VGPU_ABI_VERSION_MAJOR << 16) | VGPU_ABI_VERSION_MINOR)
 
 /* ------------------------------------------------------------------------
@@ -125,12 +125,24 @@ struct vgpu_shm_ctrl {
     uint32_t cq_head;        /* guest writes: CQ entries consumed so far */
     uint32_t pad3[15];
     uint32_t host_flags;     /* host writes: VGPU_HOST_* */
-    uint32_t pad4[15];
+    uint32_t exec_index;     /* host writes (1.1): see VGPU_HOST_EXEC_UNSAFE */
+    uint32_t pad4[14];
 };
 _Static_assert(sizeof(struct vgpu_shm_ctrl) == 320, "vgpu_shm_ctrl size");
 
 /* host_flags: informational; the guest must not depend on them for safety. */
 #define VGPU_HOST_ATTACHED      (1u << 0) /* a mediator session has this memory */
+/*
+ * 1.1: the request at SQ index exec_index has started executing and writes
+ * memory it also reads (in place: SAXPY, VECTOR_ADD with out == a or b, SGEMM
+ * with beta != 0), so running it again would not give the result of one
+ * execution. Set before its first write, cleared after its completion is
+ * published. A mediator that attaches to memory where it is set and
+ * exec_index == sq_head completes that request with VGPU_S_INTERRUPTED
+ * instead of running it again. Only the mediator reads it; a guest that
+ * writes it can only spoil its own results.
+ */
+#define VGPU_HOST_EXEC_UNSAFE   (1u << 1)
 
 /* ------------------------------------------------------------------------
  * Operations. The argument structs are laid over sqe.args; every offset is a
@@ -282,6 +294,9 @@ enum vgpu_status {
     VGPU_S_NO_MEMORY     = 11, /* the backend could not allocate memory */
     VGPU_S_NOT_SUPPORTED = 12, /* the active backend lacks this operation */
     VGPU_S_INTERNAL      = 13, /* mediator bug; logged */
+    VGPU_S_INTERRUPTED   = 14, /* 1.1: the mediator stopped while this in-place request
+                                * ran; its outputs may be partly written, it was not
+                                * run again (see VGPU_HOST_EXEC_UNSAFE) */
     VGPU_S_STATUS_COUNT
 };
 
@@ -290,7 +305,7 @@ static inline const char *vgpu_status_name(int32_t s)
     static const char *const names[VGPU_S_STATUS_COUNT] = {
         "ok", "unknown-op", "bad-range", "bad-align", "too-large", "overlap",
         "bad-args", "quota", "busy", "timeout", "gpu-fault", "no-memory",
-        "not-supported", "internal",
+        "not-supported", "internal", "interrupted",
     };
     return (s >= 0 && s < VGPU_S_STATUS_COUNT) ? names[s] : "invalid-status";
 }

@@ -50,6 +50,13 @@ struct vgpu_open_opts {
      * "socket" (a KICK message per doorbell). NULL: $VGPU_DOORBELL, else
      * eventfd; a mediator that does not take the eventfd up gets KICKs. */
     const char *doorbell;
+    /* Addition (ABI 1.1 library), sim: after the mediator closes the link
+     * (a restart; not an ERROR), connect again with the same memory every
+     * reconnect_ms, as QEMU's chardev does with reconnect=N: requests left in
+     * the ring complete after the new mediator resumes them. 0:
+     * $VGPU_RECONNECT_MS, else never (the link stays down, waits give
+     * -ENOLINK after link_timeout_ms). At most 60000. */
+    int         reconnect_ms;
 };
 
 #define VGPU_DEFAULT_SOCKET   "/run/vgpu/mediator.sock"

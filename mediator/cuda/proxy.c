@@ -701,6 +701,8 @@ const struct vgpu_backend_ops vgpu_backend_cuda = {
     .execute = proxy_execute,
     .gpu_info = proxy_gpu_info,
     .health = proxy_health,
+    /* Not SGEMM: every part would copy all of B to the device again. */
+    .split_ops = ((1u << VGPU_OP_COUNT) - 1) & ~(1u << VGPU_OP_SGEMM),
 };
 
 /* ------------------------------------------------------------------------

@@ -56,4 +56,5 @@ const struct vgpu_op vgpu_op_gpu_info = {
     .cost_ns  = gpu_info_cost_ns,
     .bytes    = gpu_info_bytes,
     .exec_cpu = gpu_info_exec_cpu,
+    .idempotent = vgpu_op_always_idempotent,
 };

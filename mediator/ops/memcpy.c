@@ -95,6 +95,31 @@ static int memcpy_exec_cpu(const struct vgpu_sqe *sqe, const struct vgpu_shm_vie
     return VGPU_S_OK;
 }
 
+/* Parts of whole MEMCPY_GRAIN bytes keep every part's offsets as aligned as
+ * the request's. */
+#define MEMCPY_GRAIN (1ull << 20)
+
+static uint32_t memcpy_parts(const struct vgpu_sqe *sqe, uint32_t want)
+{
+    return vgpu_op_split_count(sqe->args.memcpy.len, MEMCPY_GRAIN, want);
+}
+
+static void memcpy_part(const struct vgpu_sqe *sqe, uint32_t i, uint32_t n, struct vgpu_sqe *out)
+{
+    struct vgpu_args_memcpy *a = &out->args.memcpy;
+    uint64_t first, count;
+
+    *out = *sqe;
+    vgpu_op_split_range(sqe->args.memcpy.len, MEMCPY_GRAIN, i, n, &first, &count);
+    if (a->mode != VGPU_MEMCPY_D2H) {
+        a->src_off += first;
+    }
+    if (a->mode != VGPU_MEMCPY_H2D) {
+        a->dst_off += first;
+    }
+    a->len = count;
+}
+
 const struct vgpu_op vgpu_op_memcpy = {
     .opcode   = VGPU_OP_MEMCPY,
     .name     = "memcpy",
@@ -102,4 +127,7 @@ const struct vgpu_op vgpu_op_memcpy = {
     .cost_ns  = memcpy_cost_ns,
     .bytes    = memcpy_bytes,
     .exec_cpu = memcpy_exec_cpu,
+    .idempotent = vgpu_op_always_idempotent,
+    .parts    = memcpy_parts,
+    .part     = memcpy_part,
 };

@@ -37,4 +37,5 @@ const struct vgpu_op vgpu_op_nop = {
     .cost_ns  = nop_cost_ns,
     .bytes    = nop_bytes,
     .exec_cpu = nop_exec_cpu,
+    .idempotent = vgpu_op_always_idempotent,
 };

@@ -38,6 +38,14 @@ extern const struct vgpu_op vgpu_op_memcpy;
 #define VGPU_COST_BYTES_PER_US     8000ull   /* 8 GB/s */
 #define VGPU_COST_FLOPS_PER_US     16000ull  /* 16 GFLOP/s */
 
+/* .idempotent of operations that write nothing they read. */
+bool vgpu_op_always_idempotent(const struct vgpu_sqe *sqe);
+
+/* Elements per grain when an element-wise request is split into parts (64 KiB
+ * of floats): small enough for a part of a few milliseconds, large enough
+ * that per-part overhead stays below a percent. */
+#define VGPU_OP_SPLIT_GRAIN 16384ull
+
 /* Cost callbacks may see unvalidated values: clamp so nothing overflows. */
 static inline uint64_t vgpu_clamp_u64(uint64_t v, uint64_t max)
 {

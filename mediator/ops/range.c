@@ -62,3 +62,36 @@ bool vgpu_ops_deadline_passed(void)
 {
     return ops_deadline_ns != 0 && vgpu_ops_now_ns() >= ops_deadline_ns;
 }
+
+uint32_t vgpu_op_split_count(uint64_t total, uint64_t grain, uint32_t want)
+{
+    uint64_t grains = (total + grain - 1) / grain;
+
+    if (want < 1) {
+        want = 1;
+    }
+    return grains < want ? (uint32_t)(grains ? grains : 1) : want;
+}
+
+/*
+ * Part i gets ceil(grains / n) or floor(grains / n) grains, the longer parts
+ * first, so the parts tile [0, total) in order and differ by one grain at most.
+ */
+void vgpu_op_split_range(uint64_t total, uint64_t grain, uint32_t i, uint32_t n,
+                         uint64_t *first, uint64_t *count)
+{
+    uint64_t grains = (total + grain - 1) / grain;
+    uint64_t base = grains / n, extra = grains % n;
+    uint64_t g0 = i * base + (i < extra ? i : extra);
+    uint64_t gn = base + (i < extra ? 1 : 0);
+    uint64_t end = (g0 + gn) * grain;
+
+    *first = g0 * grain;
+    *count = (end < total ? end : total) - *first;
+}
+
+bool vgpu_op_always_idempotent(const struct vgpu_sqe *sqe)
+{
+    (void)sqe;
+    return true;
+}

@@ -84,6 +84,37 @@ static int reduce_sum_exec_cpu(const struct vgpu_sqe *sqe, const struct vgpu_shm
     return VGPU_S_OK;
 }
 
+/* Parts are whole runs of REDUCE_BLOCK, so each part's leaves are the same
+ * full blocks; the parts' sums are then added in order, in double. */
+static uint32_t reduce_sum_parts(const struct vgpu_sqe *sqe, uint32_t want)
+{
+    return vgpu_op_split_count(sqe->args.reduce_sum.n, VGPU_OP_SPLIT_GRAIN, want);
+}
+
+static void reduce_sum_part(const struct vgpu_sqe *sqe, uint32_t i, uint32_t n,
+                            struct vgpu_sqe *out)
+{
+    struct vgpu_args_reduce_sum *a = &out->args.reduce_sum;
+    uint64_t first, count;
+
+    *out = *sqe;
+    vgpu_op_split_range(sqe->args.reduce_sum.n, VGPU_OP_SPLIT_GRAIN, i, n, &first, &count);
+    a->in_off += first * sizeof(float);
+    a->n = count;
+}
+
+static void reduce_sum_combine(uint64_t *acc, uint64_t part_result)
+{
+    double a, p;
+
+    memcpy(&a, acc, sizeof(a));         /* 0 bits are +0.0 */
+    memcpy(&p, &part_result, sizeof(p));
+    a += p;
+    memcpy(acc, &a, sizeof(a));
+}
+
+_Static_assert(VGPU_OP_SPLIT_GRAIN % REDUCE_BLOCK == 0, "parts are whole blocks");
+
 const struct vgpu_op vgpu_op_reduce_sum = {
     .opcode   = VGPU_OP_REDUCE_SUM,
     .name     = "reduce_sum",
@@ -91,4 +122,8 @@ const struct vgpu_op vgpu_op_reduce_sum = {
     .cost_ns  = reduce_sum_cost_ns,
     .bytes    = reduce_sum_bytes,
     .exec_cpu = reduce_sum_exec_cpu,
+    .idempotent = vgpu_op_always_idempotent,
+    .parts    = reduce_sum_parts,
+    .part     = reduce_sum_part,
+    .combine  = reduce_sum_combine,
 };

@@ -61,6 +61,24 @@ static int saxpy_exec_cpu(const struct vgpu_sqe *sqe, const struct vgpu_shm_view
     return VGPU_S_OK;
 }
 
+static uint32_t saxpy_parts(const struct vgpu_sqe *sqe, uint32_t want)
+{
+    return vgpu_op_split_count(sqe->args.saxpy.n, VGPU_OP_SPLIT_GRAIN, want);
+}
+
+static void saxpy_part(const struct vgpu_sqe *sqe, uint32_t i, uint32_t n, struct vgpu_sqe *out)
+{
+    struct vgpu_args_saxpy *a = &out->args.saxpy;
+    uint64_t first, count;
+
+    *out = *sqe;
+    vgpu_op_split_range(sqe->args.saxpy.n, VGPU_OP_SPLIT_GRAIN, i, n, &first, &count);
+    a->x_off += first * sizeof(float);
+    a->y_off += first * sizeof(float);
+    a->n = count;
+}
+
+/* y is read and written: a re-run would apply alpha * x twice (no .idempotent). */
 const struct vgpu_op vgpu_op_saxpy = {
     .opcode   = VGPU_OP_SAXPY,
     .name     = "saxpy",
@@ -68,4 +86,6 @@ const struct vgpu_op vgpu_op_saxpy = {
     .cost_ns  = saxpy_cost_ns,
     .bytes    = saxpy_bytes,
     .exec_cpu = saxpy_exec_cpu,
+    .parts    = saxpy_parts,
+    .part     = saxpy_part,
 };

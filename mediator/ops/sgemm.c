@@ -23,6 +23,8 @@
 #define GEMM_MB 128u
 #define GEMM_NB 256u
 #define GEMM_KB 128u
+/* Fewer rows than this per C block read B in place instead of packing it. */
+#define GEMM_PACK_MIN_ROWS 16u
 
 static int sgemm_validate(const struct vgpu_sqe *sqe, uint64_t shm_size)
 {
@@ -102,14 +104,15 @@ static void scale_c(float *c, size_t count, float beta)
 #endif
 
 /*
- * C[i0..i1, j0..j0+jn] += alpha * A[i0..i1, k0..k0+kn] * P, P the packed panel
- * (kn x jn). Four rows of P per pass over a C row: one load and store of C
- * per four multiply-adds instead of per one.
+ * C[i0..i1, j0..j0+jn] += alpha * A[i0..i1, k0..k0+kn] * P, P the panel
+ * (kn x jn, rows ldp floats apart: jn when packed, n when read in place).
+ * Four rows of P per pass over a C row: one load and store of C per four
+ * multiply-adds instead of per one.
  */
 GEMM_CLONES
-static void gemm_panel(const float *restrict A, const float *restrict P, float *restrict C,
-                       size_t n, size_t k, float alpha, size_t i0, size_t i1,
-                       size_t j0, size_t jn, size_t k0, size_t kn)
+static void gemm_panel(const float *restrict A, const float *restrict P, size_t ldp,
+                       float *restrict C, size_t n, size_t k, float alpha, size_t i0,
+                       size_t i1, size_t j0, size_t jn, size_t k0, size_t kn)
 {
     for (size_t i = i0; i < i1; i++) {
         float *restrict crow = C + i * n + j0;
@@ -119,8 +122,8 @@ static void gemm_panel(const float *restrict A, const float *restrict P, float *
         for (; kk + 4 <= kn; kk += 4) {
             const float a0 = alpha * arow[kk], a1 = alpha * arow[kk + 1];
             const float a2 = alpha * arow[kk + 2], a3 = alpha * arow[kk + 3];
-            const float *restrict p0 = P + kk * jn;
-            const float *restrict p1 = p0 + jn, *restrict p2 = p1 + jn, *restrict p3 = p2 + jn;
+            const float *restrict p0 = P + kk * ldp;
+            const float *restrict p1 = p0 + ldp, *restrict p2 = p1 + ldp, *restrict p3 = p2 + ldp;
 
             for (size_t j = 0; j < jn; j++) {
                 crow[j] += a0 * p0[j] + a1 * p1[j] + a2 * p2[j] + a3 * p3[j];
@@ -128,7 +131,7 @@ static void gemm_panel(const float *restrict A, const float *restrict P, float *
         }
         for (; kk < kn; kk++) {
             const float a0 = alpha * arow[kk];
-            const float *restrict p0 = P + kk * jn;
+            const float *restrict p0 = P + kk * ldp;
 
             for (size_t j = 0; j < jn; j++) {
                 crow[j] += a0 * p0[j];
@@ -169,13 +172,20 @@ static int sgemm_exec_cpu(const struct vgpu_sqe *sqe, const struct vgpu_shm_view
             }
             for (size_t k0 = 0; k0 < k; k0 += GEMM_KB) {
                 const size_t kn = min_sz(GEMM_KB, k - k0);
+                const size_t i1 = min_sz(i0 + GEMM_MB, m);
 
+                if (i1 - i0 < GEMM_PACK_MIN_ROWS) {
+                    /* A part of a few rows (see sgemm_parts): packing would
+                     * cost as much as the multiply-adds it serves. */
+                    gemm_panel(A, B + k0 * n + j0, n, C, n, k, a->alpha, i0, i1, j0, jn,
+                               k0, kn);
+                    continue;
+                }
                 /* Re-packed per C block: 1 / (2 * GEMM_MB) of the work. */
                 for (size_t kk = 0; kk < kn; kk++) {
                     memcpy(panel + kk * jn, B + (k0 + kk) * n + j0, jn * sizeof(float));
                 }
-                gemm_panel(A, panel, C, n, k, a->alpha, i0, min_sz(i0 + GEMM_MB, m),
-                           j0, jn, k0, kn);
+                gemm_panel(A, panel, jn, C, n, k, a->alpha, i0, i1, j0, jn, k0, kn);
             }
         }
     }
@@ -185,6 +195,31 @@ out:
     return status;
 }
 
+/* beta == 0: C is only written (and never overlaps A or B), so a re-run
+ * gives the same C; otherwise C is an input too. */
+static bool sgemm_idempotent(const struct vgpu_sqe *sqe)
+{
+    return sqe->args.sgemm.beta == 0.0f;
+}
+
+/* Parts are blocks of whole rows of A and C; every part reads all of B. */
+static uint32_t sgemm_parts(const struct vgpu_sqe *sqe, uint32_t want)
+{
+    return vgpu_op_split_count(sqe->args.sgemm.m, 1, want);
+}
+
+static void sgemm_part(const struct vgpu_sqe *sqe, uint32_t i, uint32_t n, struct vgpu_sqe *out)
+{
+    struct vgpu_args_sgemm *a = &out->args.sgemm;
+    uint64_t first, count;
+
+    *out = *sqe;
+    vgpu_op_split_range(sqe->args.sgemm.m, 1, i, n, &first, &count);
+    a->a_off += first * a->k * sizeof(float);
+    a->c_off += first * a->n * sizeof(float);
+    a->m = (uint32_t)count;
+}
+
 const struct vgpu_op vgpu_op_sgemm = {
     .opcode   = VGPU_OP_SGEMM,
     .name     = "sgemm",
@@ -192,4 +227,7 @@ const struct vgpu_op vgpu_op_sgemm = {
     .cost_ns  = sgemm_cost_ns,
     .bytes    = sgemm_bytes,
     .exec_cpu = sgemm_exec_cpu,
+    .idempotent = sgemm_idempotent,
+    .parts    = sgemm_parts,
+    .part     = sgemm_part,
 };

@@ -70,6 +70,33 @@ static int vector_add_exec_cpu(const struct vgpu_sqe *sqe, const struct vgpu_shm
     return VGPU_S_OK;
 }
 
+/* In place (out == a or b) a re-run would add twice. */
+static bool vector_add_idempotent(const struct vgpu_sqe *sqe)
+{
+    const struct vgpu_args_vector_add *a = &sqe->args.vector_add;
+
+    return a->out_off != a->a_off && a->out_off != a->b_off;
+}
+
+static uint32_t vector_add_parts(const struct vgpu_sqe *sqe, uint32_t want)
+{
+    return vgpu_op_split_count(sqe->args.vector_add.n, VGPU_OP_SPLIT_GRAIN, want);
+}
+
+static void vector_add_part(const struct vgpu_sqe *sqe, uint32_t i, uint32_t n,
+                            struct vgpu_sqe *out)
+{
+    struct vgpu_args_vector_add *a = &out->args.vector_add;
+    uint64_t first, count;
+
+    *out = *sqe;
+    vgpu_op_split_range(sqe->args.vector_add.n, VGPU_OP_SPLIT_GRAIN, i, n, &first, &count);
+    a->a_off += first * sizeof(float);
+    a->b_off += first * sizeof(float);
+    a->out_off += first * sizeof(float);
+    a->n = count;
+}
+
 const struct vgpu_op vgpu_op_vector_add = {
     .opcode   = VGPU_OP_VECTOR_ADD,
     .name     = "vector_add",
@@ -77,4 +104,7 @@ const struct vgpu_op vgpu_op_vector_add = {
     .cost_ns  = vector_add_cost_ns,
     .bytes    = vector_add_bytes,
     .exec_cpu = vector_add_exec_cpu,
+    .idempotent = vector_add_idempotent,
+    .parts    = vector_add_parts,
+    .part     = vector_add_part,
 };

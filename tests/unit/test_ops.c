@@ -1002,6 +1002,130 @@ static uint64_t fuzz_count(uint64_t max, uint64_t typical)
     }
 }
 
+/* ------------------------------------------------------------------------
+ * Parts: running a request part by part (as the executor does with long
+ * requests) gives exactly the outputs and result of running it whole.
+ * ------------------------------------------------------------------------ */
+static void check_parts(struct exec_fixture *f, const struct vgpu_sqe *s, bool exact_result)
+{
+    static const uint32_t wants[] = { 1, 2, 3, 7, 64, 1024 };
+    const struct vgpu_op *op = vgpu_op_lookup(s->opcode);
+    uint8_t *whole = malloc(f->shm.size), *input = malloc(f->shm.size);
+    uint64_t want_result;
+
+    assert_non_null(whole);
+    assert_non_null(input);
+    assert_non_null(op->parts);
+    memcpy(input, f->shm.base, f->shm.size);
+    assert_status(run_op(f, s, &want_result), VGPU_S_OK);
+    memcpy(whole, f->shm.base, f->shm.size);
+
+    for (unsigned w = 0; w < sizeof(wants) / sizeof(wants[0]); w++) {
+        uint32_t n = op->parts(s, wants[w]);
+        uint64_t acc = 0;
+
+        assert_true(n >= 1 && n <= wants[w]);
+        memcpy(f->shm.base, input, f->shm.size);
+        for (uint32_t i = 0; i < n; i++) {
+            struct vgpu_sqe part;
+            uint64_t r;
+
+            op->part(s, i, n, &part);
+            assert_status(op->validate(&part, f->shm.size), VGPU_S_OK);
+            assert_status(op->exec_cpu(&part, &f->shm, &r), VGPU_S_OK);
+            if (op->combine) {
+                op->combine(&acc, r);
+            } else {
+                acc += r;
+            }
+        }
+        if (memcmp(f->shm.base, whole, f->shm.size) != 0) {
+            fail_msg("%s in %u parts: outputs differ from one execution", op->name, n);
+        }
+        if (exact_result) {
+            assert_int_equal(acc, want_result);
+        } else {
+            double a, b;
+
+            memcpy(&a, &acc, sizeof(a));
+            memcpy(&b, &want_result, sizeof(b));
+            assert_true(fabs(a - b) <= 1e-12 * fabs(b) + 1e-9);
+        }
+    }
+    free(whole);
+    free(input);
+}
+
+static void test_parts(void **state)
+{
+    struct exec_fixture *f = *state;
+    const uint64_t n = 100003;                 /* not a multiple of any grain */
+    const uint64_t a = D, b = D + (1 << 20), c = D + (2 << 20);
+    struct vgpu_sqe s;
+
+    fill_floats(f, a, n);
+    fill_floats(f, b, n);
+    fill_floats(f, c, n);
+
+    s = sqe_of(VGPU_OP_VECTOR_ADD);
+    s.args.vector_add = (struct vgpu_args_vector_add) { a, b, c, n };
+    check_parts(f, &s, true);
+    s.args.vector_add = (struct vgpu_args_vector_add) { a, b, a, n };   /* in place */
+    check_parts(f, &s, true);
+
+    s = sqe_of(VGPU_OP_SAXPY);
+    s.args.saxpy = (struct vgpu_args_saxpy) { .x_off = a, .y_off = c, .n = n, .alpha = 1.5f };
+    check_parts(f, &s, true);
+
+    s = sqe_of(VGPU_OP_REDUCE_SUM);
+    s.args.reduce_sum = (struct vgpu_args_reduce_sum) { a, n };
+    check_parts(f, &s, false);
+
+    s = sqe_of(VGPU_OP_MEMCPY);
+    s.args.memcpy = (struct vgpu_args_memcpy) { .src_off = a + 4, .dst_off = c + 12,
+                                                .len = (3 << 20) / 2 + 5,
+                                                .mode = VGPU_MEMCPY_ROUNDTRIP };
+    s.args.memcpy.dst_off = D + (4 << 20);
+    check_parts(f, &s, true);
+
+    s = sqe_of(VGPU_OP_SGEMM);
+    s.args.sgemm = (struct vgpu_args_sgemm) { .a_off = a, .b_off = b, .c_off = c, .m = 133,
+                                              .n = 70, .k = 301, .alpha = 0.5f, .beta = 2.0f };
+    check_parts(f, &s, true);
+    s.args.sgemm.beta = 0.0f;
+    check_parts(f, &s, true);
+}
+
+static void test_idempotent(void **state)
+{
+    struct vgpu_sqe s = sqe_of(VGPU_OP_VECTOR_ADD);
+    const struct vgpu_op *op = vgpu_op_lookup(VGPU_OP_VECTOR_ADD);
+    (void)state;
+
+    s.args.vector_add = (struct vgpu_args_vector_add) { D, D + 64, D + 128, 16 };
+    assert_true(op->idempotent(&s));
+    s.args.vector_add.out_off = D;
+    assert_false(op->idempotent(&s));
+    s.args.vector_add.out_off = D + 64;
+    assert_false(op->idempotent(&s));
+
+    assert_null(vgpu_op_lookup(VGPU_OP_SAXPY)->idempotent);   /* y is in and out */
+
+    s = sqe_of(VGPU_OP_SGEMM);
+    op = vgpu_op_lookup(VGPU_OP_SGEMM);
+    s.args.sgemm.beta = 0.0f;
+    assert_true(op->idempotent(&s));
+    s.args.sgemm.beta = 1.0f;
+    assert_false(op->idempotent(&s));
+
+    for (uint16_t code = VGPU_OP_NOP; code < VGPU_OP_COUNT; code++) {
+        if (code != VGPU_OP_SAXPY && code != VGPU_OP_VECTOR_ADD && code != VGPU_OP_SGEMM) {
+            s = sqe_of(code);
+            assert_true(vgpu_op_lookup(code)->idempotent(&s));
+        }
+    }
+}
+
 static void test_fuzz_validate_exec(void **state)
 {
     const uint64_t size = SHM_1M, page = 4096;
@@ -1207,6 +1331,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exec_reduce_sum, exec_setup, exec_teardown),
         cmocka_unit_test_setup_teardown(test_exec_sgemm, exec_setup, exec_teardown),
         cmocka_unit_test_setup_teardown(test_exec_memcpy, exec_setup, exec_teardown),
+        cmocka_unit_test_setup_teardown(test_parts, exec_setup, exec_teardown),
+        cmocka_unit_test(test_idempotent),
         cmocka_unit_test(test_fuzz_validate_exec),
         cmocka_unit_test_setup_teardown(test_backend_cpu, exec_setup, exec_teardown),
         cmocka_unit_test_setup_teardown(test_backend_cpu_timeout, exec_setup, exec_teardown),

@@ -318,6 +318,65 @@ static void test_fifo_one_at_a_time(void **state)
     assert_int_equal(s.queued, 0);
 }
 
+/*
+ * A long request of A runs in parts; B's requests, arriving while a part
+ * runs, are served at the next part boundary, and A's own later request
+ * still waits behind its long one (FIFO within an entity).
+ */
+static void test_requeue_parts(void **state)
+{
+    struct vgpu_sched s;
+    struct vgpu_sched_entity a, b;
+    struct vgpu_sched_req *r, *r2;
+    uint64_t now = 0;
+    (void)state;
+
+    vgpu_sched_init(&s, 1 * MS, 100 * MS);
+    vgpu_sched_entity_init(&a, 0, 1);
+    vgpu_sched_entity_init(&b, 0, 1);
+    vgpu_sched_enqueue(&s, &a, &new_req(0, 0, 5 * MS)->sr, now);   /* one part's estimate */
+    vgpu_sched_enqueue(&s, &a, &new_req(0, 1, 10 * US)->sr, now);
+    r = vgpu_sched_pick(&s, now);
+    assert_int_equal(tr(r)->seq, 0);
+    vgpu_sched_enqueue(&s, &b, &new_req(1, 0, 10 * US)->sr, now + 1 * MS);
+    vgpu_sched_enqueue(&s, &b, &new_req(1, 1, 10 * US)->sr, now + 1 * MS);
+
+    for (int part = 1; part < 4; part++) {
+        now += 5 * MS;
+        vgpu_sched_requeue(&s, r, 5 * MS, 5 * MS, now);
+        assert_false(a.running);
+        assert_int_equal(a.queued, 2);
+        assert_ptr_equal(a.head, r);            /* back at the head of A's queue */
+        if (part == 1) {
+            /* B has credit, A has spent its: B's two small requests go first. */
+            for (int i = 0; i < 2; i++) {
+                r2 = vgpu_sched_pick(&s, now);
+                assert_non_null(r2);
+                assert_int_equal(tr(r2)->owner, 1);
+                vgpu_sched_complete(&s, r2, 10 * US);
+            }
+        }
+        r2 = vgpu_sched_pick(&s, now);
+        assert_ptr_equal(r2, r);                 /* A's long request, not its later one */
+    }
+    vgpu_sched_complete(&s, r, 5 * MS);
+    r = vgpu_sched_pick(&s, now);
+    assert_int_equal(tr(r)->owner, 0);
+    assert_int_equal(tr(r)->seq, 1);
+    vgpu_sched_complete(&s, r, 10 * US);
+    assert_int_equal(a.charged_ns, 20 * MS + 10 * US);
+    assert_int_equal(s.queued, 0);
+    assert_int_equal(s.running, 0);
+
+    /* A removed entity's part is not queued again. */
+    vgpu_sched_enqueue(&s, &a, &new_req(0, 2, 5 * MS)->sr, now);
+    r = vgpu_sched_pick(&s, now);
+    vgpu_sched_remove(&s, &a);
+    vgpu_sched_requeue(&s, r, 5 * MS, 5 * MS, now);
+    assert_int_equal(s.queued, 0);
+    assert_null(vgpu_sched_pick(&s, now));
+}
+
 static void test_only_and_remove(void **state)
 {
     struct vgpu_sched s;
@@ -425,6 +484,7 @@ int main(void)
         cmocka_unit_test_setup(test_large_debt, setup),
         cmocka_unit_test_setup(test_aging, setup),
         cmocka_unit_test_setup(test_fifo_one_at_a_time, setup),
+        cmocka_unit_test_setup(test_requeue_parts, setup),
         cmocka_unit_test_setup(test_only_and_remove, setup),
         cmocka_unit_test_setup(test_entity_set, setup),
     };
