@@ -23,8 +23,9 @@ secs=${VGPU_BENCH_SECONDS:-2}
 rounds=${VGPU_BENCH_ROUNDS:-100000}
 vadd_secs=1
 sizes="10 12 14 16 18 20 22 24"
+iso_gemm=${VGPU_BENCH_ISO_GEMM:-4096} iso_secs=5
 if [ "${VGPU_BENCH_QUICK:-0}" = 1 ]; then
-  secs=0.2 rounds=2000 vadd_secs=0.05 sizes="10 16 20"
+  secs=0.2 rounds=2000 vadd_secs=0.05 sizes="10 16 20" iso_gemm=1024 iso_secs=0.5
 fi
 
 for b in "$med" "$vb" "$pp"; do
@@ -78,6 +79,16 @@ done
 for k in $sizes; do
   run "$vb" vadd --socket "$sock" --log2 "$k" --seconds "$vadd_secs"
 done
+# (d) bounded waits: a small VM alone, then beside two VMs each running two
+# SGEMMs of iso_gemm^3 (mediators of its own; 1 and 2 executors). The
+# program is the functional test's; here it only reports.
+iso=$build/tests/functional/test_isolation
+if [ -x "$iso" ]; then
+  echo "bench: bounded waits (two VMs x two SGEMM ${iso_gemm}^3 beside a small VM)..." >&2
+  VGPU_MEDIATOR=$med ISOLATION_GEMM=$iso_gemm ISOLATION_SECONDS=$iso_secs \
+    ISOLATION_BOUND_MS=50 ISOLATION_TSV=$res "$iso" >"$tmp/isolation.log" 2>&1 ||
+    echo "bench: bounded waits: some checks failed (p99 target 50 ms); see below" >&2
+fi
 
 host=$(hostname -s 2>/dev/null || echo host)
 stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -125,6 +136,22 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
       "$(val "vadd_2^${k}_inprocess")" "$(val "vadd_2^${k}_ratio")" \
       "$(val "vadd_2^${k}_exec")" "$(val "vadd_2^${k}_queue")"
   done
+  if [ -n "$(val iso_e1_alone_p50)" ]; then
+    echo
+    echo "(d) bounded waits: vector_add 2^12, one at a time, from a small VM alone and beside"
+    echo "    two VMs each running two SGEMM $(val iso_e1_sgemm_dim)^3 (target beside: p99 <= 50 ms, 0 failed)"
+    printf "  %-12s %10s %10s %11s %11s %11s %8s %7s\n" "executors" "alone p50" "alone p99" \
+      "beside p50" "beside p99" "beside max" "p99 x" "failed"
+    for e in 1 2; do
+      printf "  %-12s %8.3fms %8.3fms %9.3fms %9.3fms %9.3fms %7sx %7s\n" "$e" \
+        "$(val iso_e${e}_alone_p50)" "$(val iso_e${e}_alone_p99)" "$(val iso_e${e}_beside_p50)" \
+        "$(val iso_e${e}_beside_p99)" "$(val iso_e${e}_beside_max)" \
+        "$(ratio "$(val iso_e${e}_beside_p99)" "$(val iso_e${e}_alone_p99)")" \
+        "$(val iso_e${e}_beside_failed)"
+    done
+    echo "  (what bounds the wait: one part of a long request, --slice-us 5000 by default,"
+    echo "   plus the CPU the heavy VMs' executors leave to the small VM's client)"
+  fi
 } | tee "$tmp/table.txt"
 
 mkdir -p "$here/results"

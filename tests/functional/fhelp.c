@@ -90,7 +90,8 @@ int fh_mediator_start(struct fh_mediator *m, const char *dir, const char *const 
     argv[argc++] = "--socket-path";
     argv[argc++] = m->sock;
     argv[argc++] = "--backend";
-    argv[argc++] = "cpu";
+    /* The GPU host runs some of these tests against the cuda backend. */
+    argv[argc++] = getenv("FH_BACKEND") && *getenv("FH_BACKEND") ? getenv("FH_BACKEND") : "cpu";
     for (int i = 0; extra && extra[i] && argc < 46; i++) {
         argv[argc++] = extra[i];
     }

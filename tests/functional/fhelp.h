@@ -32,7 +32,7 @@ struct fh_mediator {
     char log[128];
 };
 
-/* Starts $VGPU_MEDIATOR --socket-path <tmp> --backend cpu + extra args (NULL
+/* Starts $VGPU_MEDIATOR --socket-path <tmp> --backend cpu ($FH_BACKEND) + extra args (NULL
  * terminated) and waits until it accepts connections. dir: reuse a tmp dir
  * (restart) or NULL for a new one. 0 or -errno. */
 int fh_mediator_start(struct fh_mediator *m, const char *dir, const char *const *extra);

@@ -7,6 +7,14 @@
  * default two, the small VM's requests all succeed and none waits anywhere
  * near a whole SGEMM: the executor runs long requests in parts (--slice-us)
  * and serves other VMs between them. The heavy VMs' results are checked too.
+ *
+ * The same program gives bench/run.sh (and the GPU run, FH_BACKEND=cuda) its
+ * "bounded wait" figures: the small VM's latency alone, then beside the
+ * heavy VMs, in one run. Environment: ISOLATION_GEMM (SGEMM size, default
+ * 2048), ISOLATION_SECONDS (measuring time per phase, default 4),
+ * ISOLATION_BOUND_MS (the p99 asserted beside them, default 400: generous
+ * for a loaded 2-core CI host), ISOLATION_TSV (append the figures there as
+ * bench/run.sh's "key<TAB>value<TAB>unit" lines).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,9 +26,11 @@
 #include "vgpu/libvgpu.h"
 #include "fhelp.h"
 
-#define GEMM    2048u
 #define SMALL_N 4096u
-#define BOUND_MS 400.0     /* generous for a loaded 2-core CI host; see bench/ */
+
+static uint32_t gemm = 2048;
+static double seconds = 4.0, bound_ms = 400.0;
+static FILE *tsv;
 
 struct heavy {
     pthread_t thread;
@@ -29,6 +39,7 @@ struct heavy {
     int err;
     unsigned ok, wrong;
     double seconds;
+    int done;
 };
 
 static double now_s(void)
@@ -42,9 +53,10 @@ static double now_s(void)
 static void *heavy_main(void *arg)
 {
     struct heavy *h = arg;
+    const uint64_t bytes = (uint64_t)gemm * gemm * sizeof(float);
     struct vgpu_open_opts o = { .transport = "sim", .socket_path = h->sock,
-                                .shm_size = 256ull << 20, .vm_id = h->vm_id, .weight = 1 };
-    const uint64_t bytes = (uint64_t)GEMM * GEMM * sizeof(float);
+                                .shm_size = 4 * bytes + (16ull << 20), .vm_id = h->vm_id,
+                                .weight = 1 };
     struct vgpu_dev *dev;
     uint64_t a, b, c[2];
     double t0 = now_s();
@@ -64,16 +76,16 @@ static void *heavy_main(void *arg)
     {
         float *pa = vgpu_ptr(dev, a), *pb = vgpu_ptr(dev, b);
 
-        for (uint64_t i = 0; i < (uint64_t)GEMM * GEMM; i++) {
+        for (uint64_t i = 0; i < (uint64_t)gemm * gemm; i++) {
             pa[i] = (float)(i % 7);
-            pb[i] = (i / GEMM == i % GEMM) ? 1.0f : 0.0f;
+            pb[i] = (i / gemm == i % gemm) ? 1.0f : 0.0f;
         }
     }
     for (int i = 0; i < 2; i++) {
         struct vgpu_sqe s = { .opcode = VGPU_OP_SGEMM, .tag = (uint32_t)i, .user_data = (uint64_t)i };
 
         s.args.sgemm = (struct vgpu_args_sgemm) { .a_off = a, .b_off = b, .c_off = c[i],
-                                                  .m = GEMM, .n = GEMM, .k = GEMM,
+                                                  .m = gemm, .n = gemm, .k = gemm,
                                                   .alpha = 1.0f, .beta = 0.0f };
         r = vgpu_submit(dev, &s);
         if (r < 0) {
@@ -101,6 +113,7 @@ static void *heavy_main(void *arg)
 out:
     h->seconds = now_s() - t0;
     vgpu_close(dev);
+    __atomic_store_n(&h->done, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -111,47 +124,28 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void run(const char *label, const char *const *args)
+struct small {
+    double lat[4096];
+    unsigned n, fails;
+};
+
+/* Checked small vector_adds, one after the other, for `secs` seconds or until
+ * the heavy VMs are done (h NULL: alone). */
+static void measure(struct vgpu_dev *dev, uint64_t xa, uint64_t xb, uint64_t xo, double secs,
+                    const struct heavy *h, const char *label, struct small *sm)
 {
-    struct fh_mediator med;
-    struct heavy h[2];
-    struct vgpu_dev *dev;
-    struct vgpu_open_opts o = { .transport = "sim", .shm_size = 16ull << 20, .vm_id = 3,
-                                .weight = 1 };
-    double lat[4096], t_end;
+    float *po = vgpu_ptr(dev, xo);
+    double t_end = now_s() + secs;
     unsigned n = 0, fails = 0;
-    uint64_t xa, xb, xo;
     int r;
 
-    if (fh_mediator_start(&med, NULL, args) < 0) {
-        CHECK(false, "%s: mediator starts", label);
-        return;
-    }
-    o.socket_path = med.sock;
-    memset(h, 0, sizeof(h));
-    for (int i = 0; i < 2; i++) {
-        h[i].sock = med.sock;
-        h[i].vm_id = 1 + (uint32_t)i;
-        pthread_create(&h[i].thread, NULL, heavy_main, &h[i]);
-    }
-    r = vgpu_open(&o, &dev);
-    CHECK(r == 0, "%s: small VM attaches", label);
-    if (r == 0 && vgpu_alloc(dev, SMALL_N * 4, 64, &xa) == 0 &&
-        vgpu_alloc(dev, SMALL_N * 4, 64, &xb) == 0 && vgpu_alloc(dev, SMALL_N * 4, 64, &xo) == 0) {
-        float *pa = vgpu_ptr(dev, xa), *pb = vgpu_ptr(dev, xb), *po = vgpu_ptr(dev, xo);
+    {
+        double *lat = sm->lat;
 
-        for (unsigned i = 0; i < SMALL_N; i++) {
-            pa[i] = (float)i;
-            pb[i] = (float)(2 * i);
-        }
-        /* Give the heavy VMs time to fill the executors, then measure while
-         * they run. */
-        {
-            struct timespec ts = { 0, 300 * 1000000L };
-            nanosleep(&ts, NULL);
-        }
-        t_end = now_s() + 4.0;
-        while (now_s() < t_end && n < sizeof(lat) / sizeof(lat[0])) {
+        /* Beside the heavy VMs: only while at least one of them still runs. */
+        while (now_s() < t_end && n < sizeof(sm->lat) / sizeof(sm->lat[0]) &&
+               (!h || !__atomic_load_n(&h[0].done, __ATOMIC_ACQUIRE) ||
+                !__atomic_load_n(&h[1].done, __ATOMIC_ACQUIRE))) {
             struct vgpu_sqe s = { .opcode = VGPU_OP_VECTOR_ADD, .tag = n, .user_data = n };
             struct vgpu_cqe cqe;
             double t0 = now_s();
@@ -176,21 +170,89 @@ static void run(const char *label, const char *const *args)
                 nanosleep(&ts, NULL);
             }
         }
-        vgpu_close(dev);
     }
-    for (int i = 0; i < 2; i++) {
-        pthread_join(h[i].thread, NULL);
-    }
+    sm->n = n;
+    sm->fails = fails;
     if (n > 0) {
-        qsort(lat, n, sizeof(lat[0]), cmp_double);
-        printf("# %s: %u small requests beside 2x2 SGEMM %u^3 (%.1f s, %.1f s):"
-               " p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", label, n, GEMM, h[0].seconds,
-               h[1].seconds, lat[n / 2], lat[(n * 99) / 100], lat[n - 1]);
+        qsort(sm->lat, n, sizeof(sm->lat[0]), cmp_double);
     }
-    CHECK(n >= 20 && fails == 0, "%s: every small request ok and correct (%u of %u failed)",
-          label, fails, n);
-    CHECK(n > 0 && lat[(n * 99) / 100] < BOUND_MS, "%s: small requests' p99 below %.0f ms",
-          label, BOUND_MS);
+}
+
+static double pct(const struct small *sm, unsigned p)
+{
+    return sm->n ? sm->lat[(sm->n * p) / 100 < sm->n ? (sm->n * p) / 100 : sm->n - 1] : 0;
+}
+
+static void run(const char *label, const char *key, const char *const *args)
+{
+    struct fh_mediator med;
+    struct heavy h[2];
+    struct vgpu_dev *dev;
+    struct vgpu_open_opts o = { .transport = "sim", .shm_size = 16ull << 20, .vm_id = 3,
+                                .weight = 1 };
+    static struct small alone, beside;
+    uint64_t xa, xb, xo;
+    int r;
+
+    if (fh_mediator_start(&med, NULL, args) < 0) {
+        CHECK(false, "%s: mediator starts", label);
+        return;
+    }
+    o.socket_path = med.sock;
+    memset(h, 0, sizeof(h));
+    memset(&alone, 0, sizeof(alone));
+    memset(&beside, 0, sizeof(beside));
+    r = vgpu_open(&o, &dev);
+    CHECK(r == 0, "%s: small VM attaches", label);
+    if (r == 0 && vgpu_alloc(dev, SMALL_N * 4, 64, &xa) == 0 &&
+        vgpu_alloc(dev, SMALL_N * 4, 64, &xb) == 0 && vgpu_alloc(dev, SMALL_N * 4, 64, &xo) == 0) {
+        float *pa = vgpu_ptr(dev, xa), *pb = vgpu_ptr(dev, xb);
+        struct timespec ts = { 0, 300 * 1000000L };
+
+        for (unsigned i = 0; i < SMALL_N; i++) {
+            pa[i] = (float)i;
+            pb[i] = (float)(2 * i);
+        }
+        measure(dev, xa, xb, xo, seconds / 4, NULL, label, &alone);
+        for (int i = 0; i < 2; i++) {
+            h[i].sock = med.sock;
+            h[i].vm_id = 1 + (uint32_t)i;
+            pthread_create(&h[i].thread, NULL, heavy_main, &h[i]);
+        }
+        /* Give the heavy VMs time to fill the executors, then measure while
+         * they run. */
+        nanosleep(&ts, NULL);
+        measure(dev, xa, xb, xo, seconds, h, label, &beside);
+        for (int i = 0; i < 2; i++) {
+            pthread_join(h[i].thread, NULL);
+        }
+    }
+    vgpu_close(dev);
+    printf("# %s: small vector_add alone: %u requests, p50 %.3f ms, p99 %.3f ms\n", label,
+           alone.n, pct(&alone, 50), pct(&alone, 99));
+    printf("# %s: beside 2 VMs x 2 SGEMM %u^3 (%.1f s, %.1f s): %u requests, p50 %.3f ms,"
+           " p99 %.3f ms, max %.3f ms (p99 %.1fx alone)\n", label, gemm, h[0].seconds,
+           h[1].seconds, beside.n, pct(&beside, 50), pct(&beside, 99), pct(&beside, 100),
+           pct(&alone, 99) > 0 ? pct(&beside, 99) / pct(&alone, 99) : 0.0);
+    if (tsv) {
+        const char *k = key;
+
+        fprintf(tsv, "iso_%s_sgemm_dim\t%u\tfloats\n", k, gemm);
+        fprintf(tsv, "iso_%s_alone_p50\t%.4f\tms\n", k, pct(&alone, 50));
+        fprintf(tsv, "iso_%s_alone_p99\t%.4f\tms\n", k, pct(&alone, 99));
+        fprintf(tsv, "iso_%s_beside_p50\t%.4f\tms\n", k, pct(&beside, 50));
+        fprintf(tsv, "iso_%s_beside_p99\t%.4f\tms\n", k, pct(&beside, 99));
+        fprintf(tsv, "iso_%s_beside_max\t%.4f\tms\n", k, pct(&beside, 100));
+        fprintf(tsv, "iso_%s_beside_requests\t%u\trequests\n", k, beside.n);
+        fprintf(tsv, "iso_%s_beside_failed\t%u\trequests\n", k, beside.fails);
+        fprintf(tsv, "iso_%s_heavy_seconds\t%.3f\ts\n", k,
+                h[0].seconds > h[1].seconds ? h[0].seconds : h[1].seconds);
+    }
+    CHECK(alone.fails == 0 && beside.n >= 20 && beside.fails == 0,
+          "%s: every small request ok and correct (%u of %u failed)", label, beside.fails,
+          beside.n);
+    CHECK(beside.n > 0 && pct(&beside, 99) < bound_ms, "%s: small requests' p99 below %.0f ms",
+          label, bound_ms);
     CHECK(h[0].err == 0 && h[1].err == 0 && h[0].ok == 2 && h[1].ok == 2,
           "%s: the SGEMMs completed with correct results", label);
     if (fh_failed) {
@@ -204,8 +266,24 @@ int main(void)
 {
     static const char *const one[] = { "--executors", "1", NULL };
     static const char *const two[] = { "--executors", "2", NULL };
+    const char *e;
 
-    run("1 executor", one);
-    run("2 executors", two);
+    if ((e = getenv("ISOLATION_GEMM")) && atoi(e) > 0 && atoi(e) <= (int)VGPU_MAX_GEMM_DIM) {
+        gemm = (uint32_t)atoi(e);
+    }
+    if ((e = getenv("ISOLATION_SECONDS")) && atof(e) > 0) {
+        seconds = atof(e);
+    }
+    if ((e = getenv("ISOLATION_BOUND_MS")) && atof(e) > 0) {
+        bound_ms = atof(e);
+    }
+    if ((e = getenv("ISOLATION_TSV")) && *e) {
+        tsv = fopen(e, "a");
+    }
+    run("1 executor", "e1", one);
+    run("2 executors", "e2", two);
+    if (tsv) {
+        fclose(tsv);
+    }
     return fh_summary();
 }
