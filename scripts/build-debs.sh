@@ -24,7 +24,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-prog=build-debs.sh
+prog="build-debs.sh"
 die() { echo "$prog: error: $*" >&2; exit 1; }
 msg() { echo ">> $prog: $*" >&2; }
 
