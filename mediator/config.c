@@ -16,6 +16,10 @@ static void usage(FILE *f, const char *prog)
     fprintf(f,
 "usage: %s [options]\n"
 "  --socket-path PATH   listening socket (default: $VGPU_SOCKET or %s)\n"
+"  --admin-socket PATH  read-only admin socket for statistics (vgpu-smi); 'none': off\n"
+"                       (default: beside the socket, NAME.sock -> NAME-ro.sock)\n"
+"  --admin-socket-mode MODE  its file mode, octal (default 0666: any local user may\n"
+"                       read statistics; connecting needs write permission)\n"
 "  --backend NAME       auto|cuda|cpu (default auto: cuda if usable, else cpu)\n"
 "  --executors N        executor threads (default: 2 on cpu, 1 per GPU on cuda)\n"
 "  --max-inflight N     requests in flight per VM, 1..%u (default 32)\n"
@@ -83,10 +87,12 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
     enum {
         O_SOCKET = 256, O_BACKEND, O_EXECUTORS, O_MAX_INFLIGHT, O_MAX_SESSIONS, O_AGING,
         O_QUANTUM, O_INLINE, O_SPIN, O_MEM_QUOTA, O_TIMEOUT, O_GPU, O_CONFIG, O_LOG_LEVEL, O_STATUS,
-        O_HELP, O_HELLO_TIMEOUT, O_SLICE,
+        O_HELP, O_HELLO_TIMEOUT, O_SLICE, O_ADMIN_SOCKET, O_ADMIN_MODE,
     };
     static const struct option longopts[] = {
         { "socket-path",  required_argument, NULL, O_SOCKET },
+        { "admin-socket", required_argument, NULL, O_ADMIN_SOCKET },
+        { "admin-socket-mode", required_argument, NULL, O_ADMIN_MODE },
         { "backend",      required_argument, NULL, O_BACKEND },
         { "executors",    required_argument, NULL, O_EXECUTORS },
         { "max-inflight", required_argument, NULL, O_MAX_INFLIGHT },
@@ -107,6 +113,7 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     const char *env = getenv("VGPU_SOCKET");
+    const char *admin = NULL;
     unsigned long long v;
     int c, lvl;
 
@@ -123,6 +130,7 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         .timeout_ms = 60000,
         .slice_us = 5000,
         .log_level = VGPU_LOG_INFO,
+        .admin_socket_mode = 0666,
     };
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -134,6 +142,25 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
             }
             cfg->socket_path = optarg;
             break;
+        case O_ADMIN_SOCKET:
+            if (!*optarg || strlen(optarg) >= 108) {
+                fprintf(stderr, "vgpu-mediator: --admin-socket: empty or longer than 107 bytes\n");
+                return -EINVAL;
+            }
+            admin = optarg;
+            break;
+        case O_ADMIN_MODE: {
+            char *end;
+            errno = 0;
+            v = strtoull(optarg, &end, 8);
+            if (errno || !*optarg || *end || v > 0777) {
+                fprintf(stderr, "vgpu-mediator: --admin-socket-mode: an octal mode 0..0777, "
+                        "not '%s'\n", optarg);
+                return -EINVAL;
+            }
+            cfg->admin_socket_mode = (unsigned)v;
+            break;
+        }
         case O_BACKEND:
             if (strcmp(optarg, "auto") && strcmp(optarg, "cuda") && strcmp(optarg, "cpu")) {
                 fprintf(stderr, "vgpu-mediator: --backend: auto, cuda or cpu, not '%s'\n", optarg);
@@ -217,7 +244,34 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         fprintf(stderr, "vgpu-mediator: unexpected argument '%s'\n", argv[optind]);
         return -EINVAL;
     }
+    if (admin) {
+        cfg->admin_socket_path = strcmp(admin, "none") == 0 ? NULL : admin;
+    } else if (vgpu_config_admin_default(cfg->socket_path, cfg->admin_socket_buf,
+                                         sizeof(cfg->admin_socket_buf)) == 0) {
+        cfg->admin_socket_path = cfg->admin_socket_buf;
+    } else {
+        fprintf(stderr, "vgpu-mediator: the admin socket's default path beside %s is longer "
+                "than 107 bytes; give --admin-socket PATH or none\n", cfg->socket_path);
+        return -EINVAL;
+    }
+    if (cfg->admin_socket_path && strcmp(cfg->admin_socket_path, cfg->socket_path) == 0) {
+        fprintf(stderr, "vgpu-mediator: --admin-socket must differ from --socket-path\n");
+        return -EINVAL;
+    }
     return 0;
+}
+
+int vgpu_config_admin_default(const char *socket_path, char *buf, size_t len)
+{
+    size_t n = strlen(socket_path);
+    int w;
+
+    if (n > 5 && strcmp(socket_path + n - 5, ".sock") == 0) {
+        w = snprintf(buf, len, "%.*s-ro.sock", (int)(n - 5), socket_path);
+    } else {
+        w = snprintf(buf, len, "%s-ro", socket_path);
+    }
+    return w < 0 || (size_t)w >= len ? -ENAMETOOLONG : 0;
 }
 
 static char *next_token(char **p)

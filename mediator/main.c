@@ -235,7 +235,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "vgpu-mediator: out of memory\n");
         return 1;
     }
-    m->listen_fd = m->epoll_fd = m->signal_fd = -1;
+    m->listen_fd = m->epoll_fd = m->signal_fd = m->admin_fd = -1;
     r = vgpu_config_parse_args(&m->cfg, argc, argv);
     if (r) {
         free(m);
@@ -296,9 +296,11 @@ int main(int argc, char **argv)
     if (r < 0) {
         goto out_server;
     }
-    log_info("vgpu-mediator %s ready: backend %s, GPU '%s' (%llu MiB, %u SMs), socket %s (0660)",
-             VGPU_VERSION, m->bops->name, m->gpu.name,
-             (unsigned long long)(m->gpu.total_mem >> 20), m->gpu.sm_count, m->cfg.socket_path);
+    log_info("vgpu-mediator %s ready: backend %s, GPU '%s' (%llu MiB, %u SMs), socket %s (0660),"
+             " admin socket %s (%04o)", VGPU_VERSION, m->bops->name, m->gpu.name,
+             (unsigned long long)(m->gpu.total_mem >> 20), m->gpu.sm_count, m->cfg.socket_path,
+             m->cfg.admin_socket_path ? m->cfg.admin_socket_path : "none",
+             m->cfg.admin_socket_path ? m->cfg.admin_socket_mode : 0);
     log_info("executors %u, max-inflight %u/VM, max-sessions %u, quantum %u us, aging %u ms,"
              " inline below %u us, spin up to %llu us, mem-quota %llu MiB, timeout %u ms,"
              " slices of %u us, %u config override(s)",

@@ -22,6 +22,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -47,6 +48,9 @@ struct vgpu_vm_override {
 
 struct vgpu_config {
     const char *socket_path;
+    const char *admin_socket_path;  /* read-only admin socket; NULL: none */
+    char        admin_socket_buf[108];  /* the default, derived from socket_path */
+    unsigned    admin_socket_mode;  /* default 0666 */
     const char *backend;          /* "auto", "cuda", "cpu" */
     unsigned    executors;        /* 0: backend default */
     unsigned    max_inflight;     /* per VM */
@@ -75,6 +79,9 @@ struct vgpu_mediator;
 /* Parses argv into cfg (defaults first). Returns 0, 1 for --help (printed),
  * or -EINVAL after printing the reason to stderr. */
 int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv);
+/* The admin socket's default path beside the VM socket: NAME.sock ->
+ * NAME-ro.sock, else PATH-ro. 0 or -ENAMETOOLONG (len bytes, NUL included). */
+int vgpu_config_admin_default(const char *socket_path, char *buf, size_t len);
 /* Reads "vm <name|id> priority P weight W" lines. 0 or -errno (logged). */
 int vgpu_config_load_file(struct vgpu_config *cfg, const char *path);
 /*
@@ -93,7 +100,7 @@ void vgpu_config_apply(const struct vgpu_config *cfg, uint32_t vm_id, const char
 
 enum vgpu_conn_state {
     VGPU_CONN_NEW,      /* connected, nothing said yet */
-    VGPU_CONN_ADMIN,    /* sent STATS_REQ */
+    VGPU_CONN_ADMIN,    /* sent STATS_REQ or STATS_QUERY */
     VGPU_CONN_ACTIVE,   /* HELLO accepted: a device session */
     VGPU_CONN_CLOSED,   /* torn down; memory lives until the last reference */
 };
@@ -128,6 +135,7 @@ struct vgpu_session {
     int      fd;
     uint32_t id;
     enum vgpu_conn_state state;
+    bool     read_only;     /* accepted on the admin socket: never a device */
     int      refs;
     uint64_t connect_ns;    /* and, for an admin connection, its last STATS_REQ */
 
@@ -188,6 +196,10 @@ struct vgpu_mediator {
     bool socket_bound;
     dev_t socket_dev;                   /* of the socket file bound: unlinked only */
     ino_t socket_ino;                   /* while the path still names it */
+    int admin_fd;                       /* the read-only admin socket, or -1 */
+    bool admin_bound;
+    dev_t admin_dev;
+    ino_t admin_ino;
 
     pthread_mutex_t lock;
     pthread_cond_t  work_cond;
@@ -195,6 +207,7 @@ struct vgpu_mediator {
     struct vgpu_session *conns;         /* all connections, NULL-terminated */
     struct vgpu_session *closing;       /* I/O thread: references to drop */
     unsigned nconns, nsessions;
+    unsigned n_ro_conns;                /* of nconns, on the admin socket */
     uint32_t next_session_id;
     bool     stopping;
 

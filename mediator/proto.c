@@ -10,6 +10,7 @@
 
 static const char *const msg_names[VGPU_MSG_TYPE_COUNT] = {
     "0?", "HELLO", "WELCOME", "KICK", "NOTIFY", "BYE", "ERROR", "STATS_REQ", "STATS_REPLY",
+    "STATS_QUERY", "STATS_DATA",
 };
 
 const char *vgpu_msg_name(uint16_t type)
@@ -27,7 +28,8 @@ uint32_t vgpu_msg_expected_size(uint16_t type)
     case VGPU_MSG_BYE:       return sizeof(struct vgpu_msg_bye);
     case VGPU_MSG_ERROR:     return sizeof(struct vgpu_msg_error);
     case VGPU_MSG_STATS_REQ: return sizeof(struct vgpu_msg_hdr);
-    default:                 return 0; /* STATS_REPLY: variable, never sent to us */
+    case VGPU_MSG_STATS_QUERY: return sizeof(struct vgpu_msg_stats_query);
+    default:                 return 0; /* STATS_REPLY/DATA: variable, never sent to us */
     }
 }
 
@@ -38,7 +40,8 @@ static bool allowed(enum vgpu_conn_state st, uint16_t type)
     case VGPU_MSG_KICK:      return st == VGPU_CONN_ACTIVE;
     case VGPU_MSG_BYE:
     case VGPU_MSG_ERROR:
-    case VGPU_MSG_STATS_REQ: return true;
+    case VGPU_MSG_STATS_REQ:
+    case VGPU_MSG_STATS_QUERY: return true;
     default:                 return false; /* mediator -> peer only */
     }
 }
@@ -63,7 +66,7 @@ int vgpu_msg_check_header(const struct vgpu_msg_hdr *h, enum vgpu_conn_state st,
                  want);
         return VGPU_PERR_MALFORMED;
     }
-    /* Also what keeps the variable-size STATS_REPLY out of the rx buffer. */
+    /* Also what keeps the variable-size STATS_REPLY/DATA out of the rx buffer. */
     if (!allowed(st, h->type)) {
         snprintf(why, why_len, "unexpected %s %s", vgpu_msg_name(h->type),
                  st == VGPU_CONN_NEW ? "before HELLO" :

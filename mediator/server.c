@@ -181,6 +181,9 @@ static void conn_close(struct vgpu_mediator *m, struct vgpu_session *s, const ch
     }
     s->prev = s->next = NULL;
     m->nconns--;
+    if (s->read_only) {
+        m->n_ro_conns--;
+    }
     pthread_mutex_unlock(&m->lock);
 
     /* Events of this epoll batch may still name s: drop our reference later. */
@@ -365,6 +368,219 @@ static void handle_stats_req(struct vgpu_mediator *m, struct vgpu_session *s, ui
     }
     free(msg);
     free(text);
+}
+
+/* A VM record's sort key and source, collected under the lock. */
+struct query_row {
+    uint32_t id;
+    const struct vgpu_session *s;        /* live, or NULL: */
+    const struct vgpu_closed_row *c;     /* recently closed */
+};
+
+static int query_row_cmp(const void *a, const void *b)
+{
+    const struct query_row *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static void fill_vm_record(struct vgpu_stats_vm *v, const struct vgpu_vm_stats *st)
+{
+    v->requests = st->requests;
+    v->completed = st->completed;
+    v->ok = st->completions[VGPU_S_OK];
+    v->errors = st->completed - st->completions[VGPU_S_OK];
+    v->bytes_in = st->bytes_in;
+    v->bytes_out = st->bytes_out;
+    v->queue_p50_ns = vgpu_hist_quantile(&st->queue_ns, 0.50);
+    v->queue_p99_ns = vgpu_hist_quantile(&st->queue_ns, 0.99);
+    v->exec_p50_ns = vgpu_hist_quantile(&st->exec_ns, 0.50);
+    v->exec_p99_ns = vgpu_hist_quantile(&st->exec_ns, 0.99);
+    v->exec_time_ns = st->exec_ns_total;
+    v->kicks = st->kicks;
+    v->notifies = st->notifies;
+    v->ring_corrupt = st->ring_corrupt;
+    for (int i = 0; i < VGPU_S_STATUS_COUNT && i < VGPU_STATS_STATUS_SLOTS; i++) {
+        v->by_status[i] = st->completions[i];
+    }
+}
+
+_Static_assert(VGPU_S_STATUS_COUNT <= VGPU_STATS_STATUS_SLOTS, "by_status too small");
+
+/*
+ * Builds one STATS_DATA page (malloc'ed, *len bytes): the mediator record and
+ * the VM records (live and recently closed sessions) with session id >= start,
+ * in id order, at most max (0: as many as fit). Lock not held. NULL: no memory.
+ */
+static uint8_t *stats_page(struct vgpu_mediator *m, uint32_t seq, uint32_t start, uint32_t max,
+                           uint32_t *len)
+{
+    const size_t fit = (VGPU_MSG_MAX_SIZE - sizeof(struct vgpu_msg_stats_data) -
+                        sizeof(struct vgpu_stats_mediator)) / sizeof(struct vgpu_stats_vm);
+    struct vgpu_msg_stats_data *d;
+    struct vgpu_stats_mediator *md;
+    struct vgpu_stats_vm *vms;
+    struct vgpu_gpu_info gi = m->gpu;
+    struct query_row *rows;
+    struct timespec ts;
+    unsigned n = 0, count, total_closed, keep;
+    uint8_t *msg;
+    char health[sizeof(md->health)] = "ok";
+
+    if (max == 0 || max > fit) {
+        max = (uint32_t)fit;
+    }
+    msg = calloc(1, sizeof(*d) + sizeof(*md) + (size_t)max * sizeof(*vms));
+    if (!msg) {
+        return NULL;
+    }
+    d = (struct vgpu_msg_stats_data *)msg;
+    md = (struct vgpu_stats_mediator *)(d + 1);
+    vms = (struct vgpu_stats_vm *)(md + 1);
+    /* Outside the lock: the CUDA backend's answer may need its worker. */
+    if (m->bops && m->backend) {
+        m->bops->gpu_info(m->backend, &gi);
+    }
+
+    pthread_mutex_lock(&m->lock);
+    rows = calloc(m->nsessions + VGPU_RECENT_CLOSED + 1, sizeof(*rows));
+    if (!rows) {
+        pthread_mutex_unlock(&m->lock);
+        free(msg);
+        return NULL;
+    }
+    for (struct vgpu_session *s = m->conns; s; s = s->next) {
+        if (s->state == VGPU_CONN_ACTIVE && n < m->nsessions && s->id >= start) {
+            rows[n++] = (struct query_row) { .id = s->id, .s = s };
+        }
+    }
+    total_closed = m->recent_closed_next;
+    keep = total_closed < VGPU_RECENT_CLOSED ? total_closed : VGPU_RECENT_CLOSED;
+    for (unsigned i = total_closed - keep; i < total_closed; i++) {
+        const struct vgpu_closed_row *c = &m->recent_closed[i % VGPU_RECENT_CLOSED];
+        if (c->session_id >= start) {
+            rows[n++] = (struct query_row) { .id = c->session_id, .c = c };
+        }
+    }
+    qsort(rows, n, sizeof(*rows), query_row_cmp);
+    count = n < max ? n : max;
+
+    if (m->bops && m->bops->health && m->backend) {
+        m->bops->health(m->backend, health, sizeof(health));
+        health[sizeof(health) - 1] = '\0';
+    }
+    snprintf(md->version, sizeof(md->version), "%s", VGPU_VERSION);
+    snprintf(md->backend, sizeof(md->backend), "%s", m->bops ? m->bops->name : "none");
+    snprintf(md->gpu_name, sizeof(md->gpu_name), "%s", gi.name);
+    memcpy(md->health, health, sizeof(md->health));
+    md->pid = (uint32_t)getpid();
+    md->backend_kind = m->bops ? m->bops->kind : 0;
+    md->gpu_index = (uint32_t)m->cfg.gpu_index;
+    md->gpu_sms = gi.sm_count;
+    md->gpu_cc = gi.cc_major << 8 | gi.cc_minor;
+    md->sessions = m->nsessions;
+    md->max_sessions = m->cfg.max_sessions;
+    md->connections = m->nconns;
+    md->queued = m->sched.queued;
+    md->running = m->sched.running;
+    md->executors = m->n_exec;
+    md->max_inflight = m->cfg.max_inflight;
+    md->uptime_ns = vgpu_now_ns() - m->start_ns;
+    md->gpu_mem_total = gi.total_mem;
+    md->gpu_mem_free = gi.free_mem;
+    md->sessions_opened = m->sessions_opened;
+    md->sessions_closed = m->sessions_closed;
+    md->conns_rejected = m->conns_rejected;
+    md->inline_runs = m->inline_runs;
+    md->exec_runs = m->exec_runs;
+    md->closed_requests = m->closed_st.requests;
+    md->closed_ok = m->closed_st.completions[VGPU_S_OK];
+    md->closed_errors = m->closed_st.completed - m->closed_st.completions[VGPU_S_OK];
+    md->closed_bytes_in = m->closed_st.bytes_in;
+    md->closed_bytes_out = m->closed_st.bytes_out;
+    md->closed_gpu_time_ns = m->closed_charged_ns;
+    md->gpu_time_ns = m->closed_charged_ns;
+    for (struct vgpu_session *s = m->conns; s; s = s->next) {
+        if (s->state == VGPU_CONN_ACTIVE) {
+            md->gpu_time_ns += s->ent.charged_ns;
+        }
+    }
+
+    for (unsigned i = 0; i < count; i++) {
+        struct vgpu_stats_vm *v = &vms[i];
+
+        v->session_id = rows[i].id;
+        v->gpu = (uint32_t)m->cfg.gpu_index;
+        v->mem_quota = m->cfg.mem_quota_mib << 20;
+        if (rows[i].s) {
+            const struct vgpu_session *s = rows[i].s;
+
+            v->vm_id = s->vm_id;
+            memcpy(v->vm_name, s->vm_name, sizeof(v->vm_name));
+            v->state = VGPU_STATS_VM_ACTIVE;
+            v->priority = s->prio;
+            v->weight = s->weight;
+            v->inflight = s->taken;
+            v->max_inflight = s->max_inflight;
+            v->connected_ns = vgpu_now_ns() - s->connect_ns;
+            v->gpu_time_ns = s->ent.charged_ns;
+            fill_vm_record(v, &s->st);
+        } else {
+            const struct vgpu_closed_row *c = rows[i].c;
+
+            v->vm_id = c->vm_id;
+            memcpy(v->vm_name, c->vm_name, sizeof(v->vm_name));
+            v->state = VGPU_STATS_VM_CLOSED;
+            v->priority = c->prio;
+            v->weight = c->weight;
+            v->gpu_time_ns = c->charged_ns;
+            fill_vm_record(v, &c->st);
+        }
+        v->vm_name[sizeof(v->vm_name) - 1] = '\0';
+    }
+    hdr_init(&d->hdr, VGPU_MSG_STATS_DATA,
+             (uint32_t)(sizeof(*d) + sizeof(*md) + count * sizeof(*vms)), seq);
+    d->count = count;
+    d->total = n;
+    if (n > count) {
+        d->flags = VGPU_STATS_MORE;
+        d->next = rows[count - 1].id + 1;
+    }
+    pthread_mutex_unlock(&m->lock);
+    free(rows);
+
+    d->mediator_size = sizeof(*md);
+    d->vm_size = sizeof(*vms);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    d->realtime_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    *len = d->hdr.size;
+    return msg;
+}
+
+static void handle_stats_query(struct vgpu_mediator *m, struct vgpu_session *s)
+{
+    struct vgpu_msg_stats_query q;
+    uint32_t len;
+    uint8_t *msg;
+
+    memcpy(&q, s->rx, sizeof(q));
+    s->connect_ns = vgpu_now_ns(); /* the idle limit counts from the last request */
+    msg = stats_page(m, q.hdr.seq, q.start, q.max_records, &len);
+    if (!msg) {
+        conn_fail(m, s, VGPU_PERR_LIMIT, q.hdr.seq, "out of memory building the statistics");
+        return;
+    }
+    if (!reply_fits(s, len)) {
+        free(msg);
+        conn_fail(m, s, VGPU_PERR_LIMIT, q.hdr.seq, "STATS_QUERY while earlier replies are unread");
+        return;
+    }
+    if (s->state == VGPU_CONN_NEW) {
+        s->state = VGPU_CONN_ADMIN;
+    }
+    if (vgpu_session_send(s, msg, len) < 0) {
+        conn_close(m, s, "cannot send STATS_DATA");
+    }
+    free(msg);
 }
 
 /* ---------------------------------------------------------------- doorbell */
@@ -605,8 +821,15 @@ static int check_header(struct vgpu_mediator *m, struct vgpu_session *s,
 
     if (r) {
         conn_fail(m, s, (uint32_t)r, h->seq, "%s", why);
+        return r;
     }
-    return r;
+    /* Whoever may read statistics may not attach: that needs the VM socket. */
+    if (s->read_only && (h->type == VGPU_MSG_HELLO || h->type == VGPU_MSG_KICK)) {
+        conn_fail(m, s, VGPU_PERR_TYPE, h->seq, "%s on the read-only admin socket",
+                  vgpu_msg_name(h->type));
+        return VGPU_PERR_TYPE;
+    }
+    return 0;
 }
 
 static void handle_message(struct vgpu_mediator *m, struct vgpu_session *s)
@@ -644,6 +867,9 @@ static void handle_message(struct vgpu_mediator *m, struct vgpu_session *s)
     }
     case VGPU_MSG_STATS_REQ:
         handle_stats_req(m, s, h->seq);
+        break;
+    case VGPU_MSG_STATS_QUERY:
+        handle_stats_query(m, s);
         break;
     }
 }
@@ -714,15 +940,26 @@ static void accept_rearm(struct vgpu_mediator *m)
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &m->listen_fd };
 
     epoll_ctl(m->epoll_fd, EPOLL_CTL_MOD, m->listen_fd, &ev);
+    if (m->admin_fd >= 0) {
+        ev.data.ptr = &m->admin_fd;
+        epoll_ctl(m->epoll_fd, EPOLL_CTL_MOD, m->admin_fd, &ev);
+    }
 }
 
-static void handle_accept(struct vgpu_mediator *m)
+/* Connections on the admin socket: its own cap, so that readers (anyone,
+ * with the default mode) can never take the places of VMs. */
+#define ADMIN_MAX_CONNS 32
+
+/* ro: on the read-only admin socket. */
+static void handle_accept(struct vgpu_mediator *m, bool ro)
 {
+    int lfd = ro ? m->admin_fd : m->listen_fd;
+
     for (int i = 0; i < 16; i++) {
         struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
         struct vgpu_session *s;
         uint64_t suppressed;
-        int fd = accept4(m->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd < 0) {
             int err = errno;
@@ -739,14 +976,24 @@ static void handle_accept(struct vgpu_mediator *m)
              * watching it until the next tick re-arms it.
              */
             if (accept_paused(err)) {
-                struct epoll_event off = { .events = 0, .data.ptr = &m->listen_fd };
-                epoll_ctl(m->epoll_fd, EPOLL_CTL_MOD, m->listen_fd, &off);
+                struct epoll_event off = { .events = 0,
+                                           .data.ptr = ro ? &m->admin_fd : &m->listen_fd };
+                epoll_ctl(m->epoll_fd, EPOLL_CTL_MOD, lfd, &off);
             }
             return;
         }
-        if (m->nconns >= m->cfg.max_sessions + CONN_SLACK) {
+        if (ro && m->n_ro_conns >= ADMIN_MAX_CONNS) {
             if (vgpu_ratelimit_ok(&m->conn_rl, &suppressed)) {
-                log_warn("refusing a connection: %u open (limit %u)", m->nconns,
+                log_warn("refusing an admin connection: %u open (limit %u)", m->n_ro_conns,
+                         ADMIN_MAX_CONNS);
+            }
+            m->conns_rejected++;
+            close(fd);
+            continue;
+        }
+        if (!ro && m->nconns - m->n_ro_conns >= m->cfg.max_sessions + CONN_SLACK) {
+            if (vgpu_ratelimit_ok(&m->conn_rl, &suppressed)) {
+                log_warn("refusing a connection: %u open (limit %u)", m->nconns - m->n_ro_conns,
                          m->cfg.max_sessions + CONN_SLACK);
             }
             m->conns_rejected++;
@@ -759,6 +1006,7 @@ static void handle_accept(struct vgpu_mediator *m)
             close(fd);
             continue;
         }
+        s->read_only = ro;
         ev.data.ptr = s;
         if (epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
             log_error("epoll_ctl: %s", strerror(errno));
@@ -776,8 +1024,9 @@ static void handle_accept(struct vgpu_mediator *m)
         }
         m->conns = s;
         m->nconns++;
+        m->n_ro_conns += ro;
         pthread_mutex_unlock(&m->lock);
-        log_debug("connection %u accepted", s->id);
+        log_debug("connection %u accepted%s", s->id, ro ? " on the admin socket" : "");
     }
 }
 
@@ -811,11 +1060,11 @@ static int mkdir_parents(const char *path)
 
 /*
  * Removes path if it is a socket nobody answers on (left by a mediator that
- * was killed); refuses to go on when someone answers or when it is not a
- * socket. The probe does not block: a live mediator whose backlog is full
- * answers EAGAIN, which counts as live.
+ * was killed); refuses to go on when someone answers (unless replace_live) or
+ * when it is not a socket. The probe does not block: a live mediator whose
+ * backlog is full answers EAGAIN, which counts as live.
  */
-static int remove_stale_socket(const struct sockaddr_un *sa)
+static int remove_stale_socket(const struct sockaddr_un *sa, bool replace_live)
 {
     struct stat st;
     int fd, r;
@@ -836,6 +1085,14 @@ static int remove_stale_socket(const struct sockaddr_un *sa)
         r = -errno;
     }
     close(fd);
+    if ((r == 0 || r == -EAGAIN) && replace_live) {
+        log_warn("another mediator answers on %s; replacing it, since this one holds the VM "
+                 "socket now", sa->sun_path);
+        if (unlink(sa->sun_path) < 0 && errno != ENOENT) {
+            return -errno;
+        }
+        return 0;
+    }
     if (r == 0 || r == -EAGAIN) {
         log_error("another mediator is answering on %s; not starting (stop it first, or give "
                   "this one another --socket-path)", sa->sun_path);
@@ -856,21 +1113,20 @@ static int remove_stale_socket(const struct sockaddr_un *sa)
 }
 
 /*
- * Unlinks the socket path only while it still names the socket this process
+ * Unlinks a socket path only while it still names the socket this process
  * bound. If ours was removed or renamed and another mediator bound the path
  * since, the file is that one's: removing it would leave every VM unable to
  * reconnect. Called before the listening socket is closed, so our inode is
  * still referenced and its number cannot have been reused.
  */
-static void unlink_own_socket(struct vgpu_mediator *m)
+static void unlink_own(const char *path, bool *bound, dev_t dev, ino_t ino)
 {
-    const char *path = m->cfg.socket_path;
     struct stat st;
 
-    if (!m->socket_bound) {
+    if (!*bound) {
         return;
     }
-    m->socket_bound = false;
+    *bound = false;
     if (lstat(path, &st) < 0) {
         if (errno == ENOENT) {
             log_info("socket %s already removed", path);
@@ -879,7 +1135,7 @@ static void unlink_own_socket(struct vgpu_mediator *m)
         }
         return;
     }
-    if (st.st_dev != m->socket_dev || st.st_ino != m->socket_ino) {
+    if (st.st_dev != dev || st.st_ino != ino) {
         log_warn("%s is no longer this mediator's socket (replaced, e.g. by another mediator); "
                  "leaving it", path);
         return;
@@ -889,36 +1145,53 @@ static void unlink_own_socket(struct vgpu_mediator *m)
     }
 }
 
-int vgpu_server_open(struct vgpu_mediator *m)
+static void unlink_own_socket(struct vgpu_mediator *m)
+{
+    unlink_own(m->cfg.socket_path, &m->socket_bound, m->socket_dev, m->socket_ino);
+}
+
+static void unlink_own_admin(struct vgpu_mediator *m)
+{
+    if (m->cfg.admin_socket_path) {
+        unlink_own(m->cfg.admin_socket_path, &m->admin_bound, m->admin_dev, m->admin_ino);
+    }
+}
+
+/*
+ * Binds and listens on a Unix socket at path, born with mode (no window with
+ * a wider one). replace_live: take the path even from a live socket. On
+ * success *fdp, *bound, *dev, *ino are set. 0 or -errno (logged); on failure
+ * nothing is left behind.
+ */
+static int listen_unix(const char *path, mode_t mode, bool replace_live, int *fdp, bool *bound,
+                       dev_t *dev, ino_t *ino)
 {
     struct stat st;
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    struct epoll_event ev = { .events = EPOLLIN };
     mode_t old;
-    int r;
+    int fd, r;
 
-    m->listen_fd = m->epoll_fd = -1;
-    if (strlen(m->cfg.socket_path) >= sizeof(sa.sun_path)) {
-        log_error("socket path too long: %s", m->cfg.socket_path);
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        log_error("socket path too long: %s", path);
         return -ENAMETOOLONG;
     }
-    strcpy(sa.sun_path, m->cfg.socket_path);
+    strcpy(sa.sun_path, path);
     r = mkdir_parents(sa.sun_path);
     if (r < 0) {
         log_error("cannot create the directory of %s: %s", sa.sun_path, strerror(-r));
         return r;
     }
-    r = remove_stale_socket(&sa);
+    r = remove_stale_socket(&sa, replace_live);
     if (r < 0) {
         goto err;
     }
-    m->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (m->listen_fd < 0) {
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
         r = -errno;
         goto err;
     }
-    old = umask(0117); /* the socket is born 0660: no window with a wider mode */
-    r = bind(m->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
+    old = umask(~mode & 0777);
+    r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
     umask(old);
     if (r < 0) {
         r = -errno;
@@ -932,23 +1205,65 @@ int vgpu_server_open(struct vgpu_mediator *m)
         log_error("bind %s: the socket file is gone: %s", sa.sun_path, strerror(errno));
         goto err_close;
     }
-    m->socket_bound = true;
-    m->socket_dev = st.st_dev;
-    m->socket_ino = st.st_ino;
-    if (listen(m->listen_fd, 128) < 0) {
+    *bound = true;
+    *dev = st.st_dev;
+    *ino = st.st_ino;
+    if (listen(fd, 128) < 0) {
         r = -errno;
         log_error("listen: %s", strerror(errno));
         goto err_unlink;
     }
+    *fdp = fd;
+    return 0;
+
+err_unlink:
+    unlink_own(path, bound, *dev, *ino);
+err_close:
+    close(fd);
+err:
+    log_error("cannot listen on %s: %s", path, strerror(-r));
+    return r;
+}
+
+int vgpu_server_open(struct vgpu_mediator *m)
+{
+    struct epoll_event ev = { .events = EPOLLIN };
+    int r;
+
+    m->listen_fd = m->epoll_fd = m->admin_fd = -1;
+    r = listen_unix(m->cfg.socket_path, 0660, false, &m->listen_fd, &m->socket_bound, &m->socket_dev,
+                    &m->socket_ino);
+    if (r < 0) {
+        return r;
+    }
+    /*
+     * The admin socket goes with the VM socket: a mediator started on a VM
+     * socket path whose predecessor's file was removed takes over the
+     * predecessor's admin socket too (that one's exit leaves it alone).
+     */
+    if (m->cfg.admin_socket_path) {
+        r = listen_unix(m->cfg.admin_socket_path, m->cfg.admin_socket_mode, true, &m->admin_fd,
+                        &m->admin_bound, &m->admin_dev, &m->admin_ino);
+        if (r < 0) {
+            goto err_listen;
+        }
+    }
     m->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (m->epoll_fd < 0) {
         r = -errno;
-        goto err_unlink;
+        goto err_admin;
     }
     ev.data.ptr = &m->listen_fd;
     if (epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, m->listen_fd, &ev) < 0) {
         r = -errno;
         goto err_epoll;
+    }
+    if (m->admin_fd >= 0) {
+        ev.data.ptr = &m->admin_fd;
+        if (epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, m->admin_fd, &ev) < 0) {
+            r = -errno;
+            goto err_epoll;
+        }
     }
     ev.data.ptr = &m->signal_fd;
     if (epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, m->signal_fd, &ev) < 0) {
@@ -960,15 +1275,17 @@ int vgpu_server_open(struct vgpu_mediator *m)
 err_epoll:
     close(m->epoll_fd);
     m->epoll_fd = -1;
-err_unlink:
+err_admin:
+    unlink_own_admin(m);
+    if (m->admin_fd >= 0) {
+        close(m->admin_fd);
+        m->admin_fd = -1;
+    }
+err_listen:
     unlink_own_socket(m);
-err_close:
     close(m->listen_fd);
     m->listen_fd = -1;
-err:
-    if (r < 0) {
-        log_error("cannot listen on %s: %s", m->cfg.socket_path, strerror(-r));
-    }
+    log_error("cannot serve on %s: %s", m->cfg.socket_path, strerror(-r));
     return r;
 }
 
@@ -1019,8 +1336,8 @@ int vgpu_server_run(struct vgpu_mediator *m)
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
 
-            if (p == &m->listen_fd) {
-                handle_accept(m);
+            if (p == &m->listen_fd || p == &m->admin_fd) {
+                handle_accept(m, p == &m->admin_fd);
             } else if (p == &m->signal_fd) {
                 struct signalfd_siginfo si;
                 while (read(m->signal_fd, &si, sizeof(si)) == sizeof(si)) {
@@ -1077,10 +1394,15 @@ void vgpu_server_close(struct vgpu_mediator *m)
         conn_close(m, s, "mediator shutting down");
     }
     flush_closing(m);
-    unlink_own_socket(m);   /* before close(): see there */
+    unlink_own_socket(m);   /* before close(): see unlink_own() */
+    unlink_own_admin(m);
     if (m->listen_fd >= 0) {
         close(m->listen_fd);
         m->listen_fd = -1;
+    }
+    if (m->admin_fd >= 0) {
+        close(m->admin_fd);
+        m->admin_fd = -1;
     }
     if (m->epoll_fd >= 0) {
         close(m->epoll_fd);

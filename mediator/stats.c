@@ -167,6 +167,9 @@ static const char *fmt_bytes(char *b, size_t n, uint64_t v)
     return b;
 }
 
+/* Room for the "(N more rows not shown ...)" line. */
+#define TRUNC_RESERVE 128
+
 size_t vgpu_stats_format(char *buf, size_t cap, const char *head,
                          const struct vgpu_stats_row *rows, unsigned nrows)
 {
@@ -224,7 +227,9 @@ size_t vgpu_stats_format(char *buf, size_t cap, const char *head,
                 snprintf(infl, sizeof(infl), "%u", r->inflight);
             }
         }
-        out_printf(&o, "%-4s %-6s %-16.16s %4s %6s %5s %9llu %9llu %9llu %9s %9s %9s %9s %9s %9s %9s  %s\n",
+        char line[512];
+        int ll = snprintf(line, sizeof(line),
+                   "%-4s %-6s %-16.16s %4s %6s %5s %9llu %9llu %9llu %9s %9s %9s %9s %9s %9s %9s  %s\n",
                    sess, vm, r->vm_name[0] ? r->vm_name : "-", prio, weight, infl, (unsigned long long)st->requests,
                    (unsigned long long)st->completions[VGPU_S_OK], (unsigned long long)errors,
                    fmt_bytes(a, sizeof(a), st->bytes_in), fmt_bytes(b, sizeof(b), st->bytes_out),
@@ -233,6 +238,14 @@ size_t vgpu_stats_format(char *buf, size_t cap, const char *head,
                    fmt_ns(e, sizeof(e), vgpu_hist_quantile(&st->exec_ns, 0.50)),
                    fmt_ns(f, sizeof(f), vgpu_hist_quantile(&st->exec_ns, 0.99)),
                    fmt_ns(g, sizeof(g), r->charged_ns), byst);
+
+        /* Never cut silently: keep room for the line that says what is left out. */
+        if (ll < 0 || o.len + (size_t)ll + (i + 1 < nrows ? TRUNC_RESERVE : 0) >= o.cap) {
+            out_printf(&o, "(%u more rows not shown: the reply is limited to %zu bytes; "
+                       "vgpu-smi shows every row)\n", nrows - i, o.cap - 1);
+            return o.len;
+        }
+        out_printf(&o, "%s", line);
     }
     if (nrows == 0) {
         out_printf(&o, "(no sessions)\n");

@@ -62,8 +62,9 @@ struct vgpu_stats_row {
 };
 
 /*
- * Appends to buf (NUL-terminated, truncated at cap): the header lines given
- * in `head` then an aligned table of rows. Returns the length written.
+ * Appends to buf (NUL-terminated, at most cap bytes): the header lines given
+ * in `head` then an aligned table of rows; when not every row fits, the last
+ * line says how many were left out. Returns the length written.
  */
 size_t vgpu_stats_format(char *buf, size_t cap, const char *head,
                          const struct vgpu_stats_row *rows, unsigned nrows);

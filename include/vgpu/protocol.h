@@ -7,7 +7,7 @@
  * Every message is a struct vgpu_msg_hdr followed by a type-specific body;
  * hdr.size counts header + body. Little-endian, fixed-width. Replies echo the
  * request's seq. The first message on a connection is HELLO (device) or
- * STATS_REQ (an administrative client); the mediator answers HELLO with
+ * STATS_REQ/STATS_QUERY (an administrative client); the mediator answers HELLO with
  * WELCOME or ERROR. Data never crosses the socket: it lives in the shared
  * memory whose fd travels with HELLO (SCM_RIGHTS).
  */
@@ -17,7 +17,8 @@
 #include <stdint.h>
 
 #define VGPU_PROTO_VERSION_MAJOR 1
-#define VGPU_PROTO_VERSION_MINOR 1  /* 1.1: the doorbell eventfd (HELLO's second fd) */
+#define VGPU_PROTO_VERSION_MINOR 2  /* 1.1: the doorbell eventfd (HELLO's second fd);
+                                     * 1.2: STATS_QUERY/STATS_DATA, structured statistics */
 
 #define VGPU_MSG_MAX_SIZE   65536u  /* header included; larger is a protocol error */
 
@@ -30,6 +31,8 @@ enum vgpu_msg_type {
     VGPU_MSG_ERROR      = 6, /* either way: the peer did something wrong */
     VGPU_MSG_STATS_REQ  = 7, /* admin -> mediator: per-VM statistics please */
     VGPU_MSG_STATS_REPLY = 8,/* mediator -> admin: text table in the body */
+    VGPU_MSG_STATS_QUERY = 9,/* 1.2: admin -> mediator: one page of structured statistics */
+    VGPU_MSG_STATS_DATA = 10,/* 1.2: mediator -> admin: records (struct vgpu_msg_stats_data) */
     VGPU_MSG_TYPE_COUNT
 };
 
@@ -130,6 +133,132 @@ struct vgpu_msg_error {
 _Static_assert(sizeof(struct vgpu_msg_error) == 144, "vgpu_msg_error size");
 
 /* STATS_REQ is a bare header. STATS_REPLY is a header followed by
- * hdr.size - sizeof(hdr) bytes of UTF-8 text (a table; not NUL-terminated). */
+ * hdr.size - sizeof(hdr) bytes of UTF-8 text (a table; not NUL-terminated),
+ * at most VGPU_MSG_MAX_SIZE in all: when the table does not fit, its last
+ * line says how many rows were left out. */
+
+/*
+ * Structured statistics (1.2). The mediator also listens on a read-only admin
+ * socket (default below) that answers STATS_REQ and STATS_QUERY and refuses
+ * HELLO and KICK, so reading statistics needs no right to attach as a VM.
+ *
+ * VM records come in session-id order, paged by a cursor: a query names the
+ * first session id it wants (start); the reply carries up to max_records VM
+ * records and, with VGPU_STATS_MORE, the start of the next query. A session
+ * that exists from the first page to the last is in exactly one page.
+ * Every STATS_DATA carries the mediator record too. Values are in base units
+ * (ns, bytes) and cumulative since the session attached (VM) or the
+ * mediator started; rates are the reader's to compute.
+ */
+#define VGPU_DEFAULT_ADMIN_SOCKET "/run/vgpu/mediator-ro.sock"
+
+struct vgpu_msg_stats_query {
+    struct vgpu_msg_hdr hdr;
+    uint32_t start;             /* first session id wanted; 0: from the beginning */
+    uint32_t max_records;       /* VM records per reply at most; 0: as many as fit */
+    uint32_t flags;             /* 0; unknown flags are ignored */
+    uint32_t pad;               /* 0 */
+};
+_Static_assert(sizeof(struct vgpu_msg_stats_query) == 32, "vgpu_msg_stats_query size");
+
+struct vgpu_stats_mediator {
+    char     version[32];       /* NUL-terminated, e.g. "0.1.0" */
+    char     backend[16];       /* "cpu", "cuda" */
+    char     gpu_name[64];
+    char     health[128];       /* the backend's health line, e.g. worker restarts */
+    uint32_t pid;
+    uint32_t backend_kind;      /* VGPU_BACKEND_* */
+    uint32_t gpu_index;
+    uint32_t gpu_sms;
+    uint32_t gpu_cc;            /* major << 8 | minor; 0 on cpu */
+    uint32_t sessions;          /* live VM sessions */
+    uint32_t max_sessions;
+    uint32_t connections;       /* of both sockets, admin ones included */
+    uint32_t queued;            /* requests waiting in the scheduler */
+    uint32_t running;           /* requests executing */
+    uint32_t executors;
+    uint32_t max_inflight;      /* per VM */
+    uint64_t uptime_ns;
+    uint64_t gpu_mem_total;     /* bytes */
+    uint64_t gpu_mem_free;      /* bytes, as the backend last reported */
+    uint64_t sessions_opened;
+    uint64_t sessions_closed;
+    uint64_t conns_rejected;
+    uint64_t inline_runs;       /* requests run on the I/O thread */
+    uint64_t exec_runs;         /* requests (parts) run on executors */
+    uint64_t gpu_time_ns;       /* charged to every session ever, closed ones included */
+    uint64_t closed_requests;   /* totals of every closed session */
+    uint64_t closed_ok;
+    uint64_t closed_errors;
+    uint64_t closed_bytes_in;
+    uint64_t closed_bytes_out;
+    uint64_t closed_gpu_time_ns;
+};
+_Static_assert(sizeof(struct vgpu_stats_mediator) == 408, "vgpu_stats_mediator size");
+
+enum vgpu_stats_vm_state {
+    VGPU_STATS_VM_ACTIVE = 1,   /* attached */
+    VGPU_STATS_VM_CLOSED = 2,   /* one of the most recently closed sessions */
+};
+
+#define VGPU_STATS_VM_MEM_USED   (1u << 0)  /* mem_used is known */
+#define VGPU_STATS_STATUS_SLOTS  16         /* by_status[]: enum vgpu_status, 0 = ok */
+
+struct vgpu_stats_vm {
+    uint32_t session_id;
+    uint32_t vm_id;
+    char     vm_name[64];       /* NUL-padded, printable ASCII */
+    uint32_t state;             /* enum vgpu_stats_vm_state */
+    uint32_t gpu;               /* index of the GPU it runs on */
+    uint32_t priority;          /* in effect (config file applied) */
+    uint32_t weight;
+    uint32_t inflight;          /* taken from the ring, not completed */
+    uint32_t max_inflight;
+    uint32_t flags;             /* VGPU_STATS_VM_* */
+    uint32_t pad;
+    uint64_t connected_ns;      /* since HELLO; 0 for a closed session */
+    uint64_t requests;          /* taken from the ring */
+    uint64_t completed;
+    uint64_t ok;
+    uint64_t errors;            /* completed - ok */
+    uint64_t bytes_in;          /* of successful requests */
+    uint64_t bytes_out;
+    uint64_t queue_p50_ns;      /* enqueue to first execution */
+    uint64_t queue_p99_ns;
+    uint64_t exec_p50_ns;
+    uint64_t exec_p99_ns;
+    uint64_t gpu_time_ns;       /* charged by the fair-share scheduler */
+    uint64_t exec_time_ns;      /* sum of execution times */
+    uint64_t mem_used;          /* device bytes held; valid with VGPU_STATS_VM_MEM_USED */
+    uint64_t mem_quota;         /* device bytes allowed; 0: no limit */
+    uint64_t kicks;             /* doorbells (eventfd or KICK) */
+    uint64_t notifies;
+    uint64_t ring_corrupt;      /* ring entries found inconsistent */
+    uint64_t by_status[VGPU_STATS_STATUS_SLOTS]; /* completions per status */
+};
+_Static_assert(sizeof(struct vgpu_stats_vm) == 376, "vgpu_stats_vm size");
+
+#define VGPU_STATS_MORE (1u << 0)   /* more VM records: query again from next */
+
+/*
+ * STATS_DATA: this header, then mediator_size bytes of struct
+ * vgpu_stats_mediator, then count records of vm_size bytes each;
+ * hdr.size == sizeof(struct vgpu_msg_stats_data) + mediator_size +
+ * count * vm_size. A later minor version may append fields to a record
+ * (larger sizes); a reader takes the fields it knows and skips the rest,
+ * and refuses sizes smaller than those of 1.2.
+ */
+struct vgpu_msg_stats_data {
+    struct vgpu_msg_hdr hdr;
+    uint32_t flags;             /* VGPU_STATS_MORE */
+    uint32_t count;             /* VM records in this message */
+    uint32_t next;              /* with VGPU_STATS_MORE: start of the next query */
+    uint32_t total;             /* VM records from start on when this page was built */
+    uint16_t mediator_size;     /* sizeof(struct vgpu_stats_mediator) as sent */
+    uint16_t vm_size;           /* sizeof(struct vgpu_stats_vm) as sent */
+    uint32_t pad;
+    uint64_t realtime_ns;       /* CLOCK_REALTIME when the page was built */
+};
+_Static_assert(sizeof(struct vgpu_msg_stats_data) == 48, "vgpu_msg_stats_data size");
 
 #endif /* VGPU_PROTOCOL_H */

@@ -121,6 +121,43 @@ static void test_table(void **state)
     assert_int_equal(strlen(buf), len);
 }
 
+/* A table that does not fit ends with a line saying how many rows are missing. */
+static void test_table_cut_says_so(void **state)
+{
+    static struct vgpu_vm_stats st;
+    static struct vgpu_stats_row rows[100];
+    static char buf[4096];
+    unsigned shown = 0, missing = 0;
+    const char *p;
+    size_t len;
+    (void)state;
+
+    memset(&st, 0, sizeof(st));
+    for (unsigned i = 0; i < 100; i++) {
+        rows[i] = (struct vgpu_stats_row) { .session_id = i + 1, .vm_id = i + 1,
+                                            .vm_name = "vm", .weight = 1, .st = &st };
+    }
+    len = vgpu_stats_format(buf, sizeof(buf), "head\n", rows, 100);
+    assert_true(len < sizeof(buf));
+    assert_int_equal(strlen(buf), len);
+    assert_int_equal(buf[len - 1], '\n');
+    for (p = strchr(buf, '\n') + 1; (p = strchr(p, '\n')) && p[1]; p++) {
+        shown++;
+    }
+    shown--;    /* the column titles */
+    p = strstr(buf, "more rows not shown");
+    assert_non_null(p);
+    while (p > buf && p[-1] != '(') {
+        p--;
+    }
+    assert_int_equal(sscanf(p, "%u", &missing), 1);
+    assert_int_equal(shown + missing, 100);
+
+    /* everything fits: no such line */
+    len = vgpu_stats_format(buf, sizeof(buf), "head\n", rows, 3);
+    assert_null(strstr(buf, "more rows"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -128,6 +165,7 @@ int main(void)
         cmocka_unit_test(test_hist_bucket_bounds),
         cmocka_unit_test(test_complete_and_merge),
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_table_cut_says_so),
     };
     return cmocka_run_group_tests_name("stats", tests, NULL, NULL);
 }
