@@ -122,7 +122,10 @@ newroot() {
     mkdir -p "$1/var/lib/dpkg/info" "$1/var/lib/dpkg/updates" "$1/var/lib/dpkg/triggers"
     : >"$1/var/lib/dpkg/status"
 }
-dpkg_root() { dpkg --root="$1" --log=/dev/null --force-script-chrootless "${@:2}"; }
+# --unpack runs no maintainer script of ours (there is no preinst); any
+# script dpkg would run is chrooted into the scratch root, never run on
+# this machine.
+dpkg_root() { dpkg --root="$1" --log=/dev/null "${@:2}"; }
 root=$work/root
 newroot "$root"
 check "dpkg --unpack vgpu-mediator vgpu-qemu into a scratch root" \
