@@ -68,8 +68,10 @@ inst() {  # inst MODE SRC DEST_FILE
 install_host() {
     need "$build/mediator/vgpu-mediator" "make build"
     need "$build/client/vgpu-client" "make build"
+    need "$build/client/vgpu-smi" "make build"
     inst 0755 "$build/mediator/vgpu-mediator" "$BINDIR/vgpu-mediator"
     inst 0755 "$build/client/vgpu-client" "$BINDIR/vgpu-client"
+    inst 0755 "$build/client/vgpu-smi" "$BINDIR/vgpu-smi"
     local unit
     unit=$(mktemp)
     sed -e "s|/usr/local/share/doc/vgpu/|$DOCDIR/|g" \
