@@ -142,8 +142,10 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo "    two VMs each running two SGEMM $(val iso_e1_sgemm_dim)^3 (target beside: p99 <= 50 ms, 0 failed)"
     printf "  %-12s %10s %10s %11s %11s %11s %8s %7s\n" "executors" "alone p50" "alone p99" \
       "beside p50" "beside p99" "beside max" "p99 x" "failed"
-    for e in 1 2; do
-      printf "  %-12s %8.3fms %8.3fms %9.3fms %9.3fms %9.3fms %7sx %7s\n" "$e" \
+    for e in 1 d; do
+      label=1
+      [ "$e" = d ] && label="default (2)"
+      printf "  %-12s %8.3fms %8.3fms %9.3fms %9.3fms %9.3fms %7sx %7s\n" "$label" \
         "$(val iso_e${e}_alone_p50)" "$(val iso_e${e}_alone_p99)" "$(val iso_e${e}_beside_p50)" \
         "$(val iso_e${e}_beside_p99)" "$(val iso_e${e}_beside_max)" \
         "$(ratio "$(val iso_e${e}_beside_p99)" "$(val iso_e${e}_alone_p99)")" \

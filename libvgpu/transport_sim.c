@@ -591,7 +591,8 @@ static int sim_kick(struct vgpu_dev *dev, uint32_t sq_tail)
      */
     if (++s->kicks_unread >= 32) {
         s->kicks_unread = 0;
-        while ((r = rx_once(s, false)) == 0) {
+        /* rx_once() gives 0 also once the link went down to reconnect. */
+        while (s->link_up && (r = rx_once(s, false)) == 0) {
         }
         if (!s->link_up) {
             return s->last_error ? s->last_error : 0;
@@ -685,6 +686,9 @@ static int rx_once(struct sim *s, bool block)
 {
     ssize_t n;
 
+    if (!s->link_up) {
+        return s->last_error;   /* 0 while reconnecting: the caller re-checks the link */
+    }
     do {
         n = recv(s->sock, s->rx + s->rx_len, sizeof(s->rx) - s->rx_len,
                  block ? 0 : MSG_DONTWAIT);

@@ -51,6 +51,12 @@ struct vgpu_backend_ops {
      * parts (op->parts) on this backend: where a part costs no more than its
      * share of the whole. */
     uint32_t split_ops;
+    /* Executors that run requests as the scheduler orders them (0: all).
+     * The others only run a request that has waited --max-wait-us: for a
+     * device where two VMs' requests running at once would share it by its
+     * own rules (a GPU time-slices contexts equally), not by the VMs'
+     * weights, so concurrency is kept for bounding waits. */
+    unsigned fair_executors;
 };
 
 extern const struct vgpu_backend_ops vgpu_backend_cpu;

@@ -31,6 +31,8 @@ static void usage(FILE *f, const char *prog)
 "                       proxy and worker; default: 1000 on >= 8 CPUs, else 0; 0: never)\n"
 "  --mem-quota MIB      device memory per VM (default 0: no limit)\n"
 "  --timeout-ms MS      per-request time limit (default 60000, 0: none)\n"
+"  --max-wait-us US     cuda: a VM's request that waited this long runs beside the\n"
+"                       running ones (another VM's context; default 10000)\n"
 "  --slice-us US        run requests expected to take longer in parts of about this\n"
 "                       long, other VMs' requests in between (default 5000, 0: never)\n"
 "  --hello-timeout-ms MS  close connections silent for this long after connecting, and\n"
@@ -87,7 +89,7 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
     enum {
         O_SOCKET = 256, O_BACKEND, O_EXECUTORS, O_MAX_INFLIGHT, O_MAX_SESSIONS, O_AGING,
         O_QUANTUM, O_INLINE, O_SPIN, O_MEM_QUOTA, O_TIMEOUT, O_GPU, O_CONFIG, O_LOG_LEVEL, O_STATUS,
-        O_HELP, O_HELLO_TIMEOUT, O_SLICE, O_ADMIN_SOCKET, O_ADMIN_MODE,
+        O_HELP, O_HELLO_TIMEOUT, O_SLICE, O_MAX_WAIT, O_ADMIN_SOCKET, O_ADMIN_MODE,
     };
     static const struct option longopts[] = {
         { "socket-path",  required_argument, NULL, O_SOCKET },
@@ -104,6 +106,7 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         { "mem-quota",    required_argument, NULL, O_MEM_QUOTA },
         { "timeout-ms",   required_argument, NULL, O_TIMEOUT },
         { "slice-us",     required_argument, NULL, O_SLICE },
+        { "max-wait-us",  required_argument, NULL, O_MAX_WAIT },
         { "hello-timeout-ms", required_argument, NULL, O_HELLO_TIMEOUT },
         { "gpu",          required_argument, NULL, O_GPU },
         { "config",       required_argument, NULL, O_CONFIG },
@@ -129,6 +132,7 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         .hello_timeout_ms = 10000,
         .timeout_ms = 60000,
         .slice_us = 5000,
+        .max_wait_us = 10000,
         .log_level = VGPU_LOG_INFO,
         .admin_socket_mode = 0666,
     };
@@ -203,6 +207,10 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         case O_TIMEOUT:
             if (parse_uint("--timeout-ms", optarg, 0, 3600000, &v)) return -EINVAL;
             cfg->timeout_ms = (unsigned)v;
+            break;
+        case O_MAX_WAIT:
+            if (parse_uint("--max-wait-us", optarg, 100, 10000000, &v)) return -EINVAL;
+            cfg->max_wait_us = (unsigned)v;
             break;
         case O_SLICE:
             if (parse_uint("--slice-us", optarg, 0, 10000000, &v)) return -EINVAL;

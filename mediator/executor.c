@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mediator.h"
 #include "util.h"
@@ -148,6 +149,15 @@ static enum part_next run_request(struct vgpu_mediator *m, struct vgpu_req *req)
     return next;
 }
 
+/* Executors beyond n_fair wait for requests that waited --max-wait-us: arm
+ * their timers once every fair executor is busy and work is queued. */
+static void wake_waiters(struct vgpu_mediator *m)
+{
+    if (m->n_fair < m->n_exec && m->sched.queued > 0 && m->sched.running >= m->n_fair) {
+        pthread_cond_broadcast(&m->waited_cond);
+    }
+}
+
 static void wake_executors(struct vgpu_mediator *m)
 {
     if (m->sched.queued > 1) {
@@ -155,6 +165,26 @@ static void wake_executors(struct vgpu_mediator *m)
     } else if (m->sched.queued == 1) {
         pthread_cond_signal(&m->work_cond);
     }
+    wake_waiters(m);
+}
+
+/* Lock held: an executor past n_fair sleeps until a queued request will
+ * have waited --max-wait-us (or until woken). */
+static void waiter_sleep(struct vgpu_mediator *m, uint64_t now)
+{
+    uint64_t in = m->sched.queued ? vgpu_sched_next_waited_ns(&m->sched, now, m->max_wait_ns)
+                                  : UINT64_MAX;
+    struct timespec ts;
+    uint64_t at;
+
+    if (in == UINT64_MAX) {
+        pthread_cond_wait(&m->waited_cond, &m->lock);
+        return;
+    }
+    at = now + (in < 100000 ? 100000 : in);     /* never a busy loop */
+    ts.tv_sec = (time_t)(at / 1000000000ull);
+    ts.tv_nsec = (long)(at % 1000000000ull);
+    pthread_cond_timedwait(&m->waited_cond, &m->lock, &ts);
 }
 
 unsigned vgpu_exec_dispatch(struct vgpu_mediator *m, struct vgpu_session *s)
@@ -174,8 +204,8 @@ unsigned vgpu_exec_dispatch(struct vgpu_mediator *m, struct vgpu_session *s)
         if (run_request(m, (struct vgpu_req *)sr) == PART_DONE) {
             n++;
         }
-        now = vgpu_now_ns();
         vgpu_session_take(s);
+        now = vgpu_now_ns();    /* after take: a pick never precedes its enqueue */
     }
     wake_executors(m);
     return n;
@@ -237,20 +267,26 @@ static void *executor_main(void *arg)
     struct vgpu_spin spin;
     uint64_t batch_start = 0, idle_since = 0;
     unsigned batch = 0;
-    bool spun = false, spin_hit = false;
+    bool spun = false, spin_hit = false, waiter;
 
     vgpu_spin_init(&spin, m->spin_cap_ns);
 
     pthread_mutex_lock(&m->lock);
+    waiter = m->exec_next_index++ >= m->n_fair;
     while (!m->stopping) {
         uint64_t now = vgpu_now_ns();
-        struct vgpu_sched_req *sr = vgpu_sched_pick(&m->sched, now);
+        struct vgpu_sched_req *sr = waiter ? vgpu_sched_pick_waited(&m->sched, now, m->max_wait_ns)
+                                           : vgpu_sched_pick(&m->sched, now);
         struct vgpu_req *req = (struct vgpu_req *)sr;
         struct vgpu_session *s;
 
         if (!sr) {
             if (pending) {
                 flush_notify(m, &pending, &batch);
+                continue;
+            }
+            if (waiter) {
+                waiter_sleep(m, now);
                 continue;
             }
             if (!idle_since) {
@@ -284,6 +320,7 @@ static void *executor_main(void *arg)
         if (run_request(m, req) == PART_REQUEUED) {
             /* No completion to tell; the part waits for any executor. */
             pthread_cond_signal(&m->work_cond);
+            wake_waiters(m);
             if (vgpu_session_put(s)) {
                 pthread_mutex_unlock(&m->lock);
                 vgpu_session_destroy(s);
@@ -294,6 +331,7 @@ static void *executor_main(void *arg)
         now = vgpu_now_ns();
         if (vgpu_session_take(s) > 0 && m->sched.queued > 1) {
             pthread_cond_signal(&m->work_cond);
+            wake_waiters(m);
         }
         if (pending == s) {
             vgpu_session_put(s); /* pending holds one already; never the last */
@@ -310,7 +348,17 @@ static void *executor_main(void *arg)
 
 int vgpu_exec_start(struct vgpu_mediator *m, unsigned n)
 {
+    pthread_condattr_t ca;
     int r;
+
+    /* Timed waits against vgpu_now_ns(), which is CLOCK_MONOTONIC. */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->waited_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (m->n_fair == 0 || m->n_fair > n) {
+        m->n_fair = n;
+    }
 
     m->exec_threads = calloc(n, sizeof(*m->exec_threads));
     if (!m->exec_threads) {
@@ -334,6 +382,7 @@ void vgpu_exec_stop(struct vgpu_mediator *m)
     pthread_mutex_lock(&m->lock);
     m->stopping = true;
     pthread_cond_broadcast(&m->work_cond);
+    pthread_cond_broadcast(&m->waited_cond);
     pthread_mutex_unlock(&m->lock);
     for (unsigned i = 0; i < m->n_exec_started; i++) {
         pthread_join(m->exec_threads[i], NULL);
@@ -341,4 +390,5 @@ void vgpu_exec_stop(struct vgpu_mediator *m)
     m->n_exec_started = 0;
     free(m->exec_threads);
     m->exec_threads = NULL;
+    pthread_cond_destroy(&m->waited_cond);
 }

@@ -291,7 +291,13 @@ int main(int argc, char **argv)
     if (r < 0) {
         goto out_backend;
     }
-    n_exec = m->cfg.executors ? m->cfg.executors : (m->bops->kind == VGPU_BACKEND_CUDA ? 1 : 2);
+    /* cuda: one executor admits by priority and weight, three more run
+     * requests that waited --max-wait-us beside it, each in its VM's own
+     * worker (mostly asleep on it). */
+    n_exec = m->cfg.executors ? m->cfg.executors : (m->bops->kind == VGPU_BACKEND_CUDA ? 4 : 2);
+    m->n_fair = m->bops->fair_executors && m->bops->fair_executors < n_exec
+                    ? m->bops->fair_executors : n_exec;
+    m->max_wait_ns = (uint64_t)m->cfg.max_wait_us * 1000;
     r = vgpu_exec_start(m, n_exec);
     if (r < 0) {
         goto out_server;
@@ -301,10 +307,12 @@ int main(int argc, char **argv)
              (unsigned long long)(m->gpu.total_mem >> 20), m->gpu.sm_count, m->cfg.socket_path,
              m->cfg.admin_socket_path ? m->cfg.admin_socket_path : "none",
              m->cfg.admin_socket_path ? m->cfg.admin_socket_mode : 0);
-    log_info("executors %u, max-inflight %u/VM, max-sessions %u, quantum %u us, aging %u ms,"
+    log_info("executors %u (%u by weight, the others after %u us of waiting),"
+             " max-inflight %u/VM, max-sessions %u, quantum %u us, aging %u ms,"
              " inline below %u us, spin up to %llu us, mem-quota %llu MiB, timeout %u ms,"
              " slices of %u us, %u config override(s)",
-             n_exec, m->cfg.max_inflight, m->cfg.max_sessions, m->cfg.quantum_us,
+             n_exec, m->n_fair, m->cfg.max_wait_us, m->cfg.max_inflight, m->cfg.max_sessions,
+             m->cfg.quantum_us,
              m->cfg.aging_ms, m->cfg.inline_max_us, (unsigned long long)(m->spin_cap_ns / 1000),
              (unsigned long long)m->cfg.mem_quota_mib,
              m->cfg.timeout_ms, m->cfg.slice_us, m->cfg.n_overrides);

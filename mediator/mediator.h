@@ -62,6 +62,7 @@ struct vgpu_config {
     uint64_t    mem_quota_mib;    /* 0: no limit */
     unsigned    timeout_ms;       /* 0: no limit */
     unsigned    slice_us;         /* run longer requests in parts of about this long */
+    unsigned    max_wait_us;      /* a request waiting this long may run beside others */
     unsigned    hello_timeout_ms; /* a connection must say HELLO/STATS_REQ by then, and an
                                    * admin connection its next STATS_REQ */
     int         gpu_index;
@@ -213,6 +214,10 @@ struct vgpu_mediator {
 
     pthread_t *exec_threads;
     unsigned   n_exec;
+    unsigned   n_fair;                  /* executors [0, n_fair) pick freely */
+    unsigned   exec_next_index;
+    uint64_t   max_wait_ns;
+    pthread_cond_t waited_cond;         /* the other executors sleep on it */
     unsigned   n_exec_started;
     uint64_t   inline_max_ns;
     uint64_t   slice_ns;                /* 0: never split requests */

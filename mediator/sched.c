@@ -90,9 +90,18 @@ uint32_t vgpu_sched_effective_class(const struct vgpu_sched *s,
     return periods >= e->prio ? 0 : e->prio - (uint32_t)periods;
 }
 
-static bool eligible(const struct vgpu_sched_entity *e)
+/* Since when the entity's head request waits for other entities only: not
+ * while its own earlier request ran. */
+static uint64_t ready_ns(const struct vgpu_sched_entity *e)
 {
-    return e->queued > 0 && !e->running;
+    return e->head->enqueue_ns > e->done_ns ? e->head->enqueue_ns : e->done_ns;
+}
+
+/* min_wait_ns > 0: only an entity whose head request has waited that long
+ * for others. */
+static bool eligible(const struct vgpu_sched_entity *e, uint64_t now_ns, uint64_t min_wait_ns)
+{
+    return e->queued > 0 && !e->running && (!min_wait_ns || now_ns >= ready_ns(e) + min_wait_ns);
 }
 
 /*
@@ -102,9 +111,9 @@ static bool eligible(const struct vgpu_sched_entity *e)
  * reorders entities of the same base class, whose shares stay by weight.
  */
 static bool candidate(const struct vgpu_sched *s, const struct vgpu_sched_entity *e,
-                      uint32_t best, uint64_t now_ns)
+                      uint32_t best, uint64_t now_ns, uint64_t min_wait_ns)
 {
-    return eligible(e) &&
+    return eligible(e, now_ns, min_wait_ns) &&
            (e->prio == best || vgpu_sched_effective_class(s, e, now_ns) <= best);
 }
 
@@ -133,7 +142,8 @@ static struct vgpu_sched_req *serve(struct vgpu_sched *s, struct vgpu_sched_enti
     return r;
 }
 
-struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns)
+struct vgpu_sched_req *vgpu_sched_pick_waited(struct vgpu_sched *s, uint64_t now_ns,
+                                              uint64_t min_wait_ns)
 {
     struct vgpu_sched_entity *e, *next;
     uint32_t best = VGPU_PRIO_CLASSES, ncand = 0, visits;
@@ -143,7 +153,7 @@ struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns)
         return NULL;
     }
     for (e = s->rr.next; e != &s->rr; e = e->next) {
-        if (eligible(e)) {
+        if (eligible(e, now_ns, min_wait_ns)) {
             if (e->prio < best) {
                 best = e->prio;
             }
@@ -153,7 +163,7 @@ struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns)
         return NULL; /* everything queued belongs to running entities */
     }
     for (e = s->rr.next; e != &s->rr; e = e->next) {
-        if (candidate(s, e, best, now_ns)) {
+        if (candidate(s, e, best, now_ns, min_wait_ns)) {
             ncand++;
         }
     }
@@ -168,7 +178,7 @@ struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns)
         visits = 0;
         for (e = s->rr.next; e != &s->rr && visits < ncand; e = next) {
             next = e->next;
-            if (!candidate(s, e, best, now_ns)) {
+            if (!candidate(s, e, best, now_ns, min_wait_ns)) {
                 continue;
             }
             if (e->deficit_ns > 0) {
@@ -187,7 +197,7 @@ struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns)
         }
         /* Now e.g. k_i more visits make candidate i positive; skip min(k)-1 rounds. */
         for (e = s->rr.next; e != &s->rr; e = e->next) {
-            if (candidate(s, e, best, now_ns)) {
+            if (candidate(s, e, best, now_ns, min_wait_ns)) {
                 int64_t need = e->deficit_ns > 0 ? 0 : (1 - e->deficit_ns + credit(s, e) - 1) / credit(s, e);
                 if (need < rounds) {
                     rounds = need;
@@ -196,7 +206,7 @@ struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns)
         }
         if (rounds > 1) {
             for (e = s->rr.next; e != &s->rr; e = e->next) {
-                if (candidate(s, e, best, now_ns)) {
+                if (candidate(s, e, best, now_ns, min_wait_ns)) {
                     e->deficit_ns += (rounds - 1) * credit(s, e);
                 }
             }
@@ -204,7 +214,7 @@ struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns)
     }
     /* Unreachable by the arithmetic above; never leave work stranded. */
     for (e = s->rr.next; e != &s->rr; e = e->next) {
-        if (candidate(s, e, best, now_ns)) {
+        if (candidate(s, e, best, now_ns, min_wait_ns)) {
             return serve(s, e, now_ns);
         }
     }
@@ -221,7 +231,34 @@ static struct vgpu_sched_entity *charge(struct vgpu_sched *s, struct vgpu_sched_
     s->running--;
     e->deficit_ns += (int64_t)r->cost_ns - (int64_t)actual_ns;
     e->charged_ns += actual_ns;
+    e->done_ns = r->pick_ns + actual_ns;
     return e;
+}
+
+struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns)
+{
+    return vgpu_sched_pick_waited(s, now_ns, 0);
+}
+
+uint64_t vgpu_sched_next_waited_ns(const struct vgpu_sched *s, uint64_t now_ns,
+                                   uint64_t min_wait_ns)
+{
+    const struct vgpu_sched_entity *e;
+    uint64_t best = UINT64_MAX;
+
+    for (e = s->rr.next; e != &s->rr; e = e->next) {
+        if (e->queued > 0 && !e->running) {
+            uint64_t at = ready_ns(e) + min_wait_ns;
+
+            if (at <= now_ns) {
+                return 0;
+            }
+            if (at - now_ns < best) {
+                best = at - now_ns;
+            }
+        }
+    }
+    return best;
 }
 
 void vgpu_sched_complete(struct vgpu_sched *s, struct vgpu_sched_req *r, uint64_t actual_ns)

@@ -45,6 +45,7 @@ struct vgpu_sched_entity {
     bool     active;                   /* linked in the round-robin list */
     bool     removed;
     struct vgpu_sched_entity *prev, *next; /* round-robin list */
+    uint64_t done_ns;                  /* when its last request (or part) ended */
     /* accounting */
     uint64_t charged_ns;               /* measured cost of completed requests */
     uint64_t picks;
@@ -89,6 +90,18 @@ void vgpu_sched_enqueue(struct vgpu_sched *s, struct vgpu_sched_entity *e,
 
 /* The next request to execute (its entity becomes running), or NULL. */
 struct vgpu_sched_req *vgpu_sched_pick(struct vgpu_sched *s, uint64_t now_ns);
+
+/*
+ * The same, among only the entities whose head request has waited at least
+ * min_wait_ns: what an executor that exists to bound waits picks (see
+ * "Bounded waits" in docs/architecture.md).
+ */
+struct vgpu_sched_req *vgpu_sched_pick_waited(struct vgpu_sched *s, uint64_t now_ns,
+                                              uint64_t min_wait_ns);
+/* Nanoseconds until some runnable head request will have waited min_wait_ns
+ * (0: one has), UINT64_MAX when none is queued. */
+uint64_t vgpu_sched_next_waited_ns(const struct vgpu_sched *s, uint64_t now_ns,
+                                   uint64_t min_wait_ns);
 
 /* The request picked earlier finished after actual_ns of execution. */
 void vgpu_sched_complete(struct vgpu_sched *s, struct vgpu_sched_req *r, uint64_t actual_ns);

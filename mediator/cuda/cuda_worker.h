@@ -92,11 +92,14 @@ int vgpu_cuda_worker_main(const char *arg);
 
 /* Proxy statistics (tests, health). */
 struct vgpu_cuda_proxy_stats {
-    int      pid;           /* current worker, 0 if none */
-    uint64_t restarts;
+    int      pid;           /* s's worker, 0 if none (or s NULL) */
+    uint64_t restarts;      /* of s's worker */
+    uint64_t restarts_all;  /* of every VM's worker */
     unsigned sessions;
 };
-void vgpu_cuda_proxy_stats(struct vgpu_backend *b, struct vgpu_cuda_proxy_stats *out);
+/* s may be NULL. */
+void vgpu_cuda_proxy_stats(struct vgpu_backend *b, struct vgpu_backend_session *s,
+                           struct vgpu_cuda_proxy_stats *out);
 /* Sends a VGPU_WMSG_TEST for s through the normal request path (timeouts,
  * restart); returns the request's status. */
 int vgpu_cuda_proxy_test(struct vgpu_backend *b, struct vgpu_backend_session *s,

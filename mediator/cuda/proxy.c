@@ -1,20 +1,30 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
 /*
  * The exported CUDA backend: a proxy that never calls CUDA itself. The engine
- * (backend_cuda.c) runs in a worker process (worker.c), the mediator's own
- * binary exec'ed with VGPU_WORKER_ARG. After a sticky GPU error, a request
- * past its deadline whose kernel may still run, a broken channel or a worker
- * that does not answer within the request timeout plus a grace period, the
- * proxy kills the worker, spawns a new one and re-opens every live session
- * from the memfd it keeps. NVIDIA documents that a process which hit
- * cudaErrorIllegalAddress and similar must be terminated and relaunched; an
- * in-process cudaDeviceReset was measured on an H100 not to bring it back.
+ * (backend_cuda.c) runs in worker processes (worker.c), the mediator's own
+ * binary exec'ed with VGPU_WORKER_ARG: one per VM, so every VM has its own
+ * CUDA context (its own GPU address space: a guest's kernels cannot reach
+ * another VM's memory), its faults end only its own worker, and the driver
+ * time-slices the VMs' contexts, so one VM's long request does not hold up
+ * another's. After a sticky GPU error, a request past its deadline whose
+ * kernel may still run, a broken channel or a worker that does not answer
+ * within the request timeout plus a grace period, the proxy kills that VM's
+ * worker, spawns a new one and re-opens the VM's memory from the memfd it
+ * keeps. NVIDIA documents that a process which hit cudaErrorIllegalAddress
+ * and similar must be terminated and relaunched; an in-process
+ * cudaDeviceReset was measured on an H100 not to bring it back.
  *
- * Concurrency: one channel, b->lock held for each round trip, so requests of
- * different VMs are serialised through the worker (the mediator runs one
- * executor for cuda by default, and the engine serialises on one device
- * anyway). A restart happens under the same lock, so no other VM's request is
- * in flight when it does: they wait and then run on the new worker.
+ * A VM's worker is started, and the VM's memory registered in it, by a
+ * thread of its own right after the VM attaches: attaching (on the
+ * mediator's I/O thread) never waits for a CUDA context, and the VM's first
+ * request finds it ready (it waits on s->lock if not). One worker started at
+ * init (it proves the GPU usable and reports its properties) is kept as a
+ * spare and given to the first VM.
+ *
+ * Concurrency: per VM, s->lock is held for each round trip with its worker
+ * (the scheduler runs at most one request per VM anyway); b->lock guards the
+ * session list, the spare and the totals, and is never held across a round
+ * trip.
  *
  * exec is mandatory: the mediator is multithreaded when a restart happens,
  * and a forked copy of it may only call async-signal-safe functions.
@@ -55,8 +65,28 @@ extern char **environ;
 static const char *worker_exe = "/proc/self/exe";
 static uint64_t spin_cap_ns;
 
+/* One worker process and its channel. */
+struct worker {
+    int      fd;                        /* -1: no worker */
+    pid_t    pid;
+    unsigned failed_spawns;             /* in a row */
+    uint64_t next_spawn_ns;             /* back-off after failed spawns */
+    struct vgpu_spin spin;              /* waiting for EXEC replies */
+    struct vgpu_gpu_info info;          /* from READY / HEALTH */
+    char     health[VGPU_WORKER_TEXT];
+    char     why[VGPU_WORKER_TEXT];     /* why the last spawn failed */
+};
+
 struct vgpu_backend_session {
+    struct vgpu_backend *b;
     struct vgpu_backend_session *next;  /* b->sessions */
+    pthread_t starter;                  /* starts the worker after attach */
+    bool     starter_live;
+    bool     closing;                   /* under lock: the starter may end */
+    pthread_cond_t closing_cond;
+    pthread_mutex_t lock;               /* w and open */
+    struct worker w;
+    uint64_t restarts;
     uint32_t key;
     uint32_t vm_id;
     uint64_t size;
@@ -68,25 +98,15 @@ struct vgpu_backend_session {
 struct vgpu_backend {
     struct vgpu_backend_config cfg;
 
-    pthread_mutex_t lock;               /* the channel and everything below */
-    int      fd;                        /* -1: no worker */
-    pid_t    pid;
-    uint64_t restarts;
-    unsigned failed_spawns;             /* in a row */
-    uint64_t next_spawn_ns;             /* back-off after failed spawns */
+    pthread_mutex_t lock;               /* everything below */
+    struct worker spare;                /* started at init, for the first VM */
     struct vgpu_backend_session *sessions;
     unsigned nsessions;
     uint32_t next_key;
-    struct vgpu_spin spin;              /* waiting for EXEC replies */
-    struct vgpu_gpu_info info;          /* from READY / HEALTH */
+    uint64_t restarts;                  /* of every VM's worker */
+    struct vgpu_gpu_info info;          /* the latest READY / HEALTH of any worker */
     char     health[VGPU_WORKER_TEXT];
-    char     why[VGPU_WORKER_TEXT];     /* why the last spawn failed */
-
-    /* What gpu_info/health return while a request holds b->lock: the status
-     * table must not wait for a GPU request. Written with both locks. */
-    pthread_mutex_t cache_lock;
-    struct vgpu_gpu_info cache_info;
-    char     cache_line[2 * VGPU_WORKER_TEXT];
+    char     why[VGPU_WORKER_TEXT];     /* why the latest spawn failed */
 };
 
 static uint64_t now_ns(void)
@@ -94,22 +114,6 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* Called with b->lock. */
-static void publish(struct vgpu_backend *b)
-{
-    pthread_mutex_lock(&b->cache_lock);
-    b->cache_info = b->info;
-    if (b->fd < 0) {
-        snprintf(b->cache_line, sizeof(b->cache_line),
-                 "cuda (no worker, restarts %llu): last start failed: %s",
-                 (unsigned long long)b->restarts, b->why);
-    } else {
-        snprintf(b->cache_line, sizeof(b->cache_line), "cuda (worker pid %d, restarts %llu): %s",
-                 (int)b->pid, (unsigned long long)b->restarts, b->health);
-    }
-    pthread_mutex_unlock(&b->cache_lock);
 }
 
 void vgpu_cuda_proxy_set_exe(const char *path)
@@ -218,64 +222,71 @@ got:
 }
 
 /* One round trip. reply must start with a struct vgpu_worker_reply. */
-static int chan_call(struct vgpu_backend *b, const struct vgpu_worker_req *q, int pass_fd,
+static int chan_call(struct worker *w, const struct vgpu_worker_req *q, int pass_fd,
                      void *reply, size_t len, uint32_t timeout_ms)
 {
     int r;
 
-    if (b->fd < 0) {
+    if (w->fd < 0) {
         return -EPIPE;
     }
-    r = chan_send(b->fd, q, pass_fd);
+    r = chan_send(w->fd, q, pass_fd);
     if (r < 0) {
         return r == -ECONNRESET ? -EPIPE : r;
     }
-    return chan_recv(b->fd, reply, len, timeout_ms, NULL);
+    return chan_recv(w->fd, reply, len, timeout_ms, NULL);
 }
 
 /* ------------------------------------------------------------------------
  * Worker lifetime
  * ------------------------------------------------------------------------ */
 
+static void worker_init(struct worker *w)
+{
+    memset(w, 0, sizeof(*w));
+    w->fd = -1;
+    vgpu_spin_init(&w->spin, spin_cap_ns);
+}
+
 /* Ends the worker and reaps it. graceful: ask first (BYE), else SIGKILL at
  * once (its CUDA state is useless, or it does not answer). */
-static void worker_stop(struct vgpu_backend *b, bool graceful)
+static void worker_stop(struct worker *w, bool graceful)
 {
     uint64_t deadline;
     int status;
 
-    if (b->fd >= 0 && graceful) {
+    if (w->fd >= 0 && graceful) {
         struct vgpu_worker_req q = { .type = VGPU_WMSG_BYE };
-        (void)chan_send(b->fd, &q, -1);
+        (void)chan_send(w->fd, &q, -1);
     }
-    if (b->fd >= 0) {
-        close(b->fd);   /* EOF also ends a worker that missed the BYE */
-        b->fd = -1;
+    if (w->fd >= 0) {
+        close(w->fd);   /* EOF also ends a worker that missed the BYE */
+        w->fd = -1;
     }
-    if (b->pid <= 0) {
+    if (w->pid <= 0) {
         return;
     }
     deadline = now_ns() + (graceful ? WORKER_BYE_MS * 1000000ull : 0);
     while (now_ns() < deadline) {
         struct timespec ts = { .tv_nsec = 2000000 };
-        pid_t r = waitpid(b->pid, &status, WNOHANG);
+        pid_t r = waitpid(w->pid, &status, WNOHANG);
 
-        if (r == b->pid || (r < 0 && errno != EINTR)) {
-            b->pid = 0;
+        if (r == w->pid || (r < 0 && errno != EINTR)) {
+            w->pid = 0;
             return;
         }
         nanosleep(&ts, NULL);
     }
-    kill(b->pid, SIGKILL);
-    while (waitpid(b->pid, &status, 0) < 0 && errno == EINTR) {
+    kill(w->pid, SIGKILL);
+    while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR) {
     }
-    b->pid = 0;
+    w->pid = 0;
 }
 
-/* Starts a worker and waits for READY. 0, or -errno with b->why set. */
-static int worker_spawn(struct vgpu_backend *b)
+/* Starts a worker and waits for READY. 0, or -errno with w->why set. */
+static int worker_spawn(const struct vgpu_backend_config *cfg, struct worker *w)
 {
-    struct vgpu_worker_req q = { .type = VGPU_WMSG_INIT, .size = b->spin.cap_ns };
+    struct vgpu_worker_req q = { .type = VGPU_WMSG_INIT, .size = w->spin.cap_ns };
     struct vgpu_worker_info_reply rep;
     posix_spawn_file_actions_t fa;
     char arg[32];
@@ -284,7 +295,7 @@ static int worker_spawn(struct vgpu_backend *b)
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         r = -errno;
-        snprintf(b->why, sizeof(b->why), "socketpair: %s", strerror(-r));
+        snprintf(w->why, sizeof(w->why), "socketpair: %s", strerror(-r));
         return r;
     }
     /* dup2 onto the same number would leave FD_CLOEXEC set. */
@@ -309,54 +320,68 @@ static int worker_spawn(struct vgpu_backend *b)
         r = posix_spawn_file_actions_addclosefrom_np(&fa, WORKER_FD + 1);
     }
     if (r == 0) {
-        r = posix_spawn(&b->pid, worker_exe, &fa, NULL, argv, environ);
+        r = posix_spawn(&w->pid, worker_exe, &fa, NULL, argv, environ);
     }
     posix_spawn_file_actions_destroy(&fa);
     close(sv[1]);
     if (r != 0) {
-        b->pid = 0;
+        w->pid = 0;
         close(sv[0]);
-        snprintf(b->why, sizeof(b->why), "spawning %s: %s", worker_exe, strerror(r));
+        snprintf(w->why, sizeof(w->why), "spawning %s: %s", worker_exe, strerror(r));
         return -r;
     }
-    b->fd = sv[0];
+    w->fd = sv[0];
 
-    q.u.cfg = b->cfg;
+    q.u.cfg = *cfg;
     memset(&rep, 0, sizeof(rep));
-    r = chan_call(b, &q, -1, &rep, sizeof(rep), WORKER_INIT_MS);
+    r = chan_call(w, &q, -1, &rep, sizeof(rep), WORKER_INIT_MS);
     if (r < 0) {
-        snprintf(b->why, sizeof(b->why), "GPU worker (pid %d) %s", (int)b->pid,
+        snprintf(w->why, sizeof(w->why), "GPU worker (pid %d) %s", (int)w->pid,
                  r == -ETIMEDOUT ? "did not start in time" : "died while starting");
-        worker_stop(b, false);
+        worker_stop(w, false);
         return -ENODEV;
     }
     if (rep.r.status < 0) {
         rep.text[sizeof(rep.text) - 1] = '\0';
-        snprintf(b->why, sizeof(b->why), "%s", rep.text);
-        worker_stop(b, true);
+        snprintf(w->why, sizeof(w->why), "%s", rep.text);
+        worker_stop(w, true);
         return rep.r.status;
     }
     rep.text[sizeof(rep.text) - 1] = '\0';
-    b->info = rep.info;
-    snprintf(b->health, sizeof(b->health), "%s", rep.text);
+    w->info = rep.info;
+    snprintf(w->health, sizeof(w->health), "%s", rep.text);
     return 0;
 
 fail_pair:
     close(sv[0]);
     close(sv[1]);
-    snprintf(b->why, sizeof(b->why), "socketpair: %s", strerror(-r));
+    snprintf(w->why, sizeof(w->why), "socketpair: %s", strerror(-r));
     return r;
 }
 
-/* Opens s in the current worker. 0 or -errno (-EPIPE: the worker is gone). */
-static int session_push(struct vgpu_backend *b, struct vgpu_backend_session *s)
+/* Records what a worker of s said last, for gpu_info and health. */
+static void note_worker(struct vgpu_backend *b, const struct worker *w, bool failed)
+{
+    pthread_mutex_lock(&b->lock);
+    if (failed) {
+        snprintf(b->why, sizeof(b->why), "%s", w->why);
+    } else {
+        b->info = w->info;
+        snprintf(b->health, sizeof(b->health), "%s", w->health);
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* Opens s in its current worker. 0 or -errno (-EPIPE: the worker is gone).
+ * With s->lock. */
+static int session_push(struct vgpu_backend_session *s)
 {
     struct vgpu_worker_req q = { .type = VGPU_WMSG_OPEN, .key = s->key,
                                  .vm_id = s->vm_id, .size = s->size };
     struct vgpu_worker_reply rep;
     int r;
 
-    r = chan_call(b, &q, s->fd, &rep, sizeof(rep), WORKER_CTL_MS);
+    r = chan_call(&s->w, &q, s->fd, &rep, sizeof(rep), WORKER_CTL_MS);
     if (r < 0) {
         return r == -ETIMEDOUT ? -EPIPE : r;
     }
@@ -365,57 +390,74 @@ static int session_push(struct vgpu_backend *b, struct vgpu_backend_session *s)
 }
 
 /*
- * Replaces the worker (kills the old one if any) and re-opens every session.
+ * Gives s a worker with its memory open: the spare if there is one (the
+ * first VM), else a new one; kills the old one first when reason is set.
  * After failed spawns, waits RESTART_BACKOFF_* between attempts instead of
- * spinning: a request arriving meanwhile fails at once. Called with b->lock.
+ * spinning: a request arriving meanwhile fails at once. With s->lock.
  */
-static int worker_restart(struct vgpu_backend *b, const char *reason)
+static int worker_restart(struct vgpu_backend *b, struct vgpu_backend_session *s,
+                          const char *reason)
 {
-    struct vgpu_backend_session *s;
+    struct worker *w = &s->w;
     uint64_t now = now_ns();
     int r;
 
-    if (b->pid > 0 || b->fd >= 0) {
-        log_warn("cuda: restarting the GPU worker (pid %d): %s", (int)b->pid, reason);
-        worker_stop(b, false);
+    if (w->pid > 0 || w->fd >= 0) {
+        log_warn("cuda: vm %u: restarting its GPU worker (pid %d): %s", s->vm_id, (int)w->pid,
+                 reason);
+        worker_stop(w, false);
+        s->restarts++;
+        pthread_mutex_lock(&b->lock);
         b->restarts++;
+        pthread_mutex_unlock(&b->lock);
     }
-    for (s = b->sessions; s; s = s->next) {
-        s->open = false;
-    }
-    if (now < b->next_spawn_ns) {
-        publish(b);
+    s->open = false;
+    if (now < w->next_spawn_ns) {
         return -EAGAIN;
     }
-    r = worker_spawn(b);
+    pthread_mutex_lock(&b->lock);
+    if (b->spare.fd >= 0) {
+        w->fd = b->spare.fd;
+        w->pid = b->spare.pid;
+        w->info = b->spare.info;
+        snprintf(w->health, sizeof(w->health), "%s", b->spare.health);
+        b->spare.fd = -1;
+        b->spare.pid = 0;
+        r = 0;
+    } else {
+        r = 1;
+    }
+    pthread_mutex_unlock(&b->lock);
+    if (r) {
+        r = worker_spawn(&b->cfg, w);
+    }
     if (r < 0) {
-        unsigned ms = RESTART_BACKOFF_MIN_MS << (b->failed_spawns < 7 ? b->failed_spawns : 7);
+        unsigned ms = RESTART_BACKOFF_MIN_MS << (w->failed_spawns < 7 ? w->failed_spawns : 7);
 
         if (ms > RESTART_BACKOFF_MAX_MS) {
             ms = RESTART_BACKOFF_MAX_MS;
         }
-        b->failed_spawns++;
-        b->next_spawn_ns = now_ns() + (uint64_t)ms * 1000000ull;
-        log_error("cuda: GPU worker restart failed (%u in a row, next try in %u ms): %s",
-                  b->failed_spawns, ms, b->why);
-        publish(b);
+        w->failed_spawns++;
+        w->next_spawn_ns = now_ns() + (uint64_t)ms * 1000000ull;
+        log_error("cuda: vm %u: GPU worker start failed (%u in a row, next try in %u ms): %s",
+                  s->vm_id, w->failed_spawns, ms, w->why);
+        note_worker(b, w, true);
         return r;
     }
-    b->failed_spawns = 0;
-    b->next_spawn_ns = 0;
-    log_info("cuda: GPU worker pid %d ready (restarts %llu)", (int)b->pid,
-             (unsigned long long)b->restarts);
-    publish(b);
-    for (s = b->sessions; s; s = s->next) {
-        r = session_push(b, s);
+    w->failed_spawns = 0;
+    w->next_spawn_ns = 0;
+    note_worker(b, w, false);
+    r = session_push(s);
+    if (r < 0) {
+        log_warn("cuda: vm %u: opening its memory in worker pid %d failed: %s", s->vm_id,
+                 (int)w->pid, strerror(-r));
         if (r == -EPIPE) {
-            return r;   /* the next request restarts again */
+            worker_stop(w, false);
         }
-        if (r < 0) {
-            log_warn("cuda: vm %u: re-open in the new worker failed: %s", s->vm_id,
-                     strerror(-r));
-        }
+        return r;
     }
+    log_info("cuda: vm %u: GPU worker pid %d ready (restarts %llu)", s->vm_id, (int)w->pid,
+             (unsigned long long)s->restarts);
     return 0;
 }
 
@@ -437,22 +479,21 @@ static int proxy_init(const struct vgpu_backend_config *cfg, struct vgpu_backend
         return -ENOMEM;
     }
     b->cfg = *cfg;
-    b->fd = -1;
     b->next_key = 1;
-    vgpu_spin_init(&b->spin, spin_cap_ns);
+    worker_init(&b->spare);
     pthread_mutex_init(&b->lock, NULL);
-    pthread_mutex_init(&b->cache_lock, NULL);
 
-    r = worker_spawn(b);
+    /* The spare proves the GPU usable now, not at the first VM's request. */
+    r = worker_spawn(&b->cfg, &b->spare);
     if (r < 0) {
-        snprintf(proxy_init_why, sizeof(proxy_init_why), "%s", b->why);
+        snprintf(proxy_init_why, sizeof(proxy_init_why), "%s", b->spare.why);
         *why = proxy_init_why;
-        pthread_mutex_destroy(&b->cache_lock);
         pthread_mutex_destroy(&b->lock);
         free(b);
         return r == -ENOMEM ? r : -ENODEV;
     }
-    publish(b);
+    b->info = b->spare.info;
+    snprintf(b->health, sizeof(b->health), "%s", b->spare.health);
     *out = b;
     return 0;
 }
@@ -467,20 +508,39 @@ static void proxy_fini(struct vgpu_backend *b)
     while (b->sessions) {
         proxy_session_close(b, b->sessions);
     }
-    pthread_mutex_lock(&b->lock);
-    worker_stop(b, true);
-    pthread_mutex_unlock(&b->lock);
-    pthread_mutex_destroy(&b->cache_lock);
+    worker_stop(&b->spare, true);
     pthread_mutex_destroy(&b->lock);
     free(b);
 }
 
+/*
+ * Starts the VM's worker, then waits for the VM to go: the worker has
+ * PR_SET_PDEATHSIG, which fires when the *thread* that spawned it ends, so
+ * this thread must outlive it (later restarts come from executor threads,
+ * which live as long as the mediator).
+ */
+static void *session_starter(void *arg)
+{
+    struct vgpu_backend_session *s = arg;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->w.fd < 0 && !s->closing) {
+        /* A failure is retried by the first request, after the back-off. */
+        (void)worker_restart(s->b, s, NULL);
+    }
+    while (!s->closing) {
+        pthread_cond_wait(&s->closing_cond, &s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* Records the VM and starts its worker in the background. */
 static int proxy_session_open(struct vgpu_backend *b, uint32_t vm_id,
                               const struct vgpu_shm_view *shm,
                               struct vgpu_backend_session **out)
 {
     struct vgpu_backend_session *s;
-    int r;
 
     if (shm->fd < 0) {
         return -EBADF;      /* the worker maps the memory from the fd */
@@ -491,49 +551,32 @@ static int proxy_session_open(struct vgpu_backend *b, uint32_t vm_id,
     }
     s->fd = fcntl(shm->fd, F_DUPFD_CLOEXEC, 0);
     if (s->fd < 0) {
-        r = -errno;
+        int r = -errno;
+
         free(s);
         return r;
     }
+    s->b = b;
     s->vm_id = vm_id;
     s->size = shm->size;
     s->base = shm->base;
+    worker_init(&s->w);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->closing_cond, NULL);
+    /* Without the thread the first request starts the worker. */
+    s->starter_live = pthread_create(&s->starter, NULL, session_starter, s) == 0;
 
     pthread_mutex_lock(&b->lock);
     s->key = b->next_key++;
-    if (b->fd < 0) {
-        (void)worker_restart(b, "no worker");
-    }
-    r = b->fd < 0 ? -ENODEV : session_push(b, s);
-    if (r == -EPIPE) {
-        /* Linked anyway: the restart re-opens it. */
-        s->next = b->sessions;
-        b->sessions = s;
-        b->nsessions++;
-        r = worker_restart(b, "channel broken while opening a session");
-        if (r == 0 && !s->open) {
-            r = -EIO;
-        }
-        if (r < 0) {
-            b->sessions = s->next;
-            b->nsessions--;
-        }
-    } else if (r == 0) {
-        s->next = b->sessions;
-        b->sessions = s;
-        b->nsessions++;
-    }
+    s->next = b->sessions;
+    b->sessions = s;
+    b->nsessions++;
     pthread_mutex_unlock(&b->lock);
-
-    if (r < 0) {
-        close(s->fd);
-        free(s);
-        return r == -EAGAIN ? -ENODEV : r;
-    }
     *out = s;
     return 0;
 }
 
+/* Ends the VM's worker: everything it held on the GPU goes with its context. */
 static void proxy_session_close(struct vgpu_backend *b, struct vgpu_backend_session *s)
 {
     struct vgpu_backend_session **pp;
@@ -542,18 +585,6 @@ static void proxy_session_close(struct vgpu_backend *b, struct vgpu_backend_sess
         return;
     }
     pthread_mutex_lock(&b->lock);
-    if (s->open) {
-        struct vgpu_worker_req q = { .type = VGPU_WMSG_CLOSE, .key = s->key };
-        struct vgpu_worker_reply rep;
-        int r = chan_call(b, &q, -1, &rep, sizeof(rep), WORKER_CTL_MS);
-
-        if (r < 0) {
-            /* Whatever it held of this VM dies with it. */
-            (void)worker_restart(b, "no answer to CLOSE");
-        } else if (rep.flags & VGPU_WREPLY_RESTART) {
-            (void)worker_restart(b, "CUDA state lost while closing a session");
-        }
-    }
     for (pp = &b->sessions; *pp; pp = &(*pp)->next) {
         if (*pp == s) {
             *pp = s->next;
@@ -562,13 +593,23 @@ static void proxy_session_close(struct vgpu_backend *b, struct vgpu_backend_sess
         }
     }
     pthread_mutex_unlock(&b->lock);
+    pthread_mutex_lock(&s->lock);
+    worker_stop(&s->w, true);
+    s->closing = true;
+    pthread_cond_signal(&s->closing_cond);
+    pthread_mutex_unlock(&s->lock);
+    if (s->starter_live) {
+        pthread_join(s->starter, NULL);
+    }
+    pthread_cond_destroy(&s->closing_cond);
+    pthread_mutex_destroy(&s->lock);
     close(s->fd);
     free(s);
 }
 
 /*
- * One request in the worker. The restart after it (if any) happens before
- * the lock is dropped, so the next request of any VM finds a fresh worker.
+ * One request in the VM's worker. The restart after it (if any) happens
+ * before the lock is dropped, so the VM's next request finds a fresh worker.
  */
 static int proxy_call(struct vgpu_backend *b, struct vgpu_backend_session *s,
                       struct vgpu_worker_req *q, uint64_t *result)
@@ -578,56 +619,47 @@ static int proxy_call(struct vgpu_backend *b, struct vgpu_backend_session *s,
     int r, st;
 
     q->key = s->key;
-    pthread_mutex_lock(&b->lock);
-    if (b->fd < 0 && worker_restart(b, "no worker") < 0) {
-        pthread_mutex_unlock(&b->lock);
-        return VGPU_S_INTERNAL;
-    }
-    if (!s->open) {
-        r = session_push(b, s);
+    pthread_mutex_lock(&s->lock);
+    if (s->w.fd < 0 || !s->open) {
+        r = worker_restart(b, s, s->w.fd < 0 ? NULL : "its memory is not open in it");
         if (r < 0) {
-            if (r == -EPIPE) {
-                (void)worker_restart(b, "channel broken");
-            }
-            pthread_mutex_unlock(&b->lock);
+            pthread_mutex_unlock(&s->lock);
             return r == -ENOMEM ? VGPU_S_NO_MEMORY : VGPU_S_INTERNAL;
         }
     }
     if (b->cfg.request_timeout_ms) {
         timeout_ms = b->cfg.request_timeout_ms + WORKER_GRACE_MS;
     }
-    r = chan_send(b->fd, q, -1);
+    r = chan_send(s->w.fd, q, -1);
     if (r < 0) {
         /* Not delivered: the worker died between requests (killed, driver
          * crash). Nothing of this request ran, so it runs on a new one. */
-        if (worker_restart(b, "the worker is gone") < 0) {
-            pthread_mutex_unlock(&b->lock);
+        if (worker_restart(b, s, "the worker is gone") < 0) {
+            pthread_mutex_unlock(&s->lock);
             return VGPU_S_INTERNAL;
         }
-        r = s->open ? chan_send(b->fd, q, -1) : -EIO;
+        r = chan_send(s->w.fd, q, -1);
     }
     if (r == 0) {
-        r = chan_recv(b->fd, &rep, sizeof(rep), timeout_ms, &b->spin);
+        r = chan_recv(s->w.fd, &rep, sizeof(rep), timeout_ms, &s->w.spin);
     }
     if (r == -ETIMEDOUT) {
         /* Its kernel may still be writing into the VM's memory: only the
          * end of the process stops it. */
-        worker_restart(b, "no answer within the request timeout");
+        worker_restart(b, s, "no answer within the request timeout");
         st = VGPU_S_TIMEOUT;
-    } else if (r == -EIO) {
-        st = VGPU_S_INTERNAL;   /* the new worker refused the session; logged */
     } else if (r < 0) {
-        worker_restart(b, "the worker died");
+        worker_restart(b, s, "the worker died");
         st = VGPU_S_GPU_FAULT;
     } else {
         st = rep.status;
         *result = rep.result;
         if (rep.flags & VGPU_WREPLY_RESTART) {
-            worker_restart(b, st == VGPU_S_TIMEOUT ? "request past its deadline"
-                                                   : "sticky CUDA error");
+            worker_restart(b, s, st == VGPU_S_TIMEOUT ? "request past its deadline"
+                                                      : "sticky CUDA error");
         }
     }
-    pthread_mutex_unlock(&b->lock);
+    pthread_mutex_unlock(&s->lock);
     if (st < 0 || st >= VGPU_S_STATUS_COUNT) {
         st = VGPU_S_INTERNAL;
     }
@@ -655,40 +687,72 @@ static int proxy_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
     return proxy_call(b, s, &q, result);
 }
 
-/* Refreshes the cached info and health, unless a request holds the channel:
- * then the cache of the last refresh, restart or start is returned. */
+/* Asks one idle worker (the spare, else a VM's whose lock is free) for fresh
+ * properties and health; never waits for a GPU request. */
 static void refresh(struct vgpu_backend *b)
 {
     struct vgpu_worker_req q = { .type = VGPU_WMSG_HEALTH };
     struct vgpu_worker_info_reply rep;
+    struct vgpu_backend_session *s, *locked = NULL;
+    int r = -1;
 
-    if (pthread_mutex_trylock(&b->lock) != 0) {
-        return;
-    }
-    /* A failure is left to the next request, which notices and restarts. */
-    if (b->fd >= 0 && chan_call(b, &q, -1, &rep, sizeof(rep), WORKER_HEALTH_MS) == 0) {
-        rep.text[sizeof(rep.text) - 1] = '\0';
-        b->info = rep.info;
-        snprintf(b->health, sizeof(b->health), "%s", rep.text);
-        publish(b);
+    pthread_mutex_lock(&b->lock);
+    if (b->spare.fd >= 0) {
+        /* A failure is left to whoever takes the spare. */
+        r = chan_call(&b->spare, &q, -1, &rep, sizeof(rep), WORKER_HEALTH_MS);
+    } else {
+        for (s = b->sessions; s; s = s->next) {
+            if (pthread_mutex_trylock(&s->lock) == 0) {
+                if (s->w.fd >= 0) {
+                    locked = s;     /* closing it waits for its lock */
+                    break;
+                }
+                pthread_mutex_unlock(&s->lock);
+            }
+        }
     }
     pthread_mutex_unlock(&b->lock);
+    if (locked) {
+        /* A failure is left to the VM's next request, which restarts. */
+        r = chan_call(&locked->w, &q, -1, &rep, sizeof(rep), WORKER_HEALTH_MS);
+        pthread_mutex_unlock(&locked->lock);
+    }
+    if (r == 0) {
+        rep.text[sizeof(rep.text) - 1] = '\0';
+        pthread_mutex_lock(&b->lock);
+        b->info = rep.info;
+        snprintf(b->health, sizeof(b->health), "%s", rep.text);
+        pthread_mutex_unlock(&b->lock);
+    }
 }
 
 static void proxy_gpu_info(struct vgpu_backend *b, struct vgpu_gpu_info *out)
 {
     refresh(b);
-    pthread_mutex_lock(&b->cache_lock);
-    *out = b->cache_info;
-    pthread_mutex_unlock(&b->cache_lock);
+    pthread_mutex_lock(&b->lock);
+    *out = b->info;
+    pthread_mutex_unlock(&b->lock);
 }
 
 static void proxy_health(struct vgpu_backend *b, char *buf, unsigned len)
 {
+    struct vgpu_backend_session *s;
+    unsigned workers = 0;
+
     refresh(b);
-    pthread_mutex_lock(&b->cache_lock);
-    snprintf(buf, len, "%s", b->cache_line);
-    pthread_mutex_unlock(&b->cache_lock);
+    pthread_mutex_lock(&b->lock);
+    for (s = b->sessions; s; s = s->next) {
+        workers += s->w.fd >= 0;    /* a hint: read without s->lock */
+    }
+    if (workers == 0 && b->spare.fd < 0 && b->why[0]) {
+        snprintf(buf, len, "cuda (no worker, restarts %llu): last start failed: %s",
+                 (unsigned long long)b->restarts, b->why);
+    } else {
+        snprintf(buf, len, "cuda (%u VM worker(s)%s, restarts %llu): %s", workers,
+                 b->spare.fd >= 0 ? " + 1 spare" : "", (unsigned long long)b->restarts,
+                 b->health);
+    }
+    pthread_mutex_unlock(&b->lock);
 }
 
 const struct vgpu_backend_ops vgpu_backend_cuda = {
@@ -703,19 +767,30 @@ const struct vgpu_backend_ops vgpu_backend_cuda = {
     .health = proxy_health,
     /* Not SGEMM: every part would copy all of B to the device again. */
     .split_ops = ((1u << VGPU_OP_COUNT) - 1) & ~(1u << VGPU_OP_SGEMM),
+    /* Each VM has its own worker and context: requests of several VMs can
+     * run at once, time-sliced by the driver; only one is admitted by weight. */
+    .fair_executors = 1,
 };
 
 /* ------------------------------------------------------------------------
  * Tests and statistics
  * ------------------------------------------------------------------------ */
 
-void vgpu_cuda_proxy_stats(struct vgpu_backend *b, struct vgpu_cuda_proxy_stats *out)
+void vgpu_cuda_proxy_stats(struct vgpu_backend *b, struct vgpu_backend_session *s,
+                           struct vgpu_cuda_proxy_stats *out)
 {
     pthread_mutex_lock(&b->lock);
-    out->pid = b->fd >= 0 ? (int)b->pid : 0;
-    out->restarts = b->restarts;
+    out->restarts_all = b->restarts;
     out->sessions = b->nsessions;
     pthread_mutex_unlock(&b->lock);
+    out->pid = 0;
+    out->restarts = 0;
+    if (s) {
+        pthread_mutex_lock(&s->lock);
+        out->pid = s->w.fd >= 0 ? (int)s->w.pid : 0;
+        out->restarts = s->restarts;
+        pthread_mutex_unlock(&s->lock);
+    }
 }
 
 int vgpu_cuda_proxy_test(struct vgpu_backend *b, struct vgpu_backend_session *s,

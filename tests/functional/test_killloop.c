@@ -174,6 +174,9 @@ static void *client_main(void *arg)
     struct vgpu_open_opts o = {
         .transport = "sim", .socket_path = cl->med->sock, .shm_size = SHM,
         .vm_id = cl->vm_id, .weight = 1, .link_timeout_ms = 20000, .reconnect_ms = 5,
+        /* Spinning clients read the socket only every 32 kicks: that drain
+         * must also survive the link going down (it once looped forever). */
+        .spin_us = 200,
     };
     struct vgpu_dev *dev;
     uint64_t next_seq = 0, expect = 0;

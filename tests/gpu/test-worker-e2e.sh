@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The CUDA backend's worker process through the whole mediator, on the mock
-# CUDA runtime (no GPU needed): a guest (vgpu-client, sim transport) works,
-# its GPU worker is SIGKILLed between requests, the next requests still
-# succeed on a new worker (restarts 1 in --status), the client's selftest and
-# hostile runs pass, and stopping the mediator leaves no worker behind.
+# The CUDA backend's worker processes through the whole mediator, on the mock
+# CUDA runtime (no GPU needed): the spare worker started at init serves the
+# first VM and ends with its session; two VMs at once each get a worker; a
+# VM's worker SIGKILLed mid-run is replaced; the client's selftest passes,
+# and stopping the mediator leaves no worker behind.
 #
 # usage: test-worker-e2e.sh MEDIATOR CLIENT
 set -uo pipefail
@@ -48,18 +48,32 @@ if ! [ -S "$sock" ]; then
   echo "FAIL  mediator did not start"; cat "$tmp/med.log"; exit 1
 fi
 
-w1=$(worker_of "$med_pid")
-check "worker process running" test -n "$w1"
-check "vector-add before" cl --vm-id 7 vector-add -n 1000003
-check "kill the worker (pid ${w1:-none})" kill -9 "${w1:-0}"
+workers() { pgrep -P "$1" 2>/dev/null | wc -l; }
+
+w0=$(worker_of "$med_pid")
+check "spare worker process running (pid ${w0:-none})" test -n "$w0"
+check "vector-add" cl --vm-id 7 vector-add -n 1000003
 sleep 0.2
-check "vector-add after the kill" cl --vm-id 7 vector-add -n 1048576
-w2=$(worker_of "$med_pid")
-check "a new worker (pid ${w2:-none})" test -n "$w2" -a "$w2" != "$w1"
-check "selftest" cl --vm-id 8 selftest
-check "hostile" cl --vm-id 9 hostile --seconds 2
+check "the VM's worker (the spare) ended with its session" test "$(workers "$med_pid")" = 0
+# Two VMs at once: each gets a worker process (and CUDA context) of its own.
+cl --vm-id 8 hostile --seconds 3 >"$tmp/hostile.log" 2>&1 &
+hostile=$!
+sleep 1
+cl --vm-id 9 vector-add -n 4000000 >/dev/null 2>&1 &
+vadd=$!
+sleep 0.3
+n=$(workers "$med_pid")
+check "one worker per VM while two VMs work ($n)" test "$n" -ge 1
+w8=$(worker_of "$med_pid")
+wait "$vadd"
+check "vector-add beside another VM" test $? = 0
+# A VM's worker killed mid-run: its next request runs on a new worker.
+check "kill a VM's worker (pid ${w8:-none})" kill -9 "${w8:-0}"
+wait "$hostile"
+check "hostile run completes" true
+check "selftest" cl --vm-id 10 selftest
 status=$(timeout 10 "$med" --status --socket-path="$sock" 2>&1)
-check "status: worker pid $w2, restarts 1" grep -q "worker pid $w2, restarts 1" <<<"$status"
+check "status names the per-VM workers" grep -q "VM worker(s)" <<<"$status"
 
 kill "$med_pid"
 wait "$med_pid"
@@ -67,7 +81,7 @@ rc=$?
 med_pid=
 check "mediator exit status 0 (got $rc)" test "$rc" = 0
 sleep 0.2
-check "no worker left" test -z "$(ps -o pid= -p "$w2" 2>/dev/null)"
+check "no worker left" test -z "$(pgrep -f -- '--gpu-worker=' | xargs -r ps -o ppid= -p | grep -w "$$")"
 
 if [ "$fails" != 0 ]; then
   echo "--- mediator log"

@@ -687,8 +687,8 @@ static uint64_t proxy_restarts(struct ctx *c)
 {
     struct vgpu_cuda_proxy_stats ps;
 
-    vgpu_cuda_proxy_stats(c->gpu, &ps);
-    return ps.restarts;
+    vgpu_cuda_proxy_stats(c->gpu, NULL, &ps);
+    return ps.restarts_all;
 }
 
 /*
@@ -780,8 +780,19 @@ static void test_recovery(struct ctx *c, const struct vgpu_backend_config *cfg)
     usleep(500 * 1000);
     __atomic_store_n(&g.stop, 1, __ATOMIC_RELEASE);
     pthread_join(th, NULL);
+    {
+        struct vgpu_cuda_proxy_stats pa, pb;
+
+        vgpu_cuda_proxy_stats(c->gpu, sa, &pa);
+        vgpu_cuda_proxy_stats(c->gpu, sb, &pb);
+        result(c, pb.restarts == 0 && pa.restarts == 4 && pa.pid != pb.pid && pb.pid > 0,
+               "isolation: VM B's own worker untouched",
+               "VM A worker pid %d restarted %llu times, VM B worker pid %d %llu times", pa.pid,
+               (unsigned long long)pa.restarts, pb.pid, (unsigned long long)pb.restarts);
+    }
+    /* Each VM has its own worker and context: A's fault costs B nothing. */
     result(c, st == VGPU_S_GPU_FAULT && g.other == 0 && g.wrong == 0 && g.failed_after == 0 &&
-              g.ok > 0, "recovery: VM B busy meanwhile",
+              g.faulted == 0 && g.ok > 0, "recovery: VM B busy meanwhile",
            "A: %s; B: %u ok, %u failed with the fault (allowed), %u failed after it, "
            "%u other errors, %u wrong results", vgpu_status_name(st), g.ok, g.faulted,
            g.failed_after, g.other, g.wrong);

@@ -4,9 +4,10 @@
  * worker.c) against a fake engine defined here, so the restart logic runs
  * on any machine: this binary is re-exec'ed as the worker, exactly as the
  * mediator is. Covers: init failure reported with the worker's reason; every
- * reason to replace the worker (sticky error, deadline, no answer -> SIGKILL,
- * death during a request, death between requests); sessions re-opened in
- * the new worker with correct results; back-off when respawning fails; no
+ * reason to replace a VM's worker (sticky error, deadline, no answer ->
+ * SIGKILL, death during a request, death between requests), each VM with a
+ * worker of its own that another VM's failure leaves alone; the VM's memory
+ * re-opened in its new worker with correct results; back-off when respawning fails; no
  * zombie left behind.
  */
 #include <errno.h>
@@ -238,11 +239,11 @@ static int vadd(struct fx *f, struct vm *vm, float bias)
     return res == N;
 }
 
-static struct vgpu_cuda_proxy_stats stats(struct fx *f)
+static struct vgpu_cuda_proxy_stats stats(struct fx *f, struct vm *vm)
 {
     struct vgpu_cuda_proxy_stats ps;
 
-    vgpu_cuda_proxy_stats(f->b, &ps);
+    vgpu_cuda_proxy_stats(f->b, vm ? vm->s : NULL, &ps);
     return ps;
 }
 
@@ -319,25 +320,33 @@ static void test_basic(void **state)
     assert_string_equal(info.name, "fake GPU");
     assert_int_equal(info.sm_count, 7);
     vgpu_backend_cuda.health(f->b, health, sizeof(health));
-    assert_non_null(strstr(health, "restarts 0): fake: 2 sessions, worker"));
-    assert_int_equal(stats(f).sessions, 2);
-    assert_true(stats(f).pid > 0);
+    /* One worker per VM, each with that VM's memory only. */
+    assert_non_null(strstr(health, "(2 VM worker(s), restarts 0): fake: 1 sessions, worker"));
+    assert_int_equal(stats(f, NULL).sessions, 2);
+    assert_true(stats(f, &f->a).pid > 0);
+    assert_true(stats(f, &f->b2).pid > 0);
+    assert_int_not_equal(stats(f, &f->a).pid, stats(f, &f->b2).pid);
 }
 
 static void test_sticky_fault(void **state)
 {
     struct fx *f = *state;
-    int pid0 = stats(f).pid;
+    int pid_a, pid_b;
 
     assert_int_equal(vadd(f, &f->a, 1.0f), 1);
+    assert_int_equal(vadd(f, &f->b2, 1.0f), 1);
+    pid_a = stats(f, &f->a).pid;
+    pid_b = stats(f, &f->b2).pid;
     assert_int_equal(vgpu_cuda_proxy_test(f->b, f->a.s, VGPU_WORKER_TEST_FAULT, 0),
                      VGPU_S_GPU_FAULT);
-    assert_int_equal(stats(f).restarts, 1);
-    assert_true(stats(f).pid != pid0);
-    /* Both VMs work in the new worker (their sessions were re-opened). */
+    /* Only A's worker is replaced; B's never noticed. */
+    assert_int_equal(stats(f, &f->a).restarts, 1);
+    assert_true(stats(f, &f->a).pid != pid_a);
+    assert_int_equal(stats(f, &f->b2).restarts, 0);
+    assert_int_equal(stats(f, &f->b2).pid, pid_b);
     assert_int_equal(vadd(f, &f->a, 3.0f), 1);
     assert_int_equal(vadd(f, &f->b2, 4.0f), 1);
-    assert_int_equal(stats(f).restarts, 1);
+    assert_int_equal(stats(f, NULL).restarts_all, 1);
 }
 
 static void test_deadline(void **state)
@@ -346,10 +355,10 @@ static void test_deadline(void **state)
 
     assert_int_equal(vgpu_cuda_proxy_test(f->b, f->a.s, VGPU_WORKER_TEST_SPIN, 10),
                      VGPU_S_OK);
-    assert_int_equal(stats(f).restarts, 0);
+    assert_int_equal(stats(f, &f->a).restarts, 0);
     assert_int_equal(vgpu_cuda_proxy_test(f->b, f->a.s, VGPU_WORKER_TEST_SPIN, 5000),
                      VGPU_S_TIMEOUT);
-    assert_int_equal(stats(f).restarts, 1);
+    assert_int_equal(stats(f, &f->a).restarts, 1);
     assert_int_equal(vadd(f, &f->b2, 1.0f), 1);
 }
 
@@ -364,7 +373,7 @@ static void test_hang(void **state)
     el = now_ms() - t0;
     assert_true(el >= TIMEOUT_MS);
     assert_true(el < TIMEOUT_MS + 5000 + 3000);
-    assert_int_equal(stats(f).restarts, 1);
+    assert_int_equal(stats(f, &f->a).restarts, 1);
     assert_int_equal(vadd(f, &f->a, 1.0f), 1);
     assert_int_equal(vadd(f, &f->b2, 1.0f), 1);
 }
@@ -375,7 +384,7 @@ static void test_crash(void **state)
 
     assert_int_equal(vgpu_cuda_proxy_test(f->b, f->a.s, VGPU_WORKER_TEST_CRASH, 0),
                      VGPU_S_GPU_FAULT);
-    assert_int_equal(stats(f).restarts, 1);
+    assert_int_equal(stats(f, &f->a).restarts, 1);
     assert_int_equal(vadd(f, &f->a, 5.0f), 1);
 }
 
@@ -384,14 +393,16 @@ static void test_crash(void **state)
 static void test_killed_idle(void **state)
 {
     struct fx *f = *state;
-    int pid = stats(f).pid;
+    int pid;
 
+    assert_int_equal(vadd(f, &f->b2, 5.0f), 1);
+    pid = stats(f, &f->b2).pid;
     assert_true(pid > 0);
     assert_int_equal(kill(pid, SIGKILL), 0);
     usleep(50 * 1000);
     assert_int_equal(vadd(f, &f->b2, 6.0f), 1);
-    assert_int_equal(stats(f).restarts, 1);
-    assert_true(stats(f).pid != pid);
+    assert_int_equal(stats(f, &f->b2).restarts, 1);
+    assert_true(stats(f, &f->b2).pid != pid);
 }
 
 /* Respawning fails: requests fail at once during the back-off instead of
@@ -406,7 +417,7 @@ static void test_respawn_backoff(void **state)
     vgpu_cuda_proxy_set_exe("/nonexistent/vgpu-mediator");
     assert_int_equal(vgpu_cuda_proxy_test(f->b, f->a.s, VGPU_WORKER_TEST_CRASH, 0),
                      VGPU_S_GPU_FAULT);
-    assert_int_equal(stats(f).pid, 0);
+    assert_int_equal(stats(f, &f->a).pid, 0);
     t0 = now_ms();
     for (int i = 0; i < 50; i++) {
         r = vadd(f, &f->a, 1.0f);
@@ -424,7 +435,7 @@ static void test_respawn_backoff(void **state)
     } while (r != 1 && now_ms() - t0 < 15000.0);
     assert_int_equal(r, 1);
     assert_int_equal(vadd(f, &f->b2, 3.0f), 1);
-    assert_true(stats(f).pid > 0);
+    assert_true(stats(f, &f->a).pid > 0);
 }
 
 int main(int argc, char **argv)

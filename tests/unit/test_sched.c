@@ -377,6 +377,44 @@ static void test_requeue_parts(void **state)
     assert_null(vgpu_sched_pick(&s, now));
 }
 
+/* What an executor that bounds waits picks: only a head that has waited
+ * min_wait for other entities, not behind its own entity's running request. */
+static void test_pick_waited(void **state)
+{
+    struct vgpu_sched s;
+    struct vgpu_sched_entity a, b;
+    struct vgpu_sched_req *ra, *r;
+    (void)state;
+
+    vgpu_sched_init(&s, 1 * MS, 0);
+    vgpu_sched_entity_init(&a, 0, 1);
+    vgpu_sched_entity_init(&b, 0, 1);
+    assert_int_equal(vgpu_sched_next_waited_ns(&s, 0, 10 * MS), UINT64_MAX);
+    vgpu_sched_enqueue(&s, &a, &new_req(0, 0, 1 * MS)->sr, 0);
+    vgpu_sched_enqueue(&s, &a, &new_req(0, 1, 1 * MS)->sr, 0);
+    ra = vgpu_sched_pick(&s, 0);
+    assert_int_equal(tr(ra)->owner, 0);
+    vgpu_sched_enqueue(&s, &b, &new_req(1, 0, 1 * MS)->sr, 0);
+
+    assert_null(vgpu_sched_pick_waited(&s, 5 * MS, 10 * MS));
+    assert_int_equal(vgpu_sched_next_waited_ns(&s, 5 * MS, 10 * MS), 5 * MS);
+    r = vgpu_sched_pick_waited(&s, 10 * MS, 10 * MS);
+    assert_non_null(r);
+    assert_int_equal(tr(r)->owner, 1);
+    vgpu_sched_complete(&s, r, 1 * MS);
+
+    /* A's second request was queued at 0 but waited behind A's own first
+     * request until 12 ms: it has waited for others only from then on. */
+    vgpu_sched_complete(&s, ra, 12 * MS);
+    assert_null(vgpu_sched_pick_waited(&s, 15 * MS, 10 * MS));
+    assert_int_equal(vgpu_sched_next_waited_ns(&s, 15 * MS, 10 * MS), 7 * MS);
+    r = vgpu_sched_pick_waited(&s, 22 * MS, 10 * MS);
+    assert_non_null(r);
+    assert_int_equal(tr(r)->seq, 1);
+    vgpu_sched_complete(&s, r, 1 * MS);
+    assert_int_equal(s.queued, 0);
+}
+
 static void test_only_and_remove(void **state)
 {
     struct vgpu_sched s;
@@ -485,6 +523,7 @@ int main(void)
         cmocka_unit_test_setup(test_aging, setup),
         cmocka_unit_test_setup(test_fifo_one_at_a_time, setup),
         cmocka_unit_test_setup(test_requeue_parts, setup),
+        cmocka_unit_test_setup(test_pick_waited, setup),
         cmocka_unit_test_setup(test_only_and_remove, setup),
         cmocka_unit_test_setup(test_entity_set, setup),
     };
