@@ -6,6 +6,9 @@
 # package with a file of ours, and vgpu-guest beside vgpu-mediator, must be
 # refused, the installed file left as it was. Ends "N passed, N failed".
 set -uo pipefail
+# dpkg wants ldconfig and start-stop-daemon on PATH, which a bare environment
+# (CI runs with PATH=/usr/local/bin:/usr/bin:/bin) leaves out.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${VGPU_E2E_BUILD_DIR:-${VGPU_BUILD_DIR:-$top/build}}
