@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@ static void usage(FILE *f, const char *prog)
 "                       (default: beside the socket, NAME.sock -> NAME-ro.sock)\n"
 "  --admin-socket-mode MODE  its file mode, octal (default 0666: any local user may\n"
 "                       read statistics; connecting needs write permission)\n"
+"  --metrics-listen ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+"                       (numeric address, e.g. 127.0.0.1:9400; default: off)\n"
 "  --backend NAME       auto|cuda|cpu (default auto: cuda if usable, else cpu)\n"
 "  --executors N        executor threads (default: 2 on cpu, 4 on cuda: 1 by weight,\n"
 "                       the others for requests that waited --max-wait-us)\n"
@@ -91,11 +94,13 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         O_SOCKET = 256, O_BACKEND, O_EXECUTORS, O_MAX_INFLIGHT, O_MAX_SESSIONS, O_AGING,
         O_QUANTUM, O_INLINE, O_SPIN, O_MEM_QUOTA, O_TIMEOUT, O_GPU, O_CONFIG, O_LOG_LEVEL, O_STATUS,
         O_HELP, O_HELLO_TIMEOUT, O_SLICE, O_MAX_WAIT, O_ADMIN_SOCKET, O_ADMIN_MODE,
+        O_METRICS,
     };
     static const struct option longopts[] = {
         { "socket-path",  required_argument, NULL, O_SOCKET },
         { "admin-socket", required_argument, NULL, O_ADMIN_SOCKET },
         { "admin-socket-mode", required_argument, NULL, O_ADMIN_MODE },
+        { "metrics-listen", required_argument, NULL, O_METRICS },
         { "backend",      required_argument, NULL, O_BACKEND },
         { "executors",    required_argument, NULL, O_EXECUTORS },
         { "max-inflight", required_argument, NULL, O_MAX_INFLIGHT },
@@ -164,6 +169,17 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
                 return -EINVAL;
             }
             cfg->admin_socket_mode = (unsigned)v;
+            break;
+        }
+        case O_METRICS: {
+            struct sockaddr_storage ss;
+            socklen_t sl;
+            if (vgpu_config_parse_listen(optarg, &ss, &sl) < 0) {
+                fprintf(stderr, "vgpu-mediator: --metrics-listen: a numeric ADDR:PORT (e.g. "
+                        "127.0.0.1:9400, [::1]:9400, :9400), not '%s'\n", optarg);
+                return -EINVAL;
+            }
+            cfg->metrics_listen = optarg;
             break;
         }
         case O_BACKEND:
@@ -267,6 +283,52 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         fprintf(stderr, "vgpu-mediator: --admin-socket must differ from --socket-path\n");
         return -EINVAL;
     }
+    return 0;
+}
+
+int vgpu_config_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+        .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
+    };
+    struct addrinfo *ai = NULL;
+    char host[64];
+    const char *colon = strrchr(s, ':');
+    const char *port;
+    char *end;
+    unsigned long p;
+    size_t hl;
+
+    if (!colon) {
+        return -EINVAL;
+    }
+    port = colon + 1;
+    errno = 0;
+    p = strtoul(port, &end, 10);
+    if (!*port || *end || errno || p < 1 || p > 65535) {
+        return -EINVAL;
+    }
+    hl = (size_t)(colon - s);
+    if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {   /* [::1]:9400 */
+        s++;
+        hl -= 2;
+    }
+    if (hl >= sizeof(host)) {
+        return -EINVAL;
+    }
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    if (getaddrinfo(hl ? host : NULL, port, &hints, &ai) != 0 || !ai) {
+        return -EINVAL;
+    }
+    if (ai->ai_addrlen > sizeof(*ss)) {
+        freeaddrinfo(ai);
+        return -EINVAL;
+    }
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *len = ai->ai_addrlen;
+    freeaddrinfo(ai);
     return 0;
 }
 

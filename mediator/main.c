@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #include "mediator.h"
+#ifdef HAVE_MICROHTTPD
+#include "metrics.h"
+#endif
 #include "util.h"
 #ifdef HAVE_CUDA
 #include "cuda_worker.h"
@@ -302,6 +305,19 @@ int main(int argc, char **argv)
     if (r < 0) {
         goto out_server;
     }
+#ifdef HAVE_MICROHTTPD
+    r = vgpu_metrics_start(m);
+#else
+    r = 0;
+    if (m->cfg.metrics_listen) {
+        log_error("--metrics-listen: this vgpu-mediator was built without libmicrohttpd "
+                  "(libmicrohttpd-dev at build time)");
+        r = -ENOTSUP;
+    }
+#endif
+    if (r < 0) {
+        goto out_exec;
+    }
     log_info("vgpu-mediator %s ready: backend %s, GPU '%s' (%llu MiB, %u SMs), socket %s (0660),"
              " admin socket %s (%04o)", VGPU_VERSION, m->bops->name, m->gpu.name,
              (unsigned long long)(m->gpu.total_mem >> 20), m->gpu.sm_count, m->cfg.socket_path,
@@ -320,7 +336,11 @@ int main(int argc, char **argv)
     r = vgpu_server_run(m);
     ret = r < 0 ? 1 : 0;
 
+#ifdef HAVE_MICROHTTPD
+    vgpu_metrics_stop(m);   /* its thread reads the sessions: before they go */
+#endif
     vgpu_server_dump_stats(m);
+out_exec:
     vgpu_exec_stop(m);
 out_server:
     vgpu_server_close(m);

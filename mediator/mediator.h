@@ -10,6 +10,7 @@
  *   executor.c  executor threads and the inline fast path
  *   sched.c     the scheduler (pure)
  *   stats.c     histograms and the status table
+ *   metrics.c   Prometheus /metrics over HTTP (its own thread; takes m->lock)
  *
  * Locking: one mutex, m->lock, guards the scheduler, every session's ring
  * state, reference counts, statistics and the session list. Requests execute
@@ -24,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "vgpu/abi.h"
@@ -51,6 +53,7 @@ struct vgpu_config {
     const char *admin_socket_path;  /* read-only admin socket; NULL: none */
     char        admin_socket_buf[108];  /* the default, derived from socket_path */
     unsigned    admin_socket_mode;  /* default 0666 */
+    const char *metrics_listen;     /* ADDR:PORT of /metrics; NULL: off */
     const char *backend;          /* "auto", "cuda", "cpu" */
     unsigned    executors;        /* 0: backend default */
     unsigned    max_inflight;     /* per VM */
@@ -83,6 +86,9 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv);
 /* The admin socket's default path beside the VM socket: NAME.sock ->
  * NAME-ro.sock, else PATH-ro. 0 or -ENAMETOOLONG (len bytes, NUL included). */
 int vgpu_config_admin_default(const char *socket_path, char *buf, size_t len);
+/* "ADDR:PORT", "[ADDR6]:PORT" or ":PORT" (every address), numeric only, as
+ * --metrics-listen takes it. 0 or -EINVAL. */
+int vgpu_config_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 /* Reads "vm <name|id> priority P weight W" lines. 0 or -errno (logged). */
 int vgpu_config_load_file(struct vgpu_config *cfg, const char *path);
 /*

@@ -44,6 +44,16 @@ void vgpu_hist_add(struct vgpu_hist *h, uint64_t v)
     }
 }
 
+uint64_t vgpu_hist_count_le(const struct vgpu_hist *h, uint64_t v)
+{
+    uint64_t n = 0;
+
+    for (unsigned i = 0; i < VGPU_HIST_BUCKETS && hist_upper(i) <= v; i++) {
+        n += h->bucket[i];
+    }
+    return n;
+}
+
 uint64_t vgpu_hist_quantile(const struct vgpu_hist *h, double q)
 {
     uint64_t rank, seen = 0;

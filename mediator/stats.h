@@ -29,6 +29,10 @@ struct vgpu_hist {
 };
 
 void vgpu_hist_add(struct vgpu_hist *h, uint64_t v);
+/* How many values fell in buckets wholly at or below v (a Prometheus
+ * histogram's cumulative count; values in the bucket that straddles v are
+ * left out, an undercount within the 19% resolution). */
+uint64_t vgpu_hist_count_le(const struct vgpu_hist *h, uint64_t v);
 /* The value at quantile q (0..1), an upper bound of its bucket; 0 if empty. */
 uint64_t vgpu_hist_quantile(const struct vgpu_hist *h, double q);
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages a step needs, only those missing.
-# usage: scripts/deps.sh build|test|qemu|guest|libvirt|debs|all
+# usage: scripts/deps.sh build|test|testtools|qemu|guest|libvirt|debs|all
 set -euo pipefail
 
-pkgs_build="gcc make meson ninja-build pkg-config libcmocka-dev python3 clang libclang-rt-14-dev"
+# libmicrohttpd-dev: the mediator's Prometheus /metrics (--metrics-listen).
+pkgs_build="gcc make meson ninja-build pkg-config libcmocka-dev python3 clang libclang-rt-14-dev \
+  libmicrohttpd-dev"
 pkgs_qemu="dpkg-dev libglib2.0-dev libpixman-1-dev zlib1g-dev flex bison python3-venv \
   libfdt-dev libcap-ng-dev libattr1-dev xz-utils bzip2 seabios qemu-system-data ipxe-qemu"
 pkgs_guest="busybox-static cpio gzip kmod xz-utils dpkg apt binutils"
@@ -13,6 +15,8 @@ pkgs_guest="busybox-static cpio gzip kmod xz-utils dpkg apt binutils"
 pkgs_libvirt="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients util-linux"
 # scripts/build-debs.sh: dpkg-deb, dpkg-shlibdeps (dpkg-dev), strip.
 pkgs_debs="dpkg dpkg-dev binutils"
+# promtool (package prometheus) checks /metrics in tests/functional/test_metrics.c.
+pkgs_test="prometheus"
 
 want=()
 for group in "$@"; do
@@ -22,8 +26,9 @@ for group in "$@"; do
     guest) want+=($pkgs_guest) ;;
     libvirt) want+=($pkgs_libvirt) ;;
     debs)  want+=($pkgs_debs) ;;
-    test|all) want+=($pkgs_build $pkgs_qemu $pkgs_guest $pkgs_libvirt $pkgs_debs) ;;
-    *) echo "deps.sh: unknown group '$group' (build|qemu|guest|libvirt|debs|test|all)" >&2; exit 2 ;;
+    testtools) want+=($pkgs_test) ;;
+    test|all) want+=($pkgs_build $pkgs_qemu $pkgs_guest $pkgs_libvirt $pkgs_debs $pkgs_test) ;;
+    *) echo "deps.sh: unknown group '$group' (build|qemu|guest|libvirt|debs|testtools|test|all)" >&2; exit 2 ;;
   esac
 done
 
