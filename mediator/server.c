@@ -436,9 +436,12 @@ static uint8_t *stats_page(struct vgpu_mediator *m, uint32_t seq, uint32_t start
     d = (struct vgpu_msg_stats_data *)msg;
     md = (struct vgpu_stats_mediator *)(d + 1);
     vms = (struct vgpu_stats_vm *)(md + 1);
-    /* Outside the lock: the CUDA backend's answer may need its worker. */
-    if (m->bops && m->backend) {
+    /* Outside the lock: the CUDA backend's answer may need its worker, so
+     * only the first page asks; later ones carry what the mediator started
+     * with (readers take the first page's mediator record). */
+    if (m->bops && m->backend && start == 0) {
         m->bops->gpu_info(m->backend, &gi);
+        gi.name[sizeof(gi.name) - 1] = '\0';
     }
 
     pthread_mutex_lock(&m->lock);
