@@ -125,9 +125,19 @@ static char *metrics_text(struct vgpu_mediator *m, size_t *len)
     char *buf = NULL;
     FILE *f;
 
-    if (m->bops && m->backend) {
-        m->bops->gpu_info(m->backend, &gi);
-        gi.name[sizeof(gi.name) - 1] = '\0';
+    /* At most once a second: the CUDA backend asks its worker, and scrapes
+     * may come far more often. Only this (one) server thread gets here. */
+    static struct vgpu_gpu_info cached;
+    static uint64_t cached_ns;
+    uint64_t now = vgpu_now_ns();
+
+    if (m->bops && m->backend && (!cached_ns || now - cached_ns >= 1000000000ull)) {
+        m->bops->gpu_info(m->backend, &cached);
+        cached.name[sizeof(cached.name) - 1] = '\0';
+        cached_ns = now;
+    }
+    if (cached_ns) {
+        gi = cached;
     }
     pthread_mutex_lock(&m->lock);
     vms = calloc(m->nsessions + 1, sizeof(*vms));
