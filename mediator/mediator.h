@@ -180,6 +180,13 @@ struct vgpu_session {
      * as interrupted instead of running again. */
     bool     interrupted_pending;
     uint32_t interrupted_index;
+    /* The memory (identified by the memfd's device and inode) of a device
+     * that reconnected while its previous session still had a request
+     * executing: nothing is taken until that request has ended, or it and a
+     * new request (a retry of the same work) would write the same memory. */
+    uint64_t shm_dev, shm_ino;
+    bool     shm_busy_wait;
+    struct vgpu_session *busy_next;     /* m->busy */
     struct vgpu_ratelimit corrupt_rl;
 
     struct vgpu_sched_entity ent;
@@ -213,6 +220,7 @@ struct vgpu_mediator {
     struct vgpu_sched sched;
     struct vgpu_session *conns;         /* all connections, NULL-terminated */
     struct vgpu_session *closing;       /* I/O thread: references to drop */
+    struct vgpu_session *busy;          /* detached, a request still executing */
     unsigned nconns, nsessions;
     unsigned n_ro_conns;                /* of nconns, on the admin socket */
     uint32_t next_session_id;

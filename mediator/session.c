@@ -76,6 +76,8 @@ int vgpu_session_map(struct vgpu_session *s, int fd, uint64_t shm_size, const ch
     s->shm.base = p;
     s->shm.size = shm_size;
     s->shm.fd = fd;
+    s->shm_dev = (uint64_t)st.st_dev;
+    s->shm_ino = (uint64_t)st.st_ino;
     s->ctrl = vgpu_shm_ctrl(p);
     return 0;
 }
@@ -150,6 +152,14 @@ void vgpu_session_resume(struct vgpu_session *s)
     s->cq_tail = cq_tail;
     s->taken = 0;
     resume_unsafe(s, sq_head, sq_tail);
+    for (struct vgpu_session *o = s->m->busy; o; o = o->busy_next) {
+        if (o->shm_dev == s->shm_dev && o->shm_ino == s->shm_ino) {
+            s->shm_busy_wait = true;
+            log_info("session %u (vm %u): waits for session %u's request on the same memory"
+                     " to end", s->id, s->vm_id, o->id);
+            break;
+        }
+    }
     vgpu_store_release(&c->cq_tail, cq_tail);
     vgpu_store_release(&c->sq_head, sq_head);
     __atomic_fetch_or(&c->host_flags, VGPU_HOST_ATTACHED, __ATOMIC_RELEASE);
@@ -195,7 +205,7 @@ unsigned vgpu_session_take(struct vgpu_session *s)
     uint32_t sq_tail, cq_head, filled, cq_used;
     unsigned n = 0;
 
-    if (s->state != VGPU_CONN_ACTIVE) {
+    if (s->state != VGPU_CONN_ACTIVE || s->shm_busy_wait) {
         return 0;
     }
     sq_tail = vgpu_load_acquire(&c->sq_tail);
@@ -268,6 +278,40 @@ unsigned vgpu_session_take(struct vgpu_session *s)
     return n;
 }
 
+/* Lock held: s (detached) has no request executing any more. */
+static void busy_end(struct vgpu_session *s)
+{
+    struct vgpu_mediator *m = s->m;
+    struct vgpu_session **pp;
+    bool found = false;
+
+    for (pp = &m->busy; *pp; pp = &(*pp)->busy_next) {
+        if (*pp == s) {
+            *pp = s->busy_next;
+            found = true;
+            break;
+        }
+    }
+    if (!found) {
+        return;
+    }
+    for (struct vgpu_session *o = m->conns; o; o = o->next) {
+        if (o->shm_busy_wait && o->shm_dev == s->shm_dev && o->shm_ino == s->shm_ino) {
+            bool still = false;
+
+            for (struct vgpu_session *b = m->busy; b; b = b->busy_next) {
+                still |= b->shm_dev == o->shm_dev && b->shm_ino == o->shm_ino;
+            }
+            if (!still) {
+                o->shm_busy_wait = false;
+                if (vgpu_session_take(o) > 0) {
+                    pthread_cond_broadcast(&m->work_cond);
+                }
+            }
+        }
+    }
+}
+
 static uint32_t sat_us(uint64_t ns)
 {
     uint64_t us = ns / 1000;
@@ -284,7 +328,10 @@ void vgpu_session_complete(struct vgpu_session *s, struct vgpu_req *req, int32_t
     /* A request run in parts was charged part by part up to its last pick. */
     vgpu_sched_complete(&m->sched, &req->sr, req->first_pick_ns ? req->pick_exec_ns : exec_ns);
     if (s->state != VGPU_CONN_ACTIVE) {
-        return; /* the device is gone: nobody to tell, the result is dropped */
+        /* The device is gone: nobody to tell, the result is dropped. A new
+         * session on the same memory may start now. */
+        busy_end(s);
+        return;
     }
     if (req->index != s->sq_head) {
         /* Cannot happen: one request per session executes, in FIFO order. */
@@ -347,6 +394,10 @@ void vgpu_session_detach(struct vgpu_session *s)
             snprintf(c->vm_name, sizeof(c->vm_name), "%s", s->vm_name);
             c->charged_ns = s->ent.charged_ns;
             c->st = s->st;
+        }
+        if (s->ent.running) {
+            s->busy_next = m->busy;
+            m->busy = s;
         }
         if (dropped || s->ent.running) {
             log_info("session %u (vm %u): %u queued request(s) dropped%s", s->id, s->vm_id,
