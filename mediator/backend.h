@@ -19,7 +19,8 @@ struct vgpu_backend;          /* backend-private */
 struct vgpu_backend_session;  /* backend-private, one per VM */
 
 struct vgpu_backend_config {
-    int      gpu_index;            /* CUDA device ordinal */
+    int      gpu_index;            /* CUDA device ordinal (the only one unless all_gpus) */
+    uint32_t all_gpus;             /* 1: place VMs on every visible GPU */
     uint64_t vm_mem_quota;         /* device bytes a VM may hold; 0 = no limit */
     uint32_t request_timeout_ms;   /* per-request limit; 0 = none */
 };
@@ -45,6 +46,8 @@ struct vgpu_backend_ops {
                     const struct vgpu_shm_view *shm, uint64_t *result);
     /* Fills what GPU_INFO returns. */
     void (*gpu_info)(struct vgpu_backend *b, struct vgpu_gpu_info *out);
+    /* Optional (may be NULL): the GPU (device ordinal) a VM was placed on. */
+    int  (*session_gpu)(struct vgpu_backend *b, struct vgpu_backend_session *s);
     /* Optional (may be NULL): one line of health for the status table. */
     void (*health)(struct vgpu_backend *b, char *buf, unsigned len);
     /* Opcodes (bit 1 << op) whose long requests the executor may run in

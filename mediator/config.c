@@ -41,7 +41,8 @@ static void usage(FILE *f, const char *prog)
 "                       long, other VMs' requests in between (default 5000, 0: never)\n"
 "  --hello-timeout-ms MS  close connections silent for this long after connecting, and\n"
 "                        admin (--status) connections idle this long (default 10000)\n"
-"  --gpu N              CUDA device ordinal (default 0)\n"
+"  --gpu N              use only GPU N (CUDA device ordinal; default: every visible\n"
+"                       GPU, each VM placed on the one with the fewest VMs)\n"
 "  --gpu-isolation=M    process|thread: CUDA in a restartable worker process, so a\n"
 "                       GPU fault is survivable (default), or in the mediator\n"
 "  --config FILE        per-VM overrides: lines \"vm <name|id> priority P weight W\"\n"
@@ -240,6 +241,7 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         case O_GPU:
             if (parse_uint("--gpu", optarg, 0, 255, &v)) return -EINVAL;
             cfg->gpu_index = (int)v;
+            cfg->gpu_given = true;
             break;
         case O_CONFIG:
             cfg->config_file = optarg;

@@ -69,6 +69,7 @@ struct vgpu_config {
     unsigned    hello_timeout_ms; /* a connection must say HELLO/STATS_REQ by then, and an
                                    * admin connection its next STATS_REQ */
     int         gpu_index;
+    bool        gpu_given;        /* --gpu: only that GPU; else every visible one */
     const char *config_file;
     int         log_level;
     bool        status;           /* --status: query a running daemon */
@@ -162,6 +163,7 @@ struct vgpu_session {
     /* identity; prio/weight as in effect, hello_* as the device asked (a
      * reload applies the config file to these again) */
     uint32_t vm_id, prio, weight;
+    int32_t  gpu;                       /* the device ordinal it was placed on */
     uint32_t hello_prio, hello_weight;
     char     vm_name[64];
 
@@ -248,6 +250,7 @@ struct vgpu_mediator {
      * status table, so a VM's figures outlive its connection. */
     struct vgpu_closed_row {
         uint32_t session_id, vm_id, prio, weight;
+        int32_t  gpu;
         char     vm_name[64];
         uint64_t charged_ns;
         struct vgpu_vm_stats st;

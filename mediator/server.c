@@ -512,7 +512,7 @@ static uint8_t *stats_page(struct vgpu_mediator *m, uint32_t seq, uint32_t start
         struct vgpu_stats_vm *v = &vms[i];
 
         v->session_id = rows[i].id;
-        v->gpu = (uint32_t)m->cfg.gpu_index;
+        v->gpu = (uint32_t)(rows[i].s ? rows[i].s->gpu : rows[i].c->gpu);
         v->mem_quota = m->cfg.mem_quota_mib << 20;
         if (rows[i].s) {
             const struct vgpu_session *s = rows[i].s;
@@ -714,6 +714,8 @@ static void handle_hello(struct vgpu_mediator *m, struct vgpu_session *s)
         return;
     }
     r = m->bops->session_open(m->backend, h.vm_id, &s->shm, &s->bsess);
+    s->gpu = r == 0 && m->bops->session_gpu ? m->bops->session_gpu(m->backend, s->bsess)
+                                            : m->cfg.gpu_index;
     if (r < 0) {
         conn_fail(m, s, VGPU_PERR_SHM, h.hdr.seq, "backend %s cannot use the memory: %s",
                   m->bops->name, strerror(-r));

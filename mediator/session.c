@@ -391,6 +391,7 @@ void vgpu_session_detach(struct vgpu_session *s)
             c->vm_id = s->vm_id;
             c->prio = s->prio;
             c->weight = s->weight;
+            c->gpu = s->gpu;
             snprintf(c->vm_name, sizeof(c->vm_name), "%s", s->vm_name);
             c->charged_ns = s->ent.charged_ns;
             c->st = s->st;

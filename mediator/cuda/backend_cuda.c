@@ -103,6 +103,7 @@ struct vgpu_backend_session {
 struct vgpu_backend {
     struct vgpu_backend_config cfg;
     int      device;
+    unsigned device_count;      /* GPUs visible to this process */
     char     name[64];
     int      sms, cc_major, cc_minor, clock_khz;
     int      driver_version, runtime_version;
@@ -1003,6 +1004,7 @@ static int cuda_init(const struct vgpu_backend_config *cfg, struct vgpu_backend 
     }
     b->cfg = *cfg;
     b->device = cfg->gpu_index;
+    b->device_count = (unsigned)count;
     snprintf(b->name, sizeof(b->name), "%.63s", prop.name);
     b->sms = prop.multiProcessorCount;
     b->cc_major = prop.major;
@@ -1280,6 +1282,11 @@ int vgpu_cuda_test_spin(struct vgpu_backend *b, struct vgpu_backend_session *s, 
 void vgpu_cuda_engine_set_worker_mode(struct vgpu_backend *b)
 {
     b->worker_mode = true;
+}
+
+unsigned vgpu_cuda_engine_device_count(struct vgpu_backend *b)
+{
+    return b->device_count;
 }
 
 bool vgpu_cuda_engine_poisoned(struct vgpu_backend *b)

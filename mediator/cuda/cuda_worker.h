@@ -37,6 +37,8 @@ extern const struct vgpu_backend_ops vgpu_backend_cuda_engine;
  */
 void vgpu_cuda_engine_set_worker_mode(struct vgpu_backend *b);
 bool vgpu_cuda_engine_poisoned(struct vgpu_backend *b);
+/* How many GPUs the engine's runtime sees (the proxy places VMs on them). */
+unsigned vgpu_cuda_engine_device_count(struct vgpu_backend *b);
 /* Test requests (VGPU_WORKER_TEST_*), run as a request of s. */
 int vgpu_cuda_engine_test(struct vgpu_backend *b, struct vgpu_backend_session *s,
                           uint32_t kind, uint32_t arg);
@@ -84,6 +86,8 @@ struct vgpu_worker_reply {
 struct vgpu_worker_info_reply {
     struct vgpu_worker_reply r;
     struct vgpu_gpu_info info;
+    uint32_t device_count;  /* GPUs the worker's runtime sees */
+    uint32_t pad;
     char text[VGPU_WORKER_TEXT];
 };
 
@@ -93,6 +97,7 @@ int vgpu_cuda_worker_main(const char *arg);
 /* Proxy statistics (tests, health). */
 struct vgpu_cuda_proxy_stats {
     int      pid;           /* s's worker, 0 if none (or s NULL) */
+    int      gpu;           /* the GPU s was placed on (-1: s NULL) */
     uint64_t restarts;      /* of s's worker */
     uint64_t restarts_all;  /* of every VM's worker */
     unsigned sessions;

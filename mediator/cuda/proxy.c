@@ -61,6 +61,7 @@ extern char **environ;
 #define WORKER_BYE_MS        2000u
 #define RESTART_BACKOFF_MIN_MS 100u
 #define RESTART_BACKOFF_MAX_MS 10000u
+#define MAX_GPUS             64u
 
 static const char *worker_exe = "/proc/self/exe";
 static uint64_t spin_cap_ns;
@@ -86,6 +87,7 @@ struct vgpu_backend_session {
     pthread_mutex_t lock;               /* w and open */
     struct worker w;
     uint64_t restarts;
+    int      gpu;                       /* the device ordinal its worker uses */
     uint32_t key;
     uint32_t vm_id;
     uint64_t size;
@@ -98,7 +100,8 @@ struct vgpu_backend {
     struct vgpu_backend_config cfg;
 
     pthread_mutex_t lock;               /* everything below */
-    struct worker spare;                /* started at init, for the first VM */
+    struct worker spare;                /* started at init on cfg.gpu_index, for a VM there */
+    unsigned ngpus;                     /* VMs are placed on GPUs [0, ngpus) */
     struct vgpu_backend_session *sessions;
     unsigned nsessions;
     uint32_t next_key;
@@ -284,8 +287,10 @@ static void worker_stop(struct worker *w, bool graceful)
     w->pid = 0;
 }
 
-/* Starts a worker and waits for READY. 0, or -errno with w->why set. */
-static int worker_spawn(const struct vgpu_backend_config *cfg, struct worker *w)
+/* Starts a worker on GPU gpu and waits for READY. 0, or -errno with w->why
+ * set. *count (may be NULL): the GPUs its runtime sees. */
+static int worker_spawn(const struct vgpu_backend_config *cfg, int gpu, struct worker *w,
+                        unsigned *count)
 {
     struct vgpu_worker_req q = { .type = VGPU_WMSG_INIT, .size = w->spin.cap_ns };
     struct vgpu_worker_info_reply rep;
@@ -334,6 +339,7 @@ static int worker_spawn(const struct vgpu_backend_config *cfg, struct worker *w)
     w->fd = sv[0];
 
     q.u.cfg = *cfg;
+    q.u.cfg.gpu_index = gpu;
     memset(&rep, 0, sizeof(rep));
     r = chan_call(w, &q, -1, &rep, sizeof(rep), WORKER_INIT_MS);
     if (r < 0) {
@@ -351,6 +357,9 @@ static int worker_spawn(const struct vgpu_backend_config *cfg, struct worker *w)
     rep.text[sizeof(rep.text) - 1] = '\0';
     w->info = rep.info;
     snprintf(w->health, sizeof(w->health), "%s", rep.text);
+    if (count) {
+        *count = rep.device_count;
+    }
     return 0;
 
 fail_pair:
@@ -417,7 +426,7 @@ static int worker_restart(struct vgpu_backend *b, struct vgpu_backend_session *s
         return -EAGAIN;
     }
     pthread_mutex_lock(&b->lock);
-    if (b->spare.fd >= 0) {
+    if (b->spare.fd >= 0 && s->gpu == b->cfg.gpu_index) {
         w->fd = b->spare.fd;
         w->pid = b->spare.pid;
         w->info = b->spare.info;
@@ -430,7 +439,7 @@ static int worker_restart(struct vgpu_backend *b, struct vgpu_backend_session *s
     }
     pthread_mutex_unlock(&b->lock);
     if (r) {
-        r = worker_spawn(&b->cfg, w);
+        r = worker_spawn(&b->cfg, s->gpu, w, NULL);
     }
     if (r < 0) {
         unsigned ms = RESTART_BACKOFF_MIN_MS << (w->failed_spawns < 7 ? w->failed_spawns : 7);
@@ -457,8 +466,8 @@ static int worker_restart(struct vgpu_backend *b, struct vgpu_backend_session *s
         }
         return r;
     }
-    log_info("cuda: vm %u: GPU worker pid %d ready (restarts %llu)", s->vm_id, (int)w->pid,
-             (unsigned long long)s->restarts);
+    log_info("cuda: vm %u: GPU worker pid %d ready on GPU %d (restarts %llu)", s->vm_id,
+             (int)w->pid, s->gpu, (unsigned long long)s->restarts);
     return 0;
 }
 
@@ -485,8 +494,9 @@ static int proxy_init(const struct vgpu_backend_config *cfg, struct vgpu_backend
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->starters_cond, NULL);
 
-    /* The spare proves the GPU usable now, not at the first VM's request. */
-    r = worker_spawn(&b->cfg, &b->spare);
+    /* The spare proves the GPU usable now, not at the first VM's request,
+     * and says how many there are. */
+    r = worker_spawn(&b->cfg, b->cfg.gpu_index, &b->spare, &b->ngpus);
     if (r < 0) {
         snprintf(proxy_init_why, sizeof(proxy_init_why), "%s", b->spare.why);
         *why = proxy_init_why;
@@ -497,6 +507,11 @@ static int proxy_init(const struct vgpu_backend_config *cfg, struct vgpu_backend
     }
     b->info = b->spare.info;
     snprintf(b->health, sizeof(b->health), "%s", b->spare.health);
+    if (!b->cfg.all_gpus || b->ngpus < 1) {
+        b->ngpus = 1;       /* only cfg.gpu_index */
+    } else if (b->ngpus > MAX_GPUS) {
+        b->ngpus = MAX_GPUS;
+    }
     *out = b;
     return 0;
 }
@@ -564,7 +579,31 @@ static void *session_starter(void *arg)
     return NULL;
 }
 
-/* Records the VM and starts its worker in the background. */
+/*
+ * The GPU for a new VM, with b->lock: the one with the fewest VMs (the
+ * lowest ordinal on a tie), or cfg.gpu_index when VMs are not spread.
+ */
+static int place(struct vgpu_backend *b)
+{
+    unsigned count[MAX_GPUS] = { 0 }, best = 0;
+
+    if (b->ngpus <= 1) {
+        return b->cfg.gpu_index;
+    }
+    for (struct vgpu_backend_session *s = b->sessions; s; s = s->next) {
+        if (s->gpu >= 0 && (unsigned)s->gpu < b->ngpus) {
+            count[s->gpu]++;
+        }
+    }
+    for (unsigned g = 1; g < b->ngpus; g++) {
+        if (count[g] < count[best]) {
+            best = g;
+        }
+    }
+    return (int)best;
+}
+
+/* Records the VM, places it on a GPU and starts its worker in the background. */
 static int proxy_session_open(struct vgpu_backend *b, uint32_t vm_id,
                               const struct vgpu_shm_view *shm,
                               struct vgpu_backend_session **out)
@@ -593,6 +632,7 @@ static int proxy_session_open(struct vgpu_backend *b, uint32_t vm_id,
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->closing_cond, NULL);
     pthread_mutex_lock(&b->lock);
+    s->gpu = place(b);
     {
         /* Without the thread the first request starts the worker. */
         pthread_attr_t at;
@@ -781,12 +821,33 @@ static void proxy_health(struct vgpu_backend *b, char *buf, unsigned len)
     if (workers == 0 && b->spare.fd < 0 && b->why[0]) {
         snprintf(buf, len, "cuda (no worker, restarts %llu): last start failed: %s",
                  (unsigned long long)b->restarts, b->why);
+    } else if (b->ngpus > 1) {
+        unsigned per[MAX_GPUS] = { 0 };
+        char gpus[8 * MAX_GPUS] = "";
+        size_t off = 0;
+
+        for (s = b->sessions; s; s = s->next) {
+            per[s->gpu >= 0 && (unsigned)s->gpu < b->ngpus ? s->gpu : 0]++;
+        }
+        for (unsigned g = 0; g < b->ngpus && off < sizeof(gpus); g++) {
+            off += (size_t)snprintf(gpus + off, sizeof(gpus) - off, "%s%u:%u", g ? " " : "", g,
+                                    per[g]);
+        }
+        snprintf(buf, len, "cuda (%u VM worker(s)%s, VMs per GPU %s, restarts %llu): %s",
+                 workers, b->spare.fd >= 0 ? " + 1 spare" : "", gpus,
+                 (unsigned long long)b->restarts, b->health);
     } else {
         snprintf(buf, len, "cuda (%u VM worker(s)%s, restarts %llu): %s", workers,
                  b->spare.fd >= 0 ? " + 1 spare" : "", (unsigned long long)b->restarts,
                  b->health);
     }
     pthread_mutex_unlock(&b->lock);
+}
+
+static int proxy_session_gpu(struct vgpu_backend *b, struct vgpu_backend_session *s)
+{
+    (void)b;
+    return s->gpu;      /* set once at open */
 }
 
 const struct vgpu_backend_ops vgpu_backend_cuda = {
@@ -799,6 +860,7 @@ const struct vgpu_backend_ops vgpu_backend_cuda = {
     .execute = proxy_execute,
     .gpu_info = proxy_gpu_info,
     .health = proxy_health,
+    .session_gpu = proxy_session_gpu,
     /* Not SGEMM: every part would copy all of B to the device again. */
     .split_ops = ((1u << VGPU_OP_COUNT) - 1) & ~(1u << VGPU_OP_SGEMM),
     /* Each VM has its own worker and context: requests of several VMs can
@@ -819,6 +881,7 @@ void vgpu_cuda_proxy_stats(struct vgpu_backend *b, struct vgpu_backend_session *
     pthread_mutex_unlock(&b->lock);
     out->pid = 0;
     out->restarts = 0;
+    out->gpu = s ? s->gpu : -1;
     if (s) {
         pthread_mutex_lock(&s->lock);
         out->pid = s->w.fd >= 0 ? (int)s->w.pid : 0;

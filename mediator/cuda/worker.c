@@ -134,6 +134,7 @@ static int reply_info(struct worker *w, int32_t status, const char *text)
     r.r.status = status;
     if (w->b) {
         vgpu_backend_cuda_engine.gpu_info(w->b, &r.info);
+        r.device_count = vgpu_cuda_engine_device_count(w->b);
         if (vgpu_backend_cuda_engine.health) {
             vgpu_backend_cuda_engine.health(w->b, r.text, sizeof(r.text));
         }

@@ -208,7 +208,9 @@ static cudaError_t do_free(void *p, bool host)
 
 cudaError_t cudaGetDeviceCount(int *count)
 {
-    *count = 1;
+    const char *e = getenv("VGPU_MOCK_GPUS");     /* several GPUs, for placement tests */
+
+    *count = e && atoi(e) > 0 ? atoi(e) : 1;
     return cudaSuccess;
 }
 

@@ -61,6 +61,10 @@ static int fake_init(const struct vgpu_backend_config *cfg, struct vgpu_backend 
         *why = "fake engine: no device (test)";
         return -ENODEV;
     }
+    if (cfg->gpu_index < 0 || (unsigned)cfg->gpu_index >= vgpu_cuda_engine_device_count(NULL)) {
+        *why = "fake engine: GPU index out of range";
+        return -ENODEV;
+    }
     b = calloc(1, sizeof(*b));
     if (!b) {
         *why = "out of memory";
@@ -125,6 +129,14 @@ static void fake_gpu_info(struct vgpu_backend *b, struct vgpu_gpu_info *out)
 static void fake_health(struct vgpu_backend *b, char *buf, unsigned len)
 {
     snprintf(buf, len, "fake: %u sessions%s", b->sessions, b->worker_mode ? ", worker" : "");
+}
+
+unsigned vgpu_cuda_engine_device_count(struct vgpu_backend *b)
+{
+    const char *e = getenv("VGPU_FAKE_GPUS");
+
+    (void)b;
+    return e && atoi(e) > 0 ? (unsigned)atoi(e) : 1;
 }
 
 const struct vgpu_backend_ops vgpu_backend_cuda_engine = {
@@ -438,6 +450,62 @@ static void test_respawn_backoff(void **state)
     assert_true(stats(f, &f->a).pid > 0);
 }
 
+/* Two GPUs: VMs go to the GPU with the fewest, each on a worker of its own;
+ * with all_gpus off, every VM stays on cfg.gpu_index. */
+static void test_placement(void **state)
+{
+    struct vgpu_backend_config cfg = { .request_timeout_ms = TIMEOUT_MS, .all_gpus = 1 };
+    struct fx f = { 0 };
+    struct vm c;
+    const char *why = NULL;
+    char health[256];
+
+    (void)state;
+    setenv("VGPU_FAKE_GPUS", "2", 1);
+    assert_int_equal(vgpu_backend_cuda.init(&cfg, &f.b, &why), 0);
+    vm_create(&f.a);
+    vm_create(&f.b2);
+    vm_create(&c);
+    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 1, &f.a.v, &f.a.s), 0);
+    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 2, &f.b2.v, &f.b2.s), 0);
+    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 3, &c.v, &c.s), 0);
+    assert_int_equal(stats(&f, &f.a).gpu, 0);
+    assert_int_equal(stats(&f, &f.b2).gpu, 1);
+    assert_int_equal(stats(&f, &c).gpu, 0);
+    assert_int_equal(vgpu_backend_cuda.session_gpu(f.b, f.b2.s), 1);
+    assert_int_equal(vadd(&f, &f.a, 1.0f), 1);
+    assert_int_equal(vadd(&f, &f.b2, 2.0f), 1);
+    assert_int_equal(vadd(&f, &c, 3.0f), 1);
+    vgpu_backend_cuda.health(f.b, health, sizeof(health));
+    assert_non_null(strstr(health, "VMs per GPU 0:2 1:1"));
+    /* VMs that leave free their places: the next goes to GPU 0 again. */
+    vgpu_backend_cuda.session_close(f.b, f.a.s);
+    vgpu_backend_cuda.session_close(f.b, c.s);
+    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 4, &c.v, &c.s), 0);
+    assert_int_equal(stats(&f, &c).gpu, 0);
+    vgpu_backend_cuda.session_close(f.b, c.s);
+    vgpu_backend_cuda.session_close(f.b, f.b2.s);
+    vgpu_backend_cuda.fini(f.b);
+
+    /* --gpu N: only N. */
+    cfg.all_gpus = 0;
+    cfg.gpu_index = 1;
+    assert_int_equal(vgpu_backend_cuda.init(&cfg, &f.b, &why), 0);
+    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 5, &f.a.v, &f.a.s), 0);
+    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 6, &f.b2.v, &f.b2.s), 0);
+    assert_int_equal(stats(&f, &f.a).gpu, 1);
+    assert_int_equal(stats(&f, &f.b2).gpu, 1);
+    assert_int_equal(vadd(&f, &f.b2, 4.0f), 1);
+    vgpu_backend_cuda.session_close(f.b, f.a.s);
+    vgpu_backend_cuda.session_close(f.b, f.b2.s);
+    vgpu_backend_cuda.fini(f.b);
+    unsetenv("VGPU_FAKE_GPUS");
+    vm_destroy(&f.a);
+    vm_destroy(&f.b2);
+    vm_destroy(&c);
+    no_children();
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -449,6 +517,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_respawn_backoff, setup, teardown),
+        cmocka_unit_test(test_placement),
     };
 
     if (argc == 2 && strncmp(argv[1], VGPU_WORKER_ARG, strlen(VGPU_WORKER_ARG)) == 0) {
