@@ -33,9 +33,11 @@ struct vgpu_backend_ops {
     int  (*init)(const struct vgpu_backend_config *cfg, struct vgpu_backend **out,
                  const char **why);
     void (*fini)(struct vgpu_backend *b);                       /* accepts NULL */
-    /* Called once per VM when its shared memory is mapped (cuda: registers
-     * it with cudaHostRegister and creates the VM's stream). 0 or -errno. */
-    int  (*session_open)(struct vgpu_backend *b, uint32_t vm_id,
+    /* Called once per VM when its shared memory is mapped (cuda: places the
+     * VM on a GPU and starts its worker, which registers the memory). gpu:
+     * the device ordinal the VM is pinned to, or -1 (the backend places it;
+     * backends with one device ignore it). 0 or -errno. */
+    int  (*session_open)(struct vgpu_backend *b, uint32_t vm_id, int gpu,
                          const struct vgpu_shm_view *shm,
                          struct vgpu_backend_session **out);
     /* Frees everything the VM holds on the device. Accepts NULL. */

@@ -141,10 +141,11 @@ static void cpu_fini(struct vgpu_backend *b)
     free(b);
 }
 
-static int cpu_session_open(struct vgpu_backend *b, uint32_t vm_id,
+static int cpu_session_open(struct vgpu_backend *b, uint32_t vm_id, int gpu,
                             const struct vgpu_shm_view *shm,
                             struct vgpu_backend_session **out)
 {
+    (void)gpu;     /* one device */
     struct vgpu_backend_session *s;
 
     (void)b;

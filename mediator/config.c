@@ -45,7 +45,7 @@ static void usage(FILE *f, const char *prog)
 "                       GPU, each VM placed on the one with the fewest VMs)\n"
 "  --gpu-isolation=M    process|thread: CUDA in a restartable worker process, so a\n"
 "                       GPU fault is survivable (default), or in the mediator\n"
-"  --config FILE        per-VM overrides: lines \"vm <name|id> priority P weight W\"\n"
+"  --config FILE        per-VM overrides: lines \"vm <name|id> priority P weight W gpu N\"\n"
 "                       (read again on SIGHUP)\n"
 "  --log-level LEVEL    error|warn|info|debug (default info)\n"
 "  --status             print the statistics of the running daemon and exit\n"
@@ -382,7 +382,7 @@ int vgpu_config_load_file(struct vgpu_config *cfg, const char *path)
         return ret;
     }
     while (fgets(line, sizeof(line), f)) {
-        struct vgpu_vm_override o = { .priority = -1, .weight = -1 };
+        struct vgpu_vm_override o = { .priority = -1, .weight = -1, .gpu = -1 };
         char *p = line, *tok, *key, *hash;
         unsigned long long v;
 
@@ -440,8 +440,12 @@ int vgpu_config_load_file(struct vgpu_config *cfg, const char *path)
             } else if (strcmp(key, "weight") == 0) {
                 if (parse_uint(what, tok, 1, VGPU_WEIGHT_MAX, &v)) { ret = -EINVAL; goto out; }
                 o.weight = (int32_t)v;
+            } else if (strcmp(key, "gpu") == 0) {
+                if (parse_uint(what, tok, 0, 255, &v)) { ret = -EINVAL; goto out; }
+                o.gpu = (int32_t)v;
             } else {
-                log_error("config %s:%u: unknown key '%s' (priority, weight)", path, lineno, key);
+                log_error("config %s:%u: unknown key '%s' (priority, weight, gpu)", path, lineno,
+                          key);
                 ret = -EINVAL;
                 goto out;
             }
@@ -476,21 +480,36 @@ void vgpu_config_free(struct vgpu_config *cfg)
     cfg->n_overrides = 0;
 }
 
-void vgpu_config_apply(const struct vgpu_config *cfg, uint32_t vm_id, const char *name,
-                       uint32_t *prio, uint32_t *weight)
+static const struct vgpu_vm_override *config_match(const struct vgpu_config *cfg,
+                                                   uint32_t vm_id, const char *name)
 {
     /* The last matching line wins, as in most config formats. */
     for (unsigned i = cfg->n_overrides; i-- > 0;) {
         const struct vgpu_vm_override *o = &cfg->overrides[i];
         if (o->by_id ? o->vm_id == vm_id : (name[0] && strcmp(o->name, name) == 0)) {
-            if (o->priority >= 0) {
-                *prio = (uint32_t)o->priority;
-            }
-            if (o->weight >= 0) {
-                *weight = (uint32_t)o->weight;
-            }
-            return;
+            return o;
         }
+    }
+    return NULL;
+}
+
+int vgpu_config_gpu(const struct vgpu_config *cfg, uint32_t vm_id, const char *name)
+{
+    const struct vgpu_vm_override *o = config_match(cfg, vm_id, name);
+
+    return o ? o->gpu : -1;
+}
+
+void vgpu_config_apply(const struct vgpu_config *cfg, uint32_t vm_id, const char *name,
+                       uint32_t *prio, uint32_t *weight)
+{
+    const struct vgpu_vm_override *o = config_match(cfg, vm_id, name);
+
+    if (o && o->priority >= 0) {
+        *prio = (uint32_t)o->priority;
+    }
+    if (o && o->weight >= 0) {
+        *weight = (uint32_t)o->weight;
     }
 }
 

@@ -46,6 +46,7 @@ struct vgpu_vm_override {
     char     name[64];
     int32_t  priority;   /* -1: keep the device's */
     int32_t  weight;     /* -1: keep the device's */
+    int32_t  gpu;        /* -1: the backend places the VM */
 };
 
 struct vgpu_config {
@@ -100,6 +101,8 @@ int vgpu_config_load_file(struct vgpu_config *cfg, const char *path);
  */
 int vgpu_config_reload(struct vgpu_mediator *m);
 void vgpu_config_free(struct vgpu_config *cfg);
+/* The GPU the matching override pins the VM to, or -1. */
+int vgpu_config_gpu(const struct vgpu_config *cfg, uint32_t vm_id, const char *name);
 /* Applies the matching override, if any, to *prio and *weight. */
 void vgpu_config_apply(const struct vgpu_config *cfg, uint32_t vm_id, const char *name,
                        uint32_t *prio, uint32_t *weight);

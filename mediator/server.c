@@ -713,7 +713,8 @@ static void handle_hello(struct vgpu_mediator *m, struct vgpu_session *s)
         conn_fail(m, s, (uint32_t)-r, h.hdr.seq, "%s", why);
         return;
     }
-    r = m->bops->session_open(m->backend, h.vm_id, &s->shm, &s->bsess);
+    r = m->bops->session_open(m->backend, h.vm_id, vgpu_config_gpu(&m->cfg, h.vm_id, s->vm_name),
+                              &s->shm, &s->bsess);
     s->gpu = r == 0 && m->bops->session_gpu ? m->bops->session_gpu(m->backend, s->bsess)
                                             : m->cfg.gpu_index;
     if (r < 0) {

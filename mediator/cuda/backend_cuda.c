@@ -1063,10 +1063,11 @@ static void cuda_fini(struct vgpu_backend *b)
     free(b);
 }
 
-static int cuda_session_open(struct vgpu_backend *b, uint32_t vm_id,
+static int cuda_session_open(struct vgpu_backend *b, uint32_t vm_id, int gpu,
                              const struct vgpu_shm_view *shm,
                              struct vgpu_backend_session **out)
 {
+    (void)gpu;     /* one device */
     struct vgpu_backend_session *s;
     uint64_t gen;
     int st;

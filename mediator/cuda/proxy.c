@@ -580,13 +580,24 @@ static void *session_starter(void *arg)
 }
 
 /*
- * The GPU for a new VM, with b->lock: the one with the fewest VMs (the
- * lowest ordinal on a tie), or cfg.gpu_index when VMs are not spread.
+ * The GPU for a new VM, with b->lock: the one it is pinned to (the config
+ * file's "vm ... gpu N") if this mediator uses it, else the one with the
+ * fewest VMs (the lowest ordinal on a tie), or cfg.gpu_index when VMs are
+ * not spread.
  */
-static int place(struct vgpu_backend *b)
+static int place(struct vgpu_backend *b, uint32_t vm_id, int pinned)
 {
     unsigned count[MAX_GPUS] = { 0 }, best = 0;
 
+    if (pinned >= 0) {
+        if ((b->ngpus > 1 && (unsigned)pinned < b->ngpus) ||
+            (b->ngpus <= 1 && pinned == b->cfg.gpu_index)) {
+            return pinned;
+        }
+        log_warn("cuda: vm %u is pinned to GPU %d, which this mediator does not use (%s);"
+                 " placing it by load", vm_id, pinned,
+                 b->ngpus > 1 ? "no such GPU" : "--gpu restricts it to one");
+    }
     if (b->ngpus <= 1) {
         return b->cfg.gpu_index;
     }
@@ -604,7 +615,7 @@ static int place(struct vgpu_backend *b)
 }
 
 /* Records the VM, places it on a GPU and starts its worker in the background. */
-static int proxy_session_open(struct vgpu_backend *b, uint32_t vm_id,
+static int proxy_session_open(struct vgpu_backend *b, uint32_t vm_id, int gpu,
                               const struct vgpu_shm_view *shm,
                               struct vgpu_backend_session **out)
 {
@@ -632,7 +643,7 @@ static int proxy_session_open(struct vgpu_backend *b, uint32_t vm_id,
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->closing_cond, NULL);
     pthread_mutex_lock(&b->lock);
-    s->gpu = place(b);
+    s->gpu = place(b, vm_id, gpu);
     {
         /* Without the thread the first request starts the worker. */
         pthread_attr_t at;

@@ -196,7 +196,7 @@ static int do_open(struct worker *w, const struct vgpu_worker_req *q, int fd)
     s->shm.fd = fd;
     s->next = w->sessions;
     w->sessions = s;
-    r = vgpu_backend_cuda_engine.session_open(w->b, q->vm_id, &s->shm, &s->bs);
+    r = vgpu_backend_cuda_engine.session_open(w->b, q->vm_id, -1, &s->shm, &s->bs);
     if (r < 0) {
         s->bs = NULL;
         wsess_free(w, s);

@@ -82,7 +82,7 @@ int main(void)
                "vm 11 priority 0 weight 50\n"
                "vm ft-vm12 weight 7        # name match, priority kept\n"
                "\n"
-               "vm 13 priority 3\n");
+               "vm 13 priority 3 gpu 0    # pinned to GPU 0 (cpu: no GPU, ignored)\n");
     fclose(f);
     f = fopen(bad, "w");
     fprintf(f, "vm 11 priority 9 weight 1\n");

@@ -199,7 +199,7 @@ static int run_cpu(struct ctx *c, const struct shm *s, const struct vgpu_sqe *sq
     if (st != VGPU_S_OK) {
         return st;
     }
-    if (vgpu_backend_cpu.session_open(c->cpu, 1000, &s->v, &cs) < 0) {
+    if (vgpu_backend_cpu.session_open(c->cpu, 1000, -1, &s->v, &cs) < 0) {
         return VGPU_S_INTERNAL;
     }
     st = vgpu_backend_cpu.execute(c->cpu, cs, op, sqe, &s->v, res);
@@ -503,7 +503,7 @@ static int fill_canary(struct ctx *c, const struct shm *s, uint64_t bytes)
     uint64_t a = VGPU_SHM_DATA_OFFSET, res;
     int st;
 
-    if (c->gops->session_open(c->gpu, 2, &s->v, &gs) < 0) {
+    if (c->gops->session_open(c->gpu, 2, -1, &s->v, &gs) < 0) {
         return VGPU_S_INTERNAL;
     }
     memset(s->v.base + a, 0xa5, 2 * bytes);     /* a = b = the canary */
@@ -522,7 +522,7 @@ static int64_t peek_fresh(struct ctx *c, const struct shm *s, uint64_t bytes)
     uint8_t *buf = malloc(bytes);
     int64_t nonzero = 0;
 
-    if (!buf || c->gops->session_open(c->gpu, 3, &s->v, &gs) < 0) {
+    if (!buf || c->gops->session_open(c->gpu, 3, -1, &s->v, &gs) < 0) {
         free(buf);
         return -1;
     }
@@ -581,7 +581,7 @@ static void test_staging(struct ctx *c)
     char health[512];
 
     vgpu_cuda_test_set_knobs(c->gpu, 1, 0);
-    if (c->gops->session_open(c->gpu, 4, &c->main_shm.v, &gs) < 0) {
+    if (c->gops->session_open(c->gpu, 4, -1, &c->main_shm.v, &gs) < 0) {
         result(c, false, "staging: session_open", "failed");
         vgpu_cuda_test_set_knobs(c->gpu, 0, 0);
         return;
@@ -719,8 +719,8 @@ static void test_recovery(struct ctx *c, const struct vgpu_backend_config *cfg)
     c->gpu = px;
     if (shm_create(&a, SMALL_SHM_SIZE, "vgpu-test-a") < 0 ||
         shm_create(&b, SMALL_SHM_SIZE, "vgpu-test-b") < 0 ||
-        c->gops->session_open(c->gpu, 10, &a.v, &sa) < 0 ||
-        c->gops->session_open(c->gpu, 11, &b.v, &sb) < 0) {
+        c->gops->session_open(c->gpu, 10, -1, &a.v, &sa) < 0 ||
+        c->gops->session_open(c->gpu, 11, -1, &b.v, &sb) < 0) {
         result(c, false, "recovery: setup", "failed");
         goto out;
     }
@@ -829,7 +829,7 @@ static void test_no_cublas(struct ctx *c, const struct vgpu_backend_config *cfg)
     int st;
 
     if (c->gops->init(cfg, &b2, &why) < 0 || vgpu_cuda_test_drop_cublas(b2) < 0 ||
-        c->gops->session_open(b2, 20, &c->main_shm.v, &s2) < 0) {
+        c->gops->session_open(b2, 20, -1, &c->main_shm.v, &s2) < 0) {
         result(c, false, "no cuBLAS: setup", "%s", why ? why : "failed");
         goto out;
     }
@@ -880,7 +880,7 @@ int main(int argc, char **argv)
         printf("setup failed\n0 passed, 1 failed\n");
         return 1;
     }
-    r = c.gops->session_open(c.gpu, 1, &c.main_shm.v, &c.gs);
+    r = c.gops->session_open(c.gpu, 1, -1, &c.main_shm.v, &c.gs);
     if (r < 0) {
         printf("session_open: %s\n0 passed, 1 failed\n", strerror(-r));
         return 1;

@@ -80,10 +80,11 @@ static void fake_fini(struct vgpu_backend *b)
     free(b);
 }
 
-static int fake_session_open(struct vgpu_backend *b, uint32_t vm_id,
+static int fake_session_open(struct vgpu_backend *b, uint32_t vm_id, int gpu,
                              const struct vgpu_shm_view *shm,
                              struct vgpu_backend_session **out)
 {
+    (void)gpu;     /* one device */
     struct vgpu_backend_session *s = calloc(1, sizeof(*s));
 
     if (!s) {
@@ -278,8 +279,8 @@ static int setup(void **state)
     assert_int_equal(vgpu_backend_cuda.init(&cfg, &f->b, &why), 0);
     vm_create(&f->a);
     vm_create(&f->b2);
-    assert_int_equal(vgpu_backend_cuda.session_open(f->b, 1, &f->a.v, &f->a.s), 0);
-    assert_int_equal(vgpu_backend_cuda.session_open(f->b, 2, &f->b2.v, &f->b2.s), 0);
+    assert_int_equal(vgpu_backend_cuda.session_open(f->b, 1, -1, &f->a.v, &f->a.s), 0);
+    assert_int_equal(vgpu_backend_cuda.session_open(f->b, 2, -1, &f->b2.v, &f->b2.s), 0);
     *state = f;
     return 0;
 }
@@ -466,9 +467,9 @@ static void test_placement(void **state)
     vm_create(&f.a);
     vm_create(&f.b2);
     vm_create(&c);
-    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 1, &f.a.v, &f.a.s), 0);
-    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 2, &f.b2.v, &f.b2.s), 0);
-    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 3, &c.v, &c.s), 0);
+    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 1, -1, &f.a.v, &f.a.s), 0);
+    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 2, -1, &f.b2.v, &f.b2.s), 0);
+    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 3, -1, &c.v, &c.s), 0);
     assert_int_equal(stats(&f, &f.a).gpu, 0);
     assert_int_equal(stats(&f, &f.b2).gpu, 1);
     assert_int_equal(stats(&f, &c).gpu, 0);
@@ -481,7 +482,16 @@ static void test_placement(void **state)
     /* VMs that leave free their places: the next goes to GPU 0 again. */
     vgpu_backend_cuda.session_close(f.b, f.a.s);
     vgpu_backend_cuda.session_close(f.b, c.s);
-    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 4, &c.v, &c.s), 0);
+    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 4, -1, &c.v, &c.s), 0);
+    assert_int_equal(stats(&f, &c).gpu, 0);
+    vgpu_backend_cuda.session_close(f.b, c.s);
+    /* Pinned (the config file's "vm ... gpu N"): there, whatever the load;
+     * a pin to a GPU that is not there is placed by load. */
+    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 7, 1, &c.v, &c.s), 0);
+    assert_int_equal(stats(&f, &c).gpu, 1);
+    assert_int_equal(vadd(&f, &c, 5.0f), 1);
+    vgpu_backend_cuda.session_close(f.b, c.s);
+    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 8, 5, &c.v, &c.s), 0);
     assert_int_equal(stats(&f, &c).gpu, 0);
     vgpu_backend_cuda.session_close(f.b, c.s);
     vgpu_backend_cuda.session_close(f.b, f.b2.s);
@@ -491,8 +501,8 @@ static void test_placement(void **state)
     cfg.all_gpus = 0;
     cfg.gpu_index = 1;
     assert_int_equal(vgpu_backend_cuda.init(&cfg, &f.b, &why), 0);
-    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 5, &f.a.v, &f.a.s), 0);
-    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 6, &f.b2.v, &f.b2.s), 0);
+    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 5, -1, &f.a.v, &f.a.s), 0);
+    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 6, -1, &f.b2.v, &f.b2.s), 0);
     assert_int_equal(stats(&f, &f.a).gpu, 1);
     assert_int_equal(stats(&f, &f.b2).gpu, 1);
     assert_int_equal(vadd(&f, &f.b2, 4.0f), 1);

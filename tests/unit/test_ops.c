@@ -1249,8 +1249,8 @@ static void test_backend_cpu(void **state)
     assert_int_equal(be->init(&cfg, &b, &why), 0);
     assert_non_null(b);
 
-    assert_int_equal(be->session_open(b, 1, &tiny, &sess), -EINVAL);
-    assert_int_equal(be->session_open(b, 1, &f->shm, &sess), 0);
+    assert_int_equal(be->session_open(b, 1, -1, &tiny, &sess), -EINVAL);
+    assert_int_equal(be->session_open(b, 1, -1, &f->shm, &sess), 0);
     assert_non_null(sess);
 
     assert_status(be->execute(b, sess, vgpu_op_lookup(VGPU_OP_NOP), &s, &f->shm, &result),
@@ -1298,7 +1298,7 @@ static void test_backend_cpu_timeout(void **state)
     sgemm_args(&s, 1024, 1024, 512, D, D + (2 << 20), D + (4 << 20));
     assert_status(op->validate(&s, f->shm.size), VGPU_S_OK);
     assert_int_equal(be->init(&cfg, &b, &why), 0);
-    assert_int_equal(be->session_open(b, 7, &f->shm, &sess), 0);
+    assert_int_equal(be->session_open(b, 7, -1, &f->shm, &sess), 0);
     assert_status(be->execute(b, sess, op, &s, &f->shm, &result), VGPU_S_TIMEOUT);
     be->health(b, health, sizeof(health));
     assert_non_null(strstr(health, "1 timed out"));
