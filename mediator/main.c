@@ -20,6 +20,7 @@
 #ifdef HAVE_MICROHTTPD
 #include "metrics.h"
 #endif
+#include "notify.h"
 #include "util.h"
 #ifdef HAVE_CUDA
 #include "cuda_worker.h"
@@ -333,9 +334,11 @@ int main(int argc, char **argv)
              m->cfg.aging_ms, m->cfg.inline_max_us, (unsigned long long)(m->spin_cap_ns / 1000),
              (unsigned long long)m->cfg.mem_quota_mib,
              m->cfg.timeout_ms, m->cfg.slice_us, m->cfg.n_overrides);
+    vgpu_notify_ready(m);
 
     r = vgpu_server_run(m);
     ret = r < 0 ? 1 : 0;
+    vgpu_notify_stopping();
 
 #ifdef HAVE_MICROHTTPD
     vgpu_metrics_stop(m);   /* its thread reads the sessions: before they go */

@@ -34,6 +34,7 @@
 
 #include "vgpu/ring.h"
 #include "mediator.h"
+#include "notify.h"
 #include "proto.h"
 #include "util.h"
 
@@ -1330,7 +1331,7 @@ int vgpu_server_run(struct vgpu_mediator *m)
     uint64_t last_tick = vgpu_now_ns();
 
     for (;;) {
-        int n = epoll_wait(m->epoll_fd, evs, EPOLL_BATCH, 1000);
+        int n = epoll_wait(m->epoll_fd, evs, EPOLL_BATCH, vgpu_notify_timeout_ms(1000));
 
         if (n < 0) {
             if (errno == EINTR) {
@@ -1384,6 +1385,8 @@ int vgpu_server_run(struct vgpu_mediator *m)
             flush_closing(m);
             accept_rearm(m); /* after a pause in handle_accept(); else a no-op */
         }
+        /* Here, so that a stuck I/O loop stops the watchdog pings. */
+        vgpu_notify_tick(m);
     }
 }
 

@@ -117,6 +117,10 @@ build_deb() {
 # --- vgpu-mediator -----------------------------------------------------------------
 r=$tmp/vgpu-mediator
 msg "vgpu-mediator $version"
+# The unit is Type=notify: a mediator without sd_notify would never be ready.
+readelf -d "$build/mediator/vgpu-mediator" | grep -q 'libsystemd\.so' ||
+    die "$build/mediator/vgpu-mediator was built without libsystemd (sd_notify for the" \
+        "Type=notify unit): scripts/deps.sh build, then meson setup --reconfigure $build -Dsystemd=enabled"
 DESTDIR=$r PREFIX=/usr SYSCONFDIR=/etc DOCDIR=/usr/share/doc/vgpu-mediator \
     UNITDIR=/lib/systemd/system "$top/scripts/install.sh" "$build" host >&2
 strip_elves "$r"

@@ -4,8 +4,9 @@
 set -euo pipefail
 
 # libmicrohttpd-dev: the mediator's Prometheus /metrics (--metrics-listen).
+# libsystemd-dev: sd_notify (Type=notify: READY, STATUS, WATCHDOG, STOPPING).
 pkgs_build="gcc make meson ninja-build pkg-config libcmocka-dev python3 clang libclang-rt-14-dev \
-  libmicrohttpd-dev"
+  libmicrohttpd-dev libsystemd-dev"
 pkgs_qemu="dpkg-dev libglib2.0-dev libpixman-1-dev zlib1g-dev flex bison python3-venv \
   libfdt-dev libcap-ng-dev libattr1-dev xz-utils bzip2 seabios qemu-system-data ipxe-qemu"
 pkgs_guest="busybox-static cpio gzip kmod xz-utils dpkg apt binutils"
@@ -14,9 +15,11 @@ pkgs_guest="busybox-static cpio gzip kmod xz-utils dpkg apt binutils"
 # setpriv (util-linux) runs it as an unprivileged user.
 pkgs_libvirt="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients util-linux"
 # scripts/build-debs.sh: dpkg-deb, dpkg-shlibdeps (dpkg-dev), strip.
-pkgs_debs="dpkg dpkg-dev binutils"
-# promtool (package prometheus) checks /metrics in tests/functional/test_metrics.c.
-pkgs_test="prometheus"
+# libsystemd-dev: the packaged mediator must have sd_notify (Type=notify unit).
+pkgs_debs="dpkg dpkg-dev binutils libsystemd-dev"
+# promtool (package prometheus) checks /metrics in tests/functional/test_metrics.c;
+# systemd-analyze (package systemd) verifies the unit in tests/packaging.
+pkgs_test="prometheus systemd"
 
 want=()
 for group in "$@"; do

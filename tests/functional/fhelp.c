@@ -62,12 +62,11 @@ static void sleep_ms(unsigned ms)
 
 /* ------------------------------------------------------------ mediator */
 
-int fh_mediator_start(struct fh_mediator *m, const char *dir, const char *const *extra)
+int fh_mediator_spawn(struct fh_mediator *m, const char *dir, const char *const *extra)
 {
     const char *exe = getenv("VGPU_MEDIATOR");
     const char *argv[48];
     int argc = 0;
-    uint64_t deadline;
 
     if (!exe) {
         fprintf(stderr, "VGPU_MEDIATOR is not set\n");
@@ -112,6 +111,17 @@ int fh_mediator_start(struct fh_mediator *m, const char *dir, const char *const 
         }
         execv(exe, (char *const *)argv);
         _exit(127);
+    }
+    return 0;
+}
+
+int fh_mediator_start(struct fh_mediator *m, const char *dir, const char *const *extra)
+{
+    uint64_t deadline;
+    int r = fh_mediator_spawn(m, dir, extra);
+
+    if (r < 0) {
+        return r;
     }
     deadline = fh_now_ms() + 10000;
     while (fh_now_ms() < deadline) {

@@ -36,6 +36,9 @@ struct fh_mediator {
  * terminated) and waits until it accepts connections. dir: reuse a tmp dir
  * (restart) or NULL for a new one. 0 or -errno. */
 int fh_mediator_start(struct fh_mediator *m, const char *dir, const char *const *extra);
+/* The same without the wait: forks and execs only (the child inherits the
+ * environment, NOTIFY_SOCKET included). 0 or -errno. */
+int fh_mediator_spawn(struct fh_mediator *m, const char *dir, const char *const *extra);
 /* SIGTERM (or SIGKILL when kill9), waits up to 10 s. Returns the exit status
  * (as waitpid) or -errno. */
 int fh_mediator_stop(struct fh_mediator *m, bool kill9);
