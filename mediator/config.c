@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <ini.h>
+
 #include "vgpu/libvgpu.h"
 #include "mediator.h"
 
@@ -45,8 +47,11 @@ static void usage(FILE *f, const char *prog)
 "                       GPU, each VM placed on the one with the fewest VMs)\n"
 "  --gpu-isolation=M    process|thread: CUDA in a restartable worker process, so a\n"
 "                       GPU fault is survivable (default), or in the mediator\n"
-"  --config FILE        per-VM overrides: lines \"vm <name|id> priority P weight W gpu N\"\n"
-"                       (read again on SIGHUP)\n"
+"  --config FILE        settings file (INI: [mediator] with any option below as\n"
+"                       key = value, flags win; [vm NAME|ID] with priority,\n"
+"                       weight, gpu), or lines \"vm <name|id> priority P weight W gpu N\"\n"
+"                       (its VM settings are read again on SIGHUP)\n"
+"  --check-config FILE  validate a settings file and exit (0: usable)\n"
 "  --log-level LEVEL    error|warn|info|debug (default info)\n"
 "  --status             print the statistics of the running daemon and exit\n"
 "  --help               this text\n",
@@ -89,13 +94,16 @@ bad:
     return -EINVAL;
 }
 
-int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
+/* Set while one line of a settings file goes through parse_argv(). */
+static bool checking_file;
+
+static int parse_argv(struct vgpu_config *cfg, int argc, char **argv)
 {
     enum {
         O_SOCKET = 256, O_BACKEND, O_EXECUTORS, O_MAX_INFLIGHT, O_MAX_SESSIONS, O_AGING,
         O_QUANTUM, O_INLINE, O_SPIN, O_MEM_QUOTA, O_TIMEOUT, O_GPU, O_CONFIG, O_LOG_LEVEL, O_STATUS,
         O_HELP, O_HELLO_TIMEOUT, O_SLICE, O_MAX_WAIT, O_ADMIN_SOCKET, O_ADMIN_MODE,
-        O_METRICS,
+        O_METRICS, O_CHECK,
     };
     static const struct option longopts[] = {
         { "socket-path",  required_argument, NULL, O_SOCKET },
@@ -117,6 +125,7 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         { "hello-timeout-ms", required_argument, NULL, O_HELLO_TIMEOUT },
         { "gpu",          required_argument, NULL, O_GPU },
         { "config",       required_argument, NULL, O_CONFIG },
+        { "check-config", required_argument, NULL, O_CHECK },
         { "log-level",    required_argument, NULL, O_LOG_LEVEL },
         { "status",       no_argument,       NULL, O_STATUS },
         { "help",         no_argument,       NULL, O_HELP },
@@ -246,6 +255,9 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
         case O_CONFIG:
             cfg->config_file = optarg;
             break;
+        case O_CHECK:
+            cfg->check_config = optarg;
+            break;
         case O_LOG_LEVEL:
             lvl = vgpu_log_parse_level(optarg);
             if (lvl < 0) {
@@ -263,7 +275,9 @@ int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
             usage(stdout, argv[0]);
             return 1;
         default:
-            usage(stderr, argv[0]);
+            if (!checking_file) {   /* getopt said what; a file's line number follows */
+                usage(stderr, argv[0]);
+            }
             return -EINVAL;
         }
     }
@@ -369,7 +383,353 @@ static char *next_token(char **p)
     return t;
 }
 
+/* ------------------------------------------------------------------------
+ * The INI format, parsed by inih (Debian's libinih):
+ *
+ *   [mediator]              every command-line option, without its "--"
+ *   executors = 4
+ *   timeout-ms = 60000
+ *   [vm 12]                 a VM by id, or [vm web-1] by name
+ *   priority = 0
+ *   weight = 3
+ *   gpu = 1
+ *
+ * [mediator] settings become "--key=value" arguments placed before the real
+ * command line, so a flag given there wins and every value goes through the
+ * one parser that checks options. A file whose first line that is not blank
+ * or a comment starts with '[' is INI; any other is the older line format.
+ * ------------------------------------------------------------------------ */
+
+struct ini_ctx {
+    const char *path;
+    const char *argv0;
+    struct vgpu_config *cfg;    /* [vm] sections go here; NULL: skip them */
+    char      **args;           /* [mediator] as "--key=value" */
+    unsigned    n_args;
+    char       *text;           /* [mediator] as "key=value\n" */
+    size_t      text_len;
+    struct vgpu_vm_override vm; /* the [vm] section being read */
+    char        vm_section[80];
+    bool        in_vm;
+};
+
+static bool file_is_ini(const char *path)
+{
+    char line[512];
+    bool ini = false;
+    FILE *f = fopen(path, "re");
+
+    if (!f) {
+        return false;           /* the line parser says why */
+    }
+    while (fgets(line, sizeof(line), f)) {
+        const char *p = line;
+
+        while (isspace((unsigned char)*p)) {
+            p++;
+        }
+        if (*p && *p != '#' && *p != ';') {
+            ini = *p == '[';
+            break;
+        }
+    }
+    fclose(f);
+    return ini;
+}
+
+static int push_override(struct vgpu_config *cfg, const struct vgpu_vm_override *o)
+{
+    if (cfg->n_overrides >= VGPU_MAX_VM_OVERRIDES) {
+        return -E2BIG;
+    }
+    if (!cfg->overrides) {
+        cfg->overrides = calloc(VGPU_MAX_VM_OVERRIDES, sizeof(*cfg->overrides));
+        if (!cfg->overrides) {
+            return -ENOMEM;
+        }
+    }
+    cfg->overrides[cfg->n_overrides++] = *o;
+    return 0;
+}
+
+/* Ends the [vm] section being read, if any. 0 or -errno. */
+static int ini_vm_flush(struct ini_ctx *c)
+{
+    int r = 0;
+
+    if (c->in_vm && c->cfg) {
+        r = push_override(c->cfg, &c->vm);
+        if (r < 0) {
+            fprintf(stderr, "vgpu-mediator: config %s: more than %u [vm] sections\n", c->path,
+                    VGPU_MAX_VM_OVERRIDES);
+        }
+    }
+    c->in_vm = false;
+    return r;
+}
+
+/* A [vm NAME|ID] header. */
+static int ini_vm_begin(struct ini_ctx *c, const char *section)
+{
+    const char *who = section + 2;
+    char *end;
+    unsigned long long v;
+
+    while (isspace((unsigned char)*who)) {
+        who++;
+    }
+    c->vm = (struct vgpu_vm_override) { .priority = -1, .weight = -1, .gpu = -1 };
+    if (!*who) {
+        fprintf(stderr, "vgpu-mediator: config %s: [vm] needs a name or an id\n", c->path);
+        return -EINVAL;
+    }
+    if (isdigit((unsigned char)*who)) {
+        errno = 0;
+        v = strtoull(who, &end, 0);
+        if (errno || *end || v > UINT32_MAX) {
+            fprintf(stderr, "vgpu-mediator: config %s: bad vm id '%s'\n", c->path, who);
+            return -EINVAL;
+        }
+        c->vm.by_id = true;
+        c->vm.vm_id = (uint32_t)v;
+    } else if (strlen(who) >= sizeof(c->vm.name)) {
+        fprintf(stderr, "vgpu-mediator: config %s: vm name longer than 63 bytes\n", c->path);
+        return -EINVAL;
+    } else {
+        strcpy(c->vm.name, who);
+    }
+    c->in_vm = true;
+    return 0;
+}
+
+static int ini_vm_key(struct ini_ctx *c, const char *name, const char *value)
+{
+    unsigned long long v;
+    char what[96];
+
+    snprintf(what, sizeof(what), "config %s: %s", c->path, name);
+    if (strcmp(name, "priority") == 0) {
+        if (parse_uint(what, value, 0, VGPU_PRIO_CLASSES - 1, &v)) return -EINVAL;
+        c->vm.priority = (int32_t)v;
+    } else if (strcmp(name, "weight") == 0) {
+        if (parse_uint(what, value, 1, VGPU_WEIGHT_MAX, &v)) return -EINVAL;
+        c->vm.weight = (int32_t)v;
+    } else if (strcmp(name, "gpu") == 0) {
+        if (parse_uint(what, value, 0, 255, &v)) return -EINVAL;
+        c->vm.gpu = (int32_t)v;
+    } else {
+        fprintf(stderr, "vgpu-mediator: config %s: unknown [vm] key '%s' (priority, weight,"
+                " gpu)\n", c->path, name);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* A [mediator] key: checked alone by the option parser, then kept. */
+static int ini_mediator_key(struct ini_ctx *c, const char *name, const char *value)
+{
+    struct vgpu_config scratch;
+    char *arg, *one[3], **grown, *text;
+    size_t len = strlen(name) + strlen(value) + 2;
+    int r;
+
+    if (strcmp(name, "config") == 0 || strcmp(name, "check-config") == 0 ||
+        strcmp(name, "status") == 0 || strcmp(name, "help") == 0) {
+        fprintf(stderr, "vgpu-mediator: config %s: '%s' belongs on the command line only\n",
+                c->path, name);
+        return -EINVAL;
+    }
+    arg = malloc(len + 2);
+    if (!arg) {
+        return -ENOMEM;
+    }
+    snprintf(arg, len + 2, "--%s=%s", name, value);
+    one[0] = (char *)c->argv0;
+    one[1] = arg;
+    one[2] = NULL;
+    memset(&scratch, 0, sizeof(scratch));
+    checking_file = true;
+    r = parse_argv(&scratch, 2, one);
+    checking_file = false;
+    if (r != 0) {
+        free(arg);
+        return -EINVAL;     /* the parser said why */
+    }
+    grown = realloc(c->args, (c->n_args + 1) * sizeof(*grown));
+    text = realloc(c->text, c->text_len + len + 1);
+    if (grown) {
+        c->args = grown;
+    }
+    if (text) {
+        c->text = text;
+    }
+    if (!grown || !text) {
+        free(arg);
+        return -ENOMEM;
+    }
+    c->args[c->n_args++] = arg;
+    c->text_len += (size_t)snprintf(c->text + c->text_len, len + 1, "%s=%s\n", name, value);
+    return 0;
+}
+
+/* inih's callback: nonzero to go on; 0 stops with this line as the error. */
+static int ini_on_entry(void *user, const char *section, const char *name, const char *value)
+{
+    struct ini_ctx *c = user;
+
+    if (!name) {
+        return 1;       /* a section header alone (only with INI_CALL_HANDLER_ON_NEW_SECTION) */
+    }
+    if (strcmp(section, "mediator") == 0) {
+        return ini_mediator_key(c, name, value) == 0;
+    }
+    if (strncmp(section, "vm", 2) == 0 && (section[2] == ' ' || section[2] == '\t')) {
+        char key[80];
+
+        /* inih has no "new section" event here: a header differs from the last. */
+        snprintf(key, sizeof(key), "%s", section);
+        if (!c->in_vm || strcmp(c->vm_section, key) != 0) {
+            if (ini_vm_flush(c) < 0 || ini_vm_begin(c, section) < 0) {
+                return 0;
+            }
+            snprintf(c->vm_section, sizeof(c->vm_section), "%s", key);
+        }
+        return ini_vm_key(c, name, value) == 0;
+    }
+    fprintf(stderr, "vgpu-mediator: config %s: unknown section [%s] ([mediator], [vm NAME|ID])\n",
+            c->path, section);
+    return 0;
+}
+
+/* Parses path into c; 0, or -EINVAL after saying where. */
+static int ini_load(struct ini_ctx *c)
+{
+    int r = ini_parse(c->path, ini_on_entry, c);
+
+    if (r == 0) {
+        r = ini_vm_flush(c) < 0 ? -1 : 0;
+    }
+    if (r > 0) {
+        fprintf(stderr, "vgpu-mediator: config %s:%d: not applied (see above)\n", c->path, r);
+        log_error("config %s:%d: invalid", c->path, r);
+    } else if (r < 0) {
+        fprintf(stderr, "vgpu-mediator: config %s: %s\n", c->path,
+                r == -1 ? strerror(errno) : "cannot be read");
+        log_error("config %s: cannot be read", c->path);
+    }
+    return r == 0 ? 0 : -EINVAL;
+}
+
+static void ini_ctx_free(struct ini_ctx *c)
+{
+    for (unsigned i = 0; i < c->n_args; i++) {
+        free(c->args[i]);
+    }
+    free(c->args);
+    free(c->text);
+}
+
+/* The FILE of --config FILE / --config=FILE in argv, or NULL. */
+static const char *config_arg(int argc, char **argv)
+{
+    const char *file = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            break;
+        }
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            file = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            file = argv[i] + 9;
+        }
+    }
+    return file;
+}
+
+int vgpu_config_parse_args(struct vgpu_config *cfg, int argc, char **argv)
+{
+    const char *file = config_arg(argc, argv);
+    struct ini_ctx c = { .path = file, .argv0 = argv[0] };
+    char **all;
+    int r, n = 0;
+
+    if (!file || !file_is_ini(file)) {
+        return parse_argv(cfg, argc, argv);
+    }
+    if (ini_load(&c) < 0) {
+        ini_ctx_free(&c);
+        return -EINVAL;
+    }
+    all = calloc(c.n_args + (unsigned)argc + 1, sizeof(*all));
+    if (!all) {
+        ini_ctx_free(&c);
+        return -ENOMEM;
+    }
+    all[n++] = argv[0];
+    for (unsigned i = 0; i < c.n_args; i++) {
+        all[n++] = c.args[i];
+    }
+    for (int i = 1; i < argc; i++) {
+        all[n++] = argv[i];
+    }
+    r = parse_argv(cfg, n, all);
+    free(all);
+    /* cfg's strings may point into the file's arguments: they live with cfg. */
+    cfg->file_args = c.args;
+    cfg->n_file_args = c.n_args;
+    cfg->file_settings = c.text;
+    return r;
+}
+
+int vgpu_config_check(const char *path, const char *argv0)
+{
+    struct vgpu_config cfg = { 0 };
+    struct ini_ctx c = { .path = path, .argv0 = argv0, .cfg = &cfg };
+    int r;
+
+    if (file_is_ini(path)) {
+        r = ini_load(&c);
+        if (r == 0) {
+            printf("config %s: ok: %u [mediator] setting(s), %u [vm] section(s)\n", path,
+                   c.n_args, cfg.n_overrides);
+        }
+        ini_ctx_free(&c);
+    } else {
+        r = vgpu_config_load_file(&cfg, path);
+        if (r == 0) {
+            printf("config %s: ok: %u vm line(s)\n", path, cfg.n_overrides);
+        } else {
+            fprintf(stderr, "vgpu-mediator: config %s: not usable (see the log above)\n", path);
+        }
+    }
+    vgpu_config_free(&cfg);
+    return r;
+}
+
+static int load_lines(struct vgpu_config *cfg, const char *path);
+
 int vgpu_config_load_file(struct vgpu_config *cfg, const char *path)
+{
+    struct ini_ctx c = { .path = path, .argv0 = "vgpu-mediator", .cfg = cfg };
+    int r;
+
+    if (!file_is_ini(path)) {
+        return load_lines(cfg, path);
+    }
+    /* [mediator] is checked again (a reload tells what changed in it). */
+    r = ini_load(&c);
+    if (r == 0) {
+        free(cfg->file_settings_seen);
+        cfg->file_settings_seen = c.text;
+        c.text = NULL;
+    }
+    ini_ctx_free(&c);
+    return r;
+}
+
+/* The older format: "vm <name|id> priority P weight W gpu N" lines. */
+static int load_lines(struct vgpu_config *cfg, const char *path)
 {
     char line[512];
     unsigned lineno = 0;
@@ -478,6 +838,16 @@ void vgpu_config_free(struct vgpu_config *cfg)
     free(cfg->overrides);
     cfg->overrides = NULL;
     cfg->n_overrides = 0;
+    for (unsigned i = 0; i < cfg->n_file_args; i++) {
+        free(cfg->file_args[i]);
+    }
+    free(cfg->file_args);
+    cfg->file_args = NULL;
+    cfg->n_file_args = 0;
+    free(cfg->file_settings);
+    cfg->file_settings = NULL;
+    free(cfg->file_settings_seen);
+    cfg->file_settings_seen = NULL;
 }
 
 static const struct vgpu_vm_override *config_match(const struct vgpu_config *cfg,
@@ -513,6 +883,37 @@ void vgpu_config_apply(const struct vgpu_config *cfg, uint32_t vm_id, const char
     }
 }
 
+/* Logs each [mediator] line that differs between two loads: those settings
+ * take effect at the next start only. */
+static void report_mediator_changes(const char *before, const char *after)
+{
+    const char *texts[2] = { after ? after : "", before ? before : "" };
+
+    for (int side = 0; side < 2; side++) {
+        const char *p = texts[side];
+
+        while (*p) {
+            const char *nl = strchr(p, '\n');
+            size_t len = nl ? (size_t)(nl - p) : strlen(p);
+            const char *q = texts[!side];
+            bool found = false;
+
+            while (*q && !found) {
+                const char *qnl = strchr(q, '\n');
+                size_t qlen = qnl ? (size_t)(qnl - q) : strlen(q);
+
+                found = qlen == len && memcmp(p, q, len) == 0;
+                q += qlen + (qnl ? 1 : 0);
+            }
+            if (!found) {
+                log_warn("reload: [mediator] %s %.*s: takes effect at the next restart",
+                         side == 0 ? "now says" : "no longer says", (int)len, p);
+            }
+            p += len + (nl ? 1 : 0);
+        }
+    }
+}
+
 int vgpu_config_reload(struct vgpu_mediator *m)
 {
     struct vgpu_config fresh = { 0 };
@@ -532,6 +933,11 @@ int vgpu_config_reload(struct vgpu_mediator *m)
                   m->cfg.config_file, strerror(-r), m->cfg.n_overrides);
         return r;
     }
+
+    report_mediator_changes(m->cfg.file_settings_seen, fresh.file_settings_seen);
+    free(m->cfg.file_settings_seen);
+    m->cfg.file_settings_seen = fresh.file_settings_seen;
+    fresh.file_settings_seen = NULL;
 
     pthread_mutex_lock(&m->lock);
     old = m->cfg.overrides;

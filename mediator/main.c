@@ -247,6 +247,12 @@ int main(int argc, char **argv)
         return r > 0 ? 0 : 2;
     }
     vgpu_log_set_level(m->cfg.log_level);
+    if (m->cfg.check_config) {
+        ret = vgpu_config_check(m->cfg.check_config, argv[0]) == 0 ? 0 : 1;
+        vgpu_config_free(&m->cfg);
+        free(m);
+        return ret;
+    }
     if (m->cfg.status) {
         ret = status_query(m->cfg.socket_path);
         free(m);

@@ -78,6 +78,14 @@ struct vgpu_config {
      * held while replaced. */
     struct vgpu_vm_override *overrides;
     unsigned    n_overrides;
+    const char *check_config;     /* --check-config FILE: validate it and exit */
+    /* An INI config file's [mediator] settings as "--key=value" arguments
+     * (cfg's strings point into them) and as "key=value\n" text, to tell a
+     * reload which of them changed. Owned; freed by vgpu_config_free(). */
+    char      **file_args;
+    unsigned    n_file_args;
+    char       *file_settings;
+    char       *file_settings_seen; /* the same, as the last (re)load found them */
 };
 
 struct vgpu_mediator;
@@ -91,7 +99,9 @@ int vgpu_config_admin_default(const char *socket_path, char *buf, size_t len);
 /* "ADDR:PORT", "[ADDR6]:PORT" or ":PORT" (every address), numeric only, as
  * --metrics-listen takes it. 0 or -EINVAL. */
 int vgpu_config_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len);
-/* Reads "vm <name|id> priority P weight W" lines. 0 or -errno (logged). */
+/* Reads the VM settings of an INI file ([vm ...] sections; [mediator] is
+ * checked and kept in file_settings_seen) or of "vm <name|id> priority P
+ * weight W gpu N" lines. 0 or -errno (logged). */
 int vgpu_config_load_file(struct vgpu_config *cfg, const char *path);
 /*
  * SIGHUP (I/O thread, lock not held): reads cfg.config_file again and, when
@@ -101,6 +111,8 @@ int vgpu_config_load_file(struct vgpu_config *cfg, const char *path);
  */
 int vgpu_config_reload(struct vgpu_mediator *m);
 void vgpu_config_free(struct vgpu_config *cfg);
+/* --check-config: parses path as the daemon would; prints the verdict. 0 or -errno. */
+int vgpu_config_check(const char *path, const char *argv0);
 /* The GPU the matching override pins the VM to, or -1. */
 int vgpu_config_gpu(const struct vgpu_config *cfg, uint32_t vm_id, const char *name);
 /* Applies the matching override, if any, to *prio and *weight. */

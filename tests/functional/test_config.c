@@ -4,7 +4,10 @@
  * status table; a broken config file stops the mediator at start-up;
  * SIGUSR1 dumps the table to stderr; the socket is created 0660 in a new
  * directory; a second mediator refuses a socket that is in use, and a stale
- * socket file is replaced; --timeout-ms reaches the backend.
+ * socket file is replaced; --timeout-ms reaches the backend; an INI
+ * settings file: [mediator] options (a flag wins), [vm] sections, errors with
+ * their line, --check-config, and a reload that says which [mediator]
+ * settings wait for a restart.
  */
 #include <errno.h>
 #include <signal.h>
@@ -47,6 +50,31 @@ static int run_mediator_sync(const char *sock, const char *cfg, int timeout_s)
              "timeout %d '%s' --socket-path '%s' --backend cpu %s%s >/dev/null 2>&1",
              timeout_s, getenv("VGPU_MEDIATOR"), sock, cfg ? "--config " : "", cfg ? cfg : "");
     return system(cmd);
+}
+
+/* Runs `vgpu-mediator --check-config path`; its exit status, output in out. */
+static int check_config(const char *path, char *out, size_t cap)
+{
+    char cmd[512];
+    FILE *p;
+    size_t n;
+
+    snprintf(cmd, sizeof(cmd), "'%s' --check-config '%s' 2>&1", getenv("VGPU_MEDIATOR"), path);
+    p = popen(cmd, "r");
+    if (!p) {
+        return -1;
+    }
+    n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    return pclose(p);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    fputs(text, f);
+    fclose(f);
 }
 
 static bool log_contains(const char *what)
@@ -180,6 +208,87 @@ int main(void)
         r = fh_dev_wait(&d1, &cqe, 5000);
         CHECK(r == 0 && cqe.tag == 6 && cqe.status == VGPU_S_OK, "the next request runs normally");
         fh_dev_close(&d1);
+    }
+
+    /* The INI settings file. */
+    r = fh_mediator_stop(&med, false);
+    {
+        char ini[96], out[2048];
+        const char *iargs[] = { "--config", ini, NULL };
+        const char *oargs[] = { "--config", ini, "--max-inflight", "9", NULL };
+
+        snprintf(ini, sizeof(ini), "/tmp/vgpu-ft-config-%d.ini", (int)getpid());
+        write_file(ini, "; settings of one mediator\n"
+                        "[mediator]\n"
+                        "max-inflight = 7\n"
+                        "inline-us = 0\n"
+                        "\n"
+                        "[vm 11]\n"
+                        "priority = 0\n"
+                        "weight = 50\n"
+                        "[vm ft-vm12]\n"
+                        "weight = 7\n"
+                        "gpu = 0\n");
+        r = check_config(ini, out, sizeof(out));
+        CHECK(WIFEXITED(r) && WEXITSTATUS(r) == 0 && strstr(out, "2 [mediator] setting(s), 2 [vm]"),
+              "--check-config: a good INI file is ok (%s)", out);
+        r = fh_mediator_start(&med, med.dir, iargs);
+        CHECK(r == 0, "mediator starts with the INI file");
+        r = fh_dev_open(&d1, med.sock, 11, SHM);
+        r |= fh_dev_open(&d2, med.sock, 12, SHM);
+        CHECK(r == 0 && d1.welcome.max_inflight == 7, "[mediator] max-inflight = 7 applies (%u)",
+              d1.welcome.max_inflight);
+        status = fh_mediator_status(&med);
+        CHECK(status && row_has(status, "ft-vm11", 0, 50) && row_has(status, "ft-vm12", 1, 7),
+              "[vm 11] and [vm ft-vm12] apply");
+        free(status);
+        /* A reload: [vm] live, [mediator] at the next restart (said so). */
+        write_file(ini, "[mediator]\nmax-inflight = 5\ninline-us = 0\n[vm 11]\nweight = 2\n");
+        kill(med.pid, SIGHUP);
+        {
+            uint64_t deadline = fh_now_ms() + 3000;
+            while (fh_now_ms() < deadline && !log_contains("now says max-inflight=5")) {
+                usleep(20 * 1000);
+            }
+        }
+        CHECK(log_contains("now says max-inflight=5: takes effect at the next restart"),
+              "reload: the changed [mediator] setting is named as waiting for a restart");
+        status = fh_mediator_status(&med);
+        CHECK(status && row_has(status, "ft-vm11", 1, 2), "reload: [vm 11] weight 2 applies live");
+        free(status);
+        fh_dev_close(&d1);
+        fh_dev_close(&d2);
+        r = fh_mediator_stop(&med, false);
+
+        /* A flag wins over the file. */
+        r = fh_mediator_start(&med, med.dir, oargs);
+        r |= fh_dev_open(&d1, med.sock, 11, SHM);
+        CHECK(r == 0 && d1.welcome.max_inflight == 9, "--max-inflight 9 wins over the file (%u)",
+              d1.welcome.max_inflight);
+        fh_dev_close(&d1);
+        r = fh_mediator_stop(&med, false);
+
+        /* Bad files: refused, saying where. */
+        write_file(ini, "[mediator]\nmax-inflight = 7\nexecutors = lots\n");
+        r = check_config(ini, out, sizeof(out));
+        CHECK(WIFEXITED(r) && WEXITSTATUS(r) == 1 && strstr(out, ".ini:3") &&
+              strstr(out, "executors"), "--check-config: a bad value is refused with its line");
+        r = run_mediator_sync(med.sock, ini, 5);
+        CHECK(WIFEXITED(r) && WEXITSTATUS(r) == 2, "and the mediator does not start (0x%x)", r);
+        write_file(ini, "[mediator]\nno-such-option = 1\n");
+        r = check_config(ini, out, sizeof(out));
+        CHECK(WIFEXITED(r) && WEXITSTATUS(r) == 1 && strstr(out, ".ini:2"),
+              "--check-config: an unknown key is refused");
+        write_file(ini, "[vm 3]\nweight = 2\n[gpus]\nx = 1\n");
+        r = check_config(ini, out, sizeof(out));
+        CHECK(WIFEXITED(r) && WEXITSTATUS(r) == 1 && strstr(out, "unknown section [gpus]"),
+              "--check-config: an unknown section is refused");
+        write_file(ini, "[mediator]\nconfig = /etc/other.conf\n");
+        r = check_config(ini, out, sizeof(out));
+        CHECK(WIFEXITED(r) && WEXITSTATUS(r) == 1 && strstr(out, "command line only"),
+              "--check-config: config inside the file is refused");
+        unlink(ini);
+        r = fh_mediator_start(&med, med.dir, NULL);
     }
 
     r = fh_mediator_stop(&med, false);
