@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,6 +16,33 @@
 static int log_level = VGPU_LOG_INFO;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
+/* syslog's LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
+static const int level_prio[] = { 3, 4, 6, 7 };
+
+/* 0: not looked yet, 1: plain lines, 2: the journal. Racing first lines
+ * compute the same answer, so a relaxed store is enough. */
+static int log_dest;
+
+void vgpu_log_init(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    int n = 0;
+    bool journal = js && sscanf(js, "%llu:%llu%n", &dev, &ino, &n) == 2 && js[n] == '\0' &&
+                   fstat(STDERR_FILENO, &st) == 0 &&
+                   (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+
+    __atomic_store_n(&log_dest, journal ? 2 : 1, __ATOMIC_RELAXED);
+}
+
+bool vgpu_log_to_journal(void)
+{
+    if (__atomic_load_n(&log_dest, __ATOMIC_RELAXED) == 0) {
+        vgpu_log_init();
+    }
+    return __atomic_load_n(&log_dest, __ATOMIC_RELAXED) == 2;
+}
 
 void vgpu_log_set_level(int level)
 {
@@ -77,12 +105,18 @@ void vgpu_log(int level, const char *fmt, ...)
     if (level < VGPU_LOG_ERROR) {
         level = VGPU_LOG_ERROR;
     }
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ vgpu-mediator[%d] %-5s ",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                 tm.tm_sec, ts.tv_nsec / 1000, (int)getpid(),
-                 level_names[level > VGPU_LOG_DEBUG ? VGPU_LOG_DEBUG : level]);
+    if (level > VGPU_LOG_DEBUG) {
+        level = VGPU_LOG_DEBUG;
+    }
+    if (vgpu_log_to_journal()) {
+        n = snprintf(line, sizeof(line), "<%d>", level_prio[level]);
+    } else {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ vgpu-mediator[%d] %-5s ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000, (int)getpid(), level_names[level]);
+    }
     va_start(ap, fmt);
     m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
     va_end(ap);

@@ -2,7 +2,10 @@
 /*
  * Mediator logging: one line per call on stderr, with a wall-clock timestamp
  * and a level. Lines are formatted into a local buffer and written with a
- * single write(2), so lines from several threads never interleave.
+ * single write(2), so lines from several threads never interleave. When
+ * stderr is the journal (systemd's JOURNAL_STREAM names it), a line is only
+ * "<P>message" (sd-daemon(3)'s syslog priority prefix): journald adds the
+ * time, name and pid itself, and `journalctl -p err` filters on P.
  */
 #ifndef VGPU_MEDIATOR_LOG_H
 #define VGPU_MEDIATOR_LOG_H
@@ -17,6 +20,11 @@ enum vgpu_log_level {
     VGPU_LOG_DEBUG = 3,
 };
 
+/* Looks again whether stderr is the journal (JOURNAL_STREAM "DEV:INO" equal to
+ * stderr's st_dev:st_ino); the first log line does it when nobody called it. */
+void vgpu_log_init(void);
+/* Whether lines go out in the journal's format. */
+bool vgpu_log_to_journal(void);
 void vgpu_log_set_level(int level);
 int vgpu_log_get_level(void);
 /* "error", "warn", "info", "debug" (or 0..3) -> level; -EINVAL otherwise. */

@@ -5,7 +5,8 @@
  * (a SOCK_DGRAM Unix socket). READY=1 comes only once the VM socket accepts
  * connections, with a STATUS= line; WATCHDOG=1 comes every half
  * WATCHDOG_USEC and not at all without it; STATUS= follows a VM attaching;
- * STOPPING=1 comes at SIGTERM.
+ * STOPPING=1 comes at SIGTERM. And the log under journald: with
+ * JOURNAL_STREAM naming its stderr, "<P>message" lines, no timestamp of its own.
  */
 #include <errno.h>
 #include <poll.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -198,6 +200,49 @@ int main(void)
         status = fh_mediator_stop(&m, false);
         CHECK(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
               "and it exits 0 (status 0x%x)", status);
+    }
+
+    /* ---- stderr is the journal: priority prefixes, nothing journald adds ---- */
+    {
+        struct stat st;
+        char js[64], *buf = NULL;
+        long off = 0;
+        FILE *f;
+
+        f = fopen(m.log, "r");
+        if (f && fstat(fileno(f), &st) == 0) {
+            fseek(f, 0, SEEK_END);
+            off = ftell(f);
+            snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+                     (unsigned long long)st.st_ino);
+            setenv("JOURNAL_STREAM", js, 1);
+        }
+        drain(nfd);
+        CHECK(f && fh_mediator_spawn(&m, m.dir, NULL) == 0 &&
+              wait_for(nfd, "READY=1", msg, sizeof(msg), 10000),
+              "a mediator whose stderr is JOURNAL_STREAM starts");
+        status = fh_mediator_stop(&m, false);
+        unsetenv("JOURNAL_STREAM");
+        if (f) {
+            buf = calloc(1, 65536);
+            fseek(f, off, SEEK_SET);
+            if (buf) {
+                buf[fread(buf, 1, 65535, f)] = '\0';
+            }
+            fclose(f);
+        }
+        CHECK(buf && (strncmp(buf, "<6>", 3) == 0 || strncmp(buf, "<4>", 3) == 0),
+              "the first line has a syslog priority prefix: '%.60s'", buf ? buf : "");
+        CHECK(buf && strstr(buf, "<6>vgpu-mediator ") != NULL &&
+              strstr(strstr(buf, "<6>vgpu-mediator "), " ready: backend ") != NULL,
+              "the ready line is '<6>vgpu-mediator VERSION ready: ...' (syslog's info)");
+        CHECK(buf && strstr(buf, "\n<6>vgpu-mediator stopped\n") != NULL,
+              "the last line is '<6>vgpu-mediator stopped'");
+        CHECK(buf && strstr(buf, "Z vgpu-mediator[") == NULL && strstr(buf, " info  ") == NULL,
+              "no line carries a timestamp, name and pid of our own");
+        CHECK(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "it exits 0 (status 0x%x)", status);
+        free(buf);
     }
 
     if (fh_failed) {
