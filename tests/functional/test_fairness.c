@@ -6,9 +6,12 @@
  * accounting (--status) and
  * reported next to the clients' completion counts. A third VM in a higher class, arriving
  * later, must see short queue waits while the two keep saturating.
+ * Then the weights come from the settings file and change with a SIGHUP
+ * while both saturate: the shares follow, 1:1 before, 3:1 after.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +115,79 @@ static double exec_sum(const char *status, const char *name)
     return parse_dur(col[15]);
 }
 
+/* Execution time of each VM between two --status snapshots: heavy's share. */
+static double share_between(const char *s0, const char *s1)
+{
+    double h = exec_sum(s1, "ft-heavy") - exec_sum(s0, "ft-heavy");
+    double l = exec_sum(s1, "ft-light") - exec_sum(s0, "ft-light");
+
+    return h > 0 && l > 0 ? h / (h + l) : -1.0;
+}
+
+static void write_weights(const char *path, unsigned heavy)
+{
+    FILE *f = fopen(path, "w");
+
+    fprintf(f, "[vm ft-heavy]\nweight = %u\n[vm ft-light]\nweight = 1\n", heavy);
+    fclose(f);
+}
+
+/* Both VMs ask for weight 3 and 1; the file says 1:1, then 3:1 (SIGHUP). */
+static void reload_phase(void)
+{
+    char cfg[96];
+    const char *args[] = { "--executors", "1", "--quantum-us", "500", "--config", cfg, NULL };
+    struct vm vms[2] = {
+        { .id = 31, .prio = 2, .weight = 3, .name = "ft-heavy" },
+        { .id = 32, .prio = 2, .weight = 1, .name = "ft-light" },
+    };
+    char *s[4];
+    double before, after;
+    pthread_t th[2];
+
+    snprintf(cfg, sizeof(cfg), "/tmp/vgpu-ft-fair-%d.ini", (int)getpid());
+    write_weights(cfg, 1);
+    if (fh_mediator_start(&med, NULL, args) < 0) {
+        CHECK(false, "reload: mediator starts with the settings file");
+        unlink(cfg);
+        return;
+    }
+    __atomic_store_n(&stop, 0, __ATOMIC_RELAXED);
+    for (int i = 0; i < 2; i++) {
+        pthread_create(&th[i], NULL, vm_main, &vms[i]);
+    }
+    usleep(1000 * 1000);
+    s[0] = fh_mediator_status(&med);
+    usleep(2000 * 1000);
+    s[1] = fh_mediator_status(&med);
+    write_weights(cfg, 3);
+    kill(med.pid, SIGHUP);
+    usleep(500 * 1000);
+    s[2] = fh_mediator_status(&med);
+    usleep(2000 * 1000);
+    s[3] = fh_mediator_status(&med);
+    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+    }
+    before = s[0] && s[1] ? share_between(s[0], s[1]) : -1;
+    after = s[2] && s[3] ? share_between(s[2], s[3]) : -1;
+    printf("# settings file 1:1 -> heavy %.1f%%; after SIGHUP to 3:1 -> heavy %.1f%%\n",
+           100 * before, 100 * after);
+    CHECK(vms[0].err == 0 && vms[1].err == 0, "reload: both VMs ran without error throughout");
+    CHECK(before > 0.38 && before < 0.62, "reload: file 1:1 -> %.1f%% (target 50)", 100 * before);
+    CHECK(after > 0.62 && after < 0.88, "reload: SIGHUP to 3:1 -> %.1f%% (target 75)", 100 * after);
+    for (int i = 0; i < 4; i++) {
+        free(s[i]);
+    }
+    CHECK(fh_mediator_stop(&med, false) == 0, "reload: the mediator is still there and exits 0");
+    if (fh_failed) {
+        fh_mediator_dump_log(&med, 30);
+    }
+    fh_mediator_cleanup(&med);
+    unlink(cfg);
+}
+
 int main(void)
 {
     const char *args[] = { "--executors", "1", "--quantum-us", "500", NULL };
@@ -200,5 +276,6 @@ int main(void)
         fh_mediator_dump_log(&med, 40);
     }
     fh_mediator_cleanup(&med);
+    reload_phase();
     return fh_summary();
 }
