@@ -45,7 +45,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$med" --socket-path "$sock" --backend cpu --log-level warn >"$tmp/mediator.log" 2>&1 &
+# /metrics for (e), where the mediator has it (built with libmicrohttpd).
+mport=$((20000 + $$ % 20000))
+metrics=()
+if ldd "$med" 2>/dev/null | grep -q libmicrohttpd; then
+  metrics=(--metrics-listen "127.0.0.1:$mport")
+fi
+"$med" --socket-path "$sock" --backend cpu --log-level warn "${metrics[@]}" >"$tmp/mediator.log" 2>&1 &
 med_pid=$!
 for _ in $(seq 100); do
   [ -S "$sock" ] && break
@@ -79,6 +85,39 @@ done
 for k in $sizes; do
   run "$vb" vadd --socket "$sock" --log2 "$k" --seconds "$vadd_secs"
 done
+# (e) monitoring beside the VMs: NOP round trips quiet, then while four
+# clients scrape /metrics as fast as they can (a scrape storm).
+if [ ${#metrics[@]} -gt 0 ]; then
+  storm_secs=6 storm_rounds=$rounds
+  [ "${VGPU_BENCH_QUICK:-0}" = 1 ] && storm_secs=1 storm_rounds=2000
+  run "$vb" lat --socket "$sock" --rounds "$storm_rounds" --key nop_quiet
+  python3 - "$mport" "$storm_secs" >"$tmp/storm.out" 2>/dev/null <<'PY' &
+import http.client, sys, threading, time
+port, secs = int(sys.argv[1]), float(sys.argv[2])
+end, counts = time.time() + secs, []
+def scrape():
+    n, c = 0, http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    while time.time() < end:
+        try:
+            c.request("GET", "/metrics")
+            c.getresponse().read()
+            n += 1
+        except Exception:
+            c.close()
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    counts.append(n)
+ts = [threading.Thread(target=scrape) for _ in range(4)]
+for t in ts: t.start()
+for t in ts: t.join()
+print(sum(counts) / secs)
+PY
+  storm=$!
+  sleep 0.5
+  run "$vb" lat --socket "$sock" --rounds "$storm_rounds" --key nop_storm
+  wait "$storm" || true
+  printf 'scrapes_per_s\t%s\t1/s\n' "$(cat "$tmp/storm.out" 2>/dev/null || echo 0)" >>"$res"
+fi
+
 # (d) bounded waits: a small VM alone, then beside two VMs each running two
 # SGEMMs of iso_gemm^3 (mediators of its own; 1 and 2 executors). The
 # program is the functional test's; here it only reports.
@@ -153,6 +192,21 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     done
     echo "  (what bounds the wait: one part of a long request, --slice-us 5000 by default,"
     echo "   plus the CPU the heavy VMs' executors leave to the small VM's client)"
+  fi
+  if [ -n "$(val nop_storm_p50)" ]; then
+    echo
+    echo "(e) a VM's NOP round trip while /metrics is scraped as fast as 4 clients can"
+    echo "    ($(val scrapes_per_s | cut -d. -f1) scrapes/s; the VMs' path must not notice)"
+    printf "  %-34s %10s %10s %10s\n" "" "p50 us" "p99 us" "mean us"
+    for m in "nop_quiet|no scrapes" "nop_storm|during the scrape storm"; do
+      IFS='|' read -r k label <<<"$m"
+      printf "  %-34s %10.2f %10.2f %10.2f\n" "$label" "$(val ${k}_p50)" "$(val ${k}_p99)" \
+        "$(val ${k}_mean)"
+    done
+    printf "  %-34s %9sx %9sx %9sx\n" "ratio" \
+      "$(ratio "$(val nop_storm_p50)" "$(val nop_quiet_p50)")" \
+      "$(ratio "$(val nop_storm_p99)" "$(val nop_quiet_p99)")" \
+      "$(ratio "$(val nop_storm_mean)" "$(val nop_quiet_mean)")"
   fi
 } | tee "$tmp/table.txt"
 

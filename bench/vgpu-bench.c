@@ -40,6 +40,7 @@ struct opts {
     int clients, depth, log2n;
     double seconds;
     const char *doorbell;   /* "eventfd" (default) or "socket" (KICK messages) */
+    const char *key;        /* lat: the metrics' name prefix instead of nop/nop_kick */
 };
 
 /*
@@ -120,7 +121,8 @@ static int bench_lat(const struct opts *o)
     }
     {
         /* nop_*: the default doorbell (eventfd); nop_kick_*: KICK messages */
-        const char *p = o->doorbell && !strcmp(o->doorbell, "socket") ? "nop_kick" : "nop";
+        const char *p = o->key ? o->key
+                               : o->doorbell && !strcmp(o->doorbell, "socket") ? "nop_kick" : "nop";
         char k[32];
 
         snprintf(k, sizeof(k), "%s_p50", p);
@@ -412,6 +414,7 @@ int main(int argc, char **argv)
         { "seconds", required_argument, NULL, 's' },
         { "log2", required_argument, NULL, 'l' },
         { "doorbell", required_argument, NULL, 'b' },
+        { "key", required_argument, NULL, 'k' },
         { 0 },
     };
     struct opts o = { .rounds = 100000, .clients = 1, .depth = 1, .seconds = 1, .log2n = 20 };
@@ -443,6 +446,12 @@ int main(int argc, char **argv)
         case 'l':
             o.log2n = atoi(optarg);
             break;
+        case 'k':
+            if (strlen(optarg) > 20) {
+                goto usage;
+            }
+            o.key = optarg;
+            break;
         case 'b':
             if (strcmp(optarg, "eventfd") && strcmp(optarg, "socket")) {
                 goto usage;
@@ -469,6 +478,6 @@ int main(int argc, char **argv)
     }
 usage:
     fprintf(stderr, "usage: vgpu-bench lat|tput|vadd --socket PATH [--rounds N] "
-            "[--clients N] [--depth D] [--seconds S] [--log2 K] [--doorbell eventfd|socket]\n");
+            "[--clients N] [--depth D] [--seconds S] [--log2 K] [--doorbell eventfd|socket] [--key PREFIX]\n");
     return 2;
 }

@@ -26,6 +26,11 @@
 
 #define METRICS_MAX_CONNS    16
 #define METRICS_CONN_TIMEOUT 5     /* s: a client that stops reading is dropped */
+/* A page is rendered at most this often, however often it is scraped: each
+ * rendering takes the mediator's lock to copy every VM's statistics, which a
+ * scrape storm would otherwise turn into contention on the VMs' path
+ * (3200 scrapes/s on 2 cores raised a VM's NOP p99 from 70 to 920 us). */
+#define METRICS_MIN_AGE_NS   (250ull * 1000 * 1000)
 
 /* Histogram bounds, seconds and ns: 1 us .. 10 s. */
 #define NLE 10
@@ -258,6 +263,10 @@ static char *metrics_text(struct vgpu_mediator *m, size_t *len)
     return buf;
 }
 
+static char *page;          /* the last rendering */
+static size_t page_len;
+static uint64_t page_ns;
+
 static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **req_cls)
@@ -287,14 +296,20 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
         r = MHD_create_response_from_buffer(sizeof(not_found) - 1, (void *)not_found,
                                             MHD_RESPMEM_PERSISTENT);
     } else {
-        text = metrics_text(m, &len);
-        if (!text) {
-            return MHD_NO;      /* out of memory: drop the connection */
+        /* One MHD thread serves every connection: the cache needs no lock. */
+        uint64_t now = vgpu_now_ns();
+
+        if (!page || now - page_ns >= METRICS_MIN_AGE_NS) {
+            text = metrics_text(m, &len);
+            if (!text) {
+                return MHD_NO;      /* out of memory: drop the connection */
+            }
+            free(page);
+            page = text;
+            page_len = len;
+            page_ns = now;
         }
-        r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-        if (!r) {
-            free(text);
-        }
+        r = MHD_create_response_from_buffer(page_len, page, MHD_RESPMEM_MUST_COPY);
     }
     if (!r) {
         return MHD_NO;
@@ -344,4 +359,6 @@ void vgpu_metrics_stop(struct vgpu_mediator *m)
         MHD_stop_daemon(daemon_handle);
         daemon_handle = NULL;
     }
+    free(page);
+    page = NULL;
 }

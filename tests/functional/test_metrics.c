@@ -201,8 +201,9 @@ int main(void)
     }
     unlink(file);
 
-    /* counters only grow */
+    /* counters only grow (a page is rendered at most every 250 ms) */
     CHECK(nops(0, 3), "3 more NOPs");
+    usleep(300 * 1000);
     b = http_get("/metrics");
     body = b ? strstr(b, "\r\n\r\n") : NULL;
     r2 = sample(body ? body + 4 : NULL, "vgpu_vm_requests_total{vm_id=\"1\",vm_name=\"ft-vm1\"}");
