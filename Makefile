@@ -25,7 +25,7 @@ PREFIX     ?= /usr/local
 DESTDIR    ?=
 SYSCONFDIR ?= /etc
 INSTALL_VARS = DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" \
-    $(foreach v,BINDIR LIBDIR DATADIR DOCDIR INCLUDEDIR UNITDIR UDEVDIR MODLOADDIR,\
+    $(foreach v,BINDIR LIBDIR DATADIR DOCDIR MANDIR INCLUDEDIR UNITDIR UDEVDIR MODLOADDIR,\
       $(if $($(v)),$(v)="$($(v))"))
 
 .PHONY: all deps build qemu guest test demo bench fuzz clean install install-guest debs \

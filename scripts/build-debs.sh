@@ -6,8 +6,8 @@
 #
 #   vgpu-mediator  /usr/bin/vgpu-mediator, /usr/bin/vgpu-client (host tools),
 #                  /lib/systemd/system/vgpu-mediator.service, the conffile
-#                  /etc/vgpu/mediator.conf, docs and the libvirt/CloudStack
-#                  examples; postinst creates the vgpu group and the
+#                  /etc/vgpu/mediator.conf, docs, man pages and the
+#                  libvirt/CloudStack examples; postinst creates the vgpu group and the
 #                  vgpu-mediator user, puts libvirt-qemu in the group, and
 #                  enables + starts the service where systemd runs
 #   vgpu-qemu      /usr/lib/vgpu/qemu-system-x86_64: QEMU (Debian's source)
@@ -98,6 +98,11 @@ control() {
     } >"$root/DEBIAN/control"
 }
 
+# Debian policy 12.1: man pages compressed with gzip -9n.
+gzip_man() {
+    find "$1/usr/share/man" -type f -name '*.[0-9]' -exec gzip -9n {} + 2>/dev/null || true
+}
+
 strip_elves() {
     local f
     find "$1" -type f -perm -u+x | while read -r f; do
@@ -124,6 +129,7 @@ readelf -d "$build/mediator/vgpu-mediator" | grep -q 'libsystemd\.so' ||
 DESTDIR=$r PREFIX=/usr SYSCONFDIR=/etc DOCDIR=/usr/share/doc/vgpu-mediator \
     UNITDIR=/lib/systemd/system "$top/scripts/install.sh" "$build" host >&2
 strip_elves "$r"
+gzip_man "$r"
 copyright "$r" vgpu-mediator
 control "$r" vgpu-mediator "adduser, $(shlibdeps "$r/usr/bin/vgpu-mediator" "$r/usr/bin/vgpu-client")" \
     "host daemon sharing a GPU among VMs (vgpu)
@@ -216,6 +222,7 @@ msg "vgpu-guest $version"
 DESTDIR=$r PREFIX=/usr LIBDIR="/usr/lib/$multiarch" UDEVDIR=/lib/udev \
     MODLOADDIR=/usr/lib/modules-load.d "$top/scripts/install.sh" "$build" guest >&2
 strip_elves "$r"
+gzip_man "$r"
 copyright "$r" vgpu-guest
 control "$r" vgpu-guest "" \
     "guest side of vgpu: client, library, device binding

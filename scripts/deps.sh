@@ -6,8 +6,9 @@ set -euo pipefail
 # libmicrohttpd-dev: the mediator's Prometheus /metrics (--metrics-listen).
 # libinih-dev: the settings file (--config, INI).
 # libsystemd-dev: sd_notify (Type=notify: READY, STATUS, WATCHDOG, STOPPING).
+# scdoc: the man pages (docs/man/*.scd -> roff).
 pkgs_build="gcc make meson ninja-build pkg-config libcmocka-dev python3 clang libclang-rt-14-dev \
-  libmicrohttpd-dev libsystemd-dev libinih-dev"
+  libmicrohttpd-dev libsystemd-dev scdoc libinih-dev"
 pkgs_qemu="dpkg-dev libglib2.0-dev libpixman-1-dev zlib1g-dev flex bison python3-venv \
   libfdt-dev libcap-ng-dev libattr1-dev xz-utils bzip2 seabios qemu-system-data ipxe-qemu"
 pkgs_guest="busybox-static cpio gzip kmod xz-utils dpkg apt binutils"

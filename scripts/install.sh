@@ -4,10 +4,11 @@
 #
 # usage: scripts/install.sh BUILD_DIR COMPONENT...
 #   host    vgpu-mediator, vgpu-client (host tools), the systemd unit, the
-#           config file (kept when it exists), the documentation
+#           config file (kept when it exists), the documentation and the
+#           man pages
 #   qemu    QEMU with vgpu-stub, copied out of BUILD_DIR/qemu (never a link
 #           into the build cache) to LIBDIR/vgpu/qemu-system-x86_64
-#   guest   what a guest needs: the static vgpu-client, libvgpu + headers,
+#   guest   what a guest needs: the static vgpu-client (and its man page), libvgpu + headers,
 #           the uio_pci_generic binding (modules-load.d + udev rule),
 #           the smoke-test scenarios
 #
@@ -18,6 +19,7 @@
 #   LIBDIR      default PREFIX/lib          (QEMU: LIBDIR/vgpu/)
 #   DATADIR     default PREFIX/share
 #   DOCDIR      default DATADIR/doc/vgpu
+#   MANDIR      default DATADIR/man (man pages, built from docs/man/*.scd)
 #   INCLUDEDIR  default PREFIX/include
 #   SYSCONFDIR  default /etc whatever PREFIX is (the unit reads
 #               SYSCONFDIR/vgpu/mediator.conf)
@@ -48,12 +50,13 @@ BINDIR=${BINDIR:-$PREFIX/bin}
 LIBDIR=${LIBDIR:-$PREFIX/lib}
 DATADIR=${DATADIR:-$PREFIX/share}
 DOCDIR=${DOCDIR:-$DATADIR/doc/vgpu}
+MANDIR=${MANDIR:-$DATADIR/man}
 INCLUDEDIR=${INCLUDEDIR:-$PREFIX/include}
 SYSCONFDIR=${SYSCONFDIR:-/etc}
 UNITDIR=${UNITDIR:-$PREFIX/lib/systemd/system}
 UDEVDIR=${UDEVDIR:-$PREFIX/lib/udev}
 MODLOADDIR=${MODLOADDIR:-$PREFIX/lib/modules-load.d}
-for v in PREFIX BINDIR LIBDIR DATADIR DOCDIR INCLUDEDIR SYSCONFDIR UNITDIR UDEVDIR MODLOADDIR; do
+for v in PREFIX BINDIR LIBDIR DATADIR DOCDIR MANDIR INCLUDEDIR SYSCONFDIR UNITDIR UDEVDIR MODLOADDIR; do
     case ${!v} in /*) ;; *) die "$v=${!v} is not an absolute path" ;; esac
 done
 D=$DESTDIR
@@ -65,6 +68,14 @@ inst() {  # inst MODE SRC DEST_FILE
     echo "  $D$3"
 }
 
+inst_man() {  # inst_man PAGE...: roff built by meson from docs/man/PAGE.scd
+    local p
+    for p in "$@"; do
+        need "$build/docs/man/$p" "make build, with scdoc (scripts/deps.sh build)"
+        inst 0644 "$build/docs/man/$p" "$MANDIR/man${p##*.}/$p"
+    done
+}
+
 install_host() {
     need "$build/mediator/vgpu-mediator" "make build"
     need "$build/client/vgpu-client" "make build"
@@ -72,6 +83,7 @@ install_host() {
     inst 0755 "$build/mediator/vgpu-mediator" "$BINDIR/vgpu-mediator"
     inst 0755 "$build/client/vgpu-client" "$BINDIR/vgpu-client"
     inst 0755 "$build/client/vgpu-smi" "$BINDIR/vgpu-smi"
+    inst_man vgpu-mediator.8 vgpu-mediator.conf.5 vgpu-smi.1 vgpu-client.1
     local unit
     unit=$(mktemp)
     sed -e "s|/usr/local/share/doc/vgpu/|$DOCDIR/|g" \
@@ -115,6 +127,7 @@ install_qemu() {
 install_guest() {
     need "$build/client/vgpu-client-static" "make build with -Dstatic_guest=true"
     inst 0755 "$build/client/vgpu-client-static" "$BINDIR/vgpu-client"
+    inst_man vgpu-client.1
     if [ -f "$build/libvgpu/libvgpu.a" ]; then
         inst 0644 "$build/libvgpu/libvgpu.a" "$LIBDIR/libvgpu.a"
         local h

@@ -49,7 +49,9 @@ for f in /usr/local/bin/vgpu-mediator /usr/local/bin/vgpu-client \
          /usr/local/share/doc/vgpu/operations.md /usr/local/share/doc/vgpu/examples/mediator.conf \
          /usr/local/share/doc/vgpu/examples/libvirt/vgpu-vm1.xml \
          /usr/local/share/doc/vgpu/examples/cloudstack/vgpu-extraconfig.xml \
-         /usr/local/lib/vgpu/qemu-system-x86_64; do
+         /usr/local/lib/vgpu/qemu-system-x86_64 /usr/local/share/man/man8/vgpu-mediator.8 \
+         /usr/local/share/man/man5/vgpu-mediator.conf.5 /usr/local/share/man/man1/vgpu-smi.1 \
+         /usr/local/share/man/man1/vgpu-client.1; do
     check "installed $f" test -f "$d$f"
 done
 q=$d/usr/local/lib/vgpu/qemu-system-x86_64
@@ -107,7 +109,9 @@ contents() { dpkg-deb -c "$1" | awk '{print $6}' | sed 's|^\./|/|'; }
 contents "$med" >"$work/med.list"; contents "$qemu" >"$work/qemu.list"; contents "$guest" >"$work/guest.list"
 for f in /usr/bin/vgpu-mediator /usr/bin/vgpu-client /lib/systemd/system/vgpu-mediator.service \
          /etc/vgpu/mediator.conf /usr/share/doc/vgpu-mediator/operations.md \
-         /usr/share/doc/vgpu-mediator/copyright; do
+         /usr/share/doc/vgpu-mediator/copyright /usr/share/man/man8/vgpu-mediator.8.gz \
+         /usr/share/man/man5/vgpu-mediator.conf.5.gz /usr/share/man/man1/vgpu-smi.1.gz \
+         /usr/share/man/man1/vgpu-client.1.gz; do
     check "vgpu-mediator contains $f" grep -qx -- "$f" "$work/med.list"
 done
 check "vgpu-qemu contains /usr/lib/vgpu/qemu-system-x86_64" grep -qx /usr/lib/vgpu/qemu-system-x86_64 "$work/qemu.list"
@@ -116,7 +120,7 @@ check "vgpu-qemu has no link (nothing points into a cache)" \
 check "no package ships anything under /var/cache" \
     bash -c "! cat '$work'/*.list | grep -q '^/var/cache'"
 for f in /usr/bin/vgpu-client /lib/udev/rules.d/60-vgpu.rules /usr/lib/modules-load.d/vgpu.conf \
-         /usr/include/vgpu/abi.h /usr/share/vgpu/run/m1m2; do
+         /usr/include/vgpu/abi.h /usr/share/vgpu/run/m1m2 /usr/share/man/man1/vgpu-client.1.gz; do
     check "vgpu-guest contains $f" grep -qx -- "$f" "$work/guest.list"
 done
 
