@@ -103,7 +103,7 @@ struct field {
 };
 
 enum {
-    V_SESSION, V_VM_ID, V_NAME, V_GPU, V_STATE, V_PRIO, V_WEIGHT, V_INFLIGHT, V_INFLIGHT_MAX,
+    V_SESSION, V_VM_ID, V_NAME, V_GPU, V_PID, V_STATE, V_PRIO, V_WEIGHT, V_INFLIGHT, V_INFLIGHT_MAX,
     V_REQUESTS, V_RATE, V_OK, V_ERRORS, V_BYTES_IN, V_BYTES_OUT, V_QUEUE_P50, V_QUEUE_P99,
     V_EXEC_P50, V_EXEC_P99, V_GPU_TIME, V_SHARE, V_MEM_USED, V_MEM_QUOTA, V_CONNECTED, V_KICKS,
     V_RING_CORRUPT,
@@ -116,6 +116,7 @@ static const struct field vm_fields[V_STATUS0] = {
     [V_VM_ID]       = { "vm_id", "", "the VM's id (from its device)" },
     [V_NAME]        = { "name", "", "the VM's name" },
     [V_GPU]         = { "gpu", "", "index of the GPU it runs on" },
+    [V_PID]         = { "worker_pid", "", "its GPU worker process, as nvidia-smi lists it (0: none)" },
     [V_STATE]       = { "state", "", "active, or closed (recently)" },
     [V_PRIO]        = { "priority", "", "priority class in effect (0 highest)" },
     [V_WEIGHT]      = { "weight", "", "share within the class" },
@@ -352,6 +353,7 @@ static void vm_value(int id, const struct smi_ctx *c, const struct vgpu_stats_vm
     case V_VM_ID:       put_u(buf, len, v->vm_id, unit, units); break;
     case V_NAME:        snprintf(buf, len, "%s", v->vm_name[0] ? v->vm_name : "[unnamed]"); break;
     case V_GPU:         put_u(buf, len, v->gpu, unit, units); break;
+    case V_PID:         put_u(buf, len, v->worker_pid, unit, units); break;
     case V_STATE:
         snprintf(buf, len, "%s", v->state == VGPU_STATS_VM_ACTIVE ? "active" :
                                  v->state == VGPU_STATS_VM_CLOSED ? "closed" : "[Unknown]");

@@ -50,6 +50,9 @@ struct vgpu_backend_ops {
     void (*gpu_info)(struct vgpu_backend *b, struct vgpu_gpu_info *out);
     /* Optional (may be NULL): the GPU (device ordinal) a VM was placed on. */
     int  (*session_gpu)(struct vgpu_backend *b, struct vgpu_backend_session *s);
+    /* Optional (may be NULL): the pid of the process running the VM's GPU
+     * work, 0 if none; a hint read without waiting for the VM's request. */
+    int  (*session_pid)(struct vgpu_backend *b, struct vgpu_backend_session *s);
     /* Optional (may be NULL): one line of health for the status table. */
     void (*health)(struct vgpu_backend *b, char *buf, unsigned len);
     /* Opcodes (bit 1 << op) whose long requests the executor may run in

@@ -525,6 +525,9 @@ static uint8_t *stats_page(struct vgpu_mediator *m, uint32_t seq, uint32_t start
             v->weight = s->weight;
             v->inflight = s->taken;
             v->max_inflight = s->max_inflight;
+            if (m->bops->session_pid && s->bsess) {
+                v->worker_pid = (uint32_t)m->bops->session_pid(m->backend, s->bsess);
+            }
             v->connected_ns = vgpu_now_ns() - s->connect_ns;
             v->gpu_time_ns = s->ent.charged_ns;
             fill_vm_record(v, &s->st);

@@ -215,7 +215,8 @@ struct vgpu_stats_vm {
     uint32_t inflight;          /* taken from the ring, not completed */
     uint32_t max_inflight;
     uint32_t flags;             /* VGPU_STATS_VM_* */
-    uint32_t pad;
+    uint32_t worker_pid;        /* its GPU worker process (cuda), as nvidia-smi lists
+                                 * it; 0: none (cpu, not started, closed) */
     uint64_t connected_ns;      /* since HELLO; 0 for a closed session */
     uint64_t requests;          /* taken from the ring */
     uint64_t completed;

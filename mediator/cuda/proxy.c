@@ -861,6 +861,13 @@ static int proxy_session_gpu(struct vgpu_backend *b, struct vgpu_backend_session
     return s->gpu;      /* set once at open */
 }
 
+static int proxy_session_pid(struct vgpu_backend *b, struct vgpu_backend_session *s)
+{
+    (void)b;
+    /* Written under s->lock, read without: a request may hold it for long. */
+    return __atomic_load_n(&s->w.pid, __ATOMIC_RELAXED);
+}
+
 const struct vgpu_backend_ops vgpu_backend_cuda = {
     .name = "cuda",
     .kind = VGPU_BACKEND_CUDA,
@@ -872,6 +879,7 @@ const struct vgpu_backend_ops vgpu_backend_cuda = {
     .gpu_info = proxy_gpu_info,
     .health = proxy_health,
     .session_gpu = proxy_session_gpu,
+    .session_pid = proxy_session_pid,
     /* Not SGEMM: every part would copy all of B to the device again. */
     .split_ops = ((1u << VGPU_OP_COUNT) - 1) & ~(1u << VGPU_OP_SGEMM),
     /* Each VM has its own worker and context: requests of several VMs can

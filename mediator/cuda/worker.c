@@ -200,6 +200,13 @@ static int do_open(struct worker *w, const struct vgpu_worker_req *q, int fd)
     if (r < 0) {
         s->bs = NULL;
         wsess_free(w, s);
+    } else {
+        /* ps, top and nvidia-smi tell the VMs' workers apart by this name
+         * (15 bytes; vgpu-smi --query-vm=vm_id,worker_pid maps them). */
+        char comm[16];
+
+        snprintf(comm, sizeof(comm), "vgpu-vm%u", q->vm_id);
+        prctl(PR_SET_NAME, comm);
     }
     return reply(w, r, 0);
 
