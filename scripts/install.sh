@@ -102,7 +102,7 @@ install_host() {
     inst 0644 "$top/docs/operations.md" "$DOCDIR/operations.md"
     inst 0644 "$top/README.md" "$DOCDIR/README.md"
     local f
-    for f in "$top"/deploy/libvirt/*.xml "$top"/deploy/cloudstack/*.xml; do
+    for f in "$top"/deploy/libvirt/*.xml "$top"/deploy/cloudstack/*.xml "$top"/deploy/grafana/*.json; do
         [ -f "$f" ] && inst 0644 "$f" "$DOCDIR/examples/$(basename "$(dirname "$f")")/$(basename "$f")"
     done
     return 0
