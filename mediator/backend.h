@@ -21,6 +21,8 @@ struct vgpu_backend_session;  /* backend-private, one per VM */
 struct vgpu_backend_config {
     int      gpu_index;            /* CUDA device ordinal (the only one unless all_gpus) */
     uint32_t all_gpus;             /* 1: place VMs on every visible GPU */
+    uint32_t pad;
+    uint64_t gpu_unused;           /* bit N: place no VM on GPU N (config [gpu N] use = no) */
     uint64_t vm_mem_quota;         /* device bytes a VM may hold; 0 = no limit */
     uint32_t request_timeout_ms;   /* per-request limit; 0 = none */
 };

@@ -525,6 +525,39 @@ static int ini_vm_key(struct ini_ctx *c, const char *name, const char *value)
     return 0;
 }
 
+/* A [gpu N] key: use = yes|no (no: no VM is placed there). */
+static int ini_gpu_key(struct ini_ctx *c, const char *which, const char *name, const char *value)
+{
+    unsigned long long n;
+    char what[96];
+
+    snprintf(what, sizeof(what), "config %s: [gpu]", c->path);
+    while (*which == ' ' || *which == '\t') {
+        which++;
+    }
+    if (parse_uint(what, which, 0, 63, &n)) {
+        return -EINVAL;
+    }
+    if (strcmp(name, "use") != 0) {
+        fprintf(stderr, "vgpu-mediator: config %s: unknown [gpu] key '%s' (use)\n", c->path,
+                name);
+        return -EINVAL;
+    }
+    if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0) {
+        fprintf(stderr, "vgpu-mediator: config %s: [gpu %llu] use: yes or no, not '%s'\n",
+                c->path, n, value);
+        return -EINVAL;
+    }
+    if (c->cfg) {
+        if (strcmp(value, "no") == 0) {
+            c->cfg->gpu_unused |= 1ull << n;
+        } else {
+            c->cfg->gpu_unused &= ~(1ull << n);
+        }
+    }
+    return 0;
+}
+
 /* A [mediator] key: checked alone by the option parser, then kept. */
 static int ini_mediator_key(struct ini_ctx *c, const char *name, const char *value)
 {
@@ -583,6 +616,9 @@ static int ini_on_entry(void *user, const char *section, const char *name, const
     if (strcmp(section, "mediator") == 0) {
         return ini_mediator_key(c, name, value) == 0;
     }
+    if (strncmp(section, "gpu", 3) == 0 && (section[3] == ' ' || section[3] == '\t')) {
+        return ini_gpu_key(c, section + 3, name, value) == 0;
+    }
     if (strncmp(section, "vm", 2) == 0 && (section[2] == ' ' || section[2] == '\t')) {
         char key[80];
 
@@ -596,8 +632,8 @@ static int ini_on_entry(void *user, const char *section, const char *name, const
         }
         return ini_vm_key(c, name, value) == 0;
     }
-    fprintf(stderr, "vgpu-mediator: config %s: unknown section [%s] ([mediator], [vm NAME|ID])\n",
-            c->path, section);
+    fprintf(stderr, "vgpu-mediator: config %s: unknown section [%s] ([mediator], [vm NAME|ID],"
+            " [gpu N])\n", c->path, section);
     return 0;
 }
 
@@ -691,8 +727,8 @@ int vgpu_config_check(const char *path, const char *argv0)
     if (file_is_ini(path)) {
         r = ini_load(&c);
         if (r == 0) {
-            printf("config %s: ok: %u [mediator] setting(s), %u [vm] section(s)\n", path,
-                   c.n_args, cfg.n_overrides);
+            printf("config %s: ok: %u [mediator] setting(s), %u [vm] section(s)%s\n", path,
+                   c.n_args, cfg.n_overrides, cfg.gpu_unused ? ", GPUs set aside" : "");
         }
         ini_ctx_free(&c);
     } else {
@@ -935,6 +971,9 @@ int vgpu_config_reload(struct vgpu_mediator *m)
     }
 
     report_mediator_changes(m->cfg.file_settings_seen, fresh.file_settings_seen);
+    if (fresh.gpu_unused != m->cfg.gpu_unused) {
+        log_warn("reload: the [gpu] sections changed: they take effect at the next restart");
+    }
     free(m->cfg.file_settings_seen);
     m->cfg.file_settings_seen = fresh.file_settings_seen;
     fresh.file_settings_seen = NULL;

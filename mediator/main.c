@@ -163,6 +163,7 @@ static int select_backend(struct vgpu_mediator *m)
     const struct vgpu_backend_config bc = {
         .gpu_index = m->cfg.gpu_index,
         .all_gpus = !m->cfg.gpu_given,
+        .gpu_unused = m->cfg.gpu_unused,
         .vm_mem_quota = m->cfg.mem_quota_mib << 20,
         .request_timeout_ms = m->cfg.timeout_ms,
     };

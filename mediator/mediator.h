@@ -71,6 +71,7 @@ struct vgpu_config {
                                    * admin connection its next STATS_REQ */
     int         gpu_index;
     bool        gpu_given;        /* --gpu: only that GPU; else every visible one */
+    uint64_t    gpu_unused;       /* config [gpu N] use = no: bit N */
     const char *config_file;
     int         log_level;
     bool        status;           /* --status: query a running daemon */

@@ -113,6 +113,12 @@ struct vgpu_backend {
     char     why[VGPU_WORKER_TEXT];     /* why the latest spawn failed */
 };
 
+/* The config file's [gpu N] use = no. */
+static bool gpu_unused(const struct vgpu_backend *b, int gpu)
+{
+    return gpu >= 0 && gpu < 64 && (b->cfg.gpu_unused >> gpu) & 1;
+}
+
 static uint64_t now_ns(void)
 {
     struct timespec ts;
@@ -512,6 +518,23 @@ static int proxy_init(const struct vgpu_backend_config *cfg, struct vgpu_backend
     } else if (b->ngpus > MAX_GPUS) {
         b->ngpus = MAX_GPUS;
     }
+    if (b->ngpus > 1) {
+        unsigned usable = 0;
+
+        for (unsigned g = 0; g < b->ngpus; g++) {
+            usable += !gpu_unused(b, (int)g);
+        }
+        if (!usable) {
+            snprintf(proxy_init_why, sizeof(proxy_init_why),
+                     "every GPU is set aside by the config file ([gpu N] use = no)");
+            *why = proxy_init_why;
+            worker_stop(&b->spare, true);
+            pthread_cond_destroy(&b->starters_cond);
+            pthread_mutex_destroy(&b->lock);
+            free(b);
+            return -ENODEV;
+        }
+    }
     *out = b;
     return 0;
 }
@@ -590,12 +613,13 @@ static int place(struct vgpu_backend *b, uint32_t vm_id, int pinned)
     unsigned count[MAX_GPUS] = { 0 }, best = 0;
 
     if (pinned >= 0) {
-        if ((b->ngpus > 1 && (unsigned)pinned < b->ngpus) ||
-            (b->ngpus <= 1 && pinned == b->cfg.gpu_index)) {
+        if (((b->ngpus > 1 && (unsigned)pinned < b->ngpus) ||
+             (b->ngpus <= 1 && pinned == b->cfg.gpu_index)) && !gpu_unused(b, pinned)) {
             return pinned;
         }
         log_warn("cuda: vm %u is pinned to GPU %d, which this mediator does not use (%s);"
                  " placing it by load", vm_id, pinned,
+                 gpu_unused(b, pinned) ? "[gpu] use = no" :
                  b->ngpus > 1 ? "no such GPU" : "--gpu restricts it to one");
     }
     if (b->ngpus <= 1) {
@@ -606,12 +630,13 @@ static int place(struct vgpu_backend *b, uint32_t vm_id, int pinned)
             count[s->gpu]++;
         }
     }
-    for (unsigned g = 1; g < b->ngpus; g++) {
-        if (count[g] < count[best]) {
+    best = b->ngpus;
+    for (unsigned g = 0; g < b->ngpus; g++) {
+        if (!gpu_unused(b, (int)g) && (best == b->ngpus || count[g] < count[best])) {
             best = g;
         }
     }
-    return (int)best;
+    return best < b->ngpus ? (int)best : b->cfg.gpu_index;    /* all set aside: init refused */
 }
 
 /* Records the VM, places it on a GPU and starts its worker in the background. */

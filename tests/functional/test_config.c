@@ -283,6 +283,14 @@ int main(void)
         r = check_config(ini, out, sizeof(out));
         CHECK(WIFEXITED(r) && WEXITSTATUS(r) == 1 && strstr(out, "unknown section [gpus]"),
               "--check-config: an unknown section is refused");
+        write_file(ini, "[gpu 1]\nuse = no\n[vm 3]\ngpu = 0\n");
+        r = check_config(ini, out, sizeof(out));
+        CHECK(WIFEXITED(r) && WEXITSTATUS(r) == 0 && strstr(out, "GPUs set aside"),
+              "--check-config: [gpu 1] use = no is taken");
+        write_file(ini, "[gpu 1]\nuse = maybe\n");
+        r = check_config(ini, out, sizeof(out));
+        CHECK(WIFEXITED(r) && WEXITSTATUS(r) == 1 && strstr(out, "yes or no"),
+              "--check-config: [gpu] use takes yes or no");
         write_file(ini, "[mediator]\nconfig = /etc/other.conf\n");
         r = check_config(ini, out, sizeof(out));
         CHECK(WIFEXITED(r) && WEXITSTATUS(r) == 1 && strstr(out, "command line only"),

@@ -497,6 +497,21 @@ static void test_placement(void **state)
     vgpu_backend_cuda.session_close(f.b, f.b2.s);
     vgpu_backend_cuda.fini(f.b);
 
+    /* [gpu 0] use = no: every VM on GPU 1, a pin to 0 included. */
+    cfg.gpu_unused = 1;
+    assert_int_equal(vgpu_backend_cuda.init(&cfg, &f.b, &why), 0);
+    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 9, -1, &f.a.v, &f.a.s), 0);
+    assert_int_equal(vgpu_backend_cuda.session_open(f.b, 10, 0, &f.b2.v, &f.b2.s), 0);
+    assert_int_equal(stats(&f, &f.a).gpu, 1);
+    assert_int_equal(stats(&f, &f.b2).gpu, 1);
+    vgpu_backend_cuda.session_close(f.b, f.a.s);
+    vgpu_backend_cuda.session_close(f.b, f.b2.s);
+    vgpu_backend_cuda.fini(f.b);
+    cfg.gpu_unused = 3;     /* both set aside: refused */
+    assert_int_equal(vgpu_backend_cuda.init(&cfg, &f.b, &why), -ENODEV);
+    assert_non_null(strstr(why, "set aside"));
+    cfg.gpu_unused = 0;
+
     /* --gpu N: only N. */
     cfg.all_gpus = 0;
     cfg.gpu_index = 1;
