@@ -61,15 +61,16 @@ void vgpu_notify_ready(struct vgpu_mediator *m)
 
 int vgpu_notify_timeout_ms(int max_ms)
 {
-    uint64_t ms;
+    uint64_t now, due, ms;
 
     if (!nt.wd_every_ns) {
         return max_ms;
     }
-    ms = nt.wd_every_ns / 1000000;
-    if (ms < 1) {
-        ms = 1;
-    }
+    /* Until the next ping is due, not a whole interval: a loop woken by
+     * traffic just before it would otherwise wait nearly two. */
+    now = vgpu_now_ns();
+    due = nt.wd_last_ns + nt.wd_every_ns;
+    ms = due > now ? (due - now + 999999) / 1000000 : 0;
     return ms < (uint64_t)max_ms ? (int)ms : max_ms;
 }
 

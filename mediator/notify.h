@@ -13,8 +13,8 @@ struct vgpu_mediator;
 #ifdef HAVE_LIBSYSTEMD
 /* READY=1 with a first STATUS=; reads WATCHDOG_USEC. */
 void vgpu_notify_ready(struct vgpu_mediator *m);
-/* The I/O loop's epoll timeout: at most max_ms, shorter when the watchdog
- * needs its pings more often. */
+/* The I/O loop's epoll timeout: at most max_ms, shorter when the next
+ * watchdog ping is due sooner. */
 int vgpu_notify_timeout_ms(int max_ms);
 /* Each turn of the I/O loop: WATCHDOG=1 every half WATCHDOG_USEC, STATUS=
  * when the number of VMs changed (at most once a second). */
