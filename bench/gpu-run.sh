@@ -38,6 +38,12 @@ spin_med=() spin_cl=()
 if [ -n "${SPIN_US:-}" ]; then
   spin_med=(--spin-us="$SPIN_US") spin_cl=(--spin-us "$SPIN_US")
 fi
+# The GPU host may lack libraries the mediator links (libinih, libmicrohttpd):
+# copies carried in $BUILD/gpu-libs (cp -L from this machine's /usr/lib) are used.
+if [ -d "$build/gpu-libs" ]; then
+  libs=$(cd "$build/gpu-libs" && pwd)
+  export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 mkdir -p "$out"
 stamp=$(date -u +%Y-%m-%d-%H%M)
 log=$out/gpu-run.log
