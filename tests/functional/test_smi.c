@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
 /*
  * The read-only admin socket and vgpu-smi against a real mediator: the admin
- * socket answers statistics and refuses a device (HELLO, KICK); 600 attached
- * VMs come out of vgpu-smi --query-vm as 600 whole rows, paged; the CSV
+ * socket answers statistics and refuses a device (HELLO, KICK); 1000 attached
+ * VMs come out of vgpu-smi --query-vm as 1000 whole rows, paged; the CSV
  * options; usage errors exit 2; no mediator exits 1 naming the path; the
  * text table of --status says what it leaves out instead of cutting.
  */
@@ -17,7 +17,7 @@
 
 #include "fhelp.h"
 
-#define NDEV 600
+#define NDEV 1000
 #define SHM  (1u << 20)
 
 static struct fh_mediator med;
@@ -207,7 +207,7 @@ static void pages_by_hand(unsigned want)
 
 int main(void)
 {
-    const char *args[] = { "--max-sessions", "700", "--executors", "1", NULL };
+    const char *args[] = { "--max-sessions", "1100", "--executors", "1", NULL };
     struct rlimit rl;
     struct stat st;
     char cmd[512];
@@ -316,15 +316,15 @@ int main(void)
     snprintf(cmd, sizeof(cmd), "--socket '%s' --query-gpu=sessions,sessions.max,backend "
              "--format=csv,noheader,nounits", admin);
     r = smi(cmd, &out, NULL);
-    CHECK(r == 0 && out && strcmp(out, "600, 700, cpu\n") == 0, "--query-gpu: '%s'",
+    CHECK(r == 0 && out && strcmp(out, "1000, 1100, cpu\n") == 0, "--query-gpu: '%s'",
           out ? out : "");
     free(out);
 
     /* the default table and JSON hold every VM too */
     snprintf(cmd, sizeof(cmd), "--socket '%s'", admin);
     r = smi(cmd, &out, NULL);
-    CHECK(r == 0 && out && strstr(out, "VMs (600)") && strstr(out, "ft-vm600") &&
-          strstr(out, "queue.p99 [us]"), "the default table lists 600 VMs");
+    CHECK(r == 0 && out && strstr(out, "VMs (1000)") && strstr(out, "ft-vm1000") &&
+          strstr(out, "queue.p99 [us]"), "the default table lists 1000 VMs");
     free(out);
     snprintf(cmd, sizeof(cmd), "--socket '%s' --json", admin);
     r = smi(cmd, &out, NULL);
@@ -366,7 +366,7 @@ int main(void)
 
     /* the text table of --status is cut at 64 KiB, and says so */
     out = fh_mediator_status(&med);
-    CHECK(out && strstr(out, "more rows not shown"), "--status with 600 VMs ends saying how many "
+    CHECK(out && strstr(out, "more rows not shown"), "--status with 1000 VMs ends saying how many "
           "rows it left out");
     free(out);
 
