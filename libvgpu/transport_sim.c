@@ -147,11 +147,22 @@ static int connect_socket(struct sim *s, uint64_t deadline)
     for (;;) {
         int r;
 
-        s->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        /* Non-blocking: a mediator whose listen backlog is full makes a
+         * blocking connect() wait with no deadline; this way it is EAGAIN,
+         * retried until the deadline. The socket blocks again once connected. */
+        s->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (s->sock < 0) {
             return -errno;
         }
         if (connect(s->sock, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            int fl = fcntl(s->sock, F_GETFL);
+
+            if (fl < 0 || fcntl(s->sock, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+                r = -errno;
+                close(s->sock);
+                s->sock = -1;
+                return r;
+            }
             return 0;
         }
         r = -errno;
