@@ -554,3 +554,35 @@ int fh_dev_wait(struct fh_dev *d, struct vgpu_cqe *out, int timeout_ms)
         }
     }
 }
+
+bool fh_status_row_has(const char *status, const char *name, unsigned prio, unsigned weight)
+{
+    const char *row = strstr(status, name);
+    unsigned sess, vm, p, w;
+    char nm[32];
+
+    if (!row) {
+        return false;
+    }
+    while (row > status && row[-1] != '\n') {
+        row--;
+    }
+    return sscanf(row, "%u %u %31s %u %u", &sess, &vm, nm, &p, &w) == 5 && p == prio &&
+           w == weight;
+}
+
+bool fh_file_contains(const char *path, const char *what)
+{
+    char line[1024];
+    bool found = false;
+    FILE *f = fopen(path, "re");
+
+    if (!f) {
+        return false;
+    }
+    while (!found && fgets(line, sizeof(line), f)) {
+        found = strstr(line, what) != NULL;
+    }
+    fclose(f);
+    return found;
+}

@@ -45,6 +45,11 @@ int fh_mediator_stop(struct fh_mediator *m, bool kill9);
 void fh_mediator_cleanup(struct fh_mediator *m);  /* removes the tmp dir */
 void fh_mediator_dump_log(const struct fh_mediator *m, int tail_lines);
 int fh_count_fds(pid_t pid);
+/* true when the --status text has the row of VM name with this priority
+ * and weight. */
+bool fh_status_row_has(const char *status, const char *name, unsigned prio, unsigned weight);
+/* true when a line of the file at path contains what. */
+bool fh_file_contains(const char *path, const char *what);
 /* Runs `vgpu-mediator --status` and returns its stdout (malloc), or NULL. */
 char *fh_mediator_status(const struct fh_mediator *m);
 

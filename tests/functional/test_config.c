@@ -26,22 +26,6 @@
 
 static struct fh_mediator med;
 
-static bool row_has(const char *status, const char *name, unsigned prio, unsigned weight)
-{
-    const char *row = strstr(status, name);
-    unsigned sess, vm, p, w;
-    char nm[32];
-
-    if (!row) {
-        return false;
-    }
-    while (row > status && row[-1] != '\n') {
-        row--;
-    }
-    return sscanf(row, "%u %u %31s %u %u", &sess, &vm, nm, &p, &w) == 5 && p == prio &&
-           w == weight;
-}
-
 static int run_mediator_sync(const char *sock, const char *cfg, int timeout_s)
 {
     char cmd[512];
@@ -79,18 +63,7 @@ static void write_file(const char *path, const char *text)
 
 static bool log_contains(const char *what)
 {
-    char line[1024];
-    bool found = false;
-    FILE *f = fopen(med.log, "re");
-
-    if (!f) {
-        return false;
-    }
-    while (!found && fgets(line, sizeof(line), f)) {
-        found = strstr(line, what) != NULL;
-    }
-    fclose(f);
-    return found;
+    return fh_file_contains(med.log, what);
 }
 
 int main(void)
@@ -133,9 +106,9 @@ int main(void)
     CHECK(status != NULL, "--status answers");
     if (status) {
         /* devices say priority 1 weight 1 (fh_hello_init) */
-        CHECK(row_has(status, "ft-vm11", 0, 50), "vm 11 by id: priority 0 weight 50");
-        CHECK(row_has(status, "ft-vm12", 1, 7), "vm ft-vm12 by name: priority 1 (kept) weight 7");
-        CHECK(row_has(status, "ft-vm13", 3, 1), "vm 13: priority 3 weight 1 (kept)");
+        CHECK(fh_status_row_has(status, "ft-vm11", 0, 50), "vm 11 by id: priority 0 weight 50");
+        CHECK(fh_status_row_has(status, "ft-vm12", 1, 7), "vm ft-vm12 by name: priority 1 (kept) weight 7");
+        CHECK(fh_status_row_has(status, "ft-vm13", 3, 1), "vm 13: priority 3 weight 1 (kept)");
         free(status);
     }
 
@@ -239,7 +212,7 @@ int main(void)
         CHECK(r == 0 && d1.welcome.max_inflight == 7, "[mediator] max-inflight = 7 applies (%u)",
               d1.welcome.max_inflight);
         status = fh_mediator_status(&med);
-        CHECK(status && row_has(status, "ft-vm11", 0, 50) && row_has(status, "ft-vm12", 1, 7),
+        CHECK(status && fh_status_row_has(status, "ft-vm11", 0, 50) && fh_status_row_has(status, "ft-vm12", 1, 7),
               "[vm 11] and [vm ft-vm12] apply");
         free(status);
         /* A reload: [vm] live, [mediator] at the next restart (said so). */
@@ -254,7 +227,7 @@ int main(void)
         CHECK(log_contains("now says max-inflight=5: takes effect at the next restart"),
               "reload: the changed [mediator] setting is named as waiting for a restart");
         status = fh_mediator_status(&med);
-        CHECK(status && row_has(status, "ft-vm11", 1, 2), "reload: [vm 11] weight 2 applies live");
+        CHECK(status && fh_status_row_has(status, "ft-vm11", 1, 2), "reload: [vm 11] weight 2 applies live");
         free(status);
         fh_dev_close(&d1);
         fh_dev_close(&d2);

@@ -20,23 +20,6 @@
 
 static struct fh_mediator med;
 
-/* The status row of the connected VM called name: its priority and weight. */
-static bool row_has(const char *status, const char *name, unsigned prio, unsigned weight)
-{
-    const char *row = strstr(status, name);
-    unsigned sess, vm, p, w;
-    char nm[32];
-
-    if (!row) {
-        return false;
-    }
-    while (row > status && row[-1] != '\n') {
-        row--;
-    }
-    return sscanf(row, "%u %u %31s %u %u", &sess, &vm, nm, &p, &w) == 5 && p == prio &&
-           w == weight;
-}
-
 /* Polls --status until every (name, prio, weight) holds, up to 5 s. */
 static bool status_shows(const char *const *names, const unsigned (*pw)[2], int n)
 {
@@ -47,7 +30,7 @@ static bool status_shows(const char *const *names, const unsigned (*pw)[2], int 
         bool all = st != NULL;
 
         for (int i = 0; all && i < n; i++) {
-            all = row_has(st, names[i], pw[i][0], pw[i][1]);
+            all = fh_status_row_has(st, names[i], pw[i][0], pw[i][1]);
         }
         free(st);
         if (all) {

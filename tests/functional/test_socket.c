@@ -32,22 +32,6 @@ static int run_mediator_sync(const char *sock, const char *errfile)
     return system(cmd);
 }
 
-static bool file_contains(const char *path, const char *what)
-{
-    char line[1024];
-    bool found = false;
-    FILE *f = fopen(path, "re");
-
-    if (!f) {
-        return false;
-    }
-    while (!found && fgets(line, sizeof(line), f)) {
-        found = strstr(line, what) != NULL;
-    }
-    fclose(f);
-    return found;
-}
-
 static bool same_file(const char *path, const struct stat *was)
 {
     struct stat st;
@@ -98,7 +82,7 @@ int main(void)
     r = run_mediator_sync(a.sock, errfile);
     CHECK(WIFEXITED(r) && WEXITSTATUS(r) != 0, "a second mediator on A's live socket exits non-zero"
           " (0x%x)", r);
-    CHECK(file_contains(errfile, "another mediator is answering") && file_contains(errfile, a.sock),
+    CHECK(fh_file_contains(errfile, "another mediator is answering") && fh_file_contains(errfile, a.sock),
           "with a message naming the path");
     CHECK(same_file(a.sock, &st_a), "A's socket file is untouched");
     CHECK(serves(a.sock, 1), "A still serves");
@@ -111,7 +95,7 @@ int main(void)
     }
     r = run_mediator_sync(plain, errfile);
     CHECK(WIFEXITED(r) && WEXITSTATUS(r) != 0, "a mediator on a plain file exits non-zero (0x%x)", r);
-    CHECK(file_contains(errfile, "not a socket") && file_contains(errfile, plain),
+    CHECK(fh_file_contains(errfile, "not a socket") && fh_file_contains(errfile, plain),
           "saying it is not a socket, naming it");
     CHECK(lstat(plain, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 4, "the file is left alone");
     unlink(plain);
@@ -125,7 +109,7 @@ int main(void)
     CHECK(exited_0(r), "A stops, exit 0 (0x%x)", r);
     CHECK(same_file(b.sock, &st_b), "B's socket file is still there after A stopped");
     CHECK(serves(b.sock, 2), "and B answers on it");
-    CHECK(file_contains(a.log, "no longer this mediator's socket"), "A says why it left the path");
+    CHECK(fh_file_contains(a.log, "no longer this mediator's socket"), "A says why it left the path");
     unlink(moved);
 
     /* B's socket removed, C started on the path: the same when B stops */
