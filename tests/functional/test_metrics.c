@@ -4,12 +4,15 @@
  * Prometheus text format (checked by Prometheus's own `promtool check
  * metrics` when it is installed: Debian package prometheus), counters that
  * only grow between scrapes, a scrape beside a client that never sends
- * anything, and 404 elsewhere.
+ * anything, and 404 elsewhere; then scrapes while 8 clients run (every VM's
+ * counter monotonic) and, once they are idle, the same request counts as
+ * vgpu-smi's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "vgpu/libvgpu.h"
 #include "fhelp.h"
 
 #define NDEV 3
@@ -139,6 +143,130 @@ static bool nops(unsigned k, unsigned count)
     return true;
 }
 
+#define NBUSY 8
+
+struct busy {
+    pthread_t th;
+    uint32_t vm_id;
+    unsigned done;
+    int err;
+};
+
+static volatile int busy_stop, busy_quit;
+
+/* A VM that runs NOPs until told to stop, then stays attached, idle. */
+static void *busy_main(void *arg)
+{
+    struct busy *b = arg;
+    struct vgpu_open_opts o = { .transport = "sim", .socket_path = med.sock, .vm_id = b->vm_id,
+                                .shm_size = 2u << 20 };
+    struct vgpu_dev *dev;
+    char name[32];
+
+    snprintf(name, sizeof(name), "ft-busy%u", b->vm_id);
+    o.vm_name = name;
+    b->err = vgpu_open(&o, &dev);
+    if (b->err < 0) {
+        return NULL;
+    }
+    while (!__atomic_load_n(&busy_stop, __ATOMIC_ACQUIRE)) {
+        struct vgpu_sqe s = { .opcode = VGPU_OP_NOP, .tag = b->done };
+        struct vgpu_cqe c;
+
+        if (vgpu_call(dev, &s, &c, 5000) < 0 || c.status != VGPU_S_OK) {
+            b->err = -EIO;
+            break;
+        }
+        b->done++;
+    }
+    while (!__atomic_load_n(&busy_quit, __ATOMIC_ACQUIRE)) {
+        usleep(10 * 1000);
+    }
+    vgpu_close(dev);
+    return NULL;
+}
+
+/* requests_total of vm_id in a /metrics response, -1 if absent. */
+static double busy_requests(const char *resp, uint32_t vm_id)
+{
+    char series[96];
+    const char *body = resp ? strstr(resp, "\r\n\r\n") : NULL;
+
+    snprintf(series, sizeof(series), "vgpu_vm_requests_total{vm_id=\"%u\",vm_name=\"ft-busy%u\"}",
+             vm_id, vm_id);
+    return sample(body ? body + 4 : NULL, series);
+}
+
+static void busy_phase(void)
+{
+    struct busy bs[NBUSY];
+    double last[NBUSY];
+    unsigned scrapes = 0, back = 0, fails = 0, matched = 0;
+    char cmd[512], line[128];
+    FILE *p;
+
+    memset(bs, 0, sizeof(bs));
+    for (unsigned i = 0; i < NBUSY; i++) {
+        bs[i].vm_id = 101 + i;
+        last[i] = 0;
+        pthread_create(&bs[i].th, NULL, busy_main, &bs[i]);
+    }
+    for (uint64_t end = fh_now_ms() + 1500; fh_now_ms() < end;) {
+        char *resp = http_get("/metrics");
+
+        if (!resp || !strstr(resp, " 200 ")) {
+            fails++;
+        }
+        for (unsigned i = 0; resp && i < NBUSY; i++) {
+            double v = busy_requests(resp, bs[i].vm_id);
+
+            if (v >= 0 && v < last[i]) {
+                back++;
+            }
+            if (v > last[i]) {
+                last[i] = v;
+            }
+        }
+        free(resp);
+        scrapes++;
+        usleep(50 * 1000);
+    }
+    __atomic_store_n(&busy_stop, 1, __ATOMIC_RELEASE);
+    usleep(400 * 1000);     /* idle, and past the page's 250 ms */
+    {
+        char *resp = http_get("/metrics");
+
+        snprintf(cmd, sizeof(cmd), "'%s' --socket '%s/run/mediator-ro.sock' "
+                 "--query-vm=vm_id,requests --format=csv,noheader,nounits",
+                 getenv("VGPU_SMI"), med.dir);
+        p = getenv("VGPU_SMI") ? popen(cmd, "r") : NULL;
+        while (p && fgets(line, sizeof(line), p)) {
+            unsigned vm;
+            double req;
+
+            if (sscanf(line, "%u, %lf", &vm, &req) == 2 && vm >= 101 && vm < 101 + NBUSY &&
+                busy_requests(resp, vm) == req && req == bs[vm - 101].done) {
+                matched++;
+            }
+        }
+        if (p) {
+            pclose(p);
+        }
+        free(resp);
+    }
+    __atomic_store_n(&busy_quit, 1, __ATOMIC_RELEASE);
+    for (unsigned i = 0; i < NBUSY; i++) {
+        pthread_join(bs[i].th, NULL);
+        CHECK(bs[i].err == 0 && bs[i].done > 0, "busy VM %u ran %u NOPs", bs[i].vm_id, bs[i].done);
+    }
+    printf("# %u scrapes while %d clients ran\n", scrapes, NBUSY);
+    CHECK(fails == 0 && scrapes >= 10, "every scrape answered while %d clients ran (%u)", NBUSY,
+          scrapes);
+    CHECK(back == 0, "no counter went back between scrapes (%u did)", back);
+    CHECK(matched == NBUSY, "idle: /metrics, vgpu-smi and the clients agree on every VM's"
+          " requests (%u of %d)", matched, NBUSY);
+}
+
 int main(void)
 {
     char listen[64], file[200], cmd[512];
@@ -214,6 +342,8 @@ int main(void)
     a = http_get("/other");
     CHECK(a && strstr(a, " 404 "), "GET /other: 404");
     free(a);
+
+    busy_phase();
     if (idle >= 0) {
         close(idle);
     }
