@@ -10,7 +10,9 @@
  * validate never accepts a request whose execution touches memory outside
  * the data area: the mapping is malloc'ed to its exact size (AddressSanitizer
  * sees the end) and the ring area below VGPU_SHM_DATA_OFFSET is checked to be
- * left untouched; exec returns a defined status.
+ * left untouched; exec returns a defined status. The parts a long request
+ * is cut into (op->parts/part) each validate on the same memory and, run one
+ * after the other, stay inside it too.
  */
 #include <string.h>
 
@@ -85,6 +87,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Accepted: the byte estimate must fit in what the VM has mapped. */
     FUZZ_CHECK(in_b <= view.size && out_b <= view.size);
     view.base = shm_get(which);
+    if (op->parts) {
+        /* The executor runs parts of an accepted request as requests of
+         * their own: each must be one the validator accepts. */
+        uint32_t want = 1 + fuzz_u8(&in) % 64, n = op->parts(&sqe, want);
+
+        FUZZ_CHECK(n >= 1 && n <= want);
+        for (uint32_t i = 0; i < n; i++) {
+            struct vgpu_sqe part;
+
+            op->part(&sqe, i, n, &part);
+            FUZZ_CHECK(op->validate(&part, view.size) == VGPU_S_OK);
+            if (n > 1 && i == n - 1) {
+                vgpu_ops_set_deadline(vgpu_ops_now_ns() + EXEC_BUDGET_NS);
+                r = op->exec_cpu(&part, &view, &result);
+                vgpu_ops_set_deadline(0);
+                FUZZ_CHECK(r >= VGPU_S_OK && r < VGPU_S_STATUS_COUNT);
+            }
+        }
+    }
     vgpu_ops_set_deadline(vgpu_ops_now_ns() + EXEC_BUDGET_NS);
     r = op->exec_cpu(&sqe, &view, &result);
     vgpu_ops_set_deadline(0);
