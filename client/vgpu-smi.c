@@ -19,6 +19,7 @@
 
 #include "vgpu/abi.h"
 #include "vgpu/protocol.h"
+#include "mediator/util.h"
 #include "smi.h"
 
 #define REPLY_TIMEOUT_MS 5000
@@ -68,50 +69,6 @@ static void help_fields(enum smi_kind kind)
 
 /* ---------------------------------------------------------------- socket */
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int read_full(int fd, void *buf, size_t len, uint64_t deadline_ms)
-{
-    uint8_t *p = buf;
-
-    while (len > 0) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        uint64_t now = now_ms();
-        ssize_t n;
-        int r;
-
-        if (now >= deadline_ms) {
-            return -ETIMEDOUT;
-        }
-        r = poll(&pfd, 1, (int)(deadline_ms - now));
-        if (r < 0 && errno != EINTR) {
-            return -errno;
-        }
-        if (r <= 0) {
-            continue;
-        }
-        n = recv(fd, p, len, MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR) {
-                continue;
-            }
-            return -errno;
-        }
-        if (n == 0) {
-            return -ECONNRESET;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int connect_admin(const char *path)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -156,7 +113,7 @@ static int fetch(int fd, const char *path, uint32_t seq, struct smi_snapshot *sn
             .start = start,
         };
         struct vgpu_msg_hdr h;
-        uint64_t deadline = now_ms() + REPLY_TIMEOUT_MS;
+        uint64_t deadline = vgpu_now_ns() + REPLY_TIMEOUT_MS * 1000000ull;
 
         if (snap->pages >= MAX_PAGES) {
             fprintf(stderr, "vgpu-smi: %s: more than %u pages; giving up\n", path, MAX_PAGES);
@@ -168,7 +125,7 @@ static int fetch(int fd, const char *path, uint32_t seq, struct smi_snapshot *sn
             fprintf(stderr, "vgpu-smi: %s: send: %s\n", path, strerror(errno));
             break;
         }
-        r = read_full(fd, &h, sizeof(h), deadline);
+        r = vgpu_read_full(fd, &h, sizeof(h), deadline);
         if (r < 0) {
             fprintf(stderr, "vgpu-smi: %s: no reply: %s\n", path, strerror(-r));
             break;
@@ -181,7 +138,7 @@ static int fetch(int fd, const char *path, uint32_t seq, struct smi_snapshot *sn
             break;
         }
         memcpy(buf, &h, sizeof(h));
-        r = read_full(fd, buf + sizeof(h), h.size - sizeof(h), deadline);
+        r = vgpu_read_full(fd, buf + sizeof(h), h.size - sizeof(h), deadline);
         if (r < 0) {
             fprintf(stderr, "vgpu-smi: %s: short reply: %s\n", path, strerror(-r));
             break;

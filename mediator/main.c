@@ -28,40 +28,6 @@
 
 /* ---------------------------------------------------------------- --status */
 
-static int read_full(int fd, void *buf, size_t len, uint64_t deadline_ns)
-{
-    uint8_t *p = buf;
-
-    while (len > 0) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        uint64_t now = vgpu_now_ns();
-        ssize_t n;
-
-        if (now >= deadline_ns) {
-            return -ETIMEDOUT;
-        }
-        if (poll(&pfd, 1, (int)((deadline_ns - now) / 1000000 + 1)) < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -errno;
-        }
-        n = recv(fd, p, len, MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR) {
-                continue;
-            }
-            return -errno;
-        }
-        if (n == 0) {
-            return -ECONNRESET;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int status_query(const char *path)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -88,7 +54,7 @@ static int status_query(const char *path)
         fprintf(stderr, "vgpu-mediator --status: send: %s\n", strerror(errno));
         goto err;
     }
-    r = read_full(fd, &h, sizeof(h), deadline);
+    r = vgpu_read_full(fd, &h, sizeof(h), deadline);
     if (r < 0) {
         fprintf(stderr, "vgpu-mediator --status: no reply: %s\n", strerror(-r));
         goto err;
@@ -102,7 +68,7 @@ static int status_query(const char *path)
     if (!body) {
         goto err;
     }
-    r = read_full(fd, body, h.size - sizeof(h), deadline);
+    r = vgpu_read_full(fd, body, h.size - sizeof(h), deadline);
     if (r < 0) {
         fprintf(stderr, "vgpu-mediator --status: short reply: %s\n", strerror(-r));
         goto err;
