@@ -9,20 +9,13 @@
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/e2e/libvirt-lib.sh
 . "$(dirname "$0")/libvirt-lib.sh"
-require
-lv_setup
-
-start_mediator || { fail "mediator starts"; finish; }
-lv_share_socket
-lv_start || { fail "libvirtd starts"; finish; }
+lv_begin
 
 agent=$e2e_top/deploy/cloudstack/agent-domain.xml
 snippet=$e2e_top/deploy/cloudstack/vgpu-extraconfig.xml
 name='i-2-42-VM'
 
-check "docs/operations.md quotes $(basename "$snippet")" \
-    python3 -c 'import sys; sys.exit(open(sys.argv[1]).read().strip() not in open(sys.argv[2]).read())' \
-    "$snippet" "$e2e_top/docs/operations.md"
+lv_check_quoted "$snippet"
 # CloudStack stores KVM extraconfig as blocks split at blank lines.
 check "the snippet has no blank line" test "$(grep -c '^[[:space:]]*$' "$snippet")" = 0
 check "the agent's root element declares no qemu namespace" \

@@ -8,21 +8,10 @@
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/e2e/libvirt-lib.sh
 . "$(dirname "$0")/libvirt-lib.sh"
-require
-lv_setup
-
-start_mediator || { fail "mediator starts"; finish; }
-lv_share_socket
-lv_start || { fail "libvirtd starts"; finish; }
+lv_begin
 
 doc=$e2e_top/deploy/libvirt/vgpu-vm1.xml
-check "docs/operations.md quotes $(basename "$doc")" \
-    python3 - "$doc" "$e2e_top/docs/operations.md" <<'PY'
-import re, sys
-xml = open(sys.argv[1]).read()
-xml = re.sub(r"<!--.*?-->\n", "", xml, flags=re.S)
-sys.exit(0 if xml.strip() in open(sys.argv[2]).read() else 1)
-PY
+lv_check_quoted "$doc"
 
 lv_adapt "$doc" "$lv/vm1.xml"
 # The second VM as the XML's comment says: name, vm-id, vm-name, serial log.

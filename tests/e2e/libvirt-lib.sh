@@ -104,6 +104,27 @@ lv_start() {
     return 1
 }
 
+# What every libvirt test starts with: the machine checked and set up, the
+# mediator with its socket reachable by QEMU's group, libvirtd.
+lv_begin() {
+    require
+    lv_setup
+    start_mediator || { fail "mediator starts"; finish; }
+    lv_share_socket
+    lv_start || { fail "libvirtd starts"; finish; }
+}
+
+# check that docs/operations.md quotes FILE whole (its XML comments left out).
+lv_check_quoted() {
+    check "docs/operations.md quotes $(basename "$1")" \
+        python3 - "$1" "$e2e_top/docs/operations.md" <<'PY'
+import re, sys
+xml = open(sys.argv[1]).read()
+xml = re.sub(r"<!--.*?-->\n", "", xml, flags=re.S)
+sys.exit(0 if xml.strip() in open(sys.argv[2]).read() else 1)
+PY
+}
+
 # The mediator's socket, reachable by QEMU's group (as the vgpu group would
 # make it on a host).
 lv_share_socket() {
