@@ -111,10 +111,12 @@ static enum part_next finish_part(struct vgpu_mediator *m, struct vgpu_req *req,
     if (req->status < 0) {
         calibrate(m, req, exec_ns);
     }
-    if (st == VGPU_S_OK && req->op && req->op->combine) {
-        req->op->combine(&req->result, result);
-    } else if (st == VGPU_S_OK) {
-        req->result += result;
+    if (st == VGPU_S_OK) {
+        if (req->op && req->op->combine) {
+            req->op->combine(&req->result, result);
+        } else {
+            req->result += result;
+        }
     }
     if (st == VGPU_S_OK && ++req->part < req->nparts && s->state == VGPU_CONN_ACTIVE) {
         if (m->cfg.timeout_ms && now - req->first_pick_ns > m->cfg.timeout_ms * 1000000ull) {
@@ -211,11 +213,22 @@ unsigned vgpu_exec_dispatch(struct vgpu_mediator *m, struct vgpu_session *s)
     return n;
 }
 
+/* Lock held on entry and exit; dropped to free s when this was its last
+ * reference. */
+static void put_session(struct vgpu_mediator *m, struct vgpu_session *s)
+{
+    if (vgpu_session_put(s)) {
+        pthread_mutex_unlock(&m->lock);
+        vgpu_session_destroy(s);
+        pthread_mutex_lock(&m->lock);
+    }
+}
+
 /* Lock held on entry and exit; dropped while sending. */
 static void flush_notify(struct vgpu_mediator *m, struct vgpu_session **pending, unsigned *batch)
 {
     struct vgpu_session *s = *pending;
-    bool last, active;
+    bool active;
 
     if (!s) {
         return;
@@ -228,12 +241,7 @@ static void flush_notify(struct vgpu_mediator *m, struct vgpu_session **pending,
         vgpu_session_notify(s); /* our reference keeps s->fd open */
     }
     pthread_mutex_lock(&m->lock);
-    last = vgpu_session_put(s);
-    if (last) {
-        pthread_mutex_unlock(&m->lock);
-        vgpu_session_destroy(s);
-        pthread_mutex_lock(&m->lock);
-    }
+    put_session(m, s);
 }
 
 /*
@@ -321,11 +329,7 @@ static void *executor_main(void *arg)
             /* No completion to tell; the part waits for any executor. */
             pthread_cond_signal(&m->work_cond);
             wake_waiters(m);
-            if (vgpu_session_put(s)) {
-                pthread_mutex_unlock(&m->lock);
-                vgpu_session_destroy(s);
-                pthread_mutex_lock(&m->lock);
-            }
+            put_session(m, s);
             continue;
         }
         now = vgpu_now_ns();

@@ -93,6 +93,18 @@ static void ring_corrupt(struct vgpu_session *s, const char *what, uint32_t a, u
     }
 }
 
+/* A detached session with a request still executing on s's memory (the same
+ * memfd: device and inode), or NULL. Lock held. */
+static struct vgpu_session *memory_busy(const struct vgpu_session *s)
+{
+    for (struct vgpu_session *o = s->m->busy; o; o = o->busy_next) {
+        if (o->shm_dev == s->shm_dev && o->shm_ino == s->shm_ino) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
 /*
  * A request marked VGPU_HOST_EXEC_UNSAFE at sq_head had started and may have
  * written part of its outputs over its inputs when the previous mediator
@@ -152,13 +164,10 @@ void vgpu_session_resume(struct vgpu_session *s)
     s->cq_tail = cq_tail;
     s->taken = 0;
     resume_unsafe(s, sq_head, sq_tail);
-    for (struct vgpu_session *o = s->m->busy; o; o = o->busy_next) {
-        if (o->shm_dev == s->shm_dev && o->shm_ino == s->shm_ino) {
-            s->shm_busy_wait = true;
-            log_info("session %u (vm %u): waits for session %u's request on the same memory"
-                     " to end", s->id, s->vm_id, o->id);
-            break;
-        }
+    s->shm_busy_wait = memory_busy(s) != NULL;
+    if (s->shm_busy_wait) {
+        log_info("session %u (vm %u): waits for session %u's request on the same memory to end",
+                 s->id, s->vm_id, memory_busy(s)->id);
     }
     vgpu_store_release(&c->cq_tail, cq_tail);
     vgpu_store_release(&c->sq_head, sq_head);
@@ -296,17 +305,10 @@ static void busy_end(struct vgpu_session *s)
         return;
     }
     for (struct vgpu_session *o = m->conns; o; o = o->next) {
-        if (o->shm_busy_wait && o->shm_dev == s->shm_dev && o->shm_ino == s->shm_ino) {
-            bool still = false;
-
-            for (struct vgpu_session *b = m->busy; b; b = b->busy_next) {
-                still |= b->shm_dev == o->shm_dev && b->shm_ino == o->shm_ino;
-            }
-            if (!still) {
-                o->shm_busy_wait = false;
-                if (vgpu_session_take(o) > 0) {
-                    pthread_cond_broadcast(&m->work_cond);
-                }
+        if (o->shm_busy_wait && !memory_busy(o)) {
+            o->shm_busy_wait = false;
+            if (vgpu_session_take(o) > 0) {
+                pthread_cond_broadcast(&m->work_cond);
             }
         }
     }
