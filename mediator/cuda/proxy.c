@@ -433,12 +433,8 @@ static int worker_restart(struct vgpu_backend *b, struct vgpu_backend_session *s
     }
     pthread_mutex_lock(&b->lock);
     if (b->spare.fd >= 0 && s->gpu == b->cfg.gpu_index) {
-        w->fd = b->spare.fd;
-        w->pid = b->spare.pid;
-        w->info = b->spare.info;
-        snprintf(w->health, sizeof(w->health), "%s", b->spare.health);
-        b->spare.fd = -1;
-        b->spare.pid = 0;
+        *w = b->spare;              /* started fine: no back-off to keep */
+        worker_init(&b->spare);
         r = 0;
     } else {
         r = 1;
@@ -505,11 +501,8 @@ static int proxy_init(const struct vgpu_backend_config *cfg, struct vgpu_backend
     r = worker_spawn(&b->cfg, b->cfg.gpu_index, &b->spare, &b->ngpus);
     if (r < 0) {
         snprintf(proxy_init_why, sizeof(proxy_init_why), "%s", b->spare.why);
-        *why = proxy_init_why;
-        pthread_cond_destroy(&b->starters_cond);
-        pthread_mutex_destroy(&b->lock);
-        free(b);
-        return r == -ENOMEM ? r : -ENODEV;
+        r = r == -ENOMEM ? r : -ENODEV;
+        goto err;
     }
     b->info = b->spare.info;
     snprintf(b->health, sizeof(b->health), "%s", b->spare.health);
@@ -527,16 +520,21 @@ static int proxy_init(const struct vgpu_backend_config *cfg, struct vgpu_backend
         if (!usable) {
             snprintf(proxy_init_why, sizeof(proxy_init_why),
                      "every GPU is set aside by the config file ([gpu N] use = no)");
-            *why = proxy_init_why;
-            worker_stop(&b->spare, true);
-            pthread_cond_destroy(&b->starters_cond);
-            pthread_mutex_destroy(&b->lock);
-            free(b);
-            return -ENODEV;
+            r = -ENODEV;
+            goto err_spare;
         }
     }
     *out = b;
     return 0;
+
+err_spare:
+    worker_stop(&b->spare, true);
+err:
+    *why = proxy_init_why;
+    pthread_cond_destroy(&b->starters_cond);
+    pthread_mutex_destroy(&b->lock);
+    free(b);
+    return r;
 }
 
 static void proxy_session_close(struct vgpu_backend *b, struct vgpu_backend_session *s);
