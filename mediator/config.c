@@ -400,6 +400,60 @@ static char *next_token(char **p)
  * or a comment starts with '[' is INI; any other is the older line format.
  * ------------------------------------------------------------------------ */
 
+/* A VM named by id (digits) or name, as "vm WHO" lines and [vm WHO]
+ * sections give it: fills o's identity. where: "config PATH[:LINE]". */
+static int vm_who(const char *where, const char *who, struct vgpu_vm_override *o)
+{
+    unsigned long long v;
+    char *end;
+
+    *o = (struct vgpu_vm_override) { .priority = -1, .weight = -1, .gpu = -1 };
+    if (!*who) {
+        log_error("%s: 'vm' needs a name or an id", where);
+        return -EINVAL;
+    }
+    if (isdigit((unsigned char)*who)) {
+        errno = 0;
+        v = strtoull(who, &end, 0);
+        if (errno || *end || v > UINT32_MAX) {
+            log_error("%s: bad vm id '%s'", where, who);
+            return -EINVAL;
+        }
+        o->by_id = true;
+        o->vm_id = (uint32_t)v;
+    } else if (strlen(who) >= sizeof(o->name)) {
+        log_error("%s: vm name longer than 63 bytes", where);
+        return -EINVAL;
+    } else {
+        strcpy(o->name, who);
+    }
+    return 0;
+}
+
+/* One VM setting: priority, weight or gpu. */
+static int vm_key(const char *where, const char *key, const char *value,
+                  struct vgpu_vm_override *o)
+{
+    unsigned long long v;
+    char what[160];
+
+    snprintf(what, sizeof(what), "%s: %s", where, key);
+    if (strcmp(key, "priority") == 0) {
+        if (parse_uint(what, value, 0, VGPU_PRIO_CLASSES - 1, &v)) return -EINVAL;
+        o->priority = (int32_t)v;
+    } else if (strcmp(key, "weight") == 0) {
+        if (parse_uint(what, value, 1, VGPU_WEIGHT_MAX, &v)) return -EINVAL;
+        o->weight = (int32_t)v;
+    } else if (strcmp(key, "gpu") == 0) {
+        if (parse_uint(what, value, 0, 255, &v)) return -EINVAL;
+        o->gpu = (int32_t)v;
+    } else {
+        log_error("%s: unknown vm key '%s' (priority, weight, gpu)", where, key);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 struct ini_ctx {
     const char *path;
     const char *argv0;
@@ -472,31 +526,14 @@ static int ini_vm_flush(struct ini_ctx *c)
 static int ini_vm_begin(struct ini_ctx *c, const char *section)
 {
     const char *who = section + 2;
-    char *end;
-    unsigned long long v;
+    char where[160];
 
     while (isspace((unsigned char)*who)) {
         who++;
     }
-    c->vm = (struct vgpu_vm_override) { .priority = -1, .weight = -1, .gpu = -1 };
-    if (!*who) {
-        fprintf(stderr, "vgpu-mediator: config %s: [vm] needs a name or an id\n", c->path);
+    snprintf(where, sizeof(where), "config %s", c->path);
+    if (vm_who(where, who, &c->vm) < 0) {
         return -EINVAL;
-    }
-    if (isdigit((unsigned char)*who)) {
-        errno = 0;
-        v = strtoull(who, &end, 0);
-        if (errno || *end || v > UINT32_MAX) {
-            fprintf(stderr, "vgpu-mediator: config %s: bad vm id '%s'\n", c->path, who);
-            return -EINVAL;
-        }
-        c->vm.by_id = true;
-        c->vm.vm_id = (uint32_t)v;
-    } else if (strlen(who) >= sizeof(c->vm.name)) {
-        fprintf(stderr, "vgpu-mediator: config %s: vm name longer than 63 bytes\n", c->path);
-        return -EINVAL;
-    } else {
-        strcpy(c->vm.name, who);
     }
     c->in_vm = true;
     return 0;
@@ -504,25 +541,10 @@ static int ini_vm_begin(struct ini_ctx *c, const char *section)
 
 static int ini_vm_key(struct ini_ctx *c, const char *name, const char *value)
 {
-    unsigned long long v;
-    char what[96];
+    char where[160];
 
-    snprintf(what, sizeof(what), "config %s: %s", c->path, name);
-    if (strcmp(name, "priority") == 0) {
-        if (parse_uint(what, value, 0, VGPU_PRIO_CLASSES - 1, &v)) return -EINVAL;
-        c->vm.priority = (int32_t)v;
-    } else if (strcmp(name, "weight") == 0) {
-        if (parse_uint(what, value, 1, VGPU_WEIGHT_MAX, &v)) return -EINVAL;
-        c->vm.weight = (int32_t)v;
-    } else if (strcmp(name, "gpu") == 0) {
-        if (parse_uint(what, value, 0, 255, &v)) return -EINVAL;
-        c->vm.gpu = (int32_t)v;
-    } else {
-        fprintf(stderr, "vgpu-mediator: config %s: unknown [vm] key '%s' (priority, weight,"
-                " gpu)\n", c->path, name);
-        return -EINVAL;
-    }
-    return 0;
+    snprintf(where, sizeof(where), "config %s", c->path);
+    return vm_key(where, name, value, &c->vm);
 }
 
 /* A [gpu N] key: use = yes|no (no: no VM is placed there). */
@@ -778,9 +800,8 @@ static int load_lines(struct vgpu_config *cfg, const char *path)
         return ret;
     }
     while (fgets(line, sizeof(line), f)) {
-        struct vgpu_vm_override o = { .priority = -1, .weight = -1, .gpu = -1 };
-        char *p = line, *tok, *key, *hash;
-        unsigned long long v;
+        struct vgpu_vm_override o;
+        char *p = line, *tok, *key, *hash, where[160];
 
         lineno++;
         if (!strchr(line, '\n') && !feof(f)) {
@@ -801,64 +822,25 @@ static int load_lines(struct vgpu_config *cfg, const char *path)
             ret = -EINVAL;
             goto out;
         }
+        snprintf(where, sizeof(where), "config %s:%u", path, lineno);
         tok = next_token(&p);
-        if (!tok) {
-            log_error("config %s:%u: 'vm' needs a name or id", path, lineno);
+        if (vm_who(where, tok ? tok : "", &o) < 0) {
             ret = -EINVAL;
             goto out;
         }
-        if (isdigit((unsigned char)tok[0])) {
-            char *end;
-            errno = 0;
-            v = strtoull(tok, &end, 0);
-            if (errno || *end || v > UINT32_MAX) {
-                log_error("config %s:%u: bad vm id '%s'", path, lineno, tok);
-                ret = -EINVAL;
-                goto out;
-            }
-            o.by_id = true;
-            o.vm_id = (uint32_t)v;
-        } else {
-            if (strlen(tok) >= sizeof(o.name)) {
-                log_error("config %s:%u: vm name longer than 63 bytes", path, lineno);
-                ret = -EINVAL;
-                goto out;
-            }
-            strcpy(o.name, tok);
-        }
         while ((key = next_token(&p))) {
-            char what[64];
-            tok = next_token(&p);
-            snprintf(what, sizeof(what), "config %s:%u: %s", path, lineno, key);
-            if (strcmp(key, "priority") == 0) {
-                if (parse_uint(what, tok, 0, VGPU_PRIO_CLASSES - 1, &v)) { ret = -EINVAL; goto out; }
-                o.priority = (int32_t)v;
-            } else if (strcmp(key, "weight") == 0) {
-                if (parse_uint(what, tok, 1, VGPU_WEIGHT_MAX, &v)) { ret = -EINVAL; goto out; }
-                o.weight = (int32_t)v;
-            } else if (strcmp(key, "gpu") == 0) {
-                if (parse_uint(what, tok, 0, 255, &v)) { ret = -EINVAL; goto out; }
-                o.gpu = (int32_t)v;
-            } else {
-                log_error("config %s:%u: unknown key '%s' (priority, weight, gpu)", path, lineno,
-                          key);
+            if (vm_key(where, key, next_token(&p), &o) < 0) {
                 ret = -EINVAL;
                 goto out;
             }
         }
-        if (cfg->n_overrides >= VGPU_MAX_VM_OVERRIDES) {
-            log_error("config %s:%u: more than %u vm lines", path, lineno, VGPU_MAX_VM_OVERRIDES);
-            ret = -E2BIG;
+        ret = push_override(cfg, &o);
+        if (ret < 0) {
+            if (ret == -E2BIG) {
+                log_error("%s: more than %u vm lines", where, VGPU_MAX_VM_OVERRIDES);
+            }
             goto out;
         }
-        if (!cfg->overrides) {
-            cfg->overrides = calloc(VGPU_MAX_VM_OVERRIDES, sizeof(*cfg->overrides));
-            if (!cfg->overrides) {
-                ret = -ENOMEM;
-                goto out;
-            }
-        }
-        cfg->overrides[cfg->n_overrides++] = o;
     }
     if (ferror(f)) {
         ret = -EIO;
