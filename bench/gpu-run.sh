@@ -143,6 +143,12 @@ step killloop-cuda 180 env FH_BACKEND=cuda VGPU_MEDIATOR="$med" \
 step isolation-cuda 200 env FH_BACKEND=cuda VGPU_MEDIATOR="$med" ISOLATION_GEMM=8192 \
   ISOLATION_SECONDS=5 ISOLATION_BOUND_MS=50 ISOLATION_TSV="$out/isolation-$stamp.tsv" \
   "$build/tests/functional/test_isolation"
+# The same figures as JSON (each with its unit) beside the TSV.
+if [ -s "$out/isolation-$stamp.tsv" ]; then
+  awk -F'\t' 'BEGIN { printf "{\n  \"gpu_isolation\": {\n" }
+       { printf "%s    \"%s\": {\"value\": %s, \"unit\": \"%s\"}", (NR > 1 ? ",\n" : ""), $1, $2, $3 }
+       END { printf "\n  }\n}\n" }' "$out/isolation-$stamp.tsv" >"$out/isolation-$stamp.json"
+fi
 
 # ---- 2. native vs mediated -------------------------------------------------
 start_mediator() {
