@@ -39,7 +39,7 @@ int smi_decode_page(const void *msg, size_t len, struct smi_snapshot *snap, bool
     memcpy(&d, p, sizeof(d));
     if (d.hdr.type != VGPU_MSG_STATS_DATA || d.hdr.size != len ||
         d.mediator_size < sizeof(struct vgpu_stats_mediator) ||
-        d.vm_size < sizeof(struct vgpu_stats_vm)) {
+        d.vm_size < VGPU_STATS_VM_SIZE_1_2) {
         return -EPROTO;
     }
     want = sizeof(d) + (uint64_t)d.mediator_size + (uint64_t)d.count * d.vm_size;
@@ -75,7 +75,10 @@ int smi_decode_page(const void *msg, size_t len, struct smi_snapshot *snap, bool
         struct vgpu_stats_vm *v = &snap->vms[snap->n];
         uint32_t prev_id = snap->n ? snap->vms[snap->n - 1].session_id : 0;
 
-        memcpy(v, p + sizeof(d) + d.mediator_size + (size_t)i * d.vm_size, sizeof(*v));
+        /* A 1.2 mediator's records are shorter: what they lack reads 0. */
+        memset(v, 0, sizeof(*v));
+        memcpy(v, p + sizeof(d) + d.mediator_size + (size_t)i * d.vm_size,
+               d.vm_size < sizeof(*v) ? d.vm_size : sizeof(*v));
         if (snap->n && v->session_id <= prev_id) {
             return -EPROTO;     /* out of order: a record twice, or a page overlap */
         }
@@ -345,7 +348,7 @@ static void vm_value(int id, const struct smi_ctx *c, const struct vgpu_stats_vm
     double dt;
 
     if (id >= V_STATUS0 && id < V_COUNT) {
-        put_u(buf, len, v->by_status[id - V_STATUS0], unit, units);
+        put_u(buf, len, vgpu_stats_vm_status(v, id - V_STATUS0), unit, units);
         return;
     }
     switch (id) {

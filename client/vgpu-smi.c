@@ -476,7 +476,7 @@ static void print_json(const struct smi_snapshot *s)
         json_u("ring_corrupt", v->ring_corrupt, true);
         printf("\"completions_by_status\": {");
         for (int st = 0; st < VGPU_S_STATUS_COUNT; st++) {
-            json_u(vgpu_status_name(st), v->by_status[st], st + 1 < VGPU_S_STATUS_COUNT);
+            json_u(vgpu_status_name(st), vgpu_stats_vm_status(v, st), st + 1 < VGPU_S_STATUS_COUNT);
         }
         printf("}}");
     }

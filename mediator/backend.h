@@ -44,8 +44,10 @@ struct vgpu_backend_ops {
                          struct vgpu_backend_session **out);
     /* Frees everything the VM holds on the device. Accepts NULL. */
     void (*session_close)(struct vgpu_backend *b, struct vgpu_backend_session *s);
-    /* Runs one validated request. Returns an enum vgpu_status. */
-    int  (*execute)(struct vgpu_backend *b, struct vgpu_backend_session *s,
+    /* Runs one validated request taken from the VM's queue pair `queue`
+     * (each queue is its own GPU context for the VGPU_OP_CU_* operations).
+     * Returns an enum vgpu_status. */
+    int  (*execute)(struct vgpu_backend *b, struct vgpu_backend_session *s, uint32_t queue,
                     const struct vgpu_op *op, const struct vgpu_sqe *sqe,
                     const struct vgpu_shm_view *shm, uint64_t *result);
     /* Fills what GPU_INFO returns. */
@@ -60,7 +62,7 @@ struct vgpu_backend_ops {
     /* Opcodes (bit 1 << op) whose long requests the executor may run in
      * parts (op->parts) on this backend: where a part costs no more than its
      * share of the whole. */
-    uint32_t split_ops;
+    uint64_t split_ops;
     /* Executors that run requests as the scheduler orders them (0: all).
      * The others only run a request that has waited --max-wait-us: for a
      * device where two VMs' requests running at once would share it by its

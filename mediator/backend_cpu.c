@@ -169,12 +169,13 @@ static void cpu_session_close(struct vgpu_backend *b, struct vgpu_backend_sessio
 }
 
 static int cpu_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
-                       const struct vgpu_op *op, const struct vgpu_sqe *sqe,
+                       uint32_t queue, const struct vgpu_op *op, const struct vgpu_sqe *sqe,
                        const struct vgpu_shm_view *shm, uint64_t *result)
 {
     int status;
 
     (void)s;
+    (void)queue;     /* the cpu backend has no GPU contexts */
     if (!op || !op->exec_cpu) {
         return VGPU_S_NOT_SUPPORTED;
     }
@@ -232,5 +233,5 @@ const struct vgpu_backend_ops vgpu_backend_cpu = {
     .execute       = cpu_execute,
     .gpu_info      = cpu_gpu_info,
     .health        = cpu_health,
-    .split_ops     = (1u << VGPU_OP_COUNT) - 1,
+    .split_ops     = (1ull << VGPU_OP_CU_FIRST) - 1,
 };

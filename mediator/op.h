@@ -21,6 +21,12 @@ struct vgpu_shm_view {
                       * its worker process); -1 if none. Owned by the creator. */
 };
 
+/* A range of BAR2 offsets. */
+struct vgpu_range {
+    uint64_t off;
+    uint64_t len;
+};
+
 struct vgpu_op {
     uint16_t opcode;
     const char *name;
@@ -63,7 +69,18 @@ struct vgpu_op {
     /* May be NULL (= results add up as integers). Folds part i's result into
      * *acc (0 before part 0). */
     void (*combine)(uint64_t *acc, uint64_t part_result);
+    /*
+     * May be NULL (= names no shared memory). The data-area ranges a
+     * validated request names (inputs, outputs, images, names, parameter
+     * buffers), at most VGPU_OP_MAX_RANGES; returns how many. The session
+     * checks each against the data window of the queue the request came
+     * from (ABI 1.2 queue table), so one guest process cannot name another's
+     * window.
+     */
+    unsigned (*ranges)(const struct vgpu_sqe *sqe, struct vgpu_range out[]);
 };
+
+#define VGPU_OP_MAX_RANGES 4
 
 /* The registered operation for opcode, or NULL when unknown. */
 const struct vgpu_op *vgpu_op_lookup(uint32_t opcode);

@@ -400,12 +400,16 @@ static void fill_vm_record(struct vgpu_stats_vm *v, const struct vgpu_vm_stats *
     v->kicks = st->kicks;
     v->notifies = st->notifies;
     v->ring_corrupt = st->ring_corrupt;
-    for (int i = 0; i < VGPU_S_STATUS_COUNT && i < VGPU_STATS_STATUS_SLOTS; i++) {
-        v->by_status[i] = st->completions[i];
+    for (int i = 0; i < VGPU_S_STATUS_COUNT; i++) {
+        if (i < VGPU_STATS_STATUS_SLOTS) {
+            v->by_status[i] = st->completions[i];
+        } else {
+            v->by_status_hi[i - VGPU_STATS_STATUS_SLOTS] = st->completions[i];
+        }
     }
 }
 
-_Static_assert(VGPU_S_STATUS_COUNT <= VGPU_STATS_STATUS_SLOTS, "by_status too small");
+_Static_assert(VGPU_S_STATUS_COUNT <= 2 * VGPU_STATS_STATUS_SLOTS, "by_status too small");
 
 /*
  * Builds one STATS_DATA page (malloc'ed, *len bytes): the mediator record and

@@ -190,7 +190,7 @@ static void split(struct vgpu_mediator *m, struct vgpu_req *r)
     const struct vgpu_op *op = r->op;
     uint64_t expect_ns, want;
 
-    if (!m->slice_ns || !op->parts || !(m->bops->split_ops & (1u << op->opcode))) {
+    if (!m->slice_ns || !op->parts || !(m->bops->split_ops & (1ull << op->opcode))) {
         return;
     }
     expect_ns = r->sr.cost_ns / 1024 * m->cost_ratio[op->opcode];

@@ -19,7 +19,9 @@
 #include <stdint.h>
 
 #define VGPU_ABI_VERSION_MAJOR 1
-#define VGPU_ABI_VERSION_MINOR 1   /* 1.1: status interrupted, ctrl.exec_index */
+#define VGPU_ABI_VERSION_MINOR 2   /* 1.1: status interrupted, ctrl.exec_index;
+                                    * 1.2: several queue pairs, the CUDA driver
+                                    * operations (VGPU_OP_CU_*), statuses 15, 16 */
 #define VGPU_ABI_VERSION ((VGPU_ABI_VERSION_MAJOR << 16) | VGPU_ABI_VERSION_MINOR)
 
 /* ------------------------------------------------------------------------
@@ -65,6 +67,10 @@
 #define VGPU_REG_MAX_INFLIGHT   0x044 /* RO  per-VM in-flight cap (WELCOME) */
 #define VGPU_REG_KICKS          0x048 /* RO  doorbells forwarded (debug) */
 #define VGPU_REG_NOTIFIES       0x04c /* RO  completion notices received */
+#define VGPU_REG_QUEUES         0x050 /* RO  1.2: queue pairs N (1 .. VGPU_MAX_QUEUES);
+                                       * reads 0 on a 1.0/1.1 device: one queue */
+#define VGPU_REG_DATA_END_LO    0x054 /* RO  1.2: end of the data area (BAR2 offset) */
+#define VGPU_REG_DATA_END_HI    0x058 /* RO  1.2: high 32 bits */
 #define VGPU_REG_BACKEND        0x080 /* RO  VGPU_BACKEND_* of the mediator */
 #define VGPU_REG_GPU_MEM_MIB    0x084 /* RO  GPU memory, MiB */
 #define VGPU_REG_GPU_SMS        0x088 /* RO  streaming multiprocessors */
@@ -81,6 +87,7 @@
 #define VGPU_FEAT_RECONNECT     (1u << 2) /* requests survive a mediator restart */
 #define VGPU_FEAT_DOORBELL_FD   (1u << 3) /* the doorbell signals an eventfd the
                                            * mediator watches (protocol 1.1) */
+#define VGPU_FEAT_MULTIQUEUE    (1u << 4) /* 1.2: VGPU_REG_QUEUES queue pairs */
 
 /* VGPU_REG_LINK_STATUS */
 #define VGPU_LINK_UP            (1u << 0) /* mediator connected and welcomed us */
@@ -145,6 +152,44 @@ _Static_assert(sizeof(struct vgpu_shm_ctrl) == 320, "vgpu_shm_ctrl size");
 #define VGPU_HOST_EXEC_UNSAFE   (1u << 1)
 
 /* ------------------------------------------------------------------------
+ * 1.2: several queue pairs. Queue 0 is the ring above (ctrl at 0x0, SQ at
+ * 0x1000, CQ at 0x5000), so a one-queue guest is unchanged. Queue q in
+ * 1 .. N-1 (N = VGPU_REG_QUEUES) is a region of VGPU_SHM_QUEUE_SIZE bytes
+ * at the END of BAR2, laid out like queue 0 (ctrl at +0, SQ at +0x1000, CQ
+ * at +0x5000):
+ *
+ *   VGPU_SHM_QUEUE_OFFSET(shm_size, q) = shm_size - q * VGPU_SHM_QUEUE_SIZE
+ *
+ * and the data area shrinks to [VGPU_SHM_DATA_OFFSET, VGPU_SHM_DATA_END(shm_size,
+ * N)). Each queue is its own GPU context on the host (VGPU_OP_CU_*): streams,
+ * modules, events and device memory of one queue are not visible to another.
+ *
+ * Data windows: the queue table (struct vgpu_queue_desc[VGPU_MAX_QUEUES] at
+ * VGPU_SHM_QTABLE_OFFSET, inside queue 0's control page) gives each queue the
+ * part of the data area its requests may name. It is written by whoever
+ * hands out queues (the guest kernel driver) and never mapped to the
+ * processes using queues >= 1; the mediator reads it when it takes a request
+ * and refuses (VGPU_S_BAD_RANGE) any range outside the queue's window. A
+ * window with len == 0 is the whole data area (a one-queue guest).
+ * ------------------------------------------------------------------------ */
+#define VGPU_MAX_QUEUES         64u
+#define VGPU_SHM_QUEUE_SIZE     0x10000u
+#define VGPU_SHM_QTABLE_OFFSET  0x0400u
+#define VGPU_SHM_QUEUE_OFFSET(shm_size, q) \
+    ((uint64_t)(shm_size) - (uint64_t)(q) * VGPU_SHM_QUEUE_SIZE)
+#define VGPU_SHM_DATA_END(shm_size, nq) \
+    ((uint64_t)(shm_size) - (uint64_t)((nq) ? (nq) - 1 : 0) * VGPU_SHM_QUEUE_SIZE)
+
+struct vgpu_queue_desc {
+    uint64_t win_off;        /* BAR2 offset of the queue's data window */
+    uint64_t win_len;        /* bytes; 0: the whole data area */
+};
+_Static_assert(sizeof(struct vgpu_queue_desc) == 16, "vgpu_queue_desc size");
+_Static_assert(VGPU_SHM_QTABLE_OFFSET >= sizeof(struct vgpu_shm_ctrl), "qtable after ctrl");
+_Static_assert(VGPU_SHM_QTABLE_OFFSET + VGPU_MAX_QUEUES * sizeof(struct vgpu_queue_desc)
+               <= VGPU_SHM_SQ_OFFSET, "qtable fits in the control page");
+
+/* ------------------------------------------------------------------------
  * Operations. The argument structs are laid over sqe.args; every offset is a
  * BAR2 offset that must lie inside the data area, every length is in bytes
  * unless named "n" (elements).
@@ -157,8 +202,52 @@ enum vgpu_opcode {
     VGPU_OP_REDUCE_SUM = 4, /* result = sum(in[i]) as IEEE double bits */
     VGPU_OP_SGEMM      = 5, /* C = alpha * A(mxk) * B(kxn) + beta * C, row-major */
     VGPU_OP_MEMCPY     = 6, /* copy len bytes src -> (device) -> dst */
+    /*
+     * 1.2: the CUDA driver operations, run in the queue's own GPU context
+     * (docs/cuda-remoting.md). "async" ones are queued on a stream in ring
+     * order and complete as soon as they are queued: their completion only
+     * reports errors found at that point; errors of the GPU work itself
+     * surface at the next synchronising operation (*_SYNC, *_QUERY, a
+     * copy to shared memory followed by a sync), as natively. Handles are
+     * the VGPU_CU_H_* values returned in cqe.result; 0 names the queue's
+     * default (NULL) stream where a stream is taken. On the cpu backend each
+     * completes with VGPU_S_NOT_SUPPORTED.
+     */
+    VGPU_OP_CU_DEVICE_INFO   = 16, /* writes struct vgpu_cu_device_info */
+    VGPU_OP_CU_MEM_GET_INFO  = 17, /* result: free bytes of the VM's quota */
+    VGPU_OP_CU_MEM_ALLOC     = 18, /* result: device address */
+    VGPU_OP_CU_MEM_FREE      = 19,
+    VGPU_OP_CU_MEMSET        = 20, /* async */
+    VGPU_OP_CU_MEMCPY_HTOD   = 21, /* async; the host side is in the data area */
+    VGPU_OP_CU_MEMCPY_DTOH   = 22, /* async */
+    VGPU_OP_CU_MEMCPY_DTOD   = 23, /* async */
+    VGPU_OP_CU_MEMCPY_2D     = 24, /* async; pitched, any direction */
+    VGPU_OP_CU_MODULE_LOAD   = 25, /* fatbin, cubin or PTX; result: module handle */
+    VGPU_OP_CU_MODULE_UNLOAD = 26,
+    VGPU_OP_CU_MODULE_GET_FUNCTION = 27, /* result: function handle; writes its
+                                          * struct vgpu_cu_func_info */
+    VGPU_OP_CU_MODULE_GET_GLOBAL   = 28, /* writes struct vgpu_cu_global */
+    VGPU_OP_CU_LAUNCH        = 29, /* async */
+    VGPU_OP_CU_STREAM_CREATE = 30, /* result: stream handle */
+    VGPU_OP_CU_STREAM_DESTROY = 31,
+    VGPU_OP_CU_STREAM_SYNC   = 32, /* waits for the stream's work */
+    VGPU_OP_CU_STREAM_QUERY  = 33, /* result: 0 done, 1 still running */
+    VGPU_OP_CU_STREAM_WAIT_EVENT = 34, /* async */
+    VGPU_OP_CU_EVENT_CREATE  = 35, /* result: event handle */
+    VGPU_OP_CU_EVENT_DESTROY = 36,
+    VGPU_OP_CU_EVENT_RECORD  = 37, /* async */
+    VGPU_OP_CU_EVENT_SYNC    = 38,
+    VGPU_OP_CU_EVENT_QUERY   = 39, /* result: 0 done, 1 not yet */
+    VGPU_OP_CU_EVENT_ELAPSED = 40, /* result: milliseconds as IEEE float bits */
+    VGPU_OP_CU_CTX_SYNC      = 41, /* waits for every stream of the queue */
+    VGPU_OP_CU_FUNC_GET_ATTR = 42, /* result: the attribute's value (int32) */
+    VGPU_OP_CU_FUNC_SET_ATTR = 43,
+    VGPU_OP_CU_OCCUPANCY     = 44, /* result: active blocks per SM */
+    VGPU_OP_CU_CTX_RESET     = 45, /* frees everything of the queue's context */
     VGPU_OP_COUNT
 };
+
+#define VGPU_OP_CU_FIRST        VGPU_OP_CU_DEVICE_INFO
 
 /* Elements an operation may touch in one request (2^28 floats = 1 GiB). */
 #define VGPU_MAX_ELEMS          (1ull << 28)
@@ -220,6 +309,158 @@ struct vgpu_args_memcpy {
 };
 _Static_assert(sizeof(struct vgpu_args_memcpy) == 32, "args_memcpy size");
 
+/* ---- 1.2: the CUDA driver operations' arguments ---- */
+
+/*
+ * Handles: nonzero uint32, opaque to the guest, meaningful only in the queue
+ * (GPU context) that created them. The host checks every handle against the
+ * queue's own tables: an unknown, freed or foreign handle is VGPU_S_BAD_ARGS;
+ * one from before the VM's GPU context was lost (a fault or a timeout ended
+ * its worker) is VGPU_S_CONTEXT_LOST.
+ */
+#define VGPU_CU_MAX_IMAGE       (1ull << 30)  /* module image bytes */
+#define VGPU_CU_MAX_NAME        1024u         /* symbol name bytes, incl. NUL */
+#define VGPU_CU_MAX_PARAMS      1024u         /* kernel parameters */
+#define VGPU_CU_MAX_PARAM_BYTES 32764u        /* packed parameter buffer */
+#define VGPU_CU_ATTRS           192u          /* CUdevice_attribute slots */
+
+struct vgpu_args_cu_out {           /* DEVICE_INFO */
+    uint64_t out_off;               /* 8-aligned */
+    uint64_t out_len;               /* >= the struct written */
+};
+_Static_assert(sizeof(struct vgpu_args_cu_out) == 16, "args_cu_out size");
+
+struct vgpu_args_cu_mem {           /* MEM_ALLOC, MEM_FREE */
+    uint64_t bytes;                 /* ALLOC: 1 .. the VM's quota */
+    uint64_t dptr;                  /* FREE: an address ALLOC returned */
+};
+_Static_assert(sizeof(struct vgpu_args_cu_mem) == 16, "args_cu_mem size");
+
+struct vgpu_args_cu_memset {
+    uint64_t dptr;                  /* inside one allocation of the queue */
+    uint64_t count;                 /* elements */
+    uint32_t value;                 /* the low elem_size bytes are stored */
+    uint32_t elem_size;             /* 1, 2 or 4; dptr aligned to it */
+    uint32_t stream;
+    uint32_t pad;                   /* must be 0 */
+};
+_Static_assert(sizeof(struct vgpu_args_cu_memset) == 32, "args_cu_memset size");
+
+struct vgpu_args_cu_memcpy {        /* HTOD, DTOH, DTOD */
+    uint64_t dst;                   /* device address, or BAR2 offset (DTOH) */
+    uint64_t src;                   /* device address, or BAR2 offset (HTOD) */
+    uint64_t len;                   /* 1 .. VGPU_MAX_COPY_BYTES */
+    uint32_t stream;
+    uint32_t pad;                   /* must be 0 */
+};
+_Static_assert(sizeof(struct vgpu_args_cu_memcpy) == 32, "args_cu_memcpy size");
+
+#define VGPU_CU_MEM_DEVICE      0u  /* a device address of the queue */
+#define VGPU_CU_MEM_SHM         1u  /* a BAR2 offset in the queue's window */
+
+struct vgpu_args_cu_memcpy2d {
+    uint64_t dst;
+    uint64_t src;
+    uint32_t dst_pitch;
+    uint32_t src_pitch;
+    uint32_t width;                 /* bytes per row, <= both pitches */
+    uint32_t height;                /* rows */
+    uint32_t stream;
+    uint8_t  dst_kind;              /* VGPU_CU_MEM_* */
+    uint8_t  src_kind;
+    uint16_t pad;                   /* must be 0 */
+};
+_Static_assert(sizeof(struct vgpu_args_cu_memcpy2d) == 40, "args_cu_memcpy2d size");
+
+struct vgpu_args_cu_module_load {
+    uint64_t image_off;             /* the image in the data area */
+    uint64_t image_len;             /* 1 .. VGPU_CU_MAX_IMAGE */
+};
+_Static_assert(sizeof(struct vgpu_args_cu_module_load) == 16, "args_cu_module_load size");
+
+struct vgpu_args_cu_symbol {        /* MODULE_GET_FUNCTION, MODULE_GET_GLOBAL */
+    uint64_t name_off;              /* NUL-terminated within name_len */
+    uint64_t out_off;               /* 8-aligned */
+    uint32_t name_len;              /* 2 .. VGPU_CU_MAX_NAME */
+    uint32_t out_len;
+    uint32_t module;
+    uint32_t pad;                   /* must be 0 */
+};
+_Static_assert(sizeof(struct vgpu_args_cu_symbol) == 32, "args_cu_symbol size");
+
+struct vgpu_args_cu_handle {        /* *_DESTROY, *_SYNC, *_QUERY, MODULE_UNLOAD */
+    uint32_t handle;
+    uint32_t pad;                   /* must be 0 */
+};
+_Static_assert(sizeof(struct vgpu_args_cu_handle) == 8, "args_cu_handle size");
+
+struct vgpu_args_cu_launch {
+    uint32_t func;
+    uint32_t stream;
+    uint32_t grid[3];               /* each >= 1, within the GPU's limits */
+    uint32_t block[3];              /* each >= 1, product <= the function's max */
+    uint32_t shared_bytes;          /* dynamic shared memory */
+    uint32_t params_len;            /* must equal the function's packed size */
+    uint64_t params_off;            /* packed as struct vgpu_cu_func_info says */
+};
+_Static_assert(sizeof(struct vgpu_args_cu_launch) == 48, "args_cu_launch size");
+
+struct vgpu_args_cu_create {        /* STREAM_CREATE, EVENT_CREATE */
+    uint32_t flags;                 /* CU_STREAM_* / CU_EVENT_* flags */
+    int32_t  priority;              /* stream priority */
+};
+_Static_assert(sizeof(struct vgpu_args_cu_create) == 8, "args_cu_create size");
+
+struct vgpu_args_cu_pair {          /* STREAM_WAIT_EVENT, EVENT_RECORD, EVENT_ELAPSED */
+    uint32_t a;                     /* stream / event / start event */
+    uint32_t b;                     /* event / stream / end event */
+    uint32_t flags;                 /* must be 0 */
+    uint32_t pad;                   /* must be 0 */
+};
+_Static_assert(sizeof(struct vgpu_args_cu_pair) == 16, "args_cu_pair size");
+
+struct vgpu_args_cu_func_attr {     /* FUNC_GET_ATTR, FUNC_SET_ATTR, OCCUPANCY */
+    uint32_t func;
+    int32_t  attr;                  /* CUfunction_attribute; OCCUPANCY: block size */
+    int32_t  value;                 /* SET_ATTR; OCCUPANCY: dynamic shared bytes */
+    uint32_t pad;                   /* must be 0 */
+};
+_Static_assert(sizeof(struct vgpu_args_cu_func_attr) == 16, "args_cu_func_attr size");
+
+/* What CU_DEVICE_INFO writes: the real GPU, memory as the VM's quota. */
+struct vgpu_cu_device_info {
+    char     name[256];             /* NUL-terminated */
+    uint8_t  uuid[16];
+    uint64_t total_mem;             /* the VM's quota (or the GPU's memory) */
+    uint32_t driver_version;        /* the host driver's, e.g. 13000 */
+    uint32_t attr_count;            /* valid entries of attrs */
+    int32_t  attrs[VGPU_CU_ATTRS];  /* attrs[a] = cuDeviceGetAttribute(a) */
+};
+_Static_assert(sizeof(struct vgpu_cu_device_info) == 1056, "cu_device_info size");
+
+/* What MODULE_GET_FUNCTION writes: header, then param_count entries. */
+struct vgpu_cu_param {
+    uint32_t offset;                /* in the packed buffer */
+    uint32_t size;
+};
+struct vgpu_cu_func_info {
+    uint32_t param_count;
+    uint32_t param_bytes;           /* packed size: params_len of a launch */
+    int32_t  max_threads;           /* per block */
+    int32_t  shared_bytes;          /* static shared memory */
+    int32_t  num_regs;
+    int32_t  pad;
+    /* struct vgpu_cu_param params[param_count]; */
+};
+_Static_assert(sizeof(struct vgpu_cu_func_info) == 24, "cu_func_info size");
+
+/* What MODULE_GET_GLOBAL writes. */
+struct vgpu_cu_global {
+    uint64_t dptr;
+    uint64_t bytes;
+};
+_Static_assert(sizeof(struct vgpu_cu_global) == 16, "cu_global size");
+
 /* What GPU_INFO writes into the data area. */
 struct vgpu_gpu_info {
     char     name[64];          /* NUL-terminated */
@@ -254,6 +495,18 @@ struct vgpu_sqe {
         struct vgpu_args_reduce_sum reduce_sum;
         struct vgpu_args_sgemm      sgemm;
         struct vgpu_args_memcpy     memcpy;
+        struct vgpu_args_cu_out     cu_out;
+        struct vgpu_args_cu_mem     cu_mem;
+        struct vgpu_args_cu_memset  cu_memset;
+        struct vgpu_args_cu_memcpy  cu_memcpy;
+        struct vgpu_args_cu_memcpy2d cu_memcpy2d;
+        struct vgpu_args_cu_module_load cu_module_load;
+        struct vgpu_args_cu_symbol  cu_symbol;
+        struct vgpu_args_cu_handle  cu_handle;
+        struct vgpu_args_cu_launch  cu_launch;
+        struct vgpu_args_cu_create  cu_create;
+        struct vgpu_args_cu_pair    cu_pair;
+        struct vgpu_args_cu_func_attr cu_func_attr;
     } args;
 };
 _Static_assert(sizeof(struct vgpu_sqe) == 64, "vgpu_sqe size");
@@ -297,6 +550,11 @@ enum vgpu_status {
     VGPU_S_INTERRUPTED   = 14, /* 1.1: the mediator stopped while this in-place request
                                 * ran; its outputs may be partly written, it was not
                                 * run again (see VGPU_HOST_EXEC_UNSAFE) */
+    VGPU_S_CONTEXT_LOST  = 15, /* 1.2: the handle belongs to a GPU context that a
+                                * fault or timeout ended; create new objects */
+    VGPU_S_CUDA_ERROR    = 16, /* 1.2: the driver refused the operation; result
+                                * is its CUresult (invalid image, symbol not
+                                * found, launch out of resources, ...) */
     VGPU_S_STATUS_COUNT
 };
 
@@ -305,7 +563,7 @@ static inline const char *vgpu_status_name(int32_t s)
     static const char *const names[VGPU_S_STATUS_COUNT] = {
         "ok", "unknown-op", "bad-range", "bad-align", "too-large", "overlap",
         "bad-args", "quota", "busy", "timeout", "gpu-fault", "no-memory",
-        "not-supported", "internal", "interrupted",
+        "not-supported", "internal", "interrupted", "context-lost", "cuda-error",
     };
     return (s >= 0 && s < VGPU_S_STATUS_COUNT) ? names[s] : "invalid-status";
 }
@@ -314,8 +572,38 @@ static inline const char *vgpu_op_name(uint32_t op)
 {
     static const char *const names[VGPU_OP_COUNT] = {
         "nop", "gpu_info", "vector_add", "saxpy", "reduce_sum", "sgemm", "memcpy",
+        [VGPU_OP_CU_DEVICE_INFO] = "cu_device_info",
+        [VGPU_OP_CU_MEM_GET_INFO] = "cu_mem_get_info",
+        [VGPU_OP_CU_MEM_ALLOC] = "cu_mem_alloc",
+        [VGPU_OP_CU_MEM_FREE] = "cu_mem_free",
+        [VGPU_OP_CU_MEMSET] = "cu_memset",
+        [VGPU_OP_CU_MEMCPY_HTOD] = "cu_memcpy_htod",
+        [VGPU_OP_CU_MEMCPY_DTOH] = "cu_memcpy_dtoh",
+        [VGPU_OP_CU_MEMCPY_DTOD] = "cu_memcpy_dtod",
+        [VGPU_OP_CU_MEMCPY_2D] = "cu_memcpy_2d",
+        [VGPU_OP_CU_MODULE_LOAD] = "cu_module_load",
+        [VGPU_OP_CU_MODULE_UNLOAD] = "cu_module_unload",
+        [VGPU_OP_CU_MODULE_GET_FUNCTION] = "cu_module_get_function",
+        [VGPU_OP_CU_MODULE_GET_GLOBAL] = "cu_module_get_global",
+        [VGPU_OP_CU_LAUNCH] = "cu_launch",
+        [VGPU_OP_CU_STREAM_CREATE] = "cu_stream_create",
+        [VGPU_OP_CU_STREAM_DESTROY] = "cu_stream_destroy",
+        [VGPU_OP_CU_STREAM_SYNC] = "cu_stream_sync",
+        [VGPU_OP_CU_STREAM_QUERY] = "cu_stream_query",
+        [VGPU_OP_CU_STREAM_WAIT_EVENT] = "cu_stream_wait_event",
+        [VGPU_OP_CU_EVENT_CREATE] = "cu_event_create",
+        [VGPU_OP_CU_EVENT_DESTROY] = "cu_event_destroy",
+        [VGPU_OP_CU_EVENT_RECORD] = "cu_event_record",
+        [VGPU_OP_CU_EVENT_SYNC] = "cu_event_sync",
+        [VGPU_OP_CU_EVENT_QUERY] = "cu_event_query",
+        [VGPU_OP_CU_EVENT_ELAPSED] = "cu_event_elapsed",
+        [VGPU_OP_CU_CTX_SYNC] = "cu_ctx_sync",
+        [VGPU_OP_CU_FUNC_GET_ATTR] = "cu_func_get_attr",
+        [VGPU_OP_CU_FUNC_SET_ATTR] = "cu_func_set_attr",
+        [VGPU_OP_CU_OCCUPANCY] = "cu_occupancy",
+        [VGPU_OP_CU_CTX_RESET] = "cu_ctx_reset",
     };
-    return op < VGPU_OP_COUNT ? names[op] : "unknown";
+    return op < VGPU_OP_COUNT && names[op] ? names[op] : "unknown";
 }
 
 #endif /* VGPU_ABI_H */

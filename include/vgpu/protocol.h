@@ -18,7 +18,8 @@
 
 #define VGPU_PROTO_VERSION_MAJOR 1
 #define VGPU_PROTO_VERSION_MINOR 2  /* 1.1: the doorbell eventfd (HELLO's second fd);
-                                     * 1.2: STATS_QUERY/STATS_DATA, structured statistics */
+                                     * 1.2: STATS_QUERY/STATS_DATA, structured statistics;
+                                     * 1.3: vgpu_stats_vm.by_status_hi (ABI 1.2 statuses) */
 
 #define VGPU_MSG_MAX_SIZE   65536u  /* header included; larger is a protocol error */
 
@@ -236,8 +237,23 @@ struct vgpu_stats_vm {
     uint64_t notifies;
     uint64_t ring_corrupt;      /* ring entries found inconsistent */
     uint64_t by_status[VGPU_STATS_STATUS_SLOTS]; /* completions per status */
+    /* 1.3: completions of statuses VGPU_STATS_STATUS_SLOTS .. 2 * that - 1 */
+    uint64_t by_status_hi[VGPU_STATS_STATUS_SLOTS];
 };
-_Static_assert(sizeof(struct vgpu_stats_vm) == 376, "vgpu_stats_vm size");
+_Static_assert(sizeof(struct vgpu_stats_vm) == 504, "vgpu_stats_vm size");
+#define VGPU_STATS_VM_SIZE_1_2   376u       /* a 1.2 record: no by_status_hi */
+
+/* Completions of status st in a record (0 for statuses it cannot count). */
+static inline uint64_t vgpu_stats_vm_status(const struct vgpu_stats_vm *v, int st)
+{
+    if (st >= 0 && st < VGPU_STATS_STATUS_SLOTS) {
+        return v->by_status[st];
+    }
+    if (st >= VGPU_STATS_STATUS_SLOTS && st < 2 * VGPU_STATS_STATUS_SLOTS) {
+        return v->by_status_hi[st - VGPU_STATS_STATUS_SLOTS];
+    }
+    return 0;
+}
 
 #define VGPU_STATS_MORE (1u << 0)   /* more VM records: query again from next */
 

@@ -1142,12 +1142,13 @@ static int op_nop(struct vgpu_backend_session *s, const void *arg, uint64_t *res
 }
 
 static int cuda_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
-                        const struct vgpu_op *op, const struct vgpu_sqe *sqe,
+                        uint32_t queue, const struct vgpu_op *op, const struct vgpu_sqe *sqe,
                         const struct vgpu_shm_view *shm, uint64_t *result)
 {
     ctx_fn fn;
 
     (void)op;
+    (void)queue;
     /* The session's view is the one registered; a different one is a bug. */
     if (shm->base != s->shm.base || shm->size != s->shm.size) {
         return VGPU_S_INTERNAL;

@@ -68,7 +68,7 @@ struct vgpu_worker_req {
     uint32_t type;
     uint32_t key;           /* the proxy's session key */
     uint32_t vm_id;
-    uint32_t arg;           /* TEST: kind */
+    uint32_t arg;           /* TEST: kind; EXEC: the VM's queue */
     uint64_t size;          /* OPEN: shm size; TEST: argument */
     union {
         struct vgpu_backend_config cfg;     /* INIT */

@@ -775,7 +775,7 @@ static int proxy_call(struct vgpu_backend *b, struct vgpu_backend_session *s,
 }
 
 static int proxy_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
-                         const struct vgpu_op *op, const struct vgpu_sqe *sqe,
+                         uint32_t queue, const struct vgpu_op *op, const struct vgpu_sqe *sqe,
                          const struct vgpu_shm_view *shm, uint64_t *result)
 {
     struct vgpu_worker_req q;
@@ -791,6 +791,7 @@ static int proxy_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
     memset(&q, 0, sizeof(q));
     q.type = VGPU_WMSG_EXEC;
     q.vm_id = s->vm_id;
+    q.arg = queue;
     q.u.sqe = *sqe;
     return proxy_call(b, s, &q, result);
 }
@@ -904,7 +905,7 @@ const struct vgpu_backend_ops vgpu_backend_cuda = {
     .session_gpu = proxy_session_gpu,
     .session_pid = proxy_session_pid,
     /* Not SGEMM: every part would copy all of B to the device again. */
-    .split_ops = ((1u << VGPU_OP_COUNT) - 1) & ~(1u << VGPU_OP_SGEMM),
+    .split_ops = ((1ull << VGPU_OP_CU_FIRST) - 1) & ~(1ull << VGPU_OP_SGEMM),
     /* Each VM has its own worker and context: requests of several VMs can
      * run at once, time-sliced by the driver; only one is admitted by weight. */
     .fair_executors = 1,

@@ -234,7 +234,7 @@ static int do_exec(struct worker *w, const struct vgpu_worker_req *q)
     /* Defence in depth: the mediator validated this copy already. */
     st = op->validate(&q->u.sqe, s->shm.size);
     if (st == VGPU_S_OK) {
-        st = vgpu_backend_cuda_engine.execute(w->b, s->bs, op, &q->u.sqe, &s->shm, &result);
+        st = vgpu_backend_cuda_engine.execute(w->b, s->bs, q->arg, op, &q->u.sqe, &s->shm, &result);
     }
     return reply(w, st, result);
 }

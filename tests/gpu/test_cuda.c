@@ -178,7 +178,7 @@ static int run_gpu(struct ctx *c, struct vgpu_backend_session *gs, const struct 
     if (st != VGPU_S_OK) {
         return st;
     }
-    st = c->gops->execute(c->gpu, gs, op, sqe, &s->v, res);
+    st = c->gops->execute(c->gpu, gs, 0, op, sqe, &s->v, res);
     if (ms) {
         *ms = now_ms() - t0;
     }
@@ -202,7 +202,7 @@ static int run_cpu(struct ctx *c, const struct shm *s, const struct vgpu_sqe *sq
     if (vgpu_backend_cpu.session_open(c->cpu, 1000, -1, &s->v, &cs) < 0) {
         return VGPU_S_INTERNAL;
     }
-    st = vgpu_backend_cpu.execute(c->cpu, cs, op, sqe, &s->v, res);
+    st = vgpu_backend_cpu.execute(c->cpu, cs, 0, op, sqe, &s->v, res);
     vgpu_backend_cpu.session_close(c->cpu, cs);
     return st;
 }

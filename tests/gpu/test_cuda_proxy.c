@@ -106,9 +106,10 @@ static void fake_session_close(struct vgpu_backend *b, struct vgpu_backend_sessi
 }
 
 static int fake_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
-                        const struct vgpu_op *op, const struct vgpu_sqe *sqe,
+                        uint32_t queue, const struct vgpu_op *op, const struct vgpu_sqe *sqe,
                         const struct vgpu_shm_view *shm, uint64_t *result)
 {
+    (void)queue;
     if (b->poisoned) {
         return VGPU_S_GPU_FAULT;    /* sticky, as CUDA's */
     }
@@ -239,7 +240,7 @@ static int vadd(struct fx *f, struct vm *vm, float bias)
     }
     sqe.args.vector_add = (struct vgpu_args_vector_add){ .a_off = a, .b_off = b,
                                                          .out_off = o, .n = N };
-    st = vgpu_backend_cuda.execute(f->b, vm->s, vgpu_op_lookup(sqe.opcode), &sqe, &vm->v,
+    st = vgpu_backend_cuda.execute(f->b, vm->s, 0, vgpu_op_lookup(sqe.opcode), &sqe, &vm->v,
                                    &res);
     if (st != VGPU_S_OK) {
         return -st;

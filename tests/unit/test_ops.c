@@ -1253,10 +1253,10 @@ static void test_backend_cpu(void **state)
     assert_int_equal(be->session_open(b, 1, -1, &f->shm, &sess), 0);
     assert_non_null(sess);
 
-    assert_status(be->execute(b, sess, vgpu_op_lookup(VGPU_OP_NOP), &s, &f->shm, &result),
+    assert_status(be->execute(b, sess, 0, vgpu_op_lookup(VGPU_OP_NOP), &s, &f->shm, &result),
                   VGPU_S_OK);
     assert_int_equal(result, 0);
-    assert_status(be->execute(b, sess, NULL, &s, &f->shm, &result), VGPU_S_NOT_SUPPORTED);
+    assert_status(be->execute(b, sess, 0, NULL, &s, &f->shm, &result), VGPU_S_NOT_SUPPORTED);
 
     be->gpu_info(b, &info);
     assert_memory_equal(info.name, "cpu: ", 5);
@@ -1299,7 +1299,7 @@ static void test_backend_cpu_timeout(void **state)
     assert_status(op->validate(&s, f->shm.size), VGPU_S_OK);
     assert_int_equal(be->init(&cfg, &b, &why), 0);
     assert_int_equal(be->session_open(b, 7, -1, &f->shm, &sess), 0);
-    assert_status(be->execute(b, sess, op, &s, &f->shm, &result), VGPU_S_TIMEOUT);
+    assert_status(be->execute(b, sess, 0, op, &s, &f->shm, &result), VGPU_S_TIMEOUT);
     be->health(b, health, sizeof(health));
     assert_non_null(strstr(health, "1 timed out"));
 
