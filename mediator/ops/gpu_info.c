@@ -49,6 +49,13 @@ static int gpu_info_exec_cpu(const struct vgpu_sqe *sqe, const struct vgpu_shm_v
     return VGPU_S_OK;
 }
 
+/* The whole buffer the guest declared, as validated. */
+static unsigned gpu_info_ranges(const struct vgpu_sqe *sqe, struct vgpu_range out[])
+{
+    out[0] = (struct vgpu_range){ sqe->args.gpu_info.out_off, sqe->args.gpu_info.out_len };
+    return 1;
+}
+
 const struct vgpu_op vgpu_op_gpu_info = {
     .opcode   = VGPU_OP_GPU_INFO,
     .name     = "gpu_info",
@@ -57,4 +64,5 @@ const struct vgpu_op vgpu_op_gpu_info = {
     .bytes    = gpu_info_bytes,
     .exec_cpu = gpu_info_exec_cpu,
     .idempotent = vgpu_op_always_idempotent,
+    .ranges   = gpu_info_ranges,
 };

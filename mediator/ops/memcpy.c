@@ -120,6 +120,21 @@ static void memcpy_part(const struct vgpu_sqe *sqe, uint32_t i, uint32_t n, stru
     a->len = count;
 }
 
+/* Only the sides the mode uses (the other offset is ignored). */
+static unsigned memcpy_ranges(const struct vgpu_sqe *sqe, struct vgpu_range out[])
+{
+    const struct vgpu_args_memcpy *a = &sqe->args.memcpy;
+    unsigned n = 0;
+
+    if (a->mode != VGPU_MEMCPY_D2H) {
+        out[n++] = (struct vgpu_range){ a->src_off, a->len };
+    }
+    if (a->mode != VGPU_MEMCPY_H2D) {
+        out[n++] = (struct vgpu_range){ a->dst_off, a->len };
+    }
+    return n;
+}
+
 const struct vgpu_op vgpu_op_memcpy = {
     .opcode   = VGPU_OP_MEMCPY,
     .name     = "memcpy",
@@ -130,4 +145,5 @@ const struct vgpu_op vgpu_op_memcpy = {
     .idempotent = vgpu_op_always_idempotent,
     .parts    = memcpy_parts,
     .part     = memcpy_part,
+    .ranges   = memcpy_ranges,
 };

@@ -30,6 +30,14 @@ static int nop_exec_cpu(const struct vgpu_sqe *sqe, const struct vgpu_shm_view *
     return VGPU_S_OK;
 }
 
+/* Names no shared memory. */
+static unsigned nop_ranges(const struct vgpu_sqe *sqe, struct vgpu_range out[])
+{
+    (void)sqe;
+    (void)out;
+    return 0;
+}
+
 const struct vgpu_op vgpu_op_nop = {
     .opcode   = VGPU_OP_NOP,
     .name     = "nop",
@@ -38,4 +46,5 @@ const struct vgpu_op vgpu_op_nop = {
     .bytes    = nop_bytes,
     .exec_cpu = nop_exec_cpu,
     .idempotent = vgpu_op_always_idempotent,
+    .ranges   = nop_ranges,
 };

@@ -113,6 +113,14 @@ static void reduce_sum_combine(uint64_t *acc, uint64_t part_result)
     memcpy(acc, &a, sizeof(a));
 }
 
+static unsigned reduce_sum_ranges(const struct vgpu_sqe *sqe, struct vgpu_range out[])
+{
+    const struct vgpu_args_reduce_sum *a = &sqe->args.reduce_sum;
+
+    out[0] = (struct vgpu_range){ a->in_off, a->n * sizeof(float) };  /* validated n */
+    return 1;
+}
+
 _Static_assert(VGPU_OP_SPLIT_GRAIN % REDUCE_BLOCK == 0, "parts are whole blocks");
 
 const struct vgpu_op vgpu_op_reduce_sum = {
@@ -126,4 +134,5 @@ const struct vgpu_op vgpu_op_reduce_sum = {
     .parts    = reduce_sum_parts,
     .part     = reduce_sum_part,
     .combine  = reduce_sum_combine,
+    .ranges   = reduce_sum_ranges,
 };

@@ -78,6 +78,17 @@ static void saxpy_part(const struct vgpu_sqe *sqe, uint32_t i, uint32_t n, struc
     a->n = count;
 }
 
+static unsigned saxpy_ranges(const struct vgpu_sqe *sqe, struct vgpu_range out[])
+{
+    const struct vgpu_args_saxpy *a = &sqe->args.saxpy;
+    uint64_t len = a->n * sizeof(float);     /* validated: n <= 2^28 */
+
+    out[0] = (struct vgpu_range){ a->x_off, len };
+    out[1] = (struct vgpu_range){ a->y_off, len };
+    return 2;
+}
+
+
 /* y is read and written: a re-run would apply alpha * x twice (no .idempotent). */
 const struct vgpu_op vgpu_op_saxpy = {
     .opcode   = VGPU_OP_SAXPY,
@@ -88,4 +99,5 @@ const struct vgpu_op vgpu_op_saxpy = {
     .exec_cpu = saxpy_exec_cpu,
     .parts    = saxpy_parts,
     .part     = saxpy_part,
+    .ranges   = saxpy_ranges,
 };

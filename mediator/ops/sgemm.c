@@ -220,6 +220,17 @@ static void sgemm_part(const struct vgpu_sqe *sqe, uint32_t i, uint32_t n, struc
     a->m = (uint32_t)count;
 }
 
+static unsigned sgemm_ranges(const struct vgpu_sqe *sqe, struct vgpu_range out[])
+{
+    const struct vgpu_args_sgemm *a = &sqe->args.sgemm;
+
+    /* Validated: each dimension <= 2^14, so no product overflows. */
+    out[0] = (struct vgpu_range){ a->a_off, (uint64_t)a->m * a->k * sizeof(float) };
+    out[1] = (struct vgpu_range){ a->b_off, (uint64_t)a->k * a->n * sizeof(float) };
+    out[2] = (struct vgpu_range){ a->c_off, (uint64_t)a->m * a->n * sizeof(float) };
+    return 3;
+}
+
 const struct vgpu_op vgpu_op_sgemm = {
     .opcode   = VGPU_OP_SGEMM,
     .name     = "sgemm",
@@ -230,4 +241,5 @@ const struct vgpu_op vgpu_op_sgemm = {
     .idempotent = sgemm_idempotent,
     .parts    = sgemm_parts,
     .part     = sgemm_part,
+    .ranges   = sgemm_ranges,
 };

@@ -97,6 +97,17 @@ static void vector_add_part(const struct vgpu_sqe *sqe, uint32_t i, uint32_t n,
     a->n = count;
 }
 
+static unsigned vector_add_ranges(const struct vgpu_sqe *sqe, struct vgpu_range out[])
+{
+    const struct vgpu_args_vector_add *a = &sqe->args.vector_add;
+    uint64_t len = a->n * sizeof(float);     /* validated: n <= 2^28 */
+
+    out[0] = (struct vgpu_range){ a->a_off, len };
+    out[1] = (struct vgpu_range){ a->b_off, len };
+    out[2] = (struct vgpu_range){ a->out_off, len };
+    return 3;
+}
+
 const struct vgpu_op vgpu_op_vector_add = {
     .opcode   = VGPU_OP_VECTOR_ADD,
     .name     = "vector_add",
@@ -107,4 +118,5 @@ const struct vgpu_op vgpu_op_vector_add = {
     .idempotent = vector_add_idempotent,
     .parts    = vector_add_parts,
     .part     = vector_add_part,
+    .ranges   = vector_add_ranges,
 };
