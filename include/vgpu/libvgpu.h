@@ -144,6 +144,198 @@ void *vgpu_shm_base(struct vgpu_dev *dev, uint64_t *size);
 
 const char *vgpu_strerror(int err); /* err is -errno */
 
+/* ------------------------------------------------------------------------
+ * Addition (ABI 1.2 library): the CUDA driver operations (VGPU_OP_CU_*),
+ * the host-side client API a guest libcuda.so.1 is written on.
+ *
+ * A struct vgpu_cu sits on one open handle (one queue: one GPU context on
+ * the host) and from then on owns its rings: do not call vgpu_submit(),
+ * vgpu_wait() or vgpu_call() on that handle until vgpu_cu_close(). It takes
+ * two parts of the data area with vgpu_alloc(): a scratch area for the
+ * outputs and names of synchronous calls, and a staging ring for data the
+ * library copies in from ordinary pointers (launch parameters, module
+ * images, pageable copies). Take what else you need with vgpu_alloc()
+ * before or after; never call vgpu_free_all() while a vgpu_cu is open.
+ *
+ * Synchronous calls submit their request, ring the doorbell and wait for
+ * its completion. Asynchronous calls (memset, the memcpy_*_async kinds,
+ * launches, event record, stream wait event) submit and ring the doorbell
+ * without waiting: their completions are reaped later (by any later call,
+ * or when the ring is full) and the FIRST error among them is kept. The
+ * "synchronising" calls - vgpu_cu_ctx_sync, vgpu_cu_ctx_reset,
+ * vgpu_cu_stream_sync, vgpu_cu_stream_query, vgpu_cu_event_sync,
+ * vgpu_cu_event_query, vgpu_cu_memcpy_htod, vgpu_cu_memcpy_dtoh and
+ * vgpu_cu_drain - return that kept error (and clear it) in place of their
+ * own status, as the CUDA driver reports errors of asynchronous work at the
+ * next synchronising call. The other synchronous calls (allocations, module
+ * loads, creates, ...) return their own status and leave the kept error in
+ * place, so that no resource they created is lost to an older error.
+ *
+ * Return values of every vgpu_cu_* call that returns int, unless said:
+ *   0      success
+ *   > 0    the request completed with this enum vgpu_status (for
+ *          VGPU_S_CUDA_ERROR the host driver's CUresult is then
+ *          vgpu_cu_last_result()); out parameters are left unspecified
+ *   < 0    -errno from the library or transport: -EINVAL (NULL or
+ *          malformed argument, found before anything was submitted),
+ *          -EMSGSIZE (data larger than the staging ring), -ENOMEM (the data
+ *          area has no room for the scratch area and staging ring),
+ *          -ETIMEDOUT, -ENOLINK, -EIO, -EPROTO as from vgpu_wait()
+ *
+ * Handles (modules, functions, streams, events) are the nonzero uint32
+ * values the host returns; stream 0 is the queue's default stream.
+ * Device addresses ("dptr") are those vgpu_cu_mem_alloc() returned; host
+ * sides of the *_async copies are BAR2 offsets in the data area, which the
+ * caller must leave untouched until the copy is known done (a later
+ * synchronising call on that stream). A struct vgpu_cu is not thread-safe:
+ * callers that share one lock around every call (the handle under it as
+ * well).
+ * ------------------------------------------------------------------------ */
+struct vgpu_cu;
+
+struct vgpu_cu_opts {
+    /* Bytes of the data area for the staging ring. 0: 4 MiB, or an eighth
+     * of the data area when that is smaller (at least 64 KiB). */
+    uint64_t staging_size;
+    /* Longest wait for one completion, ms. 0: no limit (a dead link still
+     * ends the wait with -ENOLINK after the handle's link timeout). */
+    int      timeout_ms;
+};
+
+/* The first error of asynchronous requests, kept until reported. */
+struct vgpu_cu_error {
+    int32_t  status;          /* enum vgpu_status; VGPU_S_OK: none */
+    uint16_t opcode;          /* the request that failed */
+    uint16_t pad;
+    uint64_t result;          /* its cqe.result: the CUresult for VGPU_S_CUDA_ERROR */
+};
+
+/* 0 or -EINVAL, -ENOMEM (no room in the data area). opts may be NULL. */
+int vgpu_cu_open(struct vgpu_dev *dev, const struct vgpu_cu_opts *opts,
+                 struct vgpu_cu **out);
+/* Waits for everything outstanding (errors dropped), then frees. The data
+ * area it took stays taken until vgpu_free_all(). Accepts NULL. */
+void vgpu_cu_close(struct vgpu_cu *cu);
+struct vgpu_dev *vgpu_cu_dev(struct vgpu_cu *cu);
+
+/*
+ * The cqe.result that came with the last positive status a call of this
+ * struct returned (the kept asynchronous error's, when that was returned):
+ * the CUresult after VGPU_S_CUDA_ERROR.
+ */
+uint64_t vgpu_cu_last_result(const struct vgpu_cu *cu);
+
+/*
+ * Generic calls, for operations without a wrapper below. The library sets
+ * sqe->user_data and sqe->tag itself (others' values are ignored); the rest
+ * is sent as given. vgpu_cu_call() is synchronous (synchronising if the
+ * opcode is one of the synchronising operations above); *result (may be
+ * NULL) gets cqe.result. vgpu_cu_submit_async() is asynchronous.
+ */
+int vgpu_cu_call(struct vgpu_cu *cu, const struct vgpu_sqe *sqe, uint64_t *result);
+int vgpu_cu_submit_async(struct vgpu_cu *cu, const struct vgpu_sqe *sqe);
+/* Waits for the completions of every request submitted so far (not for the
+ * GPU work: that is vgpu_cu_ctx_sync()); returns the kept error, cleared. */
+int vgpu_cu_drain(struct vgpu_cu *cu);
+/*
+ * Reaps the completions already posted, without waiting, and returns the
+ * kept error's status (0: none; or -errno), its details in *out (may be
+ * NULL). clear != 0 clears it, as cuCtxGetLastError-style readers want.
+ */
+int vgpu_cu_async_error(struct vgpu_cu *cu, struct vgpu_cu_error *out, int clear);
+/* Requests submitted and not yet completed. */
+uint32_t vgpu_cu_outstanding(const struct vgpu_cu *cu);
+
+/* Device and memory. */
+int vgpu_cu_device_info(struct vgpu_cu *cu, struct vgpu_cu_device_info *out);
+int vgpu_cu_mem_get_info(struct vgpu_cu *cu, uint64_t *free_bytes);
+int vgpu_cu_mem_alloc(struct vgpu_cu *cu, uint64_t bytes, uint64_t *dptr);
+int vgpu_cu_mem_free(struct vgpu_cu *cu, uint64_t dptr);
+
+/* Asynchronous on stream. elem_size 1, 2 or 4; count elements. */
+int vgpu_cu_memset_async(struct vgpu_cu *cu, uint64_t dptr, uint32_t value,
+                         uint32_t elem_size, uint64_t count, uint32_t stream);
+/* Asynchronous; the host side is a BAR2 offset (src_off / dst_off). */
+int vgpu_cu_memcpy_htod_async(struct vgpu_cu *cu, uint64_t dst, uint64_t src_off,
+                              uint64_t len, uint32_t stream);
+int vgpu_cu_memcpy_dtoh_async(struct vgpu_cu *cu, uint64_t dst_off, uint64_t src,
+                              uint64_t len, uint32_t stream);
+int vgpu_cu_memcpy_dtod_async(struct vgpu_cu *cu, uint64_t dst, uint64_t src,
+                              uint64_t len, uint32_t stream);
+/* Asynchronous; *args as the ABI defines it (VGPU_CU_MEM_* kinds, SHM sides
+ * are BAR2 offsets). */
+int vgpu_cu_memcpy_2d_async(struct vgpu_cu *cu, const struct vgpu_args_cu_memcpy2d *args);
+/*
+ * Synchronising copies from / to ordinary memory, staged through the
+ * staging ring in chunks; they return once the data is on the device
+ * (htod) or in *dst (dtoh), having synchronised stream. len 0 does nothing.
+ */
+int vgpu_cu_memcpy_htod(struct vgpu_cu *cu, uint64_t dst, const void *src, uint64_t len,
+                        uint32_t stream);
+int vgpu_cu_memcpy_dtoh(struct vgpu_cu *cu, void *dst, uint64_t src, uint64_t len,
+                        uint32_t stream);
+
+/* Modules. _load takes an image already in the data area; _load_data
+ * stages one from memory (-EMSGSIZE when it is larger than the staging
+ * ring: place it with vgpu_alloc() and use _load). */
+int vgpu_cu_module_load(struct vgpu_cu *cu, uint64_t image_off, uint64_t image_len,
+                        uint32_t *module);
+int vgpu_cu_module_load_data(struct vgpu_cu *cu, const void *image, uint64_t len,
+                             uint32_t *module);
+int vgpu_cu_module_unload(struct vgpu_cu *cu, uint32_t module);
+/*
+ * The function's handle, its struct vgpu_cu_func_info (info may be NULL)
+ * and the first max_params entries of its parameter layout (params may be
+ * NULL; info->param_count says how many there are, up to
+ * VGPU_CU_MAX_PARAMS). name: NUL-terminated, 1 .. VGPU_CU_MAX_NAME - 1
+ * bytes (-EINVAL otherwise).
+ */
+int vgpu_cu_module_get_function(struct vgpu_cu *cu, uint32_t module, const char *name,
+                                uint32_t *func, struct vgpu_cu_func_info *info,
+                                struct vgpu_cu_param *params, uint32_t max_params);
+int vgpu_cu_module_get_global(struct vgpu_cu *cu, uint32_t module, const char *name,
+                              uint64_t *dptr, uint64_t *bytes);
+
+/*
+ * Launches, asynchronous. vgpu_cu_launch() sends *args as they are (the
+ * packed parameters already at args->params_off). vgpu_cu_launch_params()
+ * copies args->params_len bytes from params into the staging ring and sets
+ * params_off itself (params may be NULL when params_len is 0); the space
+ * is reused only after that launch's completion, and the call waits only
+ * when the staging ring is full of launches still not completed.
+ */
+int vgpu_cu_launch(struct vgpu_cu *cu, const struct vgpu_args_cu_launch *args);
+int vgpu_cu_launch_params(struct vgpu_cu *cu, const struct vgpu_args_cu_launch *args,
+                          const void *params);
+
+/* Streams. flags: CU_STREAM_* (0 default, 1 non-blocking). *done: 1 when
+ * all the stream's work is finished, 0 when some still runs. */
+int vgpu_cu_stream_create(struct vgpu_cu *cu, uint32_t flags, int32_t priority,
+                          uint32_t *stream);
+int vgpu_cu_stream_destroy(struct vgpu_cu *cu, uint32_t stream);
+int vgpu_cu_stream_sync(struct vgpu_cu *cu, uint32_t stream);
+int vgpu_cu_stream_query(struct vgpu_cu *cu, uint32_t stream, int *done);
+int vgpu_cu_stream_wait_event(struct vgpu_cu *cu, uint32_t stream, uint32_t event); /* async */
+
+/* Events. flags: CU_EVENT_* (1 blocking sync, 2 disable timing). */
+int vgpu_cu_event_create(struct vgpu_cu *cu, uint32_t flags, uint32_t *event);
+int vgpu_cu_event_destroy(struct vgpu_cu *cu, uint32_t event);
+int vgpu_cu_event_record(struct vgpu_cu *cu, uint32_t event, uint32_t stream); /* async */
+int vgpu_cu_event_sync(struct vgpu_cu *cu, uint32_t event);
+int vgpu_cu_event_query(struct vgpu_cu *cu, uint32_t event, int *done);
+int vgpu_cu_event_elapsed(struct vgpu_cu *cu, uint32_t start, uint32_t end, float *ms);
+
+/* The context (the queue's). reset frees every object of the context. */
+int vgpu_cu_ctx_sync(struct vgpu_cu *cu);
+int vgpu_cu_ctx_reset(struct vgpu_cu *cu);
+
+/* Functions. attr: CUfunction_attribute. Occupancy: active blocks per SM
+ * for block_size threads and dyn_shared bytes of dynamic shared memory. */
+int vgpu_cu_func_get_attr(struct vgpu_cu *cu, uint32_t func, int32_t attr, int32_t *value);
+int vgpu_cu_func_set_attr(struct vgpu_cu *cu, uint32_t func, int32_t attr, int32_t value);
+int vgpu_cu_occupancy(struct vgpu_cu *cu, uint32_t func, int32_t block_size,
+                      int32_t dyn_shared, int32_t *blocks_per_sm);
+
 #ifdef __cplusplus
 }
 #endif
