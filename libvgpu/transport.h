@@ -7,6 +7,7 @@
 #ifndef VGPU_LIBVGPU_TRANSPORT_H
 #define VGPU_LIBVGPU_TRANSPORT_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "vgpu/abi.h"
@@ -66,9 +67,23 @@ struct vgpu_dev {
     uint64_t spin_ewma_ns;      /* moving average of wait times */
 
     struct vgpu_dev_info info;  /* identity filled by the transport */
+
+    /* ABI 1.2: queue pairs. The transport's open sets queues (0 reads as 1). */
+    uint32_t queue;             /* this handle's queue pair */
+    uint32_t queues;            /* the device's queue pairs */
+    uint64_t data_end;          /* end of the device's data area */
+    uint64_t alloc_start, alloc_end;    /* the range vgpu_alloc() hands out */
+
+    /* Handles sharing one transport (vgpu_queue_open()): root is the handle
+     * vgpu_open() returned, NULL on the root itself. The rest is the root's:
+     * the transport is called under link_lock while shared (refs > 1). */
+    struct vgpu_dev *root;
+    pthread_mutex_t link_lock;
+    uint32_t refs;              /* handles open, the root included */
+    uint64_t queues_open;       /* bit q: a handle on queue q is open */
 };
 
-/* Points dev->ctrl/sq/cq into dev->shm; called by transports after mapping. */
+/* Points dev->ctrl/sq/cq into dev->shm (queue 0); called by transports after mapping. */
 void vgpu_dev_attach_shm(struct vgpu_dev *dev, void *shm, uint64_t size);
 
 /*

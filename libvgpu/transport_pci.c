@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "vgpu/libvgpu.h"
+#include "vgpu/protocol.h"
 #include "vgpu/ring.h"
 #include "transport.h"
 
@@ -314,7 +315,7 @@ static int pci_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
     void *regs = NULL, *shm = NULL;
     uint64_t regs_size = 0, shm_size = 0, reg_shm;
     uint64_t deadline;
-    uint32_t version;
+    uint32_t version, queues;
     struct pci *p;
     char path[512];
     int fd, r;
@@ -337,17 +338,29 @@ static int pci_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
     }
 
     /*
-     * Two handles on one device would both own the guest's ring indexes and
+     * Two handles on one queue would both own the guest's ring indexes and
      * overwrite each other's slots: the first one holds a lock until close.
+     * Queue 0 locks the whole file as always; queue q > 0 (ABI 1.2) takes an
+     * open-file-description lock on byte q, which a queue 0 flock() does not
+     * conflict with, so processes on different queues share the device.
      */
     snprintf(path, sizeof(path), "%s/%s/resource%d", sysfs_root(), p->addr, VGPU_BAR_REGS);
-    p->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+    p->lock_fd = open(path, (o->queue ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (p->lock_fd < 0) {
         r = -errno;
         vgpu_set_detail("cannot open %s: %s", path, strerror(-r));
         goto err_free;
     }
-    if (flock(p->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+    if (o->queue) {
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+                            .l_start = (off_t)o->queue, .l_len = 1 };
+
+        if (fcntl(p->lock_fd, F_OFD_SETLK, &fl) < 0) {
+            r = errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
+            vgpu_set_detail("queue %u of %s is in use by another process", o->queue, p->addr);
+            goto err_unlock;
+        }
+    } else if (flock(p->lock_fd, LOCK_EX | LOCK_NB) < 0) {
         r = errno == EWOULDBLOCK ? -EBUSY : -errno;
         vgpu_set_detail("%s is in use by another process", p->addr);
         goto err_unlock;
@@ -414,7 +427,33 @@ static int pci_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
         goto err_unmap_shm;
     }
 
-    if (o->use_irq) {
+    /* ABI 1.2: reads 0 on an older device, which has one queue pair. */
+    queues = reg_read(p, VGPU_REG_QUEUES);
+    if (queues == 0) {
+        queues = 1;
+    }
+    if (o->queue >= queues) {
+        vgpu_set_detail("%s has %u queue pair(s), queue %u asked for", p->addr, queues, o->queue);
+        r = -EINVAL;
+        goto err_unmap_shm;
+    }
+    if (queues > 1) {
+        uint64_t end = (uint64_t)reg_read(p, VGPU_REG_DATA_END_HI) << 32 |
+                       reg_read(p, VGPU_REG_DATA_END_LO);
+
+        if (queues > VGPU_MAX_QUEUES || end != VGPU_SHM_DATA_END(shm_size, queues) ||
+            end < VGPU_SHM_DATA_OFFSET + VGPU_SHM_MIN_DATA) {
+            vgpu_set_detail("%s: %u queue pairs and data end %#llx do not fit its %llu bytes",
+                            p->addr, queues, (unsigned long long)end,
+                            (unsigned long long)shm_size);
+            r = -ENXIO;
+            goto err_unmap_shm;
+        }
+    }
+
+    /* The interrupt is the device's: a queue > 0 handle polls, leaving it
+     * (and its mask) to whoever has queue 0. */
+    if (o->use_irq && o->queue == 0) {
         r = open_uio(p);
         if (r < 0 && r != -ENOENT) {
             vgpu_set_detail("cannot open /dev/uio for %s: %s", p->addr, strerror(-r));
@@ -422,8 +461,10 @@ static int pci_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
         }
     }
     /* Interrupts only when someone sleeps on them. */
-    reg_write(p, VGPU_REG_IRQ_MASK, p->uio_fd >= 0 ? 0 :
-              VGPU_IRQ_COMPLETION | VGPU_IRQ_LINK);
+    if (o->queue == 0) {
+        reg_write(p, VGPU_REG_IRQ_MASK, p->uio_fd >= 0 ? 0 :
+                  VGPU_IRQ_COMPLETION | VGPU_IRQ_LINK);
+    }
 
     deadline = vgpu_now_ns() + (uint64_t)dev->link_timeout_ms * 1000000ull;
     while (!(reg_read(p, VGPU_REG_LINK_STATUS) & VGPU_LINK_UP)) {
@@ -437,6 +478,7 @@ static int pci_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
 
     dev->priv = p;
     vgpu_dev_attach_shm(dev, shm, shm_size);
+    dev->queues = queues;
     read_identity(p, &dev->info);
     return 0;
 

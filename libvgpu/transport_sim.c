@@ -72,6 +72,7 @@ struct sim {
     struct vgpu_open_opts hello;
     char     vm_name[64];
     uint64_t shm_size;
+    uint32_t queues;            /* queue pairs announced (1: the 1.0 HELLO) */
     int      reconnect_ms;      /* 0: never */
     uint64_t next_try_ns;
     uint32_t reconnects;
@@ -176,13 +177,19 @@ static int connect_socket(struct sim *s, uint64_t deadline)
     }
 }
 
+/*
+ * One queue pair: the 112-byte HELLO every mediator takes; more: the 1.4
+ * HELLO with their count (docs/protocol.md), as QEMU's device does.
+ */
 static int send_hello(struct sim *s, const struct vgpu_open_opts *o, uint64_t shm_size)
 {
-    struct vgpu_msg_hello h;
+    struct vgpu_msg_hello_mq hm;
+    struct vgpu_msg_hello *hp = &hm.hello;
+    size_t size = s->queues > 1 ? sizeof(hm) : sizeof(hm.hello);
     char cbuf[CMSG_SPACE(2 * sizeof(int))];
     int fds[2] = { s->memfd, s->doorbell_fd };
     unsigned nfds = s->doorbell_fd >= 0 ? 2 : 1;
-    struct iovec iov = { .iov_base = &h, .iov_len = sizeof(h) };
+    struct iovec iov = { .iov_base = &hm, .iov_len = size };
     struct msghdr mh = {
         .msg_iov = &iov, .msg_iovlen = 1,
         .msg_control = cbuf, .msg_controllen = CMSG_SPACE(nfds * sizeof(int)),
@@ -190,22 +197,24 @@ static int send_hello(struct sim *s, const struct vgpu_open_opts *o, uint64_t sh
     struct cmsghdr *cm;
     ssize_t n;
 
-    memset(&h, 0, sizeof(h));
+    memset(&hm, 0, sizeof(hm));
     memset(cbuf, 0, sizeof(cbuf));
-    h.hdr.type = htole16(VGPU_MSG_HELLO);
-    h.hdr.size = htole32(sizeof(h));
-    h.hdr.seq = htole32(s->seq++);
-    h.version_major = htole16(VGPU_PROTO_VERSION_MAJOR);
-    h.version_minor = htole16(VGPU_PROTO_VERSION_MINOR);
-    h.abi_version = htole32(VGPU_ABI_VERSION);
-    h.vm_id = htole32(o->vm_id);
-    h.priority = htole32(o->priority);
-    h.weight = htole32(o->weight ? o->weight : 1);
-    h.features = htole32(s->doorbell_fd >= 0 ? VGPU_FEAT_DOORBELL_FD : 0);
-    h.shm_size = htole64(shm_size);
+    hp->hdr.type = htole16(VGPU_MSG_HELLO);
+    hp->hdr.size = htole32((uint32_t)size);
+    hp->hdr.seq = htole32(s->seq++);
+    hp->version_major = htole16(VGPU_PROTO_VERSION_MAJOR);
+    hp->version_minor = htole16(VGPU_PROTO_VERSION_MINOR);
+    hp->abi_version = htole32(VGPU_ABI_VERSION);
+    hp->vm_id = htole32(o->vm_id);
+    hp->priority = htole32(o->priority);
+    hp->weight = htole32(o->weight ? o->weight : 1);
+    hp->features = htole32((s->doorbell_fd >= 0 ? VGPU_FEAT_DOORBELL_FD : 0) |
+                           (s->queues > 1 ? VGPU_FEAT_MULTIQUEUE : 0));
+    hp->shm_size = htole64(shm_size);
     if (o->vm_name) {
-        strncpy(h.vm_name, o->vm_name, sizeof(h.vm_name) - 1);
+        strncpy(hp->vm_name, o->vm_name, sizeof(hp->vm_name) - 1);
     }
+    hm.queues = htole32(s->queues);
 
     cm = CMSG_FIRSTHDR(&mh);
     cm->cmsg_level = SOL_SOCKET;
@@ -219,8 +228,8 @@ static int send_hello(struct sim *s, const struct vgpu_open_opts *o, uint64_t sh
     if (n < 0) {
         return errno == EPIPE || errno == ECONNRESET ? -ENOLINK : -errno;
     }
-    /* A fresh socket's buffer holds 112 bytes; a short send is a broken peer. */
-    return n == (ssize_t)sizeof(h) ? 0 : -EPROTO;
+    /* A fresh socket's buffer holds 120 bytes; a short send is a broken peer. */
+    return n == (ssize_t)size ? 0 : -EPROTO;
 }
 
 /* Reads exactly len bytes before the deadline. */
@@ -364,6 +373,7 @@ static int sim_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
     struct sim *s;
     void *map = NULL;
     size_t len;
+    uint32_t queues;
     bool use_eventfd;
     int r;
 
@@ -375,6 +385,22 @@ static int sim_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
         size % (uint64_t)sysconf(_SC_PAGESIZE) != 0) {
         vgpu_set_detail("shared memory size %llu: need whole pages, %llu..%llu bytes",
                         (unsigned long long)size, VGPU_SHM_MIN_SIZE, VGPU_SHM_MAX_SIZE);
+        return -EINVAL;
+    }
+    queues = o->queues;
+    if (!queues && getenv("VGPU_QUEUES")) {
+        char *end;
+        unsigned long v = strtoul(getenv("VGPU_QUEUES"), &end, 10);
+
+        queues = *end || v > VGPU_MAX_QUEUES ? VGPU_MAX_QUEUES + 1 : (uint32_t)v;
+    }
+    if (!queues) {
+        queues = 1;
+    }
+    if (queues > VGPU_MAX_QUEUES ||
+        VGPU_SHM_DATA_END(size, queues) < VGPU_SHM_DATA_OFFSET + VGPU_SHM_MIN_DATA) {
+        vgpu_set_detail("%u queue pairs: need 1..%u, and at least 64 KiB of data area beside "
+                        "them in %llu bytes", queues, VGPU_MAX_QUEUES, (unsigned long long)size);
         return -EINVAL;
     }
     if (o->priority >= VGPU_PRIO_CLASSES || o->weight > VGPU_WEIGHT_MAX) {
@@ -414,6 +440,7 @@ static int sim_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
         s->hello.vm_name = s->vm_name;
     }
     s->shm_size = size;
+    s->queues = queues;
     s->reconnect_ms = o->reconnect_ms;
     if (!s->reconnect_ms && getenv("VGPU_RECONNECT_MS")) {
         s->reconnect_ms = atoi(getenv("VGPU_RECONNECT_MS"));
@@ -453,6 +480,7 @@ static int sim_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
 
     dev->priv = s;
     vgpu_dev_attach_shm(dev, map, size);
+    dev->queues = queues;
     dev->info.abi_version = VGPU_ABI_VERSION;
     dev->info.vm_id = o->vm_id;
     dev->info.priority = o->priority;

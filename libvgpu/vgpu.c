@@ -10,7 +10,10 @@
  * cq_tail) are checked before use: a count larger than the ring, or more
  * completions than requests, is reported as -EIO.
  *
- * A handle is not thread-safe; use one per thread.
+ * A handle is not thread-safe; use one per thread. Handles on several queues
+ * of one device (vgpu_queue_open()) share the root handle's transport: while
+ * more than one is open, every call into the transport holds the root's
+ * link_lock and waits poll the CQ (see shared_wait()).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -18,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <endian.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +50,7 @@
 #define SPIN_REARM_CAP_NS 100000u
 
 #define DEFAULT_LINK_TIMEOUT_MS 5000
+#define SHARED_POLL_NS   100000u   /* a shared handle's sleep between CQ checks */
 #define DEFAULT_ALIGN    64u
 #define MAX_ALIGN        (1ull << 30)
 
@@ -80,7 +86,55 @@ void vgpu_dev_attach_shm(struct vgpu_dev *dev, void *shm, uint64_t size)
     dev->ctrl = vgpu_shm_ctrl(shm);
     dev->sq = vgpu_shm_sq(shm);
     dev->cq = vgpu_shm_cq(shm);
-    dev->alloc_next = VGPU_SHM_DATA_OFFSET;
+    dev->queue = 0;
+    dev->data_end = size;
+    dev->alloc_start = dev->alloc_next = VGPU_SHM_DATA_OFFSET;
+    dev->alloc_end = size;
+}
+
+/*
+ * Points the handle's rings at queue pair q (ABI 1.2: queue 0 at the start of
+ * BAR2, the others at its end) and its allocator at the queue's window from
+ * the queue table, or at the whole data area when the window is unset or
+ * does not lie inside it (the mediator refuses such a queue's requests).
+ */
+static int select_queue(struct vgpu_dev *dev, uint32_t q)
+{
+    struct vgpu_queue_desc d;
+    uint64_t end, off, len;
+    uint8_t *base;
+
+    if (dev->queues == 0) {
+        dev->queues = 1;
+    }
+    if (q >= dev->queues) {
+        vgpu_set_detail("queue %u: the device has %u queue pair(s)", q, dev->queues);
+        return -EINVAL;
+    }
+    end = VGPU_SHM_DATA_END(dev->shm_size, dev->queues);
+    if (dev->queues > VGPU_MAX_QUEUES || end <= VGPU_SHM_DATA_OFFSET ||
+        end > dev->shm_size) {
+        vgpu_set_detail("%u queue pairs do not fit in %llu bytes of shared memory",
+                        dev->queues, (unsigned long long)dev->shm_size);
+        return -ENXIO;
+    }
+    base = q ? dev->shm + VGPU_SHM_QUEUE_OFFSET(dev->shm_size, q) : dev->shm;
+    dev->ctrl = vgpu_shm_ctrl(base);
+    dev->sq = vgpu_shm_sq(base);
+    dev->cq = vgpu_shm_cq(base);
+    dev->queue = q;
+    dev->data_end = end;
+    dev->alloc_start = VGPU_SHM_DATA_OFFSET;
+    dev->alloc_end = end;
+    memcpy(&d, dev->shm + VGPU_SHM_QTABLE_OFFSET + (uint64_t)q * sizeof(d), sizeof(d));
+    off = le64toh(d.win_off);
+    len = le64toh(d.win_len);
+    if (len && off >= VGPU_SHM_DATA_OFFSET && off <= end && len <= end - off) {
+        dev->alloc_start = off;
+        dev->alloc_end = off + len;
+    }
+    dev->alloc_next = dev->alloc_start;
+    return 0;
 }
 
 /*
@@ -165,15 +219,150 @@ static int open_with(const struct vgpu_transport_ops *ops,
         free(dev);
         return r;
     }
-    r = adopt_indexes(dev);
+    r = select_queue(dev, opts->queue);
+    if (r == 0) {
+        r = adopt_indexes(dev);
+    }
     if (r < 0) {
         ops->close(dev);
         free(dev);
         return r;
     }
     snprintf(dev->info.transport, sizeof(dev->info.transport), "%s", ops->name);
+    pthread_mutex_init(&dev->link_lock, NULL);
+    dev->refs = 1;
+    dev->queues_open = 1ull << dev->queue;
     *out = dev;
     return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The transport, alone or shared by the handles of several queues        */
+
+static inline struct vgpu_dev *root_of(struct vgpu_dev *dev)
+{
+    return dev->root ? dev->root : dev;
+}
+
+/* More than one handle uses the root's transport. Queue handles are opened
+ * while no other handle of the device is in use (libvgpu.h), so a handle
+ * alone never races with one being added. */
+static inline bool shared(struct vgpu_dev *root)
+{
+    return __atomic_load_n(&root->refs, __ATOMIC_ACQUIRE) > 1;
+}
+
+static int t_kick(struct vgpu_dev *dev, uint32_t sq_tail)
+{
+    struct vgpu_dev *root = root_of(dev);
+    int r;
+
+    if (!shared(root)) {
+        return root->ops->kick(root, sq_tail);
+    }
+    pthread_mutex_lock(&root->link_lock);
+    r = root->ops->kick(root, sq_tail);
+    pthread_mutex_unlock(&root->link_lock);
+    return r;
+}
+
+static uint32_t t_link_status(struct vgpu_dev *dev)
+{
+    struct vgpu_dev *root = root_of(dev);
+    uint32_t v;
+
+    if (!shared(root)) {
+        return root->ops->link_status(root);
+    }
+    pthread_mutex_lock(&root->link_lock);
+    v = root->ops->link_status(root);
+    pthread_mutex_unlock(&root->link_lock);
+    return v;
+}
+
+/*
+ * A shared transport cannot sleep on the link for one handle: whoever reads
+ * a NOTIFY would hide it from the others, and a sleep holding the lock would
+ * hold up their doorbells. So the transport only drains what has arrived
+ * (and notices a lost link or reconnects), and the handle sleeps briefly;
+ * the ring core re-checks its CQ after each return.
+ */
+static int shared_wait(struct vgpu_dev *root, int timeout_ms)
+{
+    struct timespec ts = { 0, SHARED_POLL_NS };
+    int r;
+
+    pthread_mutex_lock(&root->link_lock);
+    r = root->ops->wait_event(root, 0);
+    pthread_mutex_unlock(&root->link_lock);
+    if (r < 0 && r != -ETIMEDOUT) {
+        return r;
+    }
+    if (timeout_ms <= 0) {
+        return -ETIMEDOUT;
+    }
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
+static int t_wait_event(struct vgpu_dev *dev, int timeout_ms)
+{
+    struct vgpu_dev *root = root_of(dev);
+
+    if (!shared(root)) {
+        return root->ops->wait_event(root, timeout_ms);
+    }
+    return shared_wait(root, timeout_ms);
+}
+
+int vgpu_queue_open(struct vgpu_dev *dev, uint32_t queue, struct vgpu_dev **out)
+{
+    struct vgpu_dev *root, *q;
+    uint64_t bit;
+    int r;
+
+    if (!dev || !out) {
+        return -EINVAL;
+    }
+    *out = NULL;
+    root = root_of(dev);
+    if (queue >= root->queues) {
+        return -EINVAL;
+    }
+    bit = 1ull << queue;
+    if (__atomic_fetch_or(&root->queues_open, bit, __ATOMIC_ACQ_REL) & bit) {
+        return -EBUSY;
+    }
+    q = dev_new();
+    if (!q) {
+        r = -ENOMEM;
+        goto err_bit;
+    }
+    q->ops = root->ops;
+    q->priv = root->priv;
+    q->root = root;
+    q->shm = root->shm;
+    q->shm_size = root->shm_size;
+    q->queues = root->queues;
+    q->link_timeout_ms = root->link_timeout_ms;
+    q->spin_cap_ns = root->spin_cap_ns;
+    q->spin_ns = root->spin_ns;
+    q->info = root->info;
+    r = select_queue(q, queue);
+    if (r == 0) {
+        r = adopt_indexes(q);
+    }
+    if (r < 0) {
+        free(q);
+        goto err_bit;
+    }
+    __atomic_add_fetch(&root->refs, 1, __ATOMIC_ACQ_REL);
+    *out = q;
+    return 0;
+
+err_bit:
+    __atomic_fetch_and(&root->queues_open, ~bit, __ATOMIC_ACQ_REL);
+    return r;
 }
 
 int vgpu_open(const struct vgpu_open_opts *opts, struct vgpu_dev **out)
@@ -215,13 +404,24 @@ int vgpu_open(const struct vgpu_open_opts *opts, struct vgpu_dev **out)
 
 void vgpu_close(struct vgpu_dev *dev)
 {
+    struct vgpu_dev *root;
+
     if (!dev) {
         return;
     }
-    if (dev->ops && dev->ops->close) {
-        dev->ops->close(dev);
+    /* The root's memory and transport live until its last handle closes. */
+    root = root_of(dev);
+    __atomic_fetch_and(&root->queues_open, ~(1ull << dev->queue), __ATOMIC_ACQ_REL);
+    if (dev != root) {
+        free(dev);
     }
-    free(dev);
+    if (__atomic_sub_fetch(&root->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        if (root->ops && root->ops->close) {
+            root->ops->close(root);
+        }
+        pthread_mutex_destroy(&root->link_lock);
+        free(root);
+    }
 }
 
 int vgpu_get_info(struct vgpu_dev *dev, struct vgpu_dev_info *out)
@@ -229,14 +429,25 @@ int vgpu_get_info(struct vgpu_dev *dev, struct vgpu_dev_info *out)
     if (!dev || !out) {
         return -EINVAL;
     }
-    *out = dev->info;
+    *out = root_of(dev)->info;
     out->shm_size = dev->shm_size;
-    out->data_offset = VGPU_SHM_DATA_OFFSET;
-    out->data_size = dev->shm_size - VGPU_SHM_DATA_OFFSET;
-    out->link_status = dev->ops->link_status(dev);
+    out->link_status = t_link_status(dev);
     if (dev->ops->info) {
-        dev->ops->info(dev, out);
+        struct vgpu_dev *root = root_of(dev);
+
+        if (shared(root)) {
+            pthread_mutex_lock(&root->link_lock);
+        }
+        root->ops->info(root, out);
+        if (shared(root)) {
+            pthread_mutex_unlock(&root->link_lock);
+        }
     }
+    out->data_offset = dev->alloc_start;
+    out->data_size = dev->alloc_end - dev->alloc_start;
+    out->queue = dev->queue;
+    out->queues = dev->queues ? dev->queues : 1;
+    out->data_end = dev->data_end;
     return 0;
 }
 
@@ -256,9 +467,9 @@ int vgpu_alloc(struct vgpu_dev *dev, uint64_t size, uint64_t align, uint64_t *of
     if ((align & (align - 1)) != 0 || align > MAX_ALIGN) {
         return -EINVAL;
     }
-    /* alloc_next <= shm_size <= 64 GiB, so this cannot wrap. */
+    /* alloc_next <= alloc_end <= shm_size <= 64 GiB, so this cannot wrap. */
     start = (dev->alloc_next + align - 1) & ~(align - 1);
-    if (start > dev->shm_size || size > dev->shm_size - start) {
+    if (start > dev->alloc_end || size > dev->alloc_end - start) {
         return -ENOMEM;
     }
     dev->alloc_next = start + size;
@@ -269,7 +480,7 @@ int vgpu_alloc(struct vgpu_dev *dev, uint64_t size, uint64_t align, uint64_t *of
 void vgpu_free_all(struct vgpu_dev *dev)
 {
     if (dev) {
-        dev->alloc_next = VGPU_SHM_DATA_OFFSET;
+        dev->alloc_next = dev->alloc_start;
     }
 }
 
@@ -323,7 +534,7 @@ int vgpu_kick(struct vgpu_dev *dev)
     if (!dev) {
         return -EINVAL;
     }
-    return dev->ops->kick(dev, dev->sq_tail);
+    return t_kick(dev, dev->sq_tail);
 }
 
 /* Requests of this handle submitted and not yet consumed from the CQ. */
@@ -430,7 +641,7 @@ int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms)
         uint64_t left_ms;
 
         now = vgpu_now_ns();
-        if (!(dev->ops->link_status(dev) & VGPU_LINK_UP)) {
+        if (!(t_link_status(dev) & VGPU_LINK_UP)) {
             if (!down_since) {
                 down_since = now;
             }
@@ -455,7 +666,7 @@ int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms)
                 left_ms = link_left + 1;
             }
         }
-        r = dev->ops->wait_event(dev, (int)left_ms);
+        r = t_wait_event(dev, (int)left_ms);
         if (r < 0 && r != -ETIMEDOUT) {
             /* Completions posted before the link died are still valid. */
             int c = cq_pop(dev, out);
@@ -602,6 +813,10 @@ int vgpu_open_mem(void *shm, uint64_t size, struct vgpu_dev **out)
     memset(shm, 0, sizeof(struct vgpu_shm_ctrl));
     vgpu_dev_attach_shm(dev, shm, size);
     snprintf(dev->info.transport, sizeof(dev->info.transport), "mem");
+    dev->queues = 1;
+    pthread_mutex_init(&dev->link_lock, NULL);
+    dev->refs = 1;
+    dev->queues_open = 1;
     *out = dev;
     return 0;
 }

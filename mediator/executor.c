@@ -57,7 +57,7 @@ static int32_t run_part(struct vgpu_mediator *m, struct vgpu_req *req, uint64_t 
         req->op->part(&req->sqe, req->part, req->nparts, &part);
         sqe = &part;
     }
-    st = m->bops->execute(m->backend, s->bsess, 0, req->op, sqe, &s->shm, result);
+    st = m->bops->execute(m->backend, s->bsess, req->queue, req->op, sqe, &s->shm, result);
     *exec_ns = vgpu_now_ns() - t0;
     if (st < 0 || st >= VGPU_S_STATUS_COUNT) {
         log_error("backend %s returned status %d for %s (bug)", m->bops->name, st,

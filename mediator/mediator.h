@@ -141,6 +141,7 @@ struct vgpu_req {
     struct vgpu_sqe sqe;            /* private copy: the only thing validated and run */
     const struct vgpu_op *op;       /* NULL when the opcode is unknown */
     int32_t  status;                /* pre-set failure, or -1: execute */
+    uint32_t queue;                 /* the queue pair it was taken from */
     uint32_t index;                 /* SQ index it was taken from */
     uint64_t bytes_in, bytes_out;
     /* A long request runs in nparts parts (op->part), one at a time. */
@@ -150,6 +151,27 @@ struct vgpu_req {
     uint64_t pick_exec_ns;          /* of that, since the scheduler last picked it */
     uint64_t first_pick_ns;         /* 0 until the first part has run */
     uint64_t queue_ns;              /* enqueue to first pick */
+};
+
+/*
+ * One queue pair of a session (ABI 1.2): its rings in shared memory and the
+ * host's own copies of its indexes; shared memory is only written. Queue 0
+ * is the Phase 1 ring at the start of BAR2, queue q >= 1 lies at
+ * VGPU_SHM_QUEUE_OFFSET(shm_size, q).
+ */
+struct vgpu_queue {
+    struct vgpu_shm_ctrl *ctrl;
+    struct vgpu_sqe *sq;
+    struct vgpu_cqe *cq;
+    uint32_t sq_head;       /* next request to complete */
+    uint32_t sq_next;       /* next request to take */
+    uint32_t cq_tail;
+    uint32_t taken;         /* taken, not completed */
+    /* Resume found this request marked VGPU_HOST_EXEC_UNSAFE: it completes
+     * as interrupted instead of running again. */
+    bool     interrupted_pending;
+    uint32_t interrupted_index;
+    struct vgpu_req reqs[VGPU_SQ_ENTRIES];   /* indexed by SQ slot */
 };
 
 struct vgpu_session {
@@ -185,19 +207,16 @@ struct vgpu_session {
 
     /* shared memory */
     struct vgpu_shm_view shm;
-    struct vgpu_shm_ctrl *ctrl;
+    uint64_t data_end;      /* VGPU_SHM_DATA_END(shm.size, nq) */
     struct vgpu_backend_session *bsess;
 
-    /* ring state: the host's own copies; shared memory is only written */
-    uint32_t sq_head;       /* next request to complete */
-    uint32_t sq_next;       /* next request to take */
-    uint32_t cq_tail;
-    uint32_t taken;         /* taken, not completed */
-    uint32_t max_inflight;
-    /* Resume found this request marked VGPU_HOST_EXEC_UNSAFE: it completes
-     * as interrupted instead of running again. */
-    bool     interrupted_pending;
-    uint32_t interrupted_index;
+    /* queue pairs; fairness between VMs is per session, a session's queues
+     * are taken from round-robin */
+    struct vgpu_queue *q;
+    uint32_t nq;
+    uint32_t rr_next;       /* the queue the next take starts with */
+    uint32_t taken;         /* of all queues: taken, not completed */
+    uint32_t max_inflight;  /* per VM, all queues together */
     /* The memory (identified by the memfd's device and inode) of a device
      * that reconnected while its previous session still had a request
      * executing: nothing is taken until that request has ended, or it and a
@@ -209,7 +228,6 @@ struct vgpu_session {
 
     struct vgpu_sched_entity ent;
     struct vgpu_vm_stats st;
-    struct vgpu_req reqs[VGPU_SQ_ENTRIES];   /* indexed by SQ slot */
 };
 
 /* ---- the daemon ---- */
@@ -358,8 +376,13 @@ void vgpu_server_dump_stats(struct vgpu_mediator *m);
 
 /* session.c (all with m->lock held unless said otherwise) */
 struct vgpu_session *vgpu_session_new(struct vgpu_mediator *m, int fd);  /* lock not held */
-/* Checks the memfd and maps it; lock not held. 0 or -VGPU_PERR_*, with *why. */
-int  vgpu_session_map(struct vgpu_session *s, int fd, uint64_t shm_size, const char **why);
+/* Checks the memfd and maps it with nq queue pairs (vgpu_session_queues());
+ * lock not held. 0 or -VGPU_PERR_*, with *why. */
+int  vgpu_session_map(struct vgpu_session *s, int fd, uint64_t shm_size, uint32_t nq,
+                      const char **why);
+/* Lays out nq queue pairs (1 .. VGPU_MAX_QUEUES) over the mapped s->shm.
+ * 0, -EINVAL (they leave less than VGPU_SHM_MIN_DATA of data area) or -ENOMEM. */
+int  vgpu_session_queues(struct vgpu_session *s, uint32_t nq);
 /* Resumes the ring after HELLO: fixes a torn completion, then takes. */
 void vgpu_session_resume(struct vgpu_session *s);
 /* Takes new requests from the SQ into the scheduler; returns how many. */
@@ -367,7 +390,7 @@ unsigned vgpu_session_take(struct vgpu_session *s);
 /* Lock not held, before req's first part runs: marks it in the ring when
  * running it again would not be safe (VGPU_HOST_EXEC_UNSAFE). */
 void vgpu_session_begin(struct vgpu_session *s, struct vgpu_req *req);
-/* Publishes the completion of req (the session's oldest). */
+/* Publishes the completion of req (the oldest of its queue) in its queue's CQ. */
 void vgpu_session_complete(struct vgpu_session *s, struct vgpu_req *req, int32_t status,
                            uint64_t result, uint64_t exec_ns, uint64_t now_ns);
 /* Ends scheduling for the session (queued requests dropped, stay in the ring). */

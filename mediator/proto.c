@@ -61,6 +61,10 @@ int vgpu_msg_check_header(const struct vgpu_msg_hdr *h, enum vgpu_conn_state st,
         return VGPU_PERR_TYPE;
     }
     want = vgpu_msg_expected_size(h->type);
+    /* 1.4: a HELLO may be the longer one that carries the queue count. */
+    if (h->type == VGPU_MSG_HELLO && h->size == sizeof(struct vgpu_msg_hello_mq)) {
+        want = h->size;
+    }
     if (want && h->size != want) {
         snprintf(why, why_len, "%s of %u bytes, expected %u", vgpu_msg_name(h->type), h->size,
                  want);
@@ -115,12 +119,29 @@ int vgpu_msg_check_hello(const struct vgpu_msg_hello *h, unsigned nfds, char *wh
                  h->priority, VGPU_PRIO_CLASSES - 1, h->weight, VGPU_WEIGHT_MAX);
         return VGPU_PERR_IDENTITY;
     }
+    if (h->hdr.size == sizeof(struct vgpu_msg_hello_mq)) {
+        const struct vgpu_msg_hello_mq *mq = (const struct vgpu_msg_hello_mq *)h;
+
+        if (mq->queues < 1 || mq->queues > VGPU_MAX_QUEUES || mq->pad != 0) {
+            snprintf(why, why_len, "HELLO with %u queue pairs (1..%u) or pad %u", mq->queues,
+                     VGPU_MAX_QUEUES, mq->pad);
+            return VGPU_PERR_MALFORMED;
+        }
+    }
     if (nfds != want_fds) {
         snprintf(why, why_len, "HELLO with %u file descriptors, features 0x%x ask for %u", nfds,
                  h->features, want_fds);
         return VGPU_PERR_FD;
     }
     return 0;
+}
+
+uint32_t vgpu_msg_hello_queues(const struct vgpu_msg_hello *h)
+{
+    if (h->hdr.size != sizeof(struct vgpu_msg_hello_mq)) {
+        return 1;
+    }
+    return ((const struct vgpu_msg_hello_mq *)h)->queues;
 }
 
 void vgpu_sanitize_name(char *dst, const char *src, size_t n)

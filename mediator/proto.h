@@ -39,12 +39,20 @@ int vgpu_msg_check_fds(const struct vgpu_msg_hdr *h, unsigned nfds, bool fd_over
                        char *why, size_t why_len);
 
 /*
- * The HELLO body: protocol and ABI major versions, priority and weight, and
+ * The HELLO body: protocol and ABI major versions, priority and weight, the
+ * queue count of a 1.4 HELLO (1 .. VGPU_MAX_QUEUES, pad 0; h must hold
+ * h->hdr.size bytes), and
  * nfds (the descriptors that came with it) matching its features: the memfd,
  * plus the doorbell eventfd exactly when VGPU_FEAT_DOORBELL_FD is set.
  */
 int vgpu_msg_check_hello(const struct vgpu_msg_hello *h, unsigned nfds, char *why,
                          size_t why_len);
+/*
+ * The queue pairs a HELLO that passed vgpu_msg_check_hello() announces: 1
+ * for the 112-byte HELLO, else struct vgpu_msg_hello_mq's count (h must
+ * then hold h->hdr.size bytes).
+ */
+uint32_t vgpu_msg_hello_queues(const struct vgpu_msg_hello *h);
 
 /*
  * Copies at most n - 1 bytes of a peer-supplied, possibly unterminated string

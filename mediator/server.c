@@ -99,7 +99,8 @@ void vgpu_session_notify(struct vgpu_session *s)
     int r;
 
     hdr_init(&n.hdr, VGPU_MSG_NOTIFY, sizeof(n), 0);
-    n.cq_tail = __atomic_load_n(&s->cq_tail, __ATOMIC_RELAXED);
+    /* queue 0's: a hint, and the device reads every CQ anyway */
+    n.cq_tail = s->q ? __atomic_load_n(&s->q[0].cq_tail, __ATOMIC_RELAXED) : 0;
     r = vgpu_session_send(s, &n, sizeof(n));
     /*
      * -EAGAIN: the device has not read what we sent before, so a NOTIFY is
@@ -656,16 +657,19 @@ static void doorbell_readable(struct vgpu_mediator *m, struct vgpu_session *s)
 
 static void handle_hello(struct vgpu_mediator *m, struct vgpu_session *s)
 {
+    struct vgpu_msg_hello_mq hm = { 0 };
     struct vgpu_msg_hello h;
     struct vgpu_msg_welcome w = { 0 };
     const char *why = NULL;
     char text[120];
-    uint32_t prio, weight;
+    uint32_t prio, weight, nq;
     unsigned done;
     int fd, r;
 
-    memcpy(&h, s->rx, sizeof(h));
-    r = vgpu_msg_check_hello(&h, s->n_rx_fds, text, sizeof(text));
+    /* The header check let through only the 112- and the 120-byte HELLO. */
+    memcpy(&hm, s->rx, VGPU_MIN(((const struct vgpu_msg_hdr *)s->rx)->size, sizeof(hm)));
+    h = hm.hello;
+    r = vgpu_msg_check_hello(&hm.hello, s->n_rx_fds, text, sizeof(text));
     if (r) {
         conn_fail(m, s, (uint32_t)r, h.hdr.seq, "%s", text);
         return;
@@ -682,6 +686,7 @@ static void handle_hello(struct vgpu_mediator *m, struct vgpu_session *s)
     fd = s->rx_fds[0];
     s->rx_fds[0] = -1;
     s->n_rx_fds = 0;
+    nq = vgpu_msg_hello_queues(&hm.hello);
 
     vgpu_sanitize_name(s->vm_name, h.vm_name, sizeof(s->vm_name));
     prio = h.priority;
@@ -715,7 +720,7 @@ static void handle_hello(struct vgpu_mediator *m, struct vgpu_session *s)
 
     /* On success the session keeps fd (s->shm.fd): a backend that runs in
      * another process (cuda) maps the same memory from it. */
-    r = vgpu_session_map(s, fd, h.shm_size, &why);
+    r = vgpu_session_map(s, fd, h.shm_size, nq, &why);
     if (r < 0) {
         close(fd);
         conn_fail(m, s, (uint32_t)-r, h.hdr.seq, "%s", why);
@@ -770,10 +775,10 @@ static void handle_hello(struct vgpu_mediator *m, struct vgpu_session *s)
     s->state = VGPU_CONN_ACTIVE;
     m->nsessions++;
     m->sessions_opened++;
-    log_info("session %u: vm %u '%s' attached: priority %u weight %u%s, shm %llu MiB, features 0x%x, "
-             "doorbell %s", s->id, s->vm_id, s->vm_name, prio, weight,
+    log_info("session %u: vm %u '%s' attached: priority %u weight %u%s, shm %llu MiB, %u queue "
+             "pair(s), features 0x%x, doorbell %s", s->id, s->vm_id, s->vm_name, prio, weight,
              (prio != h.priority || weight != h.weight) ? " (from config)" : "",
-             (unsigned long long)(h.shm_size >> 20), h.features,
+             (unsigned long long)(h.shm_size >> 20), s->nq, h.features,
              s->doorbell_fd >= 0 ? "eventfd" : "KICK messages");
     vgpu_session_resume(s);
     done = vgpu_exec_dispatch(m, s);

@@ -57,6 +57,19 @@ struct vgpu_open_opts {
      * $VGPU_RECONNECT_MS, else never (the link stays down, waits give
      * -ENOLINK after link_timeout_ms). At most 60000. */
     int         reconnect_ms;
+    /* Addition (ABI 1.2 library): the queue pair this handle uses, 0 ..
+     * queues - 1 (VGPU_REG_QUEUES; docs/register-map.md). pci: queue > 0
+     * locks only that queue (another process may hold queue 0 or another
+     * queue), needs a device with more than queue queues, and always polls
+     * (the interrupt is the device's, shared by every queue). Queue 0 behaves
+     * exactly as before. The data area the handle allocates from is the
+     * queue's window in the queue table when one is set, else the whole
+     * data area (vgpu_get_info() tells which). */
+    uint32_t    queue;
+    /* Addition (ABI 1.2 library), sim: queue pairs the simulated device
+     * announces to the mediator, 1 .. VGPU_MAX_QUEUES; the others are
+     * reached with vgpu_queue_open(). 0: $VGPU_QUEUES, else 1. */
+    uint32_t    queues;
 };
 
 #define VGPU_DEFAULT_SOCKET   "/run/vgpu/mediator.sock"
@@ -103,6 +116,11 @@ struct vgpu_dev_info {
     char     vm_name[64];
     char     gpu_name[64];
     char     location[64];    /* pci address, or socket path */
+    /* Addition (ABI 1.2 library). data_offset/data_size above are the
+     * range vgpu_alloc() hands out: the queue's window, or the data area. */
+    uint32_t queue;           /* the queue pair of this handle */
+    uint32_t queues;          /* queue pairs of the device (1 on a 1.0/1.1 device) */
+    uint64_t data_end;        /* end of the device's data area (BAR2 offset) */
 };
 int vgpu_get_info(struct vgpu_dev *dev, struct vgpu_dev_info *out);
 
@@ -138,6 +156,27 @@ int vgpu_wait(struct vgpu_dev *dev, struct vgpu_cqe *out, int timeout_ms);
  * when the completion does not echo the request's user_data and tag. */
 int vgpu_call(struct vgpu_dev *dev, const struct vgpu_sqe *sqe, struct vgpu_cqe *out,
               int timeout_ms);
+
+/*
+ * Addition (ABI 1.2 library): a second handle on queue pair `queue` of the
+ * device dev was opened on (any handle of it), sharing its mapping and its
+ * link to the mediator: how one process drives several queues of ONE device,
+ * e.g. one thread per queue (the sim transport creates its memory itself,
+ * so two vgpu_open() calls never share a device). The handle allocates from
+ * the queue's window in the queue table (VGPU_SHM_QTABLE_OFFSET) as it is
+ * when this is called, else from the whole data area: whoever hands out
+ * queues sets the windows first, or the handles' allocations overlap.
+ * Threads: each handle is used by one thread at a time; different handles
+ * of one device may be used concurrently, but call vgpu_queue_open() while
+ * no other handle of the device is in use. While a device has more than one
+ * handle open, its handles sleep in vgpu_wait() by polling the CQ (at least
+ * every 100 us) instead of on the link. vgpu_close() of any handle is fine
+ * at any time; the link closes with the last handle.
+ * Returns 0 or -errno: -EINVAL (queue >= the device's queues), -EBUSY (a
+ * handle on that queue is open), -ENOMEM, -EIO (the queue's ring indexes
+ * are corrupt).
+ */
+int vgpu_queue_open(struct vgpu_dev *dev, uint32_t queue, struct vgpu_dev **out);
 
 /* The raw shared memory, for tests that play a hostile guest. */
 void *vgpu_shm_base(struct vgpu_dev *dev, uint64_t *size);

@@ -17,9 +17,11 @@
 #include <stdint.h>
 
 #define VGPU_PROTO_VERSION_MAJOR 1
-#define VGPU_PROTO_VERSION_MINOR 2  /* 1.1: the doorbell eventfd (HELLO's second fd);
+#define VGPU_PROTO_VERSION_MINOR 4  /* 1.1: the doorbell eventfd (HELLO's second fd);
                                      * 1.2: STATS_QUERY/STATS_DATA, structured statistics;
-                                     * 1.3: vgpu_stats_vm.by_status_hi (ABI 1.2 statuses) */
+                                     * 1.3: vgpu_stats_vm.by_status_hi (ABI 1.2 statuses);
+                                     * 1.4: HELLO may carry the queue pairs
+                                     * (struct vgpu_msg_hello_mq, ABI 1.2) */
 
 #define VGPU_MSG_MAX_SIZE   65536u  /* header included; larger is a protocol error */
 
@@ -65,6 +67,24 @@ struct vgpu_msg_hello {
     char     vm_name[64];       /* NUL-padded */
 };
 _Static_assert(sizeof(struct vgpu_msg_hello) == 112, "vgpu_msg_hello size");
+
+/*
+ * 1.4: the HELLO of a device with several queue pairs (ABI 1.2): the 1.0
+ * HELLO followed by their count; hdr.size tells the two apart. A device with
+ * one queue pair sends the 112-byte HELLO, which every mediator accepts and
+ * a 1.4 mediator reads as one queue pair, so it works with older mediators;
+ * an older mediator refuses this one (VGPU_PERR_MALFORMED) rather than
+ * ignore the queues. The mediator checks that the queue regions leave at
+ * least VGPU_SHM_MIN_DATA bytes of data area (else VGPU_PERR_SHM).
+ */
+struct vgpu_msg_hello_mq {
+    struct vgpu_msg_hello hello;
+    uint32_t queues;            /* 1 .. VGPU_MAX_QUEUES */
+    uint32_t pad;               /* 0 */
+};
+_Static_assert(sizeof(struct vgpu_msg_hello_mq) == 120, "vgpu_msg_hello_mq size");
+
+#define VGPU_SHM_MIN_DATA   0x10000u  /* data area a device must keep beside its queues */
 
 /* The lowest priority class number the mediator accepts is 0 (highest). */
 #define VGPU_PRIO_CLASSES   4u

@@ -59,7 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             return 0;
         }
         FUZZ_CHECK(h.size >= sizeof(h) && h.size <= VGPU_RX_BUF);
-        FUZZ_CHECK(vgpu_msg_expected_size(h.type) == h.size);
+        FUZZ_CHECK(vgpu_msg_expected_size(h.type) == h.size ||
+                   (h.type == VGPU_MSG_HELLO && h.size == sizeof(struct vgpu_msg_hello_mq)));
         if (in.left < h.size) {
             return 0;
         }
@@ -95,6 +96,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(hello->priority < VGPU_PRIO_CLASSES);
             FUZZ_CHECK(hello->weight >= 1 && hello->weight <= VGPU_WEIGHT_MAX);
             FUZZ_CHECK(nfds == ((hello->features & VGPU_FEAT_DOORBELL_FD) ? 2u : 1u));
+            FUZZ_CHECK(vgpu_msg_hello_queues(hello) >= 1 &&
+                       vgpu_msg_hello_queues(hello) <= VGPU_MAX_QUEUES);
             vgpu_sanitize_name(name, hello->vm_name, sizeof(name));
             check_printable(name, sizeof(name));
             st = VGPU_CONN_ACTIVE;

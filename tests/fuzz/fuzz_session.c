@@ -51,7 +51,7 @@ static void attach(struct world *w)
     FUZZ_CHECK(s != NULL);
     s->shm.base = shm;
     s->shm.size = VGPU_SHM_MIN_SIZE;
-    s->ctrl = vgpu_shm_ctrl(shm);
+    FUZZ_CHECK(vgpu_session_queues(s, 1) == 0);
     s->max_inflight = w->max_inflight;
     s->state = VGPU_CONN_ACTIVE;
     w->m.nsessions = 1;
@@ -126,7 +126,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             /* Whatever the guest claims, what was taken fits in the CQ as
              * the guest's cq_head describes it. */
-            used = vgpu_ring_count(vgpu_load_acquire(&c->cq_head), s->cq_tail, VGPU_CQ_ENTRIES);
+            used = vgpu_ring_count(vgpu_load_acquire(&c->cq_head), s->q[0].cq_tail,
+                                   VGPU_CQ_ENTRIES);
             FUZZ_CHECK(used != VGPU_RING_CORRUPT && s->taken + used <= VGPU_CQ_ENTRIES);
             break;
         }
@@ -142,10 +143,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     break;
                 }
                 r = (struct vgpu_req *)sr;
-                FUZZ_CHECK(r->sess == s && r->index == s->sq_head);
+                FUZZ_CHECK(r->sess == s && r->index == s->q[0].sq_head);
                 if (honest) {
                     /* The slot this CQE goes to was consumed by the guest. */
-                    FUZZ_CHECK(s->cq_tail - c->cq_head < VGPU_CQ_ENTRIES);
+                    FUZZ_CHECK(s->q[0].cq_tail - c->cq_head < VGPU_CQ_ENTRIES);
                 }
                 vgpu_session_complete(s, r, r->status > 0 ? r->status : VGPU_S_OK, 0, 1000,
                                       vgpu_now_ns());
@@ -194,12 +195,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         s = w.s;
-        FUZZ_CHECK(s->taken == s->sq_next - s->sq_head);
+        FUZZ_CHECK(s->taken == s->q[0].sq_next - s->q[0].sq_head);
         FUZZ_CHECK(s->taken <= s->max_inflight && s->taken <= VGPU_CQ_ENTRIES);
         FUZZ_CHECK(w.m.sched.queued + w.m.sched.running == s->taken);
         if (honest) {
-            FUZZ_CHECK(s->sq_head == s->cq_tail);
-            FUZZ_CHECK(submitted - s->sq_head <= VGPU_SQ_ENTRIES);
+            FUZZ_CHECK(s->q[0].sq_head == s->q[0].cq_tail);
+            FUZZ_CHECK(submitted - s->q[0].sq_head <= VGPU_SQ_ENTRIES);
         }
     }
     detach(&w);

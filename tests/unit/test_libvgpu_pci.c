@@ -256,7 +256,7 @@ static void test_bad_magic_and_version(void **state)
 
     f->regs[VGPU_REG_VERSION / 4] = (2u << 16) | 3;
     assert_int_equal(open_pci(NULL, 100, &dev), -EPROTONOSUPPORT);
-    assert_string_equal(vgpu_open_detail(), "ABI version 2.3, library speaks 1.1");
+    assert_string_equal(vgpu_open_detail(), "ABI version 2.3, library speaks 1.2");
     /* A newer minor is compatible. */
     f->regs[VGPU_REG_VERSION / 4] = (1u << 16) | 4;
     assert_int_equal(open_pci(NULL, 100, &dev), 0);
