@@ -21,6 +21,38 @@ extern const struct vgpu_op vgpu_op_saxpy;
 extern const struct vgpu_op vgpu_op_reduce_sum;
 extern const struct vgpu_op vgpu_op_sgemm;
 extern const struct vgpu_op vgpu_op_memcpy;
+/* 1.2: the CUDA driver operations, one file per family (cu_context.c,
+ * cu_memory.c, cu_copy.c, cu_module.c, cu_launch.c, cu_stream.c, cu_event.c). */
+extern const struct vgpu_op vgpu_op_cu_device_info;
+extern const struct vgpu_op vgpu_op_cu_mem_get_info;
+extern const struct vgpu_op vgpu_op_cu_ctx_sync;
+extern const struct vgpu_op vgpu_op_cu_ctx_reset;
+extern const struct vgpu_op vgpu_op_cu_mem_alloc;
+extern const struct vgpu_op vgpu_op_cu_mem_free;
+extern const struct vgpu_op vgpu_op_cu_memset;
+extern const struct vgpu_op vgpu_op_cu_memcpy_htod;
+extern const struct vgpu_op vgpu_op_cu_memcpy_dtoh;
+extern const struct vgpu_op vgpu_op_cu_memcpy_dtod;
+extern const struct vgpu_op vgpu_op_cu_memcpy_2d;
+extern const struct vgpu_op vgpu_op_cu_module_load;
+extern const struct vgpu_op vgpu_op_cu_module_unload;
+extern const struct vgpu_op vgpu_op_cu_module_get_function;
+extern const struct vgpu_op vgpu_op_cu_module_get_global;
+extern const struct vgpu_op vgpu_op_cu_launch;
+extern const struct vgpu_op vgpu_op_cu_func_get_attr;
+extern const struct vgpu_op vgpu_op_cu_func_set_attr;
+extern const struct vgpu_op vgpu_op_cu_occupancy;
+extern const struct vgpu_op vgpu_op_cu_stream_create;
+extern const struct vgpu_op vgpu_op_cu_stream_destroy;
+extern const struct vgpu_op vgpu_op_cu_stream_sync;
+extern const struct vgpu_op vgpu_op_cu_stream_query;
+extern const struct vgpu_op vgpu_op_cu_stream_wait_event;
+extern const struct vgpu_op vgpu_op_cu_event_create;
+extern const struct vgpu_op vgpu_op_cu_event_destroy;
+extern const struct vgpu_op vgpu_op_cu_event_record;
+extern const struct vgpu_op vgpu_op_cu_event_sync;
+extern const struct vgpu_op vgpu_op_cu_event_query;
+extern const struct vgpu_op vgpu_op_cu_event_elapsed;
 
 /*
  * Cost model, for the scheduler's fair share (deficit round robin on cost).

@@ -228,6 +228,10 @@ static void test_registry(void **state)
     for (uint32_t i = 0; i < VGPU_OP_COUNT; i++) {
         const struct vgpu_op *op = vgpu_op_lookup(i);
 
+        if (i > VGPU_OP_MEMCPY && i < VGPU_OP_CU_FIRST) {
+            assert_null(op);                /* 7 .. 15: not assigned */
+            continue;
+        }
         assert_non_null(op);
         assert_int_equal(op->opcode, i);
         assert_string_equal(op->name, vgpu_op_name(i));
@@ -235,6 +239,10 @@ static void test_registry(void **state)
         assert_non_null(op->cost_ns);
         assert_non_null(op->bytes);
         assert_non_null(op->exec_cpu);
+        if (i >= VGPU_OP_CU_FIRST) {
+            assert_non_null(op->idempotent);
+            assert_null(op->parts);         /* a GPU call is never cut */
+        }
     }
     assert_null(vgpu_op_lookup(VGPU_OP_COUNT));
     assert_null(vgpu_op_lookup(0xffff));
@@ -610,6 +618,691 @@ static void test_validate_memcpy(void **state)
 /* ------------------------------------------------------------------------
  * Cost and byte accounting: monotone, and no overflow on unvalidated input.
  * ------------------------------------------------------------------------ */
+/* ------------------------------------------------------------------------
+ * The CUDA driver operations (ABI 1.2): their validators at the boundaries.
+ * Handles and device addresses are only checked for 0 and wrap-around here;
+ * the worker checks them against the queue's tables.
+ * ------------------------------------------------------------------------ */
+#define DPTR 0x7f0000000000ull
+
+/* Every CU operation refuses flags and a nonzero byte past its struct. */
+static void test_validate_cu_header(void **state)
+{
+    static const struct { uint16_t op; size_t used; } structs[] = {
+        { VGPU_OP_CU_DEVICE_INFO, sizeof(struct vgpu_args_cu_out) },
+        { VGPU_OP_CU_MEM_GET_INFO, 0 },
+        { VGPU_OP_CU_MEM_ALLOC, sizeof(struct vgpu_args_cu_mem) },
+        { VGPU_OP_CU_MEM_FREE, sizeof(struct vgpu_args_cu_mem) },
+        { VGPU_OP_CU_MEMSET, sizeof(struct vgpu_args_cu_memset) },
+        { VGPU_OP_CU_MEMCPY_HTOD, sizeof(struct vgpu_args_cu_memcpy) },
+        { VGPU_OP_CU_MEMCPY_DTOH, sizeof(struct vgpu_args_cu_memcpy) },
+        { VGPU_OP_CU_MEMCPY_DTOD, sizeof(struct vgpu_args_cu_memcpy) },
+        { VGPU_OP_CU_MEMCPY_2D, sizeof(struct vgpu_args_cu_memcpy2d) },
+        { VGPU_OP_CU_MODULE_LOAD, sizeof(struct vgpu_args_cu_module_load) },
+        { VGPU_OP_CU_MODULE_UNLOAD, sizeof(struct vgpu_args_cu_handle) },
+        { VGPU_OP_CU_MODULE_GET_FUNCTION, sizeof(struct vgpu_args_cu_symbol) },
+        { VGPU_OP_CU_MODULE_GET_GLOBAL, sizeof(struct vgpu_args_cu_symbol) },
+        { VGPU_OP_CU_LAUNCH, sizeof(struct vgpu_args_cu_launch) },
+        { VGPU_OP_CU_STREAM_CREATE, sizeof(struct vgpu_args_cu_create) },
+        { VGPU_OP_CU_STREAM_DESTROY, sizeof(struct vgpu_args_cu_handle) },
+        { VGPU_OP_CU_STREAM_SYNC, sizeof(struct vgpu_args_cu_handle) },
+        { VGPU_OP_CU_STREAM_QUERY, sizeof(struct vgpu_args_cu_handle) },
+        { VGPU_OP_CU_STREAM_WAIT_EVENT, sizeof(struct vgpu_args_cu_pair) },
+        { VGPU_OP_CU_EVENT_CREATE, sizeof(struct vgpu_args_cu_create) },
+        { VGPU_OP_CU_EVENT_DESTROY, sizeof(struct vgpu_args_cu_handle) },
+        { VGPU_OP_CU_EVENT_RECORD, sizeof(struct vgpu_args_cu_pair) },
+        { VGPU_OP_CU_EVENT_SYNC, sizeof(struct vgpu_args_cu_handle) },
+        { VGPU_OP_CU_EVENT_QUERY, sizeof(struct vgpu_args_cu_handle) },
+        { VGPU_OP_CU_EVENT_ELAPSED, sizeof(struct vgpu_args_cu_pair) },
+        { VGPU_OP_CU_CTX_SYNC, 0 },
+        { VGPU_OP_CU_FUNC_GET_ATTR, sizeof(struct vgpu_args_cu_func_attr) },
+        { VGPU_OP_CU_FUNC_SET_ATTR, sizeof(struct vgpu_args_cu_func_attr) },
+        { VGPU_OP_CU_OCCUPANCY, sizeof(struct vgpu_args_cu_func_attr) },
+        { VGPU_OP_CU_CTX_RESET, 0 },
+    };
+
+    (void)state;
+    assert_int_equal(sizeof(structs) / sizeof(structs[0]), VGPU_OP_COUNT - VGPU_OP_CU_FIRST);
+    for (size_t i = 0; i < sizeof(structs) / sizeof(structs[0]); i++) {
+        struct vgpu_sqe s = sqe_of(structs[i].op);
+
+        s.flags = 1;
+        assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+        s.flags = 0;
+        if (structs[i].used < VGPU_SQE_ARGS_SIZE) {
+            s.args.raw[structs[i].used] = 1;
+            assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+            s.args.raw[structs[i].used] = 0;
+            s.args.raw[VGPU_SQE_ARGS_SIZE - 1] = 0x80;
+            assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+        }
+    }
+    /* The argument-less ones: all zero is the one valid request. */
+    for (uint16_t op = VGPU_OP_CU_MEM_GET_INFO; op <= VGPU_OP_CU_CTX_RESET;
+         op = op == VGPU_OP_CU_MEM_GET_INFO ? VGPU_OP_CU_CTX_SYNC
+            : op == VGPU_OP_CU_CTX_SYNC ? VGPU_OP_CU_CTX_RESET : VGPU_OP_COUNT) {
+        struct vgpu_sqe s = sqe_of(op);
+
+        assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+        s.args.raw[0] = 1;
+        assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    }
+}
+
+static void test_validate_cu_device_info(void **state)
+{
+    struct vgpu_sqe s = sqe_of(VGPU_OP_CU_DEVICE_INFO);
+    const uint64_t sz = sizeof(struct vgpu_cu_device_info);
+
+    (void)state;
+    s.args.cu_out = (struct vgpu_args_cu_out) { D, sz };
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_out.out_len = sz - 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_out.out_len = sz;
+    s.args.cu_out.out_off = D + 4;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ALIGN);
+    s.args.cu_out.out_off = SHM_1M - sz;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_out.out_off = SHM_1M - sz + 8;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+    s.args.cu_out.out_off = VGPU_SHM_SQ_OFFSET;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+    s.args.cu_out.out_off = D;
+    s.args.cu_out.out_len = UINT64_MAX;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+}
+
+static void test_validate_cu_memory(void **state)
+{
+    struct vgpu_sqe s = sqe_of(VGPU_OP_CU_MEM_ALLOC);
+
+    (void)state;
+    s.args.cu_mem.bytes = 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_mem.bytes = 80ull << 30;                  /* the quota is the worker's */
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_mem.bytes = 1ull << 49;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_mem.bytes = (1ull << 49) + 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);
+    s.args.cu_mem.bytes = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_mem.bytes = 4096;
+    s.args.cu_mem.dptr = DPTR;                          /* unused: must be 0 */
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+
+    s = sqe_of(VGPU_OP_CU_MEM_FREE);
+    s.args.cu_mem.dptr = DPTR;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_mem.dptr = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_mem.dptr = DPTR;
+    s.args.cu_mem.bytes = 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+
+    s = sqe_of(VGPU_OP_CU_MEMSET);
+    s.args.cu_memset = (struct vgpu_args_cu_memset) { DPTR, 1, 0xab, 1, 0, 0 };
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_memset.value = 0xffffffffu;               /* high bytes ignored */
+    s.args.cu_memset.stream = 7;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    for (uint32_t e = 0; e <= 8; e++) {
+        s.args.cu_memset.elem_size = e;
+        assert_status(validate(&s, SHM_1M),
+                      e == 1 || e == 2 || e == 4 ? VGPU_S_OK : VGPU_S_BAD_ARGS);
+    }
+    s.args.cu_memset.elem_size = 4;
+    s.args.cu_memset.dptr = DPTR + 2;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ALIGN);
+    s.args.cu_memset.elem_size = 2;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_memset.dptr = DPTR + 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ALIGN);
+    s.args.cu_memset.dptr = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_memset.dptr = DPTR;
+    s.args.cu_memset.count = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_memset.count = (1ull << 49) / 2;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_memset.count = (1ull << 49) / 2 + 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);
+    s.args.cu_memset.count = UINT64_MAX;                /* count * 2 would wrap */
+    assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);
+    s.args.cu_memset.count = 4096;
+    s.args.cu_memset.dptr = UINT64_MAX - 4095;          /* dptr + 8192 wraps */
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+    s.args.cu_memset.dptr = UINT64_MAX - 8191;          /* ends at 2^64: wraps to 0 */
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+    s.args.cu_memset.dptr = UINT64_MAX - 8193;          /* ends at 2^64 - 2 */
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_memset.pad = 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+}
+
+static void cu_copy(struct vgpu_sqe *s, uint16_t op, uint64_t dst, uint64_t src, uint64_t len)
+{
+    *s = sqe_of(op);
+    s->args.cu_memcpy = (struct vgpu_args_cu_memcpy) { dst, src, len, 0, 0 };
+}
+
+static void test_validate_cu_copy(void **state)
+{
+    struct vgpu_sqe s;
+
+    (void)state;
+    /* HtoD: src in the data area, dst a device address. */
+    cu_copy(&s, VGPU_OP_CU_MEMCPY_HTOD, DPTR, D, SHM_1M - D);
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_memcpy.len = SHM_1M - D + 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+    s.args.cu_memcpy.len = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_memcpy.len = VGPU_MAX_COPY_BYTES + 1;
+    assert_status(validate(&s, SHM_BIG), VGPU_S_TOO_LARGE);
+    s.args.cu_memcpy.len = VGPU_MAX_COPY_BYTES;
+    assert_status(validate(&s, SHM_BIG), VGPU_S_OK);
+    s.args.cu_memcpy.len = 1;
+    s.args.cu_memcpy.src = D + 1;                       /* bytes: no alignment */
+    s.args.cu_memcpy.dst = DPTR + 3;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_memcpy.src = D - 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+    s.args.cu_memcpy.src = D;
+    s.args.cu_memcpy.dst = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_memcpy.dst = UINT64_MAX;
+    s.args.cu_memcpy.len = 2;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+    s.args.cu_memcpy.dst = DPTR;
+    s.args.cu_memcpy.pad = 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+
+    /* DtoH: the mirror image. */
+    cu_copy(&s, VGPU_OP_CU_MEMCPY_DTOH, D, DPTR, 4096);
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_memcpy.dst = VGPU_SHM_CQ_OFFSET;          /* would overwrite completions */
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+    s.args.cu_memcpy.dst = SHM_1M - 4095;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+    s.args.cu_memcpy.dst = D;
+    s.args.cu_memcpy.src = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_memcpy.src = UINT64_MAX - 4094;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+
+    /* DtoD: both device addresses, the data area is not involved. */
+    cu_copy(&s, VGPU_OP_CU_MEMCPY_DTOD, DPTR, DPTR + 4096, 1ull << 30);
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_memcpy.src = DPTR + 16;                   /* overlap: as natively */
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_memcpy.dst = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_memcpy.dst = DPTR;
+    s.args.cu_memcpy.src = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+}
+
+static void cu_2d(struct vgpu_sqe *s, uint8_t dk, uint64_t dst, uint32_t dp, uint8_t sk,
+                  uint64_t src, uint32_t sp, uint32_t w, uint32_t h)
+{
+    *s = sqe_of(VGPU_OP_CU_MEMCPY_2D);
+    s->args.cu_memcpy2d = (struct vgpu_args_cu_memcpy2d) {
+        .dst = dst, .src = src, .dst_pitch = dp, .src_pitch = sp, .width = w, .height = h,
+        .dst_kind = dk, .src_kind = sk,
+    };
+}
+
+static void test_validate_cu_memcpy_2d(void **state)
+{
+    struct vgpu_sqe s;
+
+    (void)state;
+    /* 16 rows of 100 bytes, 128 apart in the data area, into a device
+     * array of pitch 512: the shm extent is 15 * 128 + 100 bytes. */
+    cu_2d(&s, VGPU_CU_MEM_DEVICE, DPTR, 512, VGPU_CU_MEM_SHM, D, 128, 100, 16);
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_memcpy2d.src = SHM_1M - (15 * 128 + 100);
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_memcpy2d.src++;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+    s.args.cu_memcpy2d.src = D;
+    s.args.cu_memcpy2d.width = 129;                     /* wider than a source row */
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_memcpy2d.width = 128;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_memcpy2d.dst_pitch = 127;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_memcpy2d.dst_pitch = 512;
+    s.args.cu_memcpy2d.width = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_memcpy2d.width = 100;
+    s.args.cu_memcpy2d.height = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_memcpy2d.height = 16;
+    s.args.cu_memcpy2d.src_kind = 2;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_memcpy2d.src_kind = VGPU_CU_MEM_SHM;
+    s.args.cu_memcpy2d.dst_kind = 0xff;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_memcpy2d.dst_kind = VGPU_CU_MEM_DEVICE;
+    s.args.cu_memcpy2d.pad = 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+
+    /* The largest pitch and height: the extent is near 2^64, computed
+     * without overflow, and far outside any data area. */
+    cu_2d(&s, VGPU_CU_MEM_DEVICE, DPTR, UINT32_MAX, VGPU_CU_MEM_SHM, D, UINT32_MAX, 1, 65536);
+    assert_status(validate(&s, SHM_BIG), VGPU_S_BAD_RANGE);
+    /* ... and on the device side it must not wrap. */
+    cu_2d(&s, VGPU_CU_MEM_DEVICE, UINT64_MAX - (1ull << 40), UINT32_MAX, VGPU_CU_MEM_SHM, D, 1,
+          1, 65536);
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+    s.args.cu_memcpy2d.dst = DPTR;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_memcpy2d.dst = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+
+    /* width * height counts against VGPU_MAX_COPY_BYTES. */
+    cu_2d(&s, VGPU_CU_MEM_DEVICE, DPTR, 1u << 20, VGPU_CU_MEM_DEVICE, DPTR << 1, 1u << 20,
+          1u << 20, 4096);
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_memcpy2d.height = 4097;
+    assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);
+
+    /* Data area to data area: allowed, not overlapping. */
+    cu_2d(&s, VGPU_CU_MEM_SHM, D + 4096, 64, VGPU_CU_MEM_SHM, D, 64, 64, 64);
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_memcpy2d.dst = D + 4095;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OVERLAP);
+    /* Interleaved rows overlap as extents: refused, conservatively. */
+    cu_2d(&s, VGPU_CU_MEM_SHM, D + 32, 64, VGPU_CU_MEM_SHM, D, 64, 32, 64);
+    assert_status(validate(&s, SHM_1M), VGPU_S_OVERLAP);
+}
+
+static void cu_symbol(struct vgpu_sqe *s, uint16_t op, uint64_t name_off, uint32_t name_len,
+                      uint64_t out_off, uint32_t out_len, uint32_t module)
+{
+    *s = sqe_of(op);
+    s->args.cu_symbol = (struct vgpu_args_cu_symbol) { name_off, out_off, name_len, out_len,
+                                                       module, 0 };
+}
+
+static void test_validate_cu_module(void **state)
+{
+    const uint32_t fi = sizeof(struct vgpu_cu_func_info);
+    struct vgpu_sqe s = sqe_of(VGPU_OP_CU_MODULE_LOAD);
+
+    (void)state;
+    s.args.cu_module_load = (struct vgpu_args_cu_module_load) { D + 1, 1 };
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_module_load.image_len = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_module_load = (struct vgpu_args_cu_module_load) { D, VGPU_CU_MAX_IMAGE };
+    assert_status(validate(&s, SHM_BIG), VGPU_S_OK);
+    s.args.cu_module_load.image_len++;
+    assert_status(validate(&s, SHM_BIG), VGPU_S_TOO_LARGE);
+    s.args.cu_module_load = (struct vgpu_args_cu_module_load) { D, SHM_1M - D + 1 };
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+    s.args.cu_module_load = (struct vgpu_args_cu_module_load) { UINT64_MAX, 2 };
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+
+    s = sqe_of(VGPU_OP_CU_MODULE_UNLOAD);
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);   /* handle 0 */
+    s.args.cu_handle.handle = 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_handle.pad = 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+
+    for (uint16_t op = VGPU_OP_CU_MODULE_GET_FUNCTION; op <= VGPU_OP_CU_MODULE_GET_GLOBAL; op++) {
+        uint32_t min = op == VGPU_OP_CU_MODULE_GET_FUNCTION ? fi : sizeof(struct vgpu_cu_global);
+
+        cu_symbol(&s, op, D, 2, D + 1024, min, 1);
+        assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+        s.args.cu_symbol.name_len = 1;                  /* only a NUL */
+        assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+        s.args.cu_symbol.name_len = 0;
+        assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+        s.args.cu_symbol.name_len = VGPU_CU_MAX_NAME;
+        assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+        s.args.cu_symbol.name_len = VGPU_CU_MAX_NAME + 1;
+        assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);
+        s.args.cu_symbol.name_len = 16;
+        s.args.cu_symbol.out_len = min - 1;
+        assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+        s.args.cu_symbol.out_len = min + 8 * VGPU_CU_MAX_PARAMS;
+        assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+        s.args.cu_symbol.out_off = D + 1028;
+        assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ALIGN);
+        s.args.cu_symbol.out_off = D + 8;               /* over the name */
+        assert_status(validate(&s, SHM_1M), VGPU_S_OVERLAP);
+        s.args.cu_symbol.out_off = D + 16;              /* right after it */
+        assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+        s.args.cu_symbol.out_off = SHM_1M - 8;
+        assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+        s.args.cu_symbol.out_off = D + 1024;
+        s.args.cu_symbol.name_off = SHM_1M - 15;
+        assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+        s.args.cu_symbol.name_off = D + 1;              /* names: any alignment */
+        assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+        s.args.cu_symbol.module = 0;
+        assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+        s.args.cu_symbol.module = 1;
+        s.args.cu_symbol.pad = 1;
+        assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    }
+}
+
+static void cu_launch(struct vgpu_sqe *s, uint32_t gx, uint32_t gy, uint32_t gz, uint32_t bx,
+                      uint32_t by, uint32_t bz)
+{
+    *s = sqe_of(VGPU_OP_CU_LAUNCH);
+    s->args.cu_launch = (struct vgpu_args_cu_launch) {
+        .func = 1, .grid = { gx, gy, gz }, .block = { bx, by, bz },
+        .params_len = 16, .params_off = D,
+    };
+}
+
+static void test_validate_cu_launch(void **state)
+{
+    struct vgpu_sqe s;
+
+    (void)state;
+    cu_launch(&s, 1, 1, 1, 1, 1, 1);
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    cu_launch(&s, 0x7fffffffu, 65535, 65535, 1024, 1, 1);
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    cu_launch(&s, 0x80000000u, 1, 1, 1, 1, 1);
+    assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);
+    cu_launch(&s, 1, 65536, 1, 1, 1, 1);
+    assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);
+    cu_launch(&s, 1, 1, 65536, 1, 1, 1);
+    assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);
+    for (int i = 0; i < 6; i++) {
+        uint32_t d[6] = { 2, 2, 2, 2, 2, 2 };
+
+        d[i] = 0;
+        cu_launch(&s, d[0], d[1], d[2], d[3], d[4], d[5]);
+        assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    }
+    cu_launch(&s, 1, 1, 1, 1, 1024, 1);
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    cu_launch(&s, 1, 1, 1, 1, 1, 64);
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    cu_launch(&s, 1, 1, 1, 1025, 1, 1);
+    assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);
+    cu_launch(&s, 1, 1, 1, 1, 1025, 1);
+    assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);
+    cu_launch(&s, 1, 1, 1, 1, 1, 65);
+    assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);
+    cu_launch(&s, 1, 1, 1, 32, 32, 1);                  /* 1024 threads */
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    cu_launch(&s, 1, 1, 1, 32, 32, 2);                  /* 2048: each within, product not */
+    assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);
+    cu_launch(&s, 1, 1, 1, 1024, 1024, 64);
+    assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);
+
+    cu_launch(&s, 1, 1, 1, 1, 1, 1);
+    s.args.cu_launch.func = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_launch.func = 9;
+    s.args.cu_launch.stream = 0;                        /* the default stream */
+    s.args.cu_launch.shared_bytes = 256u << 10;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_launch.shared_bytes = (256u << 10) + 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);
+    s.args.cu_launch.shared_bytes = 0;
+
+    s.args.cu_launch.params_len = VGPU_CU_MAX_PARAM_BYTES;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_launch.params_len = VGPU_CU_MAX_PARAM_BYTES + 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);
+    s.args.cu_launch.params_len = 8;
+    s.args.cu_launch.params_off = D + 4;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ALIGN);
+    s.args.cu_launch.params_off = SHM_1M - 8;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_launch.params_off = SHM_1M;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+    s.args.cu_launch.params_off = VGPU_SHM_SQ_OFFSET;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+    s.args.cu_launch.params_len = 0;                    /* no parameters: no offset */
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_launch.params_off = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+}
+
+static void test_validate_cu_func(void **state)
+{
+    struct vgpu_sqe s = sqe_of(VGPU_OP_CU_FUNC_GET_ATTR);
+
+    (void)state;
+    s.args.cu_func_attr = (struct vgpu_args_cu_func_attr) { 1, 0, 0, 0 };
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_func_attr.attr = 63;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_func_attr.attr = 64;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_func_attr.attr = -1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_func_attr.attr = 8;
+    s.args.cu_func_attr.value = 1;                      /* GET takes no value */
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_func_attr.value = 0;
+    s.args.cu_func_attr.func = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+
+    s = sqe_of(VGPU_OP_CU_FUNC_SET_ATTR);
+    s.args.cu_func_attr = (struct vgpu_args_cu_func_attr) { 1, 8, 100000, 0 };
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_func_attr.value = -5;                     /* the driver's to refuse */
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_func_attr.attr = 64;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_func_attr.attr = 8;
+    s.args.cu_func_attr.pad = 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+
+    s = sqe_of(VGPU_OP_CU_OCCUPANCY);
+    s.args.cu_func_attr = (struct vgpu_args_cu_func_attr) { 1, 1, 0, 0 };
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_func_attr.attr = 1024;
+    s.args.cu_func_attr.value = 256 << 10;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_func_attr.attr = 1025;
+    assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);
+    s.args.cu_func_attr.attr = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_func_attr.attr = -32;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_func_attr.attr = 256;
+    s.args.cu_func_attr.value = (256 << 10) + 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);
+    s.args.cu_func_attr.value = -1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+}
+
+static void test_validate_cu_stream_event(void **state)
+{
+    struct vgpu_sqe s;
+    static const uint16_t need_object[] = {
+        VGPU_OP_CU_STREAM_DESTROY, VGPU_OP_CU_EVENT_DESTROY, VGPU_OP_CU_EVENT_SYNC,
+        VGPU_OP_CU_EVENT_QUERY, VGPU_OP_CU_MODULE_UNLOAD,
+    };
+
+    (void)state;
+    /* Stream 0 is the default stream: it can be synced and queried, not destroyed. */
+    for (uint16_t op = VGPU_OP_CU_STREAM_SYNC; op <= VGPU_OP_CU_STREAM_QUERY; op++) {
+        s = sqe_of(op);
+        assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+        s.args.cu_handle.handle = UINT32_MAX;
+        assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+        s.args.cu_handle.pad = 1;
+        assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    }
+    for (size_t i = 0; i < sizeof(need_object) / sizeof(need_object[0]); i++) {
+        s = sqe_of(need_object[i]);
+        assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+        s.args.cu_handle.handle = 3;
+        assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+        s.args.cu_handle.pad = 0x100;
+        assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    }
+
+    s = sqe_of(VGPU_OP_CU_STREAM_CREATE);
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_create = (struct vgpu_args_cu_create) { 1, -5 };   /* non-blocking, priority */
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_create.flags = 2;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+
+    s = sqe_of(VGPU_OP_CU_EVENT_CREATE);
+    for (uint32_t f = 0; f < 16; f++) {
+        s.args.cu_create.flags = f;
+        assert_status(validate(&s, SHM_1M), f > 7 ? VGPU_S_BAD_ARGS
+                                            : (f & 4) ? VGPU_S_NOT_SUPPORTED : VGPU_S_OK);
+    }
+    s.args.cu_create = (struct vgpu_args_cu_create) { 2, 1 };    /* events have no priority */
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+
+    /* WAIT_EVENT: a = stream (0 ok), b = event; RECORD: a = event, b = stream. */
+    s = sqe_of(VGPU_OP_CU_STREAM_WAIT_EVENT);
+    s.args.cu_pair = (struct vgpu_args_cu_pair) { 0, 5, 0, 0 };
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_pair.b = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_pair = (struct vgpu_args_cu_pair) { 1, 5, 1, 0 };
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s = sqe_of(VGPU_OP_CU_EVENT_RECORD);
+    s.args.cu_pair = (struct vgpu_args_cu_pair) { 5, 0, 0, 0 };
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_pair.a = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_pair = (struct vgpu_args_cu_pair) { 5, 2, 0, 1 };
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s = sqe_of(VGPU_OP_CU_EVENT_ELAPSED);
+    s.args.cu_pair = (struct vgpu_args_cu_pair) { 5, 5, 0, 0 };
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_pair.b = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_pair = (struct vgpu_args_cu_pair) { 0, 5, 0, 0 };
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+}
+
+/* ranges(): what the session checks against the queue's window. */
+static void test_cu_ranges_bytes_cost(void **state)
+{
+    struct vgpu_range r[VGPU_OP_MAX_RANGES];
+    const struct vgpu_op *op;
+    struct vgpu_sqe s;
+    uint64_t in, out;
+
+    (void)state;
+    cu_copy(&s, VGPU_OP_CU_MEMCPY_HTOD, DPTR, D + 64, 4096);
+    op = vgpu_op_lookup(s.opcode);
+    assert_int_equal(op->ranges(&s, r), 1);
+    assert_int_equal(r[0].off, D + 64);
+    assert_int_equal(r[0].len, 4096);
+    op->bytes(&s, &in, &out);
+    assert_int_equal(in, 4096);
+    assert_int_equal(out, 0);
+    cu_copy(&s, VGPU_OP_CU_MEMCPY_DTOH, D + 128, DPTR, 100);
+    op = vgpu_op_lookup(s.opcode);
+    assert_int_equal(op->ranges(&s, r), 1);
+    assert_int_equal(r[0].off, D + 128);
+    op->bytes(&s, &in, &out);
+    assert_int_equal(out, 100);
+    assert_null(vgpu_op_lookup(VGPU_OP_CU_MEMCPY_DTOD)->ranges);
+
+    cu_2d(&s, VGPU_CU_MEM_SHM, D + 8192, 256, VGPU_CU_MEM_SHM, D, 128, 100, 16);
+    op = vgpu_op_lookup(s.opcode);
+    assert_int_equal(op->ranges(&s, r), 2);
+    assert_int_equal(r[0].off, D);
+    assert_int_equal(r[0].len, 15 * 128 + 100);
+    assert_int_equal(r[1].off, D + 8192);
+    assert_int_equal(r[1].len, 15 * 256 + 100);
+    cu_2d(&s, VGPU_CU_MEM_DEVICE, DPTR, 256, VGPU_CU_MEM_DEVICE, DPTR, 128, 100, 16);
+    assert_int_equal(op->ranges(&s, r), 0);
+
+    cu_symbol(&s, VGPU_OP_CU_MODULE_GET_FUNCTION, D + 8, 10, D + 64, 4096, 1);
+    op = vgpu_op_lookup(s.opcode);
+    assert_int_equal(op->ranges(&s, r), 2);
+    assert_int_equal(r[0].off, D + 8);
+    assert_int_equal(r[0].len, 10);
+    assert_int_equal(r[1].off, D + 64);
+    assert_int_equal(r[1].len, 4096);
+
+    cu_launch(&s, 1, 1, 1, 1, 1, 1);
+    op = vgpu_op_lookup(s.opcode);
+    assert_int_equal(op->ranges(&s, r), 1);
+    assert_int_equal(r[0].len, 16);
+    s.args.cu_launch.params_len = 0;
+    s.args.cu_launch.params_off = 0;
+    assert_int_equal(op->ranges(&s, r), 0);
+
+    s = sqe_of(VGPU_OP_CU_MODULE_LOAD);
+    s.args.cu_module_load = (struct vgpu_args_cu_module_load) { D, 12345 };
+    op = vgpu_op_lookup(s.opcode);
+    assert_int_equal(op->ranges(&s, r), 1);
+    assert_int_equal(r[0].len, 12345);
+
+    s = sqe_of(VGPU_OP_CU_DEVICE_INFO);
+    s.args.cu_out = (struct vgpu_args_cu_out) { D, 4096 };
+    op = vgpu_op_lookup(s.opcode);
+    assert_int_equal(op->ranges(&s, r), 1);
+    assert_int_equal(r[0].len, 4096);
+
+    /* Costs: copies by bytes, never wrapping on garbage. */
+    op = vgpu_op_lookup(VGPU_OP_CU_MEMCPY_HTOD);
+    cu_copy(&s, VGPU_OP_CU_MEMCPY_HTOD, DPTR, D, 4096);
+    in = op->cost_ns(&s);
+    s.args.cu_memcpy.len = 1ull << 30;
+    assert_true(op->cost_ns(&s) > in);
+    s.args.cu_memcpy.len = UINT64_MAX;
+    assert_true(op->cost_ns(&s) >= in);
+    op = vgpu_op_lookup(VGPU_OP_CU_MEMSET);
+    s = sqe_of(VGPU_OP_CU_MEMSET);
+    s.args.cu_memset.count = UINT64_MAX;
+    s.args.cu_memset.elem_size = UINT32_MAX;
+    assert_true(op->cost_ns(&s) > 0);
+    op = vgpu_op_lookup(VGPU_OP_CU_MEMCPY_2D);
+    cu_2d(&s, VGPU_CU_MEM_DEVICE, DPTR, UINT32_MAX, VGPU_CU_MEM_DEVICE, DPTR, UINT32_MAX,
+          UINT32_MAX, UINT32_MAX);
+    assert_true(op->cost_ns(&s) > 0);
+    assert_true(vgpu_op_lookup(VGPU_OP_CU_LAUNCH)->cost_ns(&s) >
+                vgpu_op_lookup(VGPU_OP_CU_EVENT_RECORD)->cost_ns(&s));
+}
+
+/* The cpu backend: every CU operation completes not-supported, after its
+ * own validation, and never touches shared memory. */
+static void test_exec_cu_cpu(void **state)
+{
+    struct exec_fixture *f = *state;
+    const struct vgpu_backend_ops *be = &vgpu_backend_cpu;
+    struct vgpu_backend *b = NULL;
+    struct vgpu_backend_session *sess = NULL;
+    const char *why = NULL;
+
+    assert_int_equal(be->init(NULL, &b, &why), 0);
+    assert_int_equal(be->session_open(b, 1, -1, &f->shm, &sess), 0);
+    snap(f);
+    for (uint16_t code = VGPU_OP_CU_FIRST; code < VGPU_OP_COUNT; code++) {
+        const struct vgpu_op *op = vgpu_op_lookup(code);
+        struct vgpu_sqe s = sqe_of(code);
+        uint64_t result = 77;
+
+        assert_non_null(op);
+        assert_status(be->execute(b, sess, 0, op, &s, &f->shm, &result),
+                      VGPU_S_NOT_SUPPORTED);
+        assert_status(be->execute(b, sess, 3, op, &s, &f->shm, &result),
+                      VGPU_S_NOT_SUPPORTED);
+        assert_true(op->idempotent(&s));
+    }
+    assert_only_changed(f, 0, 0);
+    be->session_close(b, sess);
+    be->fini(b);
+}
+
 static void test_cost_and_bytes(void **state)
 {
     struct vgpu_sqe s = sqe_of(VGPU_OP_VECTOR_ADD);
@@ -661,7 +1354,9 @@ static void test_cost_and_bytes(void **state)
         struct vgpu_sqe z = sqe_of((uint16_t)i);
 
         op = vgpu_op_lookup(i);
-        assert_true(op->cost_ns(&z) > 0);
+        if (op) {
+            assert_true(op->cost_ns(&z) > 0);
+        }
     }
 }
 
@@ -1002,6 +1697,157 @@ static uint64_t fuzz_count(uint64_t max, uint64_t typical)
     }
 }
 
+/* Handles: mostly small and valid, sometimes 0 or anything. */
+static uint32_t fuzz_handle(void)
+{
+    uint64_t r = rng_u64();
+
+    return r % 8 == 0 ? 0 : r % 8 == 1 ? (uint32_t)rng_u64() : 1 + (uint32_t)(r >> 8) % 64;
+}
+
+/* A device address: mostly plausible, sometimes NULL, unaligned or wrapping. */
+static uint64_t fuzz_dptr(void)
+{
+    uint64_t r = rng_u64();
+
+    switch (r % 8) {
+    case 0: return 0;
+    case 1: return UINT64_MAX - rng_u64() % 4096;
+    case 2: return rng_u64();
+    default: return (0x7f0000000000ull + (rng_u64() % (1ull << 32))) & ~((r >> 8) % 2 ? 0ull : 3ull);
+    }
+}
+
+/* Mostly in bounds [1, max]; sometimes 0 or past max. */
+static uint32_t fuzz_dim(uint32_t max, uint32_t typical)
+{
+    uint64_t r = rng_u64();
+
+    switch (r % 16) {
+    case 0: return 0;
+    case 1: return max + 1;
+    case 2: return max;
+    default: return 1 + (uint32_t)((r >> 8) % typical);
+    }
+}
+
+/* The argument struct of a CU operation, as a guest might write it. */
+static void fuzz_cu_args(struct vgpu_sqe *s, uint64_t size)
+{
+    bool junk = rng_u64() % 32 == 0;        /* a nonzero byte past the struct */
+
+    switch (s->opcode) {
+    case VGPU_OP_CU_DEVICE_INFO:
+        s->args.cu_out.out_off = fuzz_off(size) & ~4ull;
+        s->args.cu_out.out_len = fuzz_count(UINT64_MAX - 1, 4096);
+        break;
+    case VGPU_OP_CU_MEM_ALLOC:
+    case VGPU_OP_CU_MEM_FREE:
+        s->args.cu_mem.bytes = s->opcode == VGPU_OP_CU_MEM_ALLOC ? fuzz_count(1ull << 50, 1 << 30)
+                               : rng_u64() % 16 == 0;
+        s->args.cu_mem.dptr = s->opcode == VGPU_OP_CU_MEM_FREE ? fuzz_dptr() : rng_u64() % 16 == 0;
+        break;
+    case VGPU_OP_CU_MEMSET:
+        s->args.cu_memset.dptr = fuzz_dptr();
+        s->args.cu_memset.count = fuzz_count(1ull << 49, 1 << 20);
+        s->args.cu_memset.value = (uint32_t)rng_u64();
+        s->args.cu_memset.elem_size = rng_u64() % 8 ? 1u << (rng_u64() % 3) : (uint32_t)rng_u64() % 9;
+        s->args.cu_memset.stream = fuzz_handle();
+        s->args.cu_memset.pad = rng_u64() % 16 == 0;
+        break;
+    case VGPU_OP_CU_MEMCPY_HTOD:
+    case VGPU_OP_CU_MEMCPY_DTOH:
+    case VGPU_OP_CU_MEMCPY_DTOD:
+        s->args.cu_memcpy.dst = s->opcode == VGPU_OP_CU_MEMCPY_DTOH ? fuzz_off(size) : fuzz_dptr();
+        s->args.cu_memcpy.src = s->opcode == VGPU_OP_CU_MEMCPY_HTOD ? fuzz_off(size) : fuzz_dptr();
+        s->args.cu_memcpy.len = fuzz_count(VGPU_MAX_COPY_BYTES, 65536);
+        s->args.cu_memcpy.stream = fuzz_handle();
+        s->args.cu_memcpy.pad = rng_u64() % 16 == 0;
+        break;
+    case VGPU_OP_CU_MEMCPY_2D: {
+        struct vgpu_args_cu_memcpy2d *a = &s->args.cu_memcpy2d;
+
+        a->dst_kind = (uint8_t)(rng_u64() % 16 ? rng_u64() % 2 : rng_u64());
+        a->src_kind = (uint8_t)(rng_u64() % 16 ? rng_u64() % 2 : rng_u64());
+        a->dst = a->dst_kind == VGPU_CU_MEM_SHM ? fuzz_off(size) : fuzz_dptr();
+        a->src = a->src_kind == VGPU_CU_MEM_SHM ? fuzz_off(size) : fuzz_dptr();
+        a->width = fuzz_dim(UINT32_MAX - 1, 512);
+        a->height = fuzz_dim(UINT32_MAX - 1, 64);
+        a->dst_pitch = rng_u64() % 8 ? a->width + (uint32_t)(rng_u64() % 64) : (uint32_t)rng_u64();
+        a->src_pitch = rng_u64() % 8 ? a->width + (uint32_t)(rng_u64() % 64) : (uint32_t)rng_u64();
+        a->stream = fuzz_handle();
+        a->pad = rng_u64() % 16 == 0;
+        break;
+    }
+    case VGPU_OP_CU_MODULE_LOAD:
+        s->args.cu_module_load.image_off = fuzz_off(size);
+        s->args.cu_module_load.image_len = fuzz_count(VGPU_CU_MAX_IMAGE, 65536);
+        break;
+    case VGPU_OP_CU_MODULE_GET_FUNCTION:
+    case VGPU_OP_CU_MODULE_GET_GLOBAL:
+        s->args.cu_symbol.name_off = fuzz_off(size);
+        s->args.cu_symbol.name_len = (uint32_t)fuzz_count(VGPU_CU_MAX_NAME, 64);
+        s->args.cu_symbol.out_off = fuzz_off(size) & ~4ull;
+        s->args.cu_symbol.out_len = (uint32_t)fuzz_count(UINT32_MAX - 1, 8192);
+        s->args.cu_symbol.module = fuzz_handle();
+        s->args.cu_symbol.pad = rng_u64() % 16 == 0;
+        break;
+    case VGPU_OP_CU_MODULE_UNLOAD:
+    case VGPU_OP_CU_STREAM_DESTROY:
+    case VGPU_OP_CU_STREAM_SYNC:
+    case VGPU_OP_CU_STREAM_QUERY:
+    case VGPU_OP_CU_EVENT_DESTROY:
+    case VGPU_OP_CU_EVENT_SYNC:
+    case VGPU_OP_CU_EVENT_QUERY:
+        s->args.cu_handle.handle = fuzz_handle();
+        s->args.cu_handle.pad = rng_u64() % 16 == 0;
+        break;
+    case VGPU_OP_CU_LAUNCH: {
+        struct vgpu_args_cu_launch *a = &s->args.cu_launch;
+
+        a->func = fuzz_handle();
+        a->stream = fuzz_handle();
+        a->grid[0] = fuzz_dim(0x7fffffffu, 4096);
+        a->grid[1] = fuzz_dim(65535, 4);
+        a->grid[2] = fuzz_dim(65535, 4);
+        a->block[0] = fuzz_dim(1024, 256);
+        a->block[1] = fuzz_dim(1024, 4);
+        a->block[2] = fuzz_dim(64, 2);
+        a->shared_bytes = rng_u64() % 8 ? (uint32_t)(rng_u64() % 65536) : (uint32_t)rng_u64();
+        a->params_len = (uint32_t)(rng_u64() % 8 ? rng_u64() % 4096 : rng_u64() % 65536);
+        a->params_off = a->params_len || rng_u64() % 16 == 0 ? fuzz_off(size) & ~4ull : 0;
+        break;
+    }
+    case VGPU_OP_CU_STREAM_CREATE:
+    case VGPU_OP_CU_EVENT_CREATE:
+        s->args.cu_create.flags = (uint32_t)(rng_u64() % 8 ? rng_u64() % 8 : rng_u64());
+        s->args.cu_create.priority = rng_u64() % 2 ? 0 : (int32_t)rng_u64();
+        break;
+    case VGPU_OP_CU_STREAM_WAIT_EVENT:
+    case VGPU_OP_CU_EVENT_RECORD:
+    case VGPU_OP_CU_EVENT_ELAPSED:
+        s->args.cu_pair.a = fuzz_handle();
+        s->args.cu_pair.b = fuzz_handle();
+        s->args.cu_pair.flags = rng_u64() % 16 == 0;
+        s->args.cu_pair.pad = rng_u64() % 16 == 0;
+        break;
+    case VGPU_OP_CU_FUNC_GET_ATTR:
+    case VGPU_OP_CU_FUNC_SET_ATTR:
+    case VGPU_OP_CU_OCCUPANCY:
+        s->args.cu_func_attr.func = fuzz_handle();
+        s->args.cu_func_attr.attr = rng_u64() % 8 ? (int32_t)(rng_u64() % 1100) - 10
+                                                  : (int32_t)rng_u64();
+        s->args.cu_func_attr.value = rng_u64() % 2 ? 0 : (int32_t)(rng_u64() % 300000) - 100;
+        s->args.cu_func_attr.pad = rng_u64() % 16 == 0;
+        break;
+    default:
+        break;                              /* no arguments */
+    }
+    if (junk) {
+        s->args.raw[VGPU_SQE_ARGS_SIZE - 1] = (uint8_t)(1 + rng_u64() % 255);
+    }
+}
+
 /* ------------------------------------------------------------------------
  * Parts: running a request part by part (as the executor does with long
  * requests) gives exactly the outputs and result of running it whole.
@@ -1119,7 +1965,8 @@ static void test_idempotent(void **state)
     assert_false(op->idempotent(&s));
 
     for (uint16_t code = VGPU_OP_NOP; code < VGPU_OP_COUNT; code++) {
-        if (code != VGPU_OP_SAXPY && code != VGPU_OP_VECTOR_ADD && code != VGPU_OP_SGEMM) {
+        if (vgpu_op_lookup(code) && code != VGPU_OP_SAXPY && code != VGPU_OP_VECTOR_ADD &&
+            code != VGPU_OP_SGEMM) {
             s = sqe_of(code);
             assert_true(vgpu_op_lookup(code)->idempotent(&s));
         }
@@ -1129,7 +1976,7 @@ static void test_idempotent(void **state)
 static void test_fuzz_validate_exec(void **state)
 {
     const uint64_t size = SHM_1M, page = 4096;
-    const unsigned iters = 20000;
+    const unsigned iters = 50000;
     struct vgpu_shm_view view;
     uint8_t *map, *rings;
     unsigned executed[VGPU_OP_COUNT] = { 0 };
@@ -1155,7 +2002,8 @@ static void test_fuzz_validate_exec(void **state)
         int st;
 
         if (!op) {
-            assert_int_equal(s.opcode, VGPU_OP_COUNT);
+            assert_true(s.opcode == VGPU_OP_COUNT ||
+                        (s.opcode > VGPU_OP_MEMCPY && s.opcode < VGPU_OP_CU_FIRST));
             continue;
         }
         /* Occasionally garbage in flags and the raw argument bytes. */
@@ -1203,6 +2051,7 @@ static void test_fuzz_validate_exec(void **state)
             s.args.memcpy.pad = rng_u64() % 16 == 0;
             break;
         default:
+            fuzz_cu_args(&s, size);
             break;
         }
         st = op->validate(&s, size);
@@ -1210,7 +2059,19 @@ static void test_fuzz_validate_exec(void **state)
         if (st != VGPU_S_OK) {
             continue;
         }
-        assert_status(op->exec_cpu(&s, &view, &result), VGPU_S_OK);
+        /* Every range a valid request names lies in the data area. */
+        if (op->ranges) {
+            struct vgpu_range r[VGPU_OP_MAX_RANGES];
+            unsigned nr = op->ranges(&s, r);
+
+            assert_true(nr <= VGPU_OP_MAX_RANGES);
+            for (unsigned i = 0; i < nr; i++) {
+                assert_status(vgpu_check_range(r[i].off, r[i].len, 1, size), VGPU_S_OK);
+            }
+        }
+        /* The cpu backend runs every Phase 1 operation and no CU one. */
+        assert_status(op->exec_cpu(&s, &view, &result),
+                      s.opcode >= VGPU_OP_CU_FIRST ? VGPU_S_NOT_SUPPORTED : VGPU_S_OK);
         executed[s.opcode]++;
         if (memcmp(view.base, rings, D) != 0) {
             fail_msg("%s wrote into the ring area (iteration %u)", op->name, it);
@@ -1218,6 +2079,9 @@ static void test_fuzz_validate_exec(void **state)
     }
     /* The generator must actually reach every operation's exec. */
     for (unsigned i = 0; i < VGPU_OP_COUNT; i++) {
+        if (!vgpu_op_lookup(i)) {
+            continue;
+        }
         print_message("fuzz: %-10s executed %u times\n", vgpu_op_name(i), executed[i]);
         if (executed[i] == 0) {
             fail_msg("fuzz never executed %s", vgpu_op_name(i));
@@ -1323,6 +2187,16 @@ int main(void)
         cmocka_unit_test(test_validate_reduce_sum),
         cmocka_unit_test(test_validate_sgemm),
         cmocka_unit_test(test_validate_memcpy),
+        cmocka_unit_test(test_validate_cu_header),
+        cmocka_unit_test(test_validate_cu_device_info),
+        cmocka_unit_test(test_validate_cu_memory),
+        cmocka_unit_test(test_validate_cu_copy),
+        cmocka_unit_test(test_validate_cu_memcpy_2d),
+        cmocka_unit_test(test_validate_cu_module),
+        cmocka_unit_test(test_validate_cu_launch),
+        cmocka_unit_test(test_validate_cu_func),
+        cmocka_unit_test(test_validate_cu_stream_event),
+        cmocka_unit_test(test_cu_ranges_bytes_cost),
         cmocka_unit_test(test_cost_and_bytes),
         cmocka_unit_test_setup_teardown(test_exec_nop, exec_setup, exec_teardown),
         cmocka_unit_test_setup_teardown(test_exec_gpu_info, exec_setup, exec_teardown),
@@ -1336,6 +2210,7 @@ int main(void)
         cmocka_unit_test(test_fuzz_validate_exec),
         cmocka_unit_test_setup_teardown(test_backend_cpu, exec_setup, exec_teardown),
         cmocka_unit_test_setup_teardown(test_backend_cpu_timeout, exec_setup, exec_teardown),
+        cmocka_unit_test_setup_teardown(test_exec_cu_cpu, exec_setup, exec_teardown),
     };
 
     return cmocka_run_group_tests_name("ops", tests, NULL, NULL);
