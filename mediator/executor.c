@@ -117,10 +117,14 @@ static enum part_next finish_part(struct vgpu_mediator *m, struct vgpu_req *req,
         } else {
             req->result += result;
         }
+    } else {
+        /* A failure's result is its detail (cuda-error: the CUresult). */
+        req->result = result;
     }
     if (st == VGPU_S_OK && ++req->part < req->nparts && s->state == VGPU_CONN_ACTIVE) {
         if (m->cfg.timeout_ms && now - req->first_pick_ns > m->cfg.timeout_ms * 1000000ull) {
             st = VGPU_S_TIMEOUT;
+            req->result = 0;
         } else if (m->stopping || m->sched.queued == 0) {
             return PART_AGAIN;
         } else {
@@ -129,7 +133,7 @@ static enum part_next finish_part(struct vgpu_mediator *m, struct vgpu_req *req,
             return PART_REQUEUED;
         }
     }
-    vgpu_session_complete(s, req, st, st == VGPU_S_OK ? req->result : 0, req->exec_ns, now);
+    vgpu_session_complete(s, req, st, req->result, req->exec_ns, now);
     return PART_DONE;
 }
 

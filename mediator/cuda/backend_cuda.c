@@ -55,6 +55,7 @@
 #include "mediator/backend.h"
 #include "vgpu/abi.h"
 
+#include "cu_ops.h"
 #include "cublas_loader.h"
 #include "cuda_testing.h"
 #include "cuda_worker.h"
@@ -94,6 +95,9 @@ struct vgpu_backend_session {
     struct cuda_buf buf[CUDA_SLOTS];
     uint64_t      mem_used;             /* device bytes charged to the quota */
     cublasHandle_t blas;                /* created on the first SGEMM */
+    struct vgpu_cu_vm *cu;              /* driver operations' objects (worker_mode) */
+    uint32_t      epoch;                /* generation (bits 0-3) and earlier generations
+                                         * (bits 4-7) of the VM's context, for handles */
 
     /* The request being executed. */
     uint64_t deadline_ns;               /* CLOCK_MONOTONIC; 0: none */
@@ -112,6 +116,7 @@ struct vgpu_backend {
     bool     force_staging, no_scrub;   /* test knobs */
     bool     worker_mode;               /* restartable process: no in-process reset */
     bool     poisoned;                  /* worker_mode: CUDA state lost (atomic) */
+    const char *cu_why;                 /* why the driver operations are off; NULL: on */
 
     pthread_rwlock_t ctx_lock;          /* read: any CUDA call; write: reset */
     uint64_t gen;                       /* written only with ctx_lock for writing */
@@ -509,7 +514,8 @@ static int session_setup(struct vgpu_backend_session *s)
         goto err;
     }
     if (!b->force_staging) {
-        err = cudaHostRegister(s->shm.base, s->shm.size, cudaHostRegisterDefault);
+        /* Portable: pinned for the queues' own contexts too (VGPU_OP_CU_*). */
+        err = cudaHostRegister(s->shm.base, s->shm.size, cudaHostRegisterPortable);
         if (err == cudaSuccess) {
             s->registered = true;
         } else {
@@ -1042,6 +1048,11 @@ static int cuda_init(const struct vgpu_backend_config *cfg, struct vgpu_backend 
     }
     /* Absent cuBLAS only costs SGEMM (VGPU_S_NOT_SUPPORTED); health says so. */
     (void)vgpu_cublas_load(&b->cublas);
+    /* A driver without an entry point the driver operations need only costs
+     * those (VGPU_S_NOT_SUPPORTED); health says so. */
+    if (vgpu_cu_api_load(&b->cu_why) < 0 && !b->cu_why) {
+        b->cu_why = "driver entry points missing";
+    }
 
     *out = b;
     return 0;
@@ -1119,6 +1130,11 @@ static void cuda_session_close(struct vgpu_backend *b, struct vgpu_backend_sessi
     if (cudaSetDevice(b->device) != cudaSuccess) {
         (void)cudaGetLastError();
     }
+    if (s->cu) {
+        /* Before the teardown, which forgets everything charged to s. */
+        mem_account(s, -(int64_t)vgpu_cu_vm_free(s->cu));
+        s->cu = NULL;
+    }
     session_teardown(s, s->ready && s->gen == b->gen);
     pthread_mutex_lock(&b->lock);
     for (pp = &b->sessions; *pp; pp = &(*pp)->next) {
@@ -1141,6 +1157,9 @@ static int op_nop(struct vgpu_backend_session *s, const void *arg, uint64_t *res
     return VGPU_S_OK;
 }
 
+static int cu_execute(struct vgpu_backend *b, struct vgpu_backend_session *s, uint32_t queue,
+                      const struct vgpu_sqe *sqe, uint64_t *result);
+
 static int cuda_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
                         uint32_t queue, const struct vgpu_op *op, const struct vgpu_sqe *sqe,
                         const struct vgpu_shm_view *shm, uint64_t *result)
@@ -1148,12 +1167,14 @@ static int cuda_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
     ctx_fn fn;
 
     (void)op;
-    (void)queue;
     /* The session's view is the one registered; a different one is a bug. */
     if (shm->base != s->shm.base || shm->size != s->shm.size) {
         return VGPU_S_INTERNAL;
     }
     *result = 0;
+    if (sqe->opcode >= VGPU_OP_CU_FIRST) {
+        return cu_execute(b, s, queue, sqe, result);
+    }
     switch (sqe->opcode) {
     case VGPU_OP_NOP:
         return op_nop(s, sqe, result);  /* the pathway check never touches the GPU */
@@ -1179,6 +1200,45 @@ static int cuda_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
         return VGPU_S_UNKNOWN_OP;
     }
     return run_request(b, s, fn, sqe, result);
+}
+
+/*
+ * A driver operation (VGPU_OP_CU_*, cu_ops.c) of queue `queue`. Only in a
+ * worker process: the guest's own kernels may fault the context, and only
+ * ending the process recovers from that (see Recovery above).
+ */
+static int cu_execute(struct vgpu_backend *b, struct vgpu_backend_session *s, uint32_t queue,
+                      const struct vgpu_sqe *sqe, uint64_t *result)
+{
+    struct vgpu_cu_env env = { .device = b->device, .epoch = s->epoch & 0xfu,
+                               .lost_epochs = s->epoch >> 4,
+                               .mem_quota = b->cfg.vm_mem_quota };
+    uint64_t gen;
+    int st;
+
+    if (!b->worker_mode || b->cu_why) {
+        return VGPU_S_NOT_SUPPORTED;
+    }
+    if (__atomic_load_n(&b->poisoned, __ATOMIC_ACQUIRE)) {
+        return VGPU_S_GPU_FAULT;    /* the proxy replaces this worker */
+    }
+    if (!s->cu && !(s->cu = vgpu_cu_vm_new())) {
+        return VGPU_S_NO_MEMORY;
+    }
+    pthread_rwlock_rdlock(&b->ctx_lock);
+    gen = b->gen;
+    env.mem_used = s->mem_used;
+    env.deadline_ns = b->cfg.request_timeout_ms
+                      ? now_ns() + (uint64_t)b->cfg.request_timeout_ms * 1000000ull : 0;
+    st = vgpu_cu_execute(s->cu, &env, queue, sqe, &s->shm, result);
+    mem_account(s, env.mem_delta);
+    pthread_rwlock_unlock(&b->ctx_lock);
+    if (env.sticky) {
+        note_error(b, s->vm_id, vgpu_op_name(sqe->opcode),
+                   env.timed_out ? "deadline exceeded" : "sticky driver error");
+        recover_or_poison(b, gen);
+    }
+    return st;
 }
 
 static void cuda_gpu_info(struct vgpu_backend *b, struct vgpu_gpu_info *out)
@@ -1280,6 +1340,11 @@ int vgpu_cuda_test_spin(struct vgpu_backend *b, struct vgpu_backend_session *s, 
 /* ------------------------------------------------------------------------
  * Worker hooks (cuda_worker.h)
  * ------------------------------------------------------------------------ */
+
+void vgpu_cuda_engine_set_epoch(struct vgpu_backend_session *s, uint32_t epoch)
+{
+    s->epoch = epoch;
+}
 
 void vgpu_cuda_engine_set_worker_mode(struct vgpu_backend *b)
 {

@@ -36,6 +36,12 @@ extern const struct vgpu_backend_ops vgpu_backend_cuda_engine;
  * worker can ask to be replaced.
  */
 void vgpu_cuda_engine_set_worker_mode(struct vgpu_backend *b);
+/* The generation of s's GPU context: bits 0-3 the proxy's count of its
+ * worker's restarts from a random start, bits 4-7 how many generations the
+ * VM had before (at most 15). Handles of the driver operations carry the
+ * generation, so one from before a restart is context-lost, not another
+ * object. */
+void vgpu_cuda_engine_set_epoch(struct vgpu_backend_session *s, uint32_t epoch);
 bool vgpu_cuda_engine_poisoned(struct vgpu_backend *b);
 /* How many GPUs the engine's runtime sees (the proxy places VMs on them). */
 unsigned vgpu_cuda_engine_device_count(struct vgpu_backend *b);
@@ -68,7 +74,7 @@ struct vgpu_worker_req {
     uint32_t type;
     uint32_t key;           /* the proxy's session key */
     uint32_t vm_id;
-    uint32_t arg;           /* TEST: kind; EXEC: the VM's queue */
+    uint32_t arg;           /* TEST: kind; EXEC: the VM's queue; OPEN: the epoch */
     uint64_t size;          /* OPEN: shm size; TEST: argument */
     union {
         struct vgpu_backend_config cfg;     /* INIT */

@@ -87,6 +87,8 @@ struct vgpu_backend_session {
     pthread_mutex_t lock;               /* w and open */
     struct worker w;
     uint64_t restarts;
+    uint32_t epoch0;                    /* first context epoch (random): a restarted
+                                         * mediator's handles differ from the last one's */
     int      gpu;                       /* the device ordinal its worker uses */
     uint32_t key;
     uint32_t vm_id;
@@ -393,7 +395,9 @@ static void note_worker(struct vgpu_backend *b, const struct worker *w, bool fai
 static int session_push(struct vgpu_backend_session *s)
 {
     struct vgpu_worker_req q = { .type = VGPU_WMSG_OPEN, .key = s->key,
-                                 .vm_id = s->vm_id, .size = s->size };
+                                 .vm_id = s->vm_id, .size = s->size,
+                                 .arg = ((s->epoch0 + (uint32_t)s->restarts) & 0xfu) |
+                                        (s->restarts < 15 ? (uint32_t)s->restarts : 15u) << 4 };
     struct vgpu_worker_reply rep;
     int r;
 
@@ -662,6 +666,7 @@ static int proxy_session_open(struct vgpu_backend *b, uint32_t vm_id, int gpu,
     s->vm_id = vm_id;
     s->size = shm->size;
     s->base = shm->base;
+    s->epoch0 = (uint32_t)(now_ns() >> 10);
     worker_init(&s->w);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->closing_cond, NULL);

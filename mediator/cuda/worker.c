@@ -201,6 +201,7 @@ static int do_open(struct worker *w, const struct vgpu_worker_req *q, int fd)
         s->bs = NULL;
         wsess_free(w, s);
     } else {
+        vgpu_cuda_engine_set_epoch(s->bs, q->arg);
         /* ps, top and nvidia-smi tell the VMs' workers apart by this name
          * (15 bytes; vgpu-smi --query-vm=vm_id,worker_pid maps them). */
         char comm[16];

@@ -6,6 +6,9 @@
 /* Uses of stale or unknown handles, pointers, registrations so far; *last
  * (optional) describes the latest. */
 unsigned vgpu_mock_misuses(const char **last);
+/* Misuses of the mock driver API (mock_cudadrv.c): objects used in another
+ * context, device ranges outside every allocation. */
+unsigned vgpu_mock_drv_misuses(void);
 /* cudaDeviceReset calls so far. */
 unsigned vgpu_mock_resets(void);
 

@@ -158,6 +158,12 @@ void vgpu_cuda_engine_set_worker_mode(struct vgpu_backend *b)
     b->worker_mode = true;
 }
 
+void vgpu_cuda_engine_set_epoch(struct vgpu_backend_session *s, uint32_t epoch)
+{
+    (void)s;
+    (void)epoch;    /* the fake engine has no driver-operation handles */
+}
+
 bool vgpu_cuda_engine_poisoned(struct vgpu_backend *b)
 {
     return b->poisoned;
