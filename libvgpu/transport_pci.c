@@ -441,8 +441,9 @@ static int pci_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
         uint64_t end = (uint64_t)reg_read(p, VGPU_REG_DATA_END_HI) << 32 |
                        reg_read(p, VGPU_REG_DATA_END_LO);
 
-        if (queues > VGPU_MAX_QUEUES || end != VGPU_SHM_DATA_END(shm_size, queues) ||
-            end < VGPU_SHM_DATA_OFFSET + VGPU_SHM_MIN_DATA) {
+        if (queues > VGPU_MAX_QUEUES ||
+            (uint64_t)(queues - 1) * VGPU_SHM_QUEUE_SIZE + VGPU_SHM_DATA_OFFSET +
+            VGPU_SHM_MIN_DATA > shm_size || end != VGPU_SHM_DATA_END(shm_size, queues)) {
             vgpu_set_detail("%s: %u queue pairs and data end %#llx do not fit its %llu bytes",
                             p->addr, queues, (unsigned long long)end,
                             (unsigned long long)shm_size);

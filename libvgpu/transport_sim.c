@@ -208,8 +208,9 @@ static int send_hello(struct sim *s, const struct vgpu_open_opts *o, uint64_t sh
     hp->vm_id = htole32(o->vm_id);
     hp->priority = htole32(o->priority);
     hp->weight = htole32(o->weight ? o->weight : 1);
+    /* MULTIQUEUE as QEMU's 1.2 device: the queue count is in the HELLO. */
     hp->features = htole32((s->doorbell_fd >= 0 ? VGPU_FEAT_DOORBELL_FD : 0) |
-                           (s->queues > 1 ? VGPU_FEAT_MULTIQUEUE : 0));
+                           VGPU_FEAT_MULTIQUEUE);
     hp->shm_size = htole64(shm_size);
     if (o->vm_name) {
         strncpy(hp->vm_name, o->vm_name, sizeof(hp->vm_name) - 1);
@@ -397,8 +398,10 @@ static int sim_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
     if (!queues) {
         queues = 1;
     }
+    /* queues <= 64: no overflow on the left. */
     if (queues > VGPU_MAX_QUEUES ||
-        VGPU_SHM_DATA_END(size, queues) < VGPU_SHM_DATA_OFFSET + VGPU_SHM_MIN_DATA) {
+        (uint64_t)(queues - 1) * VGPU_SHM_QUEUE_SIZE + VGPU_SHM_DATA_OFFSET +
+        VGPU_SHM_MIN_DATA > size) {
         vgpu_set_detail("%u queue pairs: need 1..%u, and at least 64 KiB of data area beside "
                         "them in %llu bytes", queues, VGPU_MAX_QUEUES, (unsigned long long)size);
         return -EINVAL;

@@ -93,15 +93,33 @@ void vgpu_dev_attach_shm(struct vgpu_dev *dev, void *shm, uint64_t size)
 }
 
 /*
- * Points the handle's rings at queue pair q (ABI 1.2: queue 0 at the start of
- * BAR2, the others at its end) and its allocator at the queue's window from
- * the queue table, or at the whole data area when the window is unset or
- * does not lie inside it (the mediator refuses such a queue's requests).
+ * Points the allocator at the handle's queue's window in the queue table, or
+ * at the whole data area when the window is unset or does not lie inside it
+ * (the mediator refuses such a queue's requests), and starts it over.
  */
-static int select_queue(struct vgpu_dev *dev, uint32_t q)
+static void set_window(struct vgpu_dev *dev)
 {
     struct vgpu_queue_desc d;
-    uint64_t end, off, len;
+    uint64_t off, len;
+
+    dev->alloc_start = VGPU_SHM_DATA_OFFSET;
+    dev->alloc_end = dev->data_end;
+    memcpy(&d, dev->shm + VGPU_SHM_QTABLE_OFFSET + (uint64_t)dev->queue * sizeof(d), sizeof(d));
+    off = le64toh(d.win_off);
+    len = le64toh(d.win_len);
+    if (len && off >= VGPU_SHM_DATA_OFFSET && off <= dev->data_end &&
+        len <= dev->data_end - off) {
+        dev->alloc_start = off;
+        dev->alloc_end = off + len;
+    }
+    dev->alloc_next = dev->alloc_start;
+}
+
+/* Points the handle's rings at queue pair q (ABI 1.2: queue 0 at the start
+ * of BAR2, the others at its end) and its allocator at q's window. */
+static int select_queue(struct vgpu_dev *dev, uint32_t q)
+{
+    uint64_t end;
     uint8_t *base;
 
     if (dev->queues == 0) {
@@ -124,16 +142,7 @@ static int select_queue(struct vgpu_dev *dev, uint32_t q)
     dev->cq = vgpu_shm_cq(base);
     dev->queue = q;
     dev->data_end = end;
-    dev->alloc_start = VGPU_SHM_DATA_OFFSET;
-    dev->alloc_end = end;
-    memcpy(&d, dev->shm + VGPU_SHM_QTABLE_OFFSET + (uint64_t)q * sizeof(d), sizeof(d));
-    off = le64toh(d.win_off);
-    len = le64toh(d.win_len);
-    if (len && off >= VGPU_SHM_DATA_OFFSET && off <= end && len <= end - off) {
-        dev->alloc_start = off;
-        dev->alloc_end = off + len;
-    }
-    dev->alloc_next = dev->alloc_start;
+    set_window(dev);
     return 0;
 }
 
@@ -480,7 +489,7 @@ int vgpu_alloc(struct vgpu_dev *dev, uint64_t size, uint64_t align, uint64_t *of
 void vgpu_free_all(struct vgpu_dev *dev)
 {
     if (dev) {
-        dev->alloc_next = dev->alloc_start;
+        set_window(dev);
     }
 }
 

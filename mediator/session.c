@@ -56,12 +56,12 @@ int vgpu_session_queues(struct vgpu_session *s, uint32_t nq)
     if (nq < 1 || nq > VGPU_MAX_QUEUES) {
         return -EINVAL;
     }
-    end = VGPU_SHM_DATA_END(s->shm.size, nq);
-    /* shm.size >= 1 MiB and nq <= 64: no wrap below, but keep it checked. */
-    if (end > s->shm.size || end < VGPU_SHM_DATA_OFFSET ||
-        end - VGPU_SHM_DATA_OFFSET < VGPU_SHM_MIN_DATA) {
+    /* nq <= 64: the left side cannot overflow; then end cannot wrap. */
+    if ((uint64_t)(nq - 1) * VGPU_SHM_QUEUE_SIZE + VGPU_SHM_DATA_OFFSET + VGPU_SHM_MIN_DATA >
+        s->shm.size) {
         return -EINVAL;
     }
+    end = VGPU_SHM_DATA_END(s->shm.size, nq);
     s->q = calloc(nq, sizeof(*s->q));
     if (!s->q) {
         return -ENOMEM;

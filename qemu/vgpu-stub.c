@@ -10,7 +10,11 @@
  * interrupt, and passes doorbells on: by default as an ioeventfd on the
  * doorbell register whose eventfd travels with HELLO (under KVM a doorbell
  * then never leaves the kernel), or as KICK messages (ioeventfd=off, a
- * mediator that does not take the eventfd up, or before WELCOME). The register map and the
+ * mediator that does not take the eventfd up, or before WELCOME). With
+ * queues=N (ABI 1.2) BAR2 holds N queue pairs, queue 0 at its start and the
+ * others at its end; the device only announces them (VGPU_REG_QUEUES, the
+ * 1.4 HELLO) and still has one doorbell: any write means "some SQ tail
+ * moved", and the mediator looks at every queue. The register map and the
  * shared-memory layout are defined in include/vgpu/abi.h, the socket
  * protocol in include/vgpu/protocol.h; docs/register-map.md describes the
  * behaviour.
@@ -58,10 +62,12 @@ struct VgpuStubState {
     uint16_t vendor_id;
     uint16_t device_id;
     bool ioeventfd;             /* offer the doorbell as an eventfd */
+    uint32_t queues;            /* queue pairs in BAR2, 1 .. VGPU_MAX_QUEUES */
 
     MemoryRegion regs;
     MemoryRegion *shm;          /* the backend's region, mapped as BAR2 */
     uint64_t shm_size;
+    uint64_t data_end;          /* VGPU_SHM_DATA_END(shm_size, queues) */
     Error *migration_blocker;
     QEMUBH *kick_bh;
     EventNotifier doorbell;     /* valid when ioeventfd */
@@ -253,9 +259,16 @@ static void vgpu_protocol_error(VgpuStubState *s, uint32_t code,
     vgpu_disconnect(s);
 }
 
+/*
+ * One queue pair: the 112-byte HELLO every mediator accepts. More: the
+ * protocol 1.4 HELLO that carries their count (an older mediator refuses it,
+ * which beats one that would ignore the other queues).
+ */
 static void vgpu_send_hello(VgpuStubState *s)
 {
-    struct vgpu_msg_hello hello = { 0 };
+    struct vgpu_msg_hello_mq hm = { 0 };
+    struct vgpu_msg_hello *hello = &hm.hello;
+    uint32_t size = s->queues > 1 ? sizeof(hm) : sizeof(hm.hello);
     int fds[2] = { memory_region_get_fd(s->shm), -1 };
     int nfds = 1;
 
@@ -263,16 +276,17 @@ static void vgpu_send_hello(VgpuStubState *s)
         fds[nfds++] = event_notifier_get_fd(&s->doorbell);
     }
 
-    vgpu_fill_hdr(s, &hello.hdr, VGPU_MSG_HELLO, sizeof(hello));
-    hello.version_major = cpu_to_le16(VGPU_PROTO_VERSION_MAJOR);
-    hello.version_minor = cpu_to_le16(VGPU_PROTO_VERSION_MINOR);
-    hello.abi_version = cpu_to_le32(VGPU_ABI_VERSION);
-    hello.vm_id = cpu_to_le32(s->vm_id);
-    hello.priority = cpu_to_le32(s->priority);
-    hello.weight = cpu_to_le32(s->weight);
-    hello.features = cpu_to_le32(s->features);
-    hello.shm_size = cpu_to_le64(s->shm_size);
-    memcpy(hello.vm_name, s->vm_name_reg, sizeof(hello.vm_name));
+    vgpu_fill_hdr(s, &hello->hdr, VGPU_MSG_HELLO, size);
+    hello->version_major = cpu_to_le16(VGPU_PROTO_VERSION_MAJOR);
+    hello->version_minor = cpu_to_le16(VGPU_PROTO_VERSION_MINOR);
+    hello->abi_version = cpu_to_le32(VGPU_ABI_VERSION);
+    hello->vm_id = cpu_to_le32(s->vm_id);
+    hello->priority = cpu_to_le32(s->priority);
+    hello->weight = cpu_to_le32(s->weight);
+    hello->features = cpu_to_le32(s->features);
+    hello->shm_size = cpu_to_le64(s->shm_size);
+    memcpy(hello->vm_name, s->vm_name_reg, sizeof(hello->vm_name));
+    hm.queues = cpu_to_le32(s->queues);
 
     /* The fds travel with the first byte of the HELLO (SCM_RIGHTS). */
     if (qemu_chr_fe_set_msgfds(&s->chr, fds, nfds) < 0) {
@@ -280,7 +294,7 @@ static void vgpu_send_hello(VgpuStubState *s)
         vgpu_disconnect(s);
         return;
     }
-    if (vgpu_send(s, &hello, sizeof(hello)) < 0) {
+    if (vgpu_send(s, &hm, size) < 0) {
         vgpu_disconnect(s);
         return;
     }
@@ -599,6 +613,12 @@ static uint64_t vgpu_regs_read(void *opaque, hwaddr addr, unsigned size)
         return s->gpu_sms;
     case VGPU_REG_GPU_CC:
         return s->gpu_cc;
+    case VGPU_REG_QUEUES:
+        return s->queues;
+    case VGPU_REG_DATA_END_LO:
+        return (uint32_t)s->data_end;
+    case VGPU_REG_DATA_END_HI:
+        return (uint32_t)(s->data_end >> 32);
     default:
         qemu_log_mask(LOG_GUEST_ERROR,
                       "vgpu-stub: read of unknown register 0x%" HWADDR_PRIx "\n",
@@ -662,6 +682,9 @@ static void vgpu_regs_write(void *opaque, hwaddr addr, uint64_t val,
     case VGPU_REG_GPU_MEM_MIB:
     case VGPU_REG_GPU_SMS:
     case VGPU_REG_GPU_CC:
+    case VGPU_REG_QUEUES:
+    case VGPU_REG_DATA_END_LO:
+    case VGPU_REG_DATA_END_HI:
         qemu_log_mask(LOG_GUEST_ERROR,
                       "vgpu-stub: write 0x%" PRIx64 " to read-only register 0x%"
                       HWADDR_PRIx " ignored\n", val, addr);
@@ -741,6 +764,10 @@ static bool vgpu_check_props(VgpuStubState *s, Error **errp)
         error_setg(errp, "vgpu-stub: weight must be 1..%u", VGPU_WEIGHT_MAX);
         return false;
     }
+    if (s->queues < 1 || s->queues > VGPU_MAX_QUEUES) {
+        error_setg(errp, "vgpu-stub: queues must be 1..%u", VGPU_MAX_QUEUES);
+        return false;
+    }
     len = s->vm_name ? strlen(s->vm_name) : 0;
     if (len >= VGPU_REG_NAME_LEN) {
         error_setg(errp, "vgpu-stub: vm-name is longer than %u characters",
@@ -804,6 +831,20 @@ static bool vgpu_setup_shm(VgpuStubState *s, Error **errp)
                    (unsigned long long)VGPU_SHM_MAX_SIZE);
         return false;
     }
+    /*
+     * Queues 1..N-1 sit at the end of BAR2; the data area keeps the rest.
+     * queues <= VGPU_MAX_QUEUES (checked before), so the left side cannot
+     * overflow.
+     */
+    if ((uint64_t)(s->queues - 1) * VGPU_SHM_QUEUE_SIZE + VGPU_SHM_DATA_OFFSET +
+        VGPU_SHM_MIN_DATA > s->shm_size) {
+        error_setg(errp, "vgpu-stub: memdev of %" PRIu64 " bytes is too small for "
+                   "%u queue pairs: they take %u KiB each beside queue 0 and "
+                   "%u KiB of data area must remain", s->shm_size, s->queues,
+                   VGPU_SHM_QUEUE_SIZE / 1024, VGPU_SHM_MIN_DATA / 1024);
+        return false;
+    }
+    s->data_end = VGPU_SHM_DATA_END(s->shm_size, s->queues);
     return true;
 }
 
@@ -836,7 +877,8 @@ static void vgpu_realize(PCIDevice *pdev, Error **errp)
     pci_config_set_device_id(conf, s->device_id);
     pci_config_set_interrupt_pin(conf, 1);
 
-    s->features = VGPU_FEAT_INTX | VGPU_FEAT_RECONNECT;
+    /* MULTIQUEUE: VGPU_REG_QUEUES and DATA_END exist (also when queues=1). */
+    s->features = VGPU_FEAT_INTX | VGPU_FEAT_RECONNECT | VGPU_FEAT_MULTIQUEUE;
     if (s->ioeventfd) {
         ret = event_notifier_init(&s->doorbell, 0);
         if (ret < 0) {
@@ -947,6 +989,7 @@ static Property vgpu_properties[] = {
     DEFINE_PROP_UINT16("vendor-id", VgpuStubState, vendor_id, VGPU_PCI_VENDOR_ID),
     DEFINE_PROP_UINT16("device-id", VgpuStubState, device_id, VGPU_PCI_DEVICE_ID),
     DEFINE_PROP_BOOL("ioeventfd", VgpuStubState, ioeventfd, true),
+    DEFINE_PROP_UINT32("queues", VgpuStubState, queues, 1),
     DEFINE_PROP_END_OF_LIST(),
 };
 

@@ -127,7 +127,8 @@ int vgpu_get_info(struct vgpu_dev *dev, struct vgpu_dev_info *out);
 /*
  * Data area. Offsets are BAR2 offsets, as operations take them. The library
  * keeps a bump allocator over the data area: vgpu_alloc() hands out aligned
- * ranges, vgpu_free_all() starts over.
+ * ranges, vgpu_free_all() starts over (ABI 1.2: within the handle's queue
+ * window as the queue table has it then, else the whole data area).
  */
 int   vgpu_alloc(struct vgpu_dev *dev, uint64_t size, uint64_t align, uint64_t *off);
 void  vgpu_free_all(struct vgpu_dev *dev);

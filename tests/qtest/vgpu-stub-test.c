@@ -83,6 +83,7 @@ struct env {
     uint32_t sq_tail;           /* the test's own copy, like a guest driver */
     uint32_t cq_head;
     bool kick_msgs;             /* device started with ioeventfd=off */
+    const char *dev_extra;      /* appended to the -device options, or NULL */
 };
 
 static struct env *cur;         /* for the SIGALRM handler */
@@ -360,7 +361,8 @@ static int start_qemu_opts(struct env *e, const char *shm_size, bool hotplug)
         hotplug ? "-qmp" : "-device", hotplug ? qmp : dev, NULL,
     };
 
-    snprintf(dev, sizeof(dev), "%s%s", VGPU_DEVICE_ARGS, e->kick_msgs ? ",ioeventfd=off" : "");
+    snprintf(dev, sizeof(dev), "%s%s%s", VGPU_DEVICE_ARGS, e->kick_msgs ? ",ioeventfd=off" : "",
+             e->dev_extra ? e->dev_extra : "");
 
     /* The qtest command trace is large (hex dumps); only kept on request. */
     if (getenv("VGPU_QTEST_KEEP")) {
@@ -927,8 +929,12 @@ static int case_identity(struct env *e)
 
     CHECK(reg(e, VGPU_REG_VERSION) == VGPU_ABI_VERSION, "version");
     v = reg(e, VGPU_REG_FEATURES);
-    CHECK(v == (VGPU_FEAT_INTX | VGPU_FEAT_MSI | VGPU_FEAT_RECONNECT | VGPU_FEAT_DOORBELL_FD),
-          "features 0x%x", v);
+    CHECK(v == (VGPU_FEAT_INTX | VGPU_FEAT_MSI | VGPU_FEAT_RECONNECT | VGPU_FEAT_DOORBELL_FD |
+                VGPU_FEAT_MULTIQUEUE), "features 0x%x", v);
+    /* ABI 1.2 registers of a one-queue device: the data area is all of BAR2. */
+    CHECK(reg(e, VGPU_REG_QUEUES) == 1, "queues %u", reg(e, VGPU_REG_QUEUES));
+    CHECK(reg(e, VGPU_REG_DATA_END_LO) == 16u << 20 && reg(e, VGPU_REG_DATA_END_HI) == 0,
+          "data end");
     CHECK(reg(e, VGPU_REG_VM_ID) == 7, "vm id");
     CHECK(reg(e, VGPU_REG_PRIORITY) == 1, "priority");
     CHECK(reg(e, VGPU_REG_WEIGHT) == 2, "weight");
@@ -990,6 +996,13 @@ static int case_realize_errors(struct env *e)
           "vgpu-stub,chardev=med", "'memdev' property is required", NULL },
         { "memory-backend-memfd,id=shm,size=16M,share=on",
           "vgpu-stub,memdev=shm", "'chardev' property is required", NULL },
+        { "memory-backend-memfd,id=shm,size=16M,share=on",
+          "vgpu-stub,chardev=med,memdev=shm,queues=0", "queues must be 1..64", NULL },
+        { "memory-backend-memfd,id=shm,size=16M,share=on",
+          "vgpu-stub,chardev=med,memdev=shm,queues=65", "queues must be 1..64", NULL },
+        /* 63 queue regions of 64 KiB + queue 0 + 64 KiB of data > 4 MiB */
+        { "memory-backend-memfd,id=shm,size=4M,share=on",
+          "vgpu-stub,chardev=med,memdev=shm,queues=64", "too small for 64 queue pairs", NULL },
         /* The migration blocker is there: refused where migration is a must. */
         { "memory-backend-memfd,id=shm,size=16M,share=on",
           "vgpu-stub,chardev=med,memdev=shm", "not migratable", "-only-migratable" },
@@ -1870,6 +1883,61 @@ out:
 }
 
 /*
+ * ABI 1.2: queues=4. The registers announce them, the mediator is told in
+ * HELLO, and a request in queue 2's ring (at the end of BAR2) completes in
+ * queue 2's CQ after a doorbell (the one doorbell serves every queue), while
+ * queue 0 keeps working as before.
+ */
+static int case_multiqueue(struct env *e)
+{
+    const uint64_t shm = 16u << 20, q2 = VGPU_SHM_QUEUE_OFFSET(shm, 2);
+    const uint64_t end = VGPU_SHM_DATA_END(shm, 4);
+    struct vgpu_sqe sqe = nop(42);
+    struct vgpu_cqe cqe;
+    uint32_t cq_tail;
+    int ok = 0;
+
+    e->dev_extra = ",queues=4";
+    CHECK(start_all(e, "16M") == 0, "start");
+    CHECK(reg(e, VGPU_REG_FEATURES) & VGPU_FEAT_MULTIQUEUE, "MULTIQUEUE feature");
+    CHECK(reg(e, VGPU_REG_QUEUES) == 4, "queues %u", reg(e, VGPU_REG_QUEUES));
+    CHECK(reg(e, VGPU_REG_DATA_END_LO) == (uint32_t)end &&
+          reg(e, VGPU_REG_DATA_END_HI) == (uint32_t)(end >> 32), "data end 0x%x",
+          reg(e, VGPU_REG_DATA_END_LO));
+    reg_write(e, VGPU_REG_QUEUES, 9);
+    CHECK(reg(e, VGPU_REG_QUEUES) == 4, "QUEUES is read-only");
+    CHECK(count_in_file(e->med_log, "4 queue pair(s)") > 0, "the mediator was told 4 queues");
+
+    /* A NOP in queue 2: SQE, sq_tail in queue 2's control page, doorbell. */
+    qt_memwrite(&e->qt, e->bar2 + q2 + VGPU_SHM_SQ_OFFSET, &sqe, sizeof(sqe));
+    qt_writel(&e->qt, e->bar2 + q2 + offsetof(struct vgpu_shm_ctrl, sq_tail), 1);
+    reg_write(e, VGPU_REG_DOORBELL, 2);
+    cq_tail = 0;
+    for (int64_t deadline = now_ms() + 5000; now_ms() < deadline && cq_tail == 0;) {
+        cq_tail = qt_readl(&e->qt, e->bar2 + q2 + offsetof(struct vgpu_shm_ctrl, cq_tail));
+        qt_poll_async(&e->qt, 5);
+    }
+    CHECK(cq_tail == 1, "queue 2's cq_tail %u", cq_tail);
+    qt_memread(&e->qt, e->bar2 + q2 + VGPU_SHM_CQ_OFFSET, &cqe, sizeof(cqe));
+    CHECK(cqe.tag == 42 && cqe.user_data == sqe.user_data && cqe.status == VGPU_S_OK,
+          "queue 2's completion: tag %u status %d", cqe.tag, cqe.status);
+    CHECK(ctrl_read(e, offsetof(struct vgpu_shm_ctrl, cq_tail)) == 0,
+          "nothing in queue 0's CQ");
+    CHECK(wait_irq_status(e, VGPU_IRQ_COMPLETION, 5000), "completion interrupt cause");
+
+    /* Queue 0 as ever. */
+    sqe = nop(7);
+    submit(e, &sqe);
+    CHECK(wait_cq(e, 1, 5000) == 1, "queue 0 completion");
+    pop_cqe(e, &cqe);
+    CHECK(cqe.tag == 7 && cqe.status == VGPU_S_OK, "queue 0's completion");
+    CHECK_QT(e);
+    ok = 1;
+out:
+    return ok;
+}
+
+/*
  * Cases named "-kick" run the device with ioeventfd=off, so that doorbells
  * reach the register handler and travel as KICK messages; the others use
  * the default doorbell eventfd.
@@ -1895,6 +1963,7 @@ static const struct {
     { "reset", case_reset, false },
     { "hotplug", case_hotplug, false },
     { "stalled-mediator", case_stalled_mediator, false },
+    { "multiqueue", case_multiqueue, false },
 };
 
 static int run_case(unsigned idx)
