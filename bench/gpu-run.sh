@@ -24,6 +24,9 @@
 #                        mediator --spin-us=0 and client --spin-us 0)
 #        SPIN_US=N (the first two: --spin-us N for the mediator and the client
 #                   instead of their defaults, 1000 us on >= 8 CPUs)
+#        SECTIONS="phase1 phase2" (default both): phase1 = the seven fixed
+#                   operations (sections 1-4), phase2 = the driver operations
+#                   (test_cuops on PTX and fatbin, cuops-bench: $OUT/cuops-<date>.json)
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +36,8 @@ out=${OUT:?set OUT to the directory for results}
 gpu=${GPU:-0}
 quick=${QUICK:-0}
 thread_bench=${THREAD_BENCH:-1}
+sections=" ${SECTIONS:-phase1 phase2} "
+want() { [[ "$sections" == *" $1 "* ]]; }
 nospin_bench=${NOSPIN_BENCH:-1}
 spin_med=() spin_cl=()
 if [ -n "${SPIN_US:-}" ]; then
@@ -131,6 +136,23 @@ done
 [ -x "$med" ] && { ldd "$med" 2>&1 | tee -a "$log"; }
 [ "$missing" = 1 ] && say "some artifacts are missing; the steps that need them will fail"
 
+start_mediator() {
+  local sock=$1
+  shift
+  say "starting $med --backend=cuda --socket-path=$sock --gpu=$gpu $*"
+  echo "=== mediator for $* ($(date -u +%H:%M:%S))" >>"$medlog"
+  "$med" --backend=cuda --socket-path="$sock" --gpu="$gpu" "$@" >>"$medlog" 2>&1 &
+  med_pid=$!
+  for _ in $(seq 150); do
+    [ -S "$sock" ] && return 0
+    kill -0 "$med_pid" 2>/dev/null || { say "mediator exited early; see mediator.log"; med_pid=; return 1; }
+    sleep 0.2
+  done
+  say "mediator socket did not appear in 30 s"
+  return 1
+}
+
+if want phase1; then
 # ---- 1. the engine in process against the CPU backend; recovery through ---
 # ----    the proxy and its worker process (test_cuda re-execs itself) -------
 step test_cuda 150 "$test_cuda"
@@ -151,21 +173,6 @@ if [ -s "$out/isolation-$stamp.tsv" ]; then
 fi
 
 # ---- 2. native vs mediated -------------------------------------------------
-start_mediator() {
-  local sock=$1
-  shift
-  say "starting $med --backend=cuda --socket-path=$sock --gpu=$gpu $*"
-  echo "=== mediator for $* ($(date -u +%H:%M:%S))" >>"$medlog"
-  "$med" --backend=cuda --socket-path="$sock" --gpu="$gpu" "$@" >>"$medlog" 2>&1 &
-  med_pid=$!
-  for _ in $(seq 150); do
-    [ -S "$sock" ] && return 0
-    kill -0 "$med_pid" 2>/dev/null || { say "mediator exited early; see mediator.log"; med_pid=; return 1; }
-    sleep 0.2
-  done
-  say "mediator socket did not appear in 30 s"
-  return 1
-}
 
 bench_args=(--socket "$tmp/bench.sock" --json "$json" --gpu "$gpu" ${spin_cl[@]+"${spin_cl[@]}"})
 [ "$quick" = 1 ] && bench_args+=(--quick)
@@ -228,6 +235,28 @@ fair_secs=5
 [ "$quick" = 1 ] && fair_secs=1
 step fairness 70 "$test_fair" "$med" --backend cuda --seconds "$fair_secs" --log "$medlog"
 
+fi # phase1
+
+# ---- 5. the driver operations (Phase 2): two VMs' own kernels, isolation ---
+if want phase2; then
+  cuops=$build/tests/gpu/test_cuops
+  for img in cuops_kernels.ptx cuops_kernels.fatbin; do
+    step "cuops-${img##*.}" 120 env FH_BACKEND=cuda VGPU_MEDIATOR="$med" \
+      CUOPS_IMAGE="$build/tests/gpu/$img" "$cuops"
+  done
+  cjson=$out/cuops-$stamp.json
+  cbench=(--socket "$tmp/cuops.sock" --image "$build/tests/gpu/cuops_kernels.fatbin"
+          --json "$cjson" --gpu "$gpu")
+  [ "$quick" = 1 ] && cbench+=(--quick)
+  if start_mediator "$tmp/cuops.sock" --log-level=info; then
+    step cuops-bench 200 "$build/bench/gpu/cuops-bench" "${cbench[@]}"
+  else
+    note "step cuops-bench: SKIPPED, the mediator did not start"
+  fi
+  stop_mediator
+  [ -f "$cjson" ] && mkdir -p bench/results && cp "$cjson" bench/results/ 2>/dev/null
+fi
+
 # ---- summary ---------------------------------------------------------------
 {
   echo ""
@@ -237,6 +266,7 @@ step fairness 70 "$test_fair" "$med" --backend cuda --seconds "$fair_secs" --log
   grep -E 'recovery: |worker restarts' "$log" | sed 's/^/  /'
   grep -E 'restarting the GPU worker|GPU worker restart failed' "$medlog" | sed 's/^/  mediator: /'
   grep -E 'fairness (sgemm|vector_add):' "$log" | sed 's/^/  /'
+  grep -E '^(async launches|launch\+sync|H2D 256|isolation:)' "$log" | sed 's/^/  cuops: /'
   grep -E '^FAIL ' "$log" | sed 's/^/  failed: /'
   echo "elapsed $(( $(date +%s) - t_start )) s"
 } >>"$summary"
