@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libcuda.so.1 for the guest: the CUDA driver API on the vgpu rings.
+ *
+ * Module map:
+ *   init.c          cuInit, versions, device queries, error names/strings,
+ *                   cuGetProcAddress (the table entry_points.c is generated)
+ *   export_tables.c cuGetExportTable: the private tables NVIDIA's runtime
+ *                   needs, and the integrity check computed here (it cannot
+ *                   be forwarded: its inputs are this process's)
+ *   context.c       contexts: all contexts of a process are views of its one
+ *                   queue, i.e. of one GPU context on the host
+ *   memory.c        device memory, pinned host memory from the shared memory,
+ *                   copies and memset
+ *   module.c        modules, libraries, kernels, functions, globals
+ *   exec.c          launches, streams, events, host functions, occupancy,
+ *                   function attributes
+ *   remote.h        the host: vgpu_cu_* of libvgpu (remote_vgpu.c), or the
+ *                   tests' in-process fake
+ *
+ * Locking: one mutex, cu_lock, guards every call into the remote (the
+ * libvgpu handle is not thread-safe) and every table below. A host function
+ * (cuLaunchHostFunc) runs without it. The per-thread context stack is
+ * thread-local and needs no lock.
+ */
+#ifndef VGPU_CUDA_INTERNAL_H
+#define VGPU_CUDA_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda.h>
+
+#include "remote.h"
+
+#define VGPU_CU_EXPORT __attribute__((visibility("default")))
+
+/* The API level this library implements (what cuDriverGetVersion says). */
+#define VGPU_CU_DRIVER_VERSION CUDA_VERSION
+
+/* Generated (entry_points.c). */
+struct cu_proc {
+    const char *name;
+    int         min_version;
+    int         ptds;
+    void       *fn;
+};
+extern const struct cu_proc cu_procs[];
+extern const unsigned cu_procs_count;
+
+struct cu_error_name {
+    int         value;
+    const char *name;
+};
+extern const struct cu_error_name cu_error_names[];
+extern const unsigned cu_error_names_count;
+
+/* Logs "libcuda(vgpu): NAME is not supported" once per name. */
+CUresult vgpu_cu_unsupported(const char *name);
+
+/* ---- objects ---- */
+#define CU_MAGIC_CTX    0x56637478u
+#define CU_MAGIC_STREAM 0x56737472u
+#define CU_MAGIC_EVENT  0x56657674u
+#define CU_MAGIC_MOD    0x566d6f64u
+#define CU_MAGIC_FUNC   0x5666756eu
+#define CU_MAGIC_LIB    0x566c6962u
+#define CU_MAGIC_KERN   0x566b726eu
+
+struct CUctx_st {
+    uint32_t magic;
+    int      primary;      /* the device's primary context */
+    int      refs;         /* primary: retain count */
+    unsigned flags;
+    CUdevice dev;
+};
+
+struct CUstream_st {
+    uint32_t magic;
+    uint32_t handle;       /* the host's; 0 never (that is the NULL stream) */
+    unsigned flags;
+    int      priority;
+    struct CUctx_st *ctx;
+};
+
+struct CUevent_st {
+    uint32_t magic;
+    uint32_t handle;
+    unsigned flags;
+};
+
+struct CUfunc_st;
+struct CUmod_st {
+    uint32_t magic;
+    uint32_t handle;
+    struct CUfunc_st *funcs;  /* looked up so far, freed at unload */
+};
+
+struct CUfunc_st {
+    uint32_t magic;
+    uint32_t handle;
+    struct CUmod_st *mod;
+    struct CUfunc_st *next;
+    char    *name;
+    struct vgpu_cu_func_info info;
+    struct vgpu_cu_param *params;  /* info.param_count entries */
+};
+
+struct CUkern_st {
+    uint32_t magic;
+    struct CUfunc_st *fn;
+    struct CUkern_st *next;
+};
+
+struct CUlib_st {
+    uint32_t magic;
+    struct CUmod_st *mod;
+    struct CUkern_st *kerns;
+};
+
+/* ---- process state ---- */
+struct cu_state {
+    int      inited;            /* cuInit ran (successfully or not) */
+    CUresult init_result;
+    int      device_count;      /* 0 or 1 */
+    struct vgpu_cu_device_info dev;
+    struct cu_remote remote;
+    CUresult sticky;            /* a fault ended the GPU context: every call
+                                 * says so until a reset */
+    struct CUctx_st primary;
+};
+
+extern pthread_mutex_t cu_lock;
+extern struct cu_state cu_g;
+
+static inline struct vgpu_cu *cu_rm(void) { return cu_g.remote.cu; }
+
+/* The result of a vgpu_cu_* call as a CUresult; records sticky errors. */
+CUresult cu_result(int r);
+
+/* Checks cuInit ran and the device works; the caller holds cu_lock. */
+CUresult cu_ready(void);
+
+/* Device attribute (cached at cuInit), 0 if unknown. */
+int cu_attr(CUdevice_attribute a);
+
+/* context.c */
+struct CUctx_st *cu_current_ctx(void);
+void cu_ctx_reset_all(void);   /* after a context reset: forget objects */
+
+/* memory.c: where a host pointer lies. Pinned memory is inside the shared
+ * memory: *off is its BAR2 offset. */
+int cu_host_pinned(const void *p, size_t len, uint64_t *off);
+/* 1 if [p, p+len) is inside a device allocation of ours. */
+int cu_is_device_ptr(CUdeviceptr p);
+
+/* exec.c: the host handle of a stream argument (NULL, legacy, per-thread
+ * and ours), or CUDA_ERROR_INVALID_HANDLE. */
+CUresult cu_stream_handle(CUstream s, uint32_t *h);
+
+#define CU_ENTER(rv) \
+    do { pthread_mutex_lock(&cu_lock); (rv) = cu_ready(); } while (0)
+#define CU_LEAVE() pthread_mutex_unlock(&cu_lock)
+
+#endif /* VGPU_CUDA_INTERNAL_H */

@@ -1,0 +1,838 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Execution: launches (parameters packed by the layout the host gave at
+ * function lookup), streams, events, host functions, occupancy and function
+ * attributes.
+ *
+ * Streams: the NULL stream, CU_STREAM_LEGACY and CU_STREAM_PER_THREAD are
+ * all the host queue's default stream (handle 0). Running per-thread
+ * default-stream work on the legacy stream orders it more strictly than
+ * natively, never less, so results are those of the native run.
+ *
+ * Host functions run in the guest once the host has finished the stream's
+ * earlier work: cuLaunchHostFunc synchronises the stream and calls the
+ * function before it returns. Later work of that stream is submitted only
+ * after it, as the stream order wants; the calling thread waits meanwhile.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_internal.h"
+#include "module.h"
+
+CUresult cu_stream_handle(CUstream s, uint32_t *h)
+{
+    if (s == NULL || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD) {
+        *h = 0;
+        return CUDA_SUCCESS;
+    }
+    if (s->magic != CU_MAGIC_STREAM) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    *h = s->handle;
+    return CUDA_SUCCESS;
+}
+
+/* ---- launches ---- */
+
+/*
+ * Packs the parameters into buf (f->info.param_bytes long): each from
+ * params[i], or the whole buffer from extra's CU_LAUNCH_PARAM_BUFFER_POINTER.
+ */
+CUresult cu_pack_params(const struct CUfunc_st *f, void **params, void **extra, uint8_t *buf)
+{
+    uint32_t i;
+
+    memset(buf, 0, f->info.param_bytes);
+    if (params) {
+        for (i = 0; i < f->info.param_count; i++) {
+            if (!params[i]) {
+                return CUDA_ERROR_INVALID_VALUE;
+            }
+            memcpy(buf + f->params[i].offset, params[i], f->params[i].size);
+        }
+        return CUDA_SUCCESS;
+    }
+    if (extra) {
+        const void *p = NULL;
+        size_t n = 0;
+
+        for (i = 0; extra[i] != CU_LAUNCH_PARAM_END; i += 2) {
+            if (i >= 64) {
+                return CUDA_ERROR_INVALID_VALUE;
+            }
+            if (extra[i] == CU_LAUNCH_PARAM_BUFFER_POINTER) {
+                p = extra[i + 1];
+            } else if (extra[i] == CU_LAUNCH_PARAM_BUFFER_SIZE) {
+                n = extra[i + 1] ? *(size_t *)extra[i + 1] : 0;
+            } else {
+                return CUDA_ERROR_INVALID_VALUE;
+            }
+        }
+        if (!p || n < f->info.param_bytes) {
+            return f->info.param_bytes == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+        }
+        memcpy(buf, p, f->info.param_bytes);
+        return CUDA_SUCCESS;
+    }
+    return f->info.param_count == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+static CUresult launch(CUfunction fn, const unsigned grid[3], const unsigned block[3],
+                       unsigned shared, CUstream stream, void **params, void **extra)
+{
+    struct CUfunc_st *f = cu_func(fn);
+    struct vgpu_args_cu_launch a;
+    uint8_t small[512], *buf = small;
+    uint32_t h;
+    CUresult rv;
+    int i;
+
+    if (!f) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    for (i = 0; i < 3; i++) {
+        if (grid[i] == 0 || block[i] == 0) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+    }
+    if (f->info.param_bytes > sizeof(small)) {
+        buf = malloc(f->info.param_bytes);
+        if (!buf) {
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+    }
+    rv = cu_pack_params(f, params, extra, buf);
+    if (rv == CUDA_SUCCESS) {
+        memset(&a, 0, sizeof(a));
+        a.func = f->handle;
+        memcpy(a.grid, grid, sizeof(a.grid));
+        memcpy(a.block, block, sizeof(a.block));
+        a.shared_bytes = shared;
+        a.params_len = f->info.param_bytes;
+        CU_ENTER(rv);
+        if (rv == CUDA_SUCCESS) {
+            rv = cu_stream_handle(stream, &h);
+        }
+        if (rv == CUDA_SUCCESS) {
+            a.stream = h;
+            rv = cu_result(vgpu_cu_launch_params(cu_rm(), &a, buf));
+        }
+        CU_LEAVE();
+    }
+    if (buf != small) {
+        free(buf);
+    }
+    return rv;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuLaunchKernel(CUfunction f, unsigned int gridDimX,
+                                               unsigned int gridDimY, unsigned int gridDimZ,
+                                               unsigned int blockDimX, unsigned int blockDimY,
+                                               unsigned int blockDimZ, unsigned int sharedMemBytes,
+                                               CUstream hStream, void **kernelParams, void **extra)
+{
+    const unsigned grid[3] = { gridDimX, gridDimY, gridDimZ };
+    const unsigned block[3] = { blockDimX, blockDimY, blockDimZ };
+
+    return launch(f, grid, block, sharedMemBytes, hStream, kernelParams, extra);
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f,
+                                                 void **kernelParams, void **extra)
+{
+    unsigned grid[3], block[3], i;
+
+    if (!config) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    for (i = 0; i < config->numAttrs; i++) {
+        const CUlaunchAttribute *at = &config->attrs[i];
+
+        switch (at->id) {
+        case CU_LAUNCH_ATTRIBUTE_IGNORE:
+        case CU_LAUNCH_ATTRIBUTE_PRIORITY:
+            break;
+        case CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION:
+            /* a permission to overlap: not taking it is always correct */
+            break;
+        case CU_LAUNCH_ATTRIBUTE_COOPERATIVE:
+            if (at->value.cooperative) {
+                return vgpu_cu_unsupported("cuLaunchKernelEx (cooperative)");
+            }
+            break;
+        case CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION:
+            if (at->value.clusterDim.x * at->value.clusterDim.y * at->value.clusterDim.z > 1) {
+                return vgpu_cu_unsupported("cuLaunchKernelEx (clusters)");
+            }
+            break;
+        default:
+            return vgpu_cu_unsupported("cuLaunchKernelEx (this launch attribute)");
+        }
+    }
+    grid[0] = config->gridDimX;
+    grid[1] = config->gridDimY;
+    grid[2] = config->gridDimZ;
+    block[0] = config->blockDimX;
+    block[1] = config->blockDimY;
+    block[2] = config->blockDimZ;
+    return launch(f, grid, block, config->sharedMemBytes, config->hStream, kernelParams, extra);
+}
+
+/* ---- streams ---- */
+
+static CUresult stream_new(CUstream *ph, unsigned flags, int priority)
+{
+    struct CUstream_st *s;
+    uint32_t h = 0;
+    CUresult rv;
+
+    if (!ph || (flags & ~(unsigned)CU_STREAM_NON_BLOCKING)) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    CU_ENTER(rv);
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_result(vgpu_cu_stream_create(cu_rm(), flags, priority, &h));
+    }
+    CU_LEAVE();
+    if (rv != CUDA_SUCCESS) {
+        free(s);
+        return rv;
+    }
+    s->magic = CU_MAGIC_STREAM;
+    s->handle = h;
+    s->flags = flags;
+    s->priority = priority;
+    s->ctx = cu_current_ctx();
+    *ph = s;
+    return CUDA_SUCCESS;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuStreamCreate(CUstream *phStream, unsigned int Flags)
+{
+    return stream_new(phStream, Flags, 0);
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuStreamCreateWithPriority(CUstream *phStream, unsigned int flags,
+                                                           int priority)
+{
+    if (priority > 0) {
+        priority = 0;
+    }
+    if (priority < -5) {
+        priority = -5;
+    }
+    return stream_new(phStream, flags, priority);
+}
+
+static int user_stream(CUstream s)
+{
+    return s && s != CU_STREAM_LEGACY && s != CU_STREAM_PER_THREAD && s->magic == CU_MAGIC_STREAM;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuStreamDestroy_v2(CUstream hStream)
+{
+    CUresult rv;
+
+    if (!user_stream(hStream)) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    CU_ENTER(rv);
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_result(vgpu_cu_stream_destroy(cu_rm(), hStream->handle));
+    }
+    CU_LEAVE();
+    hStream->magic = 0;
+    free(hStream);
+    return rv == CUDA_ERROR_CONTEXT_IS_DESTROYED ? CUDA_SUCCESS : rv;
+}
+
+#undef cuStreamDestroy
+CUresult CUDAAPI cuStreamDestroy(CUstream hStream);
+VGPU_CU_EXPORT CUresult CUDAAPI cuStreamDestroy(CUstream hStream)
+{
+    return cuStreamDestroy_v2(hStream);
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuStreamSynchronize(CUstream hStream)
+{
+    uint32_t h;
+    CUresult rv;
+
+    CU_ENTER(rv);
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_stream_handle(hStream, &h);
+    }
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_result(vgpu_cu_stream_sync(cu_rm(), h));
+    }
+    CU_LEAVE();
+    return rv;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuStreamQuery(CUstream hStream)
+{
+    uint32_t h;
+    int done = 0;
+    CUresult rv;
+
+    CU_ENTER(rv);
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_stream_handle(hStream, &h);
+    }
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_result(vgpu_cu_stream_query(cu_rm(), h, &done));
+    }
+    CU_LEAVE();
+    if (rv == CUDA_SUCCESS && !done) {
+        rv = CUDA_ERROR_NOT_READY;
+    }
+    return rv;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuStreamWaitEvent(CUstream hStream, CUevent hEvent,
+                                                  unsigned int Flags)
+{
+    uint32_t h;
+    CUresult rv;
+
+    if (!hEvent || hEvent->magic != CU_MAGIC_EVENT) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (Flags != 0) {
+        return vgpu_cu_unsupported("cuStreamWaitEvent (flags)");
+    }
+    CU_ENTER(rv);
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_stream_handle(hStream, &h);
+    }
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_result(vgpu_cu_stream_wait_event(cu_rm(), h, hEvent->handle));
+    }
+    CU_LEAVE();
+    return rv;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuStreamGetFlags(CUstream hStream, unsigned int *flags)
+{
+    if (!flags) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (user_stream(hStream)) {
+        *flags = hStream->flags;
+        return CUDA_SUCCESS;
+    }
+    if (hStream && hStream != CU_STREAM_LEGACY && hStream != CU_STREAM_PER_THREAD) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    *flags = 0;
+    return CUDA_SUCCESS;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuStreamGetPriority(CUstream hStream, int *priority)
+{
+    if (!priority) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (user_stream(hStream)) {
+        *priority = hStream->priority;
+        return CUDA_SUCCESS;
+    }
+    if (hStream && hStream != CU_STREAM_LEGACY && hStream != CU_STREAM_PER_THREAD) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    *priority = 0;
+    return CUDA_SUCCESS;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuStreamGetId(CUstream hStream, unsigned long long *streamId)
+{
+    if (!streamId) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (user_stream(hStream)) {
+        *streamId = hStream->handle;
+        return CUDA_SUCCESS;
+    }
+    if (hStream && hStream != CU_STREAM_LEGACY && hStream != CU_STREAM_PER_THREAD) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    *streamId = 0;
+    return CUDA_SUCCESS;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuStreamGetCtx(CUstream hStream, CUcontext *pctx)
+{
+    if (!pctx) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (user_stream(hStream) && hStream->ctx) {
+        *pctx = hStream->ctx;
+        return CUDA_SUCCESS;
+    }
+    *pctx = cu_current_ctx() ? cu_current_ctx() : &cu_g.primary;
+    return CUDA_SUCCESS;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuStreamGetCtx_v2(CUstream hStream, CUcontext *pCtx,
+                                                  CUgreenCtx *pGreenCtx)
+{
+    if (pGreenCtx) {
+        *pGreenCtx = NULL;
+    }
+    return cuStreamGetCtx(hStream, pCtx);
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuStreamGetDevice(CUstream hStream, CUdevice *device)
+{
+    if (!device) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    (void)hStream;
+    *device = 0;
+    return CUDA_SUCCESS;
+}
+
+/* Stream capture (graphs) is not offered: nothing is ever being captured. */
+VGPU_CU_EXPORT CUresult CUDAAPI cuStreamIsCapturing(CUstream hStream,
+                                                    CUstreamCaptureStatus *captureStatus)
+{
+    (void)hStream;
+    if (!captureStatus) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *captureStatus = CU_STREAM_CAPTURE_STATUS_NONE;
+    return CUDA_SUCCESS;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuStreamGetCaptureInfo_v3(CUstream hStream,
+                                                          CUstreamCaptureStatus *captureStatus_out,
+                                                          cuuint64_t *id_out, CUgraph *graph_out,
+                                                          const CUgraphNode **dependencies_out,
+                                                          const CUgraphEdgeData **edgeData_out,
+                                                          size_t *numDependencies_out)
+{
+    (void)hStream; (void)id_out; (void)graph_out; (void)dependencies_out; (void)edgeData_out;
+    (void)numDependencies_out;
+    if (!captureStatus_out) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *captureStatus_out = CU_STREAM_CAPTURE_STATUS_NONE;
+    return CUDA_SUCCESS;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
+{
+    static __thread CUstreamCaptureMode cur = CU_STREAM_CAPTURE_MODE_GLOBAL;
+    CUstreamCaptureMode old = cur;
+
+    if (!mode) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    cur = *mode;
+    *mode = old;
+    return CUDA_SUCCESS;
+}
+
+/* ---- host functions ---- */
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
+{
+    CUresult rv;
+
+    if (!fn) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    rv = cuStreamSynchronize(hStream);
+    if (rv != CUDA_SUCCESS) {
+        return rv;
+    }
+    fn(userData);
+    return CUDA_SUCCESS;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuStreamAddCallback(CUstream hStream, CUstreamCallback callback,
+                                                    void *userData, unsigned int flags)
+{
+    CUresult rv;
+
+    if (!callback || flags != 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    rv = cuStreamSynchronize(hStream);
+    if (rv == CUDA_ERROR_INVALID_HANDLE || rv == CUDA_ERROR_NOT_INITIALIZED) {
+        return rv;
+    }
+    /* natively the callback learns the stream's error */
+    callback(hStream, rv, userData);
+    return CUDA_SUCCESS;
+}
+
+/* ---- events ---- */
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuEventCreate(CUevent *phEvent, unsigned int Flags)
+{
+    struct CUevent_st *e;
+    uint32_t h = 0;
+    CUresult rv;
+
+    if (!phEvent || (Flags & ~(unsigned)(CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING |
+                                         CU_EVENT_INTERPROCESS))) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (Flags & CU_EVENT_INTERPROCESS) {
+        return vgpu_cu_unsupported("cuEventCreate (interprocess)");
+    }
+    e = calloc(1, sizeof(*e));
+    if (!e) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    CU_ENTER(rv);
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_result(vgpu_cu_event_create(cu_rm(), Flags, &h));
+    }
+    CU_LEAVE();
+    if (rv != CUDA_SUCCESS) {
+        free(e);
+        return rv;
+    }
+    e->magic = CU_MAGIC_EVENT;
+    e->handle = h;
+    e->flags = Flags;
+    *phEvent = e;
+    return CUDA_SUCCESS;
+}
+
+static int event_ok(CUevent e)
+{
+    return e && e->magic == CU_MAGIC_EVENT;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuEventDestroy_v2(CUevent hEvent)
+{
+    CUresult rv;
+
+    if (!event_ok(hEvent)) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    CU_ENTER(rv);
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_result(vgpu_cu_event_destroy(cu_rm(), hEvent->handle));
+    }
+    CU_LEAVE();
+    hEvent->magic = 0;
+    free(hEvent);
+    return rv == CUDA_ERROR_CONTEXT_IS_DESTROYED ? CUDA_SUCCESS : rv;
+}
+
+#undef cuEventDestroy
+CUresult CUDAAPI cuEventDestroy(CUevent hEvent);
+VGPU_CU_EXPORT CUresult CUDAAPI cuEventDestroy(CUevent hEvent)
+{
+    return cuEventDestroy_v2(hEvent);
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuEventRecord(CUevent hEvent, CUstream hStream)
+{
+    uint32_t h;
+    CUresult rv;
+
+    if (!event_ok(hEvent)) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    CU_ENTER(rv);
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_stream_handle(hStream, &h);
+    }
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_result(vgpu_cu_event_record(cu_rm(), hEvent->handle, h));
+    }
+    CU_LEAVE();
+    return rv;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuEventRecordWithFlags(CUevent hEvent, CUstream hStream,
+                                                       unsigned int flags)
+{
+    if (flags != CU_EVENT_RECORD_DEFAULT) {
+        return vgpu_cu_unsupported("cuEventRecordWithFlags (external)");
+    }
+    return cuEventRecord(hEvent, hStream);
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuEventSynchronize(CUevent hEvent)
+{
+    CUresult rv;
+
+    if (!event_ok(hEvent)) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    CU_ENTER(rv);
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_result(vgpu_cu_event_sync(cu_rm(), hEvent->handle));
+    }
+    CU_LEAVE();
+    return rv;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuEventQuery(CUevent hEvent)
+{
+    int done = 0;
+    CUresult rv;
+
+    if (!event_ok(hEvent)) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    CU_ENTER(rv);
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_result(vgpu_cu_event_query(cu_rm(), hEvent->handle, &done));
+    }
+    CU_LEAVE();
+    if (rv == CUDA_SUCCESS && !done) {
+        rv = CUDA_ERROR_NOT_READY;
+    }
+    return rv;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuEventElapsedTime_v2(float *pMilliseconds, CUevent hStart,
+                                                      CUevent hEnd)
+{
+    CUresult rv;
+
+    if (!pMilliseconds) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (!event_ok(hStart) || !event_ok(hEnd)) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    CU_ENTER(rv);
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_result(vgpu_cu_event_elapsed(cu_rm(), hStart->handle, hEnd->handle,
+                                             pMilliseconds));
+    }
+    CU_LEAVE();
+    return rv;
+}
+
+#undef cuEventElapsedTime
+CUresult CUDAAPI cuEventElapsedTime(float *pMilliseconds, CUevent hStart, CUevent hEnd);
+VGPU_CU_EXPORT CUresult CUDAAPI cuEventElapsedTime(float *pMilliseconds, CUevent hStart,
+                                                   CUevent hEnd)
+{
+    return cuEventElapsedTime_v2(pMilliseconds, hStart, hEnd);
+}
+
+/* ---- function attributes and occupancy ---- */
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuFuncGetAttribute(int *pi, CUfunction_attribute attrib,
+                                                   CUfunction hfunc)
+{
+    struct CUfunc_st *f = cu_func(hfunc);
+    int32_t v = 0;
+    CUresult rv;
+
+    if (!f) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (!pi) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    CU_ENTER(rv);
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_result(vgpu_cu_func_get_attr(cu_rm(), f->handle, attrib, &v));
+    }
+    CU_LEAVE();
+    if (rv == CUDA_SUCCESS) {
+        *pi = v;
+    }
+    return rv;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuFuncSetAttribute(CUfunction hfunc, CUfunction_attribute attrib,
+                                                   int value)
+{
+    struct CUfunc_st *f = cu_func(hfunc);
+    CUresult rv;
+
+    if (!f) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    CU_ENTER(rv);
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_result(vgpu_cu_func_set_attr(cu_rm(), f->handle, attrib, value));
+    }
+    CU_LEAVE();
+    return rv;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuKernelGetAttribute(int *pi, CUfunction_attribute attrib,
+                                                     CUkernel kernel, CUdevice dev)
+{
+    if (dev != 0) {
+        return CUDA_ERROR_INVALID_DEVICE;
+    }
+    return cuFuncGetAttribute(pi, attrib, (CUfunction)(void *)kernel);
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuKernelSetAttribute(CUfunction_attribute attrib, int val,
+                                                     CUkernel kernel, CUdevice dev)
+{
+    if (dev != 0) {
+        return CUDA_ERROR_INVALID_DEVICE;
+    }
+    return cuFuncSetAttribute((CUfunction)(void *)kernel, attrib, val);
+}
+
+/* Cache and bank preferences: hints the driver may ignore natively too. */
+VGPU_CU_EXPORT CUresult CUDAAPI cuFuncSetCacheConfig(CUfunction hfunc, CUfunc_cache config)
+{
+    (void)config;
+    return cu_func(hfunc) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuKernelSetCacheConfig(CUkernel kernel, CUfunc_cache config,
+                                                       CUdevice dev)
+{
+    (void)dev;
+    return cuFuncSetCacheConfig((CUfunction)(void *)kernel, config);
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuFuncSetSharedMemConfig(CUfunction hfunc,
+                                                         CUsharedconfig config)
+{
+    (void)config;
+    return cu_func(hfunc) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+static CUresult occupancy(struct CUfunc_st *f, int block, size_t dyn, int *blocks)
+{
+    int32_t n = 0;
+    CUresult rv;
+
+    if (dyn > INT32_MAX) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    CU_ENTER(rv);
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_result(vgpu_cu_occupancy(cu_rm(), f->handle, block, (int32_t)dyn, &n));
+    }
+    CU_LEAVE();
+    if (rv == CUDA_SUCCESS) {
+        *blocks = n;
+    }
+    return rv;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuOccupancyMaxActiveBlocksPerMultiprocessor(int *numBlocks,
+                                                                            CUfunction func,
+                                                                            int blockSize,
+                                                                            size_t dynamicSMemSize)
+{
+    struct CUfunc_st *f = cu_func(func);
+
+    if (!f) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (!numBlocks || blockSize <= 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    return occupancy(f, blockSize, dynamicSMemSize, numBlocks);
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(
+    int *numBlocks, CUfunction func, int blockSize, size_t dynamicSMemSize, unsigned int flags)
+{
+    (void)flags;
+    return cuOccupancyMaxActiveBlocksPerMultiprocessor(numBlocks, func, blockSize,
+                                                       dynamicSMemSize);
+}
+
+/* The block size with the most resident threads per SM, asked of the host
+ * for each multiple of the warp size (as the runtime's own helper does). */
+VGPU_CU_EXPORT CUresult CUDAAPI cuOccupancyMaxPotentialBlockSizeWithFlags(
+    int *minGridSize, int *blockSize, CUfunction func, CUoccupancyB2DSize blockSizeToDynamicSMemSize,
+    size_t dynamicSMemSize, int blockSizeLimit, unsigned int flags)
+{
+    struct CUfunc_st *f = cu_func(func);
+    int warp = cu_attr(CU_DEVICE_ATTRIBUTE_WARP_SIZE);
+    int sms = cu_attr(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+    int limit, b, best_b = 0, best_blocks = 0, best_threads = 0;
+    CUresult rv;
+
+    (void)flags;
+    if (!f) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (!minGridSize || !blockSize) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (warp <= 0) {
+        warp = 32;
+    }
+    limit = f->info.max_threads > 0 ? f->info.max_threads : 1024;
+    if (blockSizeLimit > 0 && blockSizeLimit < limit) {
+        limit = blockSizeLimit;
+    }
+    for (b = (limit / warp) * warp; b > 0; b -= warp) {
+        size_t dyn = blockSizeToDynamicSMemSize ? blockSizeToDynamicSMemSize(b) : dynamicSMemSize;
+        int n = 0;
+
+        rv = occupancy(f, b, dyn, &n);
+        if (rv != CUDA_SUCCESS) {
+            return rv;
+        }
+        if (n * b > best_threads) {
+            best_threads = n * b;
+            best_b = b;
+            best_blocks = n;
+        }
+    }
+    if (best_b == 0) {
+        best_b = limit < warp ? limit : warp;
+        best_blocks = 1;
+    }
+    *blockSize = best_b;
+    *minGridSize = best_blocks * (sms > 0 ? sms : 1);
+    return CUDA_SUCCESS;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuOccupancyMaxPotentialBlockSize(
+    int *minGridSize, int *blockSize, CUfunction func, CUoccupancyB2DSize blockSizeToDynamicSMemSize,
+    size_t dynamicSMemSize, int blockSizeLimit)
+{
+    return cuOccupancyMaxPotentialBlockSizeWithFlags(minGridSize, blockSize, func,
+                                                     blockSizeToDynamicSMemSize,
+                                                     dynamicSMemSize, blockSizeLimit, 0);
+}
+
+/* What is left of an SM's shared memory for one of numBlocks blocks, from
+ * the device's attributes and the function's static use. */
+VGPU_CU_EXPORT CUresult CUDAAPI cuOccupancyAvailableDynamicSMemPerBlock(size_t *dynamicSmemSize,
+                                                                        CUfunction func,
+                                                                        int numBlocks,
+                                                                        int blockSize)
+{
+    struct CUfunc_st *f = cu_func(func);
+    long sm = cu_attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR);
+    long optin = cu_attr(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
+    long reserved = cu_attr(CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK);
+    long per;
+
+    (void)blockSize;
+    if (!f) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (!dynamicSmemSize || numBlocks <= 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    per = sm / numBlocks - reserved - f->info.shared_bytes;
+    if (per > optin - f->info.shared_bytes) {
+        per = optin - f->info.shared_bytes;
+    }
+    *dynamicSmemSize = per > 0 ? (size_t)per : 0;
+    return CUDA_SUCCESS;
+}

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+/* What the fake host (fake_remote.c) shows the tests. */
+#ifndef VGPU_CUDA_FAKE_REMOTE_H
+#define VGPU_CUDA_FAKE_REMOTE_H
+
+#include <stdint.h>
+
+/* The packed parameters of the last launch (up to max bytes); returns their
+ * length. */
+uint32_t fake_last_launch(void *params, uint32_t max);
+uint32_t fake_launches(void);
+
+#endif

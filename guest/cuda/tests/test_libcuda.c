@@ -1,0 +1,387 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libcuda.so.1 on the fake host: the entry-point table and cuGetProcAddress's
+ * versions, error names, the export tables and the integrity hash's MD2,
+ * image sizes, parameter marshalling of mixed-size parameters, and
+ * asynchronous errors surfacing at the next synchronising call.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <cuda.h>
+
+#include "../export_tables.h"
+#include "../module.h"
+#include "fake_remote.h"
+
+/* The symbols themselves, whatever cuda.h's macros call them. */
+extern char s_cuCtxCreate_v2[] __asm__("cuCtxCreate_v2");
+extern char s_cuCtxCreate_v3[] __asm__("cuCtxCreate_v3");
+extern char s_cuCtxCreate_v4[] __asm__("cuCtxCreate_v4");
+extern char s_cuCtxSynchronize[] __asm__("cuCtxSynchronize");
+extern char s_cuCtxSynchronize_v2[] __asm__("cuCtxSynchronize_v2");
+extern char s_cuGetProcAddress[] __asm__("cuGetProcAddress");
+extern char s_cuGetProcAddress_v2[] __asm__("cuGetProcAddress_v2");
+extern char s_cuGraphCreate[] __asm__("cuGraphCreate");
+extern char s_cuInit[] __asm__("cuInit");
+extern char s_cuLaunchKernel_ptsz[] __asm__("cuLaunchKernel_ptsz");
+extern char s_cuMemAlloc[] __asm__("cuMemAlloc");
+extern char s_cuMemAlloc_v2[] __asm__("cuMemAlloc_v2");
+extern char s_cuMemcpyHtoD_v2[] __asm__("cuMemcpyHtoD_v2");
+extern char s_cuMemcpyHtoD_v2_ptds[] __asm__("cuMemcpyHtoD_v2_ptds");
+
+static void *proc(const char *name, int version, cuuint64_t flags,
+                  CUdriverProcAddressQueryResult *st, CUresult *rv)
+{
+    void *fn = (void *)1;
+
+    *rv = cuGetProcAddress_v2(name, &fn, version, flags, st);
+    return fn;
+}
+
+static void test_proc_address(void **state)
+{
+    CUdriverProcAddressQueryResult st;
+    CUresult rv;
+    void *fn;
+
+    (void)state;
+    fn = proc("cuMemAlloc", 3020, 0, &st, &rv);
+    assert_int_equal(rv, CUDA_SUCCESS);
+    assert_int_equal(st, CU_GET_PROC_ADDRESS_SUCCESS);
+    assert_ptr_equal(fn, (void *)s_cuMemAlloc_v2);
+    assert_ptr_equal(fn, (void *)cuMemAlloc);          /* the header's own choice */
+    fn = proc("cuMemAlloc", 2000, 0, &st, &rv);        /* the 32-bit one */
+    assert_ptr_equal(fn, (void *)s_cuMemAlloc);
+    assert_ptr_not_equal(fn, (void *)s_cuMemAlloc_v2);
+
+    assert_ptr_equal(proc("cuCtxCreate", 13000, 0, &st, &rv), (void *)s_cuCtxCreate_v4);
+    assert_ptr_equal(proc("cuCtxCreate", 11040, 0, &st, &rv), (void *)s_cuCtxCreate_v3);
+    assert_ptr_equal(proc("cuCtxCreate", 3020, 0, &st, &rv), (void *)s_cuCtxCreate_v2);
+    assert_ptr_equal(proc("cuCtxSynchronize", 2000, 0, &st, &rv), (void *)s_cuCtxSynchronize);
+    assert_ptr_equal(proc("cuCtxSynchronize", 13000, 0, &st, &rv), (void *)s_cuCtxSynchronize_v2);
+    assert_ptr_equal(proc("cuGetProcAddress", 12000, 0, &st, &rv), (void *)s_cuGetProcAddress_v2);
+    assert_ptr_equal(proc("cuGetProcAddress", 11030, 0, &st, &rv), (void *)s_cuGetProcAddress);
+
+    /* the per-thread default stream twin, and its absence */
+    assert_ptr_equal(proc("cuMemcpyHtoD", 7000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM,
+                          &st, &rv), (void *)s_cuMemcpyHtoD_v2_ptds);
+    assert_ptr_equal(proc("cuMemcpyHtoD", 7000, 0, &st, &rv), (void *)s_cuMemcpyHtoD_v2);
+    assert_ptr_equal(proc("cuLaunchKernel", 7000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM,
+                          &st, &rv), (void *)s_cuLaunchKernel_ptsz);
+    assert_ptr_equal(proc("cuInit", 2000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM,
+                          &st, &rv), (void *)s_cuInit);
+
+    fn = proc("cuNoSuchThing", 13000, 0, &st, &rv);
+    assert_int_equal(rv, CUDA_ERROR_NOT_FOUND);
+    assert_int_equal(st, CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND);
+    assert_null(fn);
+    fn = proc("", 13000, 0, &st, &rv);
+    assert_int_equal(rv, CUDA_ERROR_NOT_FOUND);
+    fn = proc("cuCtxSynchronize", 1000, 0, &st, &rv);
+    assert_int_equal(rv, CUDA_ERROR_NOT_FOUND);
+    assert_int_equal(st, CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT);
+    assert_int_equal(cuGetProcAddress_v2(NULL, &fn, 13000, 0, &st), CUDA_ERROR_INVALID_VALUE);
+}
+
+static void test_unsupported(void **state)
+{
+    CUgraph g;
+
+    (void)state;
+    /* an entry point this library does not implement: a clean refusal */
+    assert_non_null((void *)s_cuGraphCreate);
+    assert_int_equal(cuGraphCreate(&g, 0), CUDA_ERROR_NOT_SUPPORTED);
+    assert_int_equal(cuGraphCreate(&g, 0), CUDA_ERROR_NOT_SUPPORTED);
+}
+
+static void test_error_names(void **state)
+{
+    const char *s;
+
+    (void)state;
+    assert_int_equal(cuGetErrorName(CUDA_ERROR_OUT_OF_MEMORY, &s), CUDA_SUCCESS);
+    assert_string_equal(s, "CUDA_ERROR_OUT_OF_MEMORY");
+    assert_int_equal(cuGetErrorString(CUDA_ERROR_OUT_OF_MEMORY, &s), CUDA_SUCCESS);
+    assert_string_equal(s, "out of memory");
+    assert_int_equal(cuGetErrorName(CUDA_ERROR_UNKNOWN, &s), CUDA_SUCCESS);
+    assert_string_equal(s, "CUDA_ERROR_UNKNOWN");
+    assert_int_equal(cuGetErrorName((CUresult)12345, &s), CUDA_ERROR_INVALID_VALUE);
+    /* every value cuda.h names */
+    for (int v = 0; v < 1000; v++) {
+        if (cuGetErrorName((CUresult)v, &s) == CUDA_SUCCESS) {
+            assert_int_equal(cuGetErrorString((CUresult)v, &s), CUDA_SUCCESS);
+            assert_non_null(s);
+        }
+    }
+}
+
+static void md2_hex(const char *msg, const char *want)
+{
+    struct md2 m;
+    uint8_t out[16];
+    char hex[33];
+
+    cu_md2_init(&m);
+    cu_md2_update(&m, msg, strlen(msg));
+    cu_md2_final(&m, out);
+    for (int i = 0; i < 16; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", out[i]);
+    }
+    assert_string_equal(hex, want);
+}
+
+static void test_md2_and_tables(void **state)
+{
+    static const uint8_t integrity_id[16] = {
+        0xd4, 0x08, 0x20, 0x55, 0xbd, 0xe6, 0x70, 0x4b,
+        0x8d, 0x34, 0xba, 0x12, 0x3c, 0x66, 0xe1, 0xf2,
+    };
+    CUuuid id;
+    const void *t;
+    CUresult (*check)(uint32_t, uint64_t, uint64_t *);
+    uint64_t h1[2], h2[2];
+
+    (void)state;
+    /* RFC 1319's test suite */
+    md2_hex("", "8350e5a3e24c153df2275c9f80692773");
+    md2_hex("abc", "da853b0d3f88d99b30283a69e6ded6bb");
+    md2_hex("message digest", "ab4f496bfb2a530b219ff33031fe06b0");
+    md2_hex("12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+            "d5976f79d83d3a0dc9806c3c66f3efd8");
+
+    memcpy(id.bytes, integrity_id, 16);
+    assert_int_equal(cuGetExportTable(&t, &id), CUDA_SUCCESS);
+    assert_int_equal(((const uintptr_t *)t)[0], 3 * sizeof(void *));
+    check = ((void *const *)t)[1];
+    assert_int_equal(check(13000, 1, h1), CUDA_SUCCESS);
+    assert_true(h1[0] == 0x3341181C03CB675CULL && h1[1] == 0x8ED383AA1F4CD1E8ULL);
+    /* computed: the same inputs, the same answer; another time, another one */
+    assert_int_equal(check(13002, 1000, h1), CUDA_SUCCESS);
+    assert_int_equal(check(13002, 1000, h2), CUDA_SUCCESS);
+    assert_memory_equal(h1, h2, 16);
+    assert_int_equal(check(13002, 1001, h2), CUDA_SUCCESS);
+    assert_memory_not_equal(h1, h2, 16);
+
+    memset(id.bytes, 0x5a, 16);
+    assert_int_equal(cuGetExportTable(&t, &id), CUDA_ERROR_INVALID_VALUE);
+}
+
+static void test_image_size(void **state)
+{
+    uint8_t fatbin[64] = { 0x50, 0xed, 0x55, 0xba, 1, 0, 16, 0, 48, 0, 0, 0, 0, 0, 0, 0 };
+    struct { uint32_t magic, version; const void *data, *unused; } wrapper = {
+        0x466243b1, 1, fatbin, NULL,
+    };
+
+    (void)state;
+    assert_int_equal(cu_image_size(fatbin), 64);
+    assert_int_equal(cu_image_size(&wrapper), 64);
+    assert_int_equal(cu_image_size(".version 8.0\n.target sm_90\n"), 28);
+    assert_int_equal(cu_image_size("\x01\x02garbage"), 0);
+}
+
+static CUcontext ctx;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (cuInit(0) != CUDA_SUCCESS || cuDevicePrimaryCtxRetain(&ctx, 0) != CUDA_SUCCESS ||
+        cuCtxSetCurrent(ctx) != CUDA_SUCCESS) {
+        return -1;
+    }
+    return 0;
+}
+
+static void test_device(void **state)
+{
+    char name[64];
+    int n = 0, v = -1;
+    size_t total = 0;
+    CUuuid u;
+
+    (void)state;
+    assert_int_equal(cuDeviceGetCount(&n), CUDA_SUCCESS);
+    assert_int_equal(n, 1);
+    assert_int_equal(cuDeviceGetName(name, sizeof(name), 0), CUDA_SUCCESS);
+    assert_string_equal(name, "vgpu fake GPU");
+    assert_int_equal(cuDeviceTotalMem(&total, 0), CUDA_SUCCESS);
+    assert_int_equal(total, 1ull << 30);
+    assert_int_equal(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 0),
+                     CUDA_SUCCESS);
+    assert_int_equal(v, 132);
+    /* what this library does not offer reads 0, whatever the GPU says */
+    assert_int_equal(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY, 0), CUDA_SUCCESS);
+    assert_int_equal(v, 0);
+    assert_int_equal(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 1),
+                     CUDA_ERROR_INVALID_DEVICE);
+    assert_int_equal(cuDeviceGetUuid(&u, 0), CUDA_SUCCESS);
+    assert_memory_equal(u.bytes, "fake-gpu-uuid-01", 16);
+}
+
+/* A kernel (char, double, int, short *, short, float) as nvcc lays it out. */
+static void test_param_marshalling(void **state)
+{
+    static const char ptx[] = ".version 8.0\n.target sm_90\n";
+    CUmodule mod;
+    CUfunction f;
+    char c = 'x';
+    double d = 2.5;
+    int i = -7;
+    short *p = (short *)(uintptr_t)0x123456789abcull;
+    short s = 0x1234;
+    float fl = 1.5f;
+    void *args[] = { &c, &d, &i, &p, &s, &fl };
+    uint8_t got[64], want[44];
+    size_t off, size;
+
+    (void)state;
+    assert_int_equal(cuModuleLoadData(&mod, ptx), CUDA_SUCCESS);
+    assert_int_equal(cuModuleGetFunction(&f, mod, "_Z5mixedcdiPssf"), CUDA_SUCCESS);
+    assert_int_equal(cuFuncGetParamInfo(f, 1, &off, &size), CUDA_SUCCESS);
+    assert_int_equal(off, 8);
+    assert_int_equal(size, 8);
+    assert_int_equal(cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL), CUDA_SUCCESS);
+    memset(want, 0, sizeof(want));
+    memcpy(want + 0, &c, 1);
+    memcpy(want + 8, &d, 8);
+    memcpy(want + 16, &i, 4);
+    memcpy(want + 24, &p, 8);
+    memcpy(want + 32, &s, 2);
+    memcpy(want + 36, &fl, 4);
+    assert_int_equal(fake_last_launch(got, sizeof(got)), 40);
+    assert_memory_equal(got, want, 40);
+
+    /* the same through CU_LAUNCH_PARAM_BUFFER_POINTER */
+    {
+        size_t n = 40;
+        void *extra[] = { CU_LAUNCH_PARAM_BUFFER_POINTER, want, CU_LAUNCH_PARAM_BUFFER_SIZE, &n,
+                          CU_LAUNCH_PARAM_END };
+        want[0] = 'y';
+        assert_int_equal(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, extra), CUDA_SUCCESS);
+        fake_last_launch(got, sizeof(got));
+        assert_int_equal(got[0], 'y');
+    }
+    /* no parameters for a function that has some; zero blocks */
+    assert_int_equal(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL),
+                     CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(cuLaunchKernel(f, 0, 1, 1, 1, 1, 1, 0, NULL, args, NULL),
+                     CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(cuModuleGetFunction(&f, mod, "missing"), CUDA_ERROR_NOT_FOUND);
+    assert_int_equal(cuModuleUnload(mod), CUDA_SUCCESS);
+}
+
+static void test_async_error(void **state)
+{
+    static const char ptx[] = ".version 8.0\n.target sm_90\n";
+    CUmodule mod;
+    CUfunction f;
+    CUdeviceptr d;
+    CUstream st;
+
+    (void)state;
+    assert_int_equal(cuModuleLoadData(&mod, ptx), CUDA_SUCCESS);
+    assert_int_equal(cuModuleGetFunction(&f, mod, "_Z5faultv"), CUDA_SUCCESS);
+    assert_int_equal(cuStreamCreate(&st, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+    /* the launch itself is fine; its failure shows at the next sync */
+    assert_int_equal(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, st, NULL, NULL), CUDA_SUCCESS);
+    assert_int_equal(cuStreamSynchronize(st), CUDA_ERROR_ILLEGAL_ADDRESS);
+    /* sticky, as natively, until the context is reset */
+    assert_int_equal(cuMemAlloc(&d, 16), CUDA_ERROR_ILLEGAL_ADDRESS);
+    assert_int_equal(cuCtxSynchronize(), CUDA_ERROR_ILLEGAL_ADDRESS);
+    assert_int_equal(cuDevicePrimaryCtxReset(0), CUDA_SUCCESS);
+    assert_int_equal(cuMemAlloc(&d, 16), CUDA_SUCCESS);
+    assert_int_equal(cuMemFree(d), CUDA_SUCCESS);
+}
+
+static void test_memory(void **state)
+{
+    CUdeviceptr d;
+    float *pinned, host[256], back[256];
+    unsigned type = 0;
+    size_t fr, tot;
+
+    (void)state;
+    for (int i = 0; i < 256; i++) {
+        host[i] = (float)i;
+    }
+    assert_int_equal(cuMemAlloc(&d, sizeof(host)), CUDA_SUCCESS);
+    assert_int_equal(cuMemcpyHtoD(d, host, sizeof(host)), CUDA_SUCCESS);
+    assert_int_equal(cuMemAllocHost((void **)&pinned, sizeof(host)), CUDA_SUCCESS);
+    assert_int_equal(cuMemcpyDtoHAsync(pinned, d, sizeof(host), NULL), CUDA_SUCCESS);
+    assert_int_equal(cuStreamSynchronize(NULL), CUDA_SUCCESS);
+    assert_memory_equal(pinned, host, sizeof(host));
+    assert_int_equal(cuMemsetD32(d, 0x3f800000u, 256), CUDA_SUCCESS);
+    assert_int_equal(cuMemcpy((CUdeviceptr)(uintptr_t)back, d, sizeof(back)), CUDA_SUCCESS);
+    assert_true(back[0] == 1.0f && back[255] == 1.0f);
+    assert_int_equal(cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, d),
+                     CUDA_SUCCESS);
+    assert_int_equal(type, CU_MEMORYTYPE_DEVICE);
+    assert_int_equal(cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+                                           (CUdeviceptr)(uintptr_t)pinned), CUDA_SUCCESS);
+    assert_int_equal(type, CU_MEMORYTYPE_HOST);
+    assert_int_equal(cuMemGetInfo(&fr, &tot), CUDA_SUCCESS);
+    assert_int_equal(tot, 1ull << 30);
+    assert_int_equal(cuMemFreeHost(pinned), CUDA_SUCCESS);
+    assert_int_equal(cuMemFreeHost(pinned), CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(cuMemFree(d), CUDA_SUCCESS);
+    assert_int_equal(cuMemFree(d), CUDA_ERROR_INVALID_VALUE);
+}
+
+static void host_fn(void *p)
+{
+    (*(int *)p)++;
+}
+
+static void test_contexts_and_host_fn(void **state)
+{
+    CUcontext c2, cur;
+    int ran = 0;
+    CUevent e1, e2;
+    float ms = -1;
+
+    (void)state;
+    assert_int_equal(cuCtxCreate(&c2, NULL, 0, 0), CUDA_SUCCESS);
+    assert_int_equal(cuCtxGetCurrent(&cur), CUDA_SUCCESS);
+    assert_ptr_equal(cur, c2);
+    assert_int_equal(cuCtxPopCurrent(&cur), CUDA_SUCCESS);
+    assert_ptr_equal(cur, c2);
+    assert_int_equal(cuCtxGetCurrent(&cur), CUDA_SUCCESS);
+    assert_ptr_equal(cur, ctx);
+    assert_int_equal(cuCtxDestroy(c2), CUDA_SUCCESS);
+
+    assert_int_equal(cuLaunchHostFunc(NULL, host_fn, &ran), CUDA_SUCCESS);
+    assert_int_equal(ran, 1);
+    assert_int_equal(cuEventCreate(&e1, 0), CUDA_SUCCESS);
+    assert_int_equal(cuEventCreate(&e2, 0), CUDA_SUCCESS);
+    assert_int_equal(cuEventRecord(e1, NULL), CUDA_SUCCESS);
+    assert_int_equal(cuEventRecord(e2, CU_STREAM_PER_THREAD), CUDA_SUCCESS);
+    assert_int_equal(cuEventSynchronize(e2), CUDA_SUCCESS);
+    assert_int_equal(cuEventElapsedTime(&ms, e1, e2), CUDA_SUCCESS);
+    assert_true(ms == 0.5f);
+    assert_int_equal(cuEventDestroy(e1), CUDA_SUCCESS);
+    assert_int_equal(cuEventDestroy(e2), CUDA_SUCCESS);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_proc_address),
+        cmocka_unit_test(test_unsupported),
+        cmocka_unit_test(test_error_names),
+        cmocka_unit_test(test_md2_and_tables),
+        cmocka_unit_test(test_image_size),
+        cmocka_unit_test(test_device),
+        cmocka_unit_test(test_param_marshalling),
+        cmocka_unit_test(test_async_error),
+        cmocka_unit_test(test_memory),
+        cmocka_unit_test(test_contexts_and_host_fn),
+    };
+
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
