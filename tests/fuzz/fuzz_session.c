@@ -12,6 +12,10 @@
  * is malloc'ed to its exact size). While the guest is honest, also: no CQE
  * overwrites one the guest has not consumed, and every submitted request
  * completes exactly once, in order, across mediator restarts.
+ *
+ * ABI 1.2: the session has 1..4 queue pairs, each with its own guest, honest
+ * or not; the honest queues' guarantees hold whatever the others' guests do,
+ * and every request completes on the queue it came from.
  */
 #include <string.h>
 
@@ -21,17 +25,20 @@
 #include "fuzz.h"
 
 enum action {
-    ACT_SUBMIT,         /* [n][opcode]: honest submit of 1 + n % 64 SQEs */
+    ACT_SUBMIT,         /* [q][n][opcode]: honest submit of 1 + n % 64 SQEs */
     ACT_KICK,           /* vgpu_session_take() */
     ACT_EXEC,           /* [n]: pick and complete up to 1 + n % 64 requests */
-    ACT_CONSUME,        /* [n]: honest guest consumes up to n CQEs */
+    ACT_CONSUME,        /* [q][n]: honest guest consumes up to n CQEs */
     ACT_RESTART,        /* mediator restart: a new session resumes the rings */
-    ACT_SQ_TAIL,        /* [u32]: hostile sq_tail */
-    ACT_CQ_HEAD,        /* [u32]: hostile cq_head */
-    ACT_SQE,            /* [slot][64 bytes]: hostile rewrite of any SQ slot */
-    ACT_HOST_IDX,       /* [u32 u32]: guest scribbles on sq_head / cq_tail */
+    ACT_SQ_TAIL,        /* [q][u32]: hostile sq_tail */
+    ACT_CQ_HEAD,        /* [q][u32]: hostile cq_head */
+    ACT_SQE,            /* [q][slot][64 bytes]: hostile rewrite of any SQ slot */
+    ACT_HOST_IDX,       /* [q][u32 u32]: guest scribbles on sq_head / cq_tail */
+    ACT_WINDOW,         /* [q][u64 u64]: the queue table entry of q */
     ACT_COUNT
 };
+
+#define MAX_Q 4u
 
 static uint8_t *shm;
 
@@ -39,6 +46,16 @@ struct world {
     struct vgpu_mediator m;
     struct vgpu_session *s;
     uint32_t max_inflight;
+    uint32_t nq;
+};
+
+/* What the guest of one queue pair knows. */
+struct guest {
+    struct vgpu_shm_ctrl *c;
+    struct vgpu_sqe *sq;
+    struct vgpu_cqe *cq;
+    uint32_t submitted, consumed;
+    bool honest;
 };
 
 static void attach(struct world *w)
@@ -51,7 +68,7 @@ static void attach(struct world *w)
     FUZZ_CHECK(s != NULL);
     s->shm.base = shm;
     s->shm.size = VGPU_SHM_MIN_SIZE;
-    FUZZ_CHECK(vgpu_session_queues(s, 1) == 0);
+    FUZZ_CHECK(vgpu_session_queues(s, w->nq) == 0);
     s->max_inflight = w->max_inflight;
     s->state = VGPU_CONN_ACTIVE;
     w->m.nsessions = 1;
@@ -70,65 +87,81 @@ static void detach(struct world *w)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_in in = { data, size };
+    struct guest g[MAX_Q];
     struct world w;
-    struct vgpu_shm_ctrl *c;
-    struct vgpu_sqe *sq;
-    struct vgpu_cqe *cq;
-    uint32_t submitted = 0, consumed = 0;
-    bool honest;
 
     if (!shm) {
         shm = malloc(VGPU_SHM_MIN_SIZE);
         FUZZ_CHECK(shm != NULL);
         vgpu_log_set_level(VGPU_LOG_ERROR); /* warnings are what it provokes */
     }
-    memset(shm, 0, VGPU_SHM_DATA_OFFSET);
-    c = vgpu_shm_ctrl(shm);
-    sq = vgpu_shm_sq(shm);
-    cq = vgpu_shm_cq(shm);
     w.max_inflight = 1 + fuzz_u8(&in) % 64;
-    /* Where a previous life of the rings left them: honest only if empty. */
-    c->sq_tail = c->sq_head = c->cq_tail = c->cq_head = fuzz_u32(&in);
-    honest = (fuzz_u8(&in) & 1) == 0;
-    if (!honest) {
-        c->sq_head = fuzz_u32(&in);
-        c->cq_tail = fuzz_u32(&in);
-        c->cq_head = fuzz_u32(&in);
+    w.nq = 1 + fuzz_u8(&in) % MAX_Q;
+    memset(shm, 0, VGPU_SHM_DATA_OFFSET);
+    for (uint32_t q = 0; q < w.nq; q++) {
+        uint8_t *base = shm + (q ? VGPU_SHM_QUEUE_OFFSET(VGPU_SHM_MIN_SIZE, q) : 0);
+        struct guest *gq = &g[q];
+        struct vgpu_shm_ctrl *c;
+
+        if (q) {
+            memset(base, 0, VGPU_SHM_QUEUE_SIZE);
+        }
+        gq->c = c = vgpu_shm_ctrl(base);
+        gq->sq = vgpu_shm_sq(base);
+        gq->cq = vgpu_shm_cq(base);
+        /* Where a previous life of the rings left them: honest only if empty. */
+        c->sq_tail = c->sq_head = c->cq_tail = c->cq_head = fuzz_u32(&in);
+        gq->honest = (fuzz_u8(&in) & 1) == 0;
+        if (!gq->honest) {
+            c->sq_head = fuzz_u32(&in);
+            c->cq_tail = fuzz_u32(&in);
+            c->cq_head = fuzz_u32(&in);
+        }
+        gq->submitted = gq->consumed = c->sq_tail;
     }
-    submitted = consumed = c->sq_tail;
     attach(&w);
 
     for (unsigned steps = 0; in.left && steps < 2048; steps++) {
         struct vgpu_session *s = w.s;
+        uint32_t taken = 0;
 
         switch (fuzz_u8(&in) % ACT_COUNT) {
         case ACT_SUBMIT: {
+            struct guest *gq = &g[fuzz_u8(&in) % w.nq];
             unsigned n = 1 + fuzz_u8(&in) % 64;
             uint8_t op = fuzz_u8(&in);
 
             /* Arguments stay zero: the ops target covers their validation;
              * here an opcode picks accept (nop) or reject paths. */
-            while (n-- && honest && submitted - consumed < VGPU_CQ_ENTRIES &&
-                   submitted - vgpu_load_acquire(&c->sq_head) < VGPU_SQ_ENTRIES) {
-                struct vgpu_sqe e = { .opcode = op % (VGPU_OP_COUNT + 1), .tag = submitted };
+            while (n-- && gq->honest && gq->submitted - gq->consumed < VGPU_CQ_ENTRIES &&
+                   gq->submitted - vgpu_load_acquire(&gq->c->sq_head) < VGPU_SQ_ENTRIES) {
+                struct vgpu_sqe e = { .opcode = op % (VGPU_OP_COUNT + 1),
+                                      .tag = gq->submitted };
 
-                sq[vgpu_ring_slot(submitted, VGPU_SQ_ENTRIES)] = e;
-                submitted++;
-                vgpu_store_release(&c->sq_tail, submitted);
+                gq->sq[vgpu_ring_slot(gq->submitted, VGPU_SQ_ENTRIES)] = e;
+                gq->submitted++;
+                vgpu_store_release(&gq->c->sq_tail, gq->submitted);
             }
             break;
         }
         case ACT_KICK: {
-            uint32_t used;
+            uint32_t before[MAX_Q];
 
+            for (uint32_t q = 0; q < w.nq; q++) {
+                before[q] = s->q[q].taken;
+            }
             if (vgpu_session_take(s) == 0) {
                 break;
             }
-            /* Whatever the guest claims, what was taken fits in the CQ as
-             * the guest's cq_head describes it. */
-            used = vgpu_ring_count(vgpu_load_acquire(&c->cq_head), s->q[0].cq_tail,
-                                   VGPU_CQ_ENTRIES);
-            FUZZ_CHECK(used != VGPU_RING_CORRUPT && s->taken + used <= VGPU_CQ_ENTRIES);
+            /* Whatever the guest claims, what was taken from a queue fits
+             * in its CQ as the guest's cq_head describes it. */
+            for (uint32_t q = 0; q < w.nq; q++) {
+                uint32_t used = vgpu_ring_count(vgpu_load_acquire(&g[q].c->cq_head),
+                                                s->q[q].cq_tail, VGPU_CQ_ENTRIES);
+
+                FUZZ_CHECK(s->q[q].taken == before[q] ||
+                           (used != VGPU_RING_CORRUPT && s->q[q].taken + used <= VGPU_CQ_ENTRIES));
+            }
             break;
         }
         case ACT_EXEC: {
@@ -143,10 +176,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     break;
                 }
                 r = (struct vgpu_req *)sr;
-                FUZZ_CHECK(r->sess == s && r->index == s->q[0].sq_head);
-                if (honest) {
+                FUZZ_CHECK(r->sess == s && r->queue < w.nq &&
+                           r->index == s->q[r->queue].sq_head);
+                if (g[r->queue].honest) {
                     /* The slot this CQE goes to was consumed by the guest. */
-                    FUZZ_CHECK(s->q[0].cq_tail - c->cq_head < VGPU_CQ_ENTRIES);
+                    FUZZ_CHECK(s->q[r->queue].cq_tail - g[r->queue].c->cq_head <
+                               VGPU_CQ_ENTRIES);
                 }
                 vgpu_session_complete(s, r, r->status > 0 ? r->status : VGPU_S_OK, 0, 1000,
                                       vgpu_now_ns());
@@ -154,18 +189,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         case ACT_CONSUME: {
+            struct guest *gq = &g[fuzz_u8(&in) % w.nq];
             unsigned n = fuzz_u8(&in);
 
-            if (!honest) {
+            if (!gq->honest) {
                 break;
             }
-            while (n-- && consumed != vgpu_load_acquire(&c->cq_tail)) {
-                const struct vgpu_cqe *e = &cq[vgpu_ring_slot(consumed, VGPU_CQ_ENTRIES)];
+            while (n-- && gq->consumed != vgpu_load_acquire(&gq->c->cq_tail)) {
+                const struct vgpu_cqe *e = &gq->cq[vgpu_ring_slot(gq->consumed, VGPU_CQ_ENTRIES)];
 
-                /* Exactly once and in order, restarts included. */
-                FUZZ_CHECK(e->tag == consumed);
-                consumed++;
-                vgpu_store_release(&c->cq_head, consumed);
+                /* Exactly once and in order, restarts included, on its own
+                 * queue whatever the other queues' guests do. */
+                FUZZ_CHECK(e->tag == gq->consumed);
+                gq->consumed++;
+                vgpu_store_release(&gq->c->cq_head, gq->consumed);
             }
             break;
         }
@@ -173,35 +210,60 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             detach(&w);
             attach(&w);
             break;
-        case ACT_SQ_TAIL:
-            honest = false;
-            vgpu_store_release(&c->sq_tail, fuzz_u32(&in));
+        case ACT_SQ_TAIL: {
+            struct guest *gq = &g[fuzz_u8(&in) % w.nq];
+
+            gq->honest = false;
+            vgpu_store_release(&gq->c->sq_tail, fuzz_u32(&in));
             break;
-        case ACT_CQ_HEAD:
-            honest = false;
-            vgpu_store_release(&c->cq_head, fuzz_u32(&in));
+        }
+        case ACT_CQ_HEAD: {
+            struct guest *gq = &g[fuzz_u8(&in) % w.nq];
+
+            gq->honest = false;
+            vgpu_store_release(&gq->c->cq_head, fuzz_u32(&in));
             break;
+        }
         case ACT_SQE: {
+            struct guest *gq = &g[fuzz_u8(&in) % w.nq];
             uint8_t slot = fuzz_u8(&in);
 
-            honest = false;
-            fuzz_bytes(&in, &sq[slot % VGPU_SQ_ENTRIES], sizeof(struct vgpu_sqe));
+            gq->honest = false;
+            fuzz_bytes(&in, &gq->sq[slot % VGPU_SQ_ENTRIES], sizeof(struct vgpu_sqe));
             break;
         }
-        case ACT_HOST_IDX:
-            honest = false;
-            vgpu_store_release(&c->sq_head, fuzz_u32(&in));
-            vgpu_store_release(&c->cq_tail, fuzz_u32(&in));
+        case ACT_HOST_IDX: {
+            struct guest *gq = &g[fuzz_u8(&in) % w.nq];
+
+            gq->honest = false;
+            vgpu_store_release(&gq->c->sq_head, fuzz_u32(&in));
+            vgpu_store_release(&gq->c->cq_tail, fuzz_u32(&in));
             break;
+        }
+        case ACT_WINDOW: {
+            /* Only statuses change: a window never affects the ring protocol. */
+            struct vgpu_queue_desc *d = (struct vgpu_queue_desc *)(shm + VGPU_SHM_QTABLE_OFFSET);
+            uint32_t q = fuzz_u8(&in) % VGPU_MAX_QUEUES;
+
+            d[q].win_off = fuzz_u64(&in);
+            d[q].win_len = fuzz_u64(&in);
+            break;
+        }
         }
         s = w.s;
-        FUZZ_CHECK(s->taken == s->q[0].sq_next - s->q[0].sq_head);
-        FUZZ_CHECK(s->taken <= s->max_inflight && s->taken <= VGPU_CQ_ENTRIES);
-        FUZZ_CHECK(w.m.sched.queued + w.m.sched.running == s->taken);
-        if (honest) {
-            FUZZ_CHECK(s->q[0].sq_head == s->q[0].cq_tail);
-            FUZZ_CHECK(submitted - s->q[0].sq_head <= VGPU_SQ_ENTRIES);
+        for (uint32_t q = 0; q < w.nq; q++) {
+            const struct vgpu_queue *sq = &s->q[q];
+
+            FUZZ_CHECK(sq->taken == sq->sq_next - sq->sq_head);
+            FUZZ_CHECK(sq->taken <= VGPU_CQ_ENTRIES);
+            taken += sq->taken;
+            if (g[q].honest) {
+                FUZZ_CHECK(sq->sq_head == sq->cq_tail);
+                FUZZ_CHECK(g[q].submitted - sq->sq_head <= VGPU_SQ_ENTRIES);
+            }
         }
+        FUZZ_CHECK(s->taken == taken && s->taken <= s->max_inflight);
+        FUZZ_CHECK(w.m.sched.queued + w.m.sched.running == s->taken);
     }
     detach(&w);
     return 0;

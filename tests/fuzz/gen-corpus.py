@@ -87,41 +87,55 @@ put('ring', 'cqe_garbage', bytes([SUBMIT, 2, CQE, 0]) + b'\xff' * 32 +
     bytes([CQ_TAIL]) + struct.pack('<I', 1) + bytes([WAIT, GUEST_IDX]) + b'\x10' * 8 +
     bytes([WAIT]))
 
-# ---- session: [max_inflight][u32 base index][honest: even] then a script
-# (see fuzz_session.c enum action); SUBMIT takes 64 bytes of SQE.
-S_SUBMIT, S_KICK, S_EXEC, S_CONSUME, S_RESTART, S_SQ_TAIL, S_CQ_HEAD, S_SQE, S_HOST_IDX = range(9)
+# ---- session: [max_inflight][queues - 1], then per queue [u32 base index]
+# [honest: even], then a script (see fuzz_session.c enum action); actions on
+# one queue name it in the byte after the action.
+S_SUBMIT, S_KICK, S_EXEC, S_CONSUME, S_RESTART, S_SQ_TAIL, S_CQ_HEAD, S_SQE, S_HOST_IDX, \
+    S_WINDOW = range(10)
 
 
-def sub(n=1, op=0):
-    return bytes([S_SUBMIT, n - 1, op])
+def sub(n=1, op=0, q=0):
+    return bytes([S_SUBMIT, q, n - 1, op])
 
 
 def ex(n=1):
     return bytes([S_EXEC, n - 1])
 
 
-def sess(name, inflight, base, script):
-    put('session', name, bytes([inflight]) + struct.pack('<I', base) + b'\0' + script)
+def cons(n, q=0):
+    return bytes([S_CONSUME, q, n])
 
 
+def sess(name, inflight, base, script, nq=1):
+    head = bytes([inflight, nq - 1]) + (struct.pack('<I', base) + b'\0') * nq
+    put('session', name, head + script)
+
+
+K = bytes([S_KICK])
 # max_inflight is 1 + byte % 64: 3 gives 4, 63 the largest, 64.
-sess('honest', 3, 0, sub(6) + bytes([S_KICK]) + ex(2) + bytes([S_CONSUME, 7, S_KICK]) + ex(5) +
-     bytes([S_CONSUME, 7]))
-sess('rejects', 7, 0, sub(3, 1) + sub(2, 5) + sub(1, 7) + bytes([S_KICK]) + ex(8) +
-     bytes([S_CONSUME, 8]))
-sess('restart_midway', 7, 0xfffffff0, sub(6) + bytes([S_KICK]) + ex() + bytes([S_RESTART]) +
-     ex() + bytes([S_KICK]) + ex(2) + bytes([S_CONSUME, 7]) + ex(3) + bytes([S_CONSUME, 7]))
-sess('cq_full', 63, 0, (sub(40) + bytes([S_KICK]) + ex(40)) * 7 + bytes([S_CONSUME, 255]))
-sess('hostile_tail', 7, 5, sub(3) + bytes([S_SQ_TAIL]) + struct.pack('<I', 0x10000) +
-     bytes([S_KICK]) + ex() + bytes([S_SQ_TAIL]) + struct.pack('<I', 6) + bytes([S_KICK]) + ex())
-sess('hostile_cq_head', 7, 0, sub(4) + bytes([S_KICK, S_CQ_HEAD]) +
-     struct.pack('<I', 0x80000000) + bytes([S_KICK]) + ex(2) + bytes([S_RESTART, S_KICK]) + ex())
-sess('torn_restart', 7, 0, sub(2) + bytes([S_KICK]) + ex() + bytes([S_HOST_IDX]) +
+sess('honest', 3, 0, sub(6) + K + ex(2) + cons(7) + K + ex(5) + cons(7))
+sess('rejects', 7, 0, sub(3, 1) + sub(2, 5) + sub(1, 7) + K + ex(8) + cons(8))
+sess('restart_midway', 7, 0xfffffff0, sub(6) + K + ex() + bytes([S_RESTART]) +
+     ex() + K + ex(2) + cons(7) + ex(3) + cons(7))
+sess('cq_full', 63, 0, (sub(40) + K + ex(40)) * 7 + cons(255))
+sess('hostile_tail', 7, 5, sub(3) + bytes([S_SQ_TAIL, 0]) + struct.pack('<I', 0x10000) +
+     K + ex() + bytes([S_SQ_TAIL, 0]) + struct.pack('<I', 6) + K + ex())
+sess('hostile_cq_head', 7, 0, sub(4) + K + bytes([S_CQ_HEAD, 0]) +
+     struct.pack('<I', 0x80000000) + K + ex(2) + bytes([S_RESTART, S_KICK]) + ex())
+sess('torn_restart', 7, 0, sub(2) + K + ex() + bytes([S_HOST_IDX, 0]) +
      struct.pack('<II', 0, 1) + bytes([S_RESTART, S_KICK]) + ex(2))
 # A guest that jumps sq_tail a full ring ahead while 200 CQEs are unconsumed.
-sess('sq_tail_jump', 63, 0, (sub(50) + bytes([S_KICK]) + ex(50)) * 4 +
-     bytes([S_SQ_TAIL]) + struct.pack('<I', 200 + 256) + bytes([S_KICK, S_KICK]) + ex(64) +
+sess('sq_tail_jump', 63, 0, (sub(50) + K + ex(50)) * 4 +
+     bytes([S_SQ_TAIL, 0]) + struct.pack('<I', 200 + 256) + bytes([S_KICK, S_KICK]) + ex(64) +
      bytes([S_KICK] * 4))
-sess('hostile_sqe', 7, 0, sub(2) + bytes([S_SQE, 1]) + sqe(2, struct.pack('<QQQQ', D, D, D, 4)) +
-     bytes([S_KICK]) + ex(2))
+sess('hostile_sqe', 7, 0, sub(2) + bytes([S_SQE, 0, 1]) +
+     sqe(2, struct.pack('<QQQQ', D, D, D, 4)) + K + ex(2))
+# ABI 1.2: three queue pairs, taken round-robin; queue 2's guest corrupts its
+# sq_tail and its window while queues 0 and 1 complete in order; a restart
+# resumes every queue.
+sess('multiqueue', 15, 0, sub(5, 0, 0) + sub(5, 0, 1) + sub(5, 0, 2) + K + ex(4) +
+     bytes([S_SQ_TAIL, 2]) + struct.pack('<I', 0x7000) +
+     bytes([S_WINDOW, 1]) + struct.pack('<QQ', 0xfffffffffffffff0, 0x100) + K + ex(6) +
+     cons(9, 0) + cons(9, 1) + sub(3, 2, 1) + K + bytes([S_RESTART]) + K + ex(64) +
+     cons(9, 0) + cons(9, 1), nq=3)
 sys.exit(0)

@@ -1277,7 +1277,7 @@ static int case_bad_access(struct env *e)
     CHECK(qt_readw(&e->qt, BAR0_ADDR + VGPU_REG_MAGIC) == 0, "readw returned data");
     CHECK(qt_readq(&e->qt, BAR0_ADDR + VGPU_REG_MAGIC) == 0, "readq returned data");
     CHECK(qt_readl(&e->qt, BAR0_ADDR + VGPU_REG_MAGIC + 2) == 0, "unaligned readl");
-    CHECK(reg(e, 0x200) == 0 && reg(e, 0xffc) == 0 && reg(e, 0x050) == 0,
+    CHECK(reg(e, 0x200) == 0 && reg(e, 0xffc) == 0 && reg(e, 0x05c) == 0,
           "unknown offsets read non-zero");
     qt_writeb(&e->qt, BAR0_ADDR + VGPU_REG_DOORBELL, 1);
     qt_writew(&e->qt, BAR0_ADDR + VGPU_REG_IRQ_MASK, 0);
