@@ -56,6 +56,9 @@ struct cu_error_name {
 extern const struct cu_error_name cu_error_names[];
 extern const unsigned cu_error_names_count;
 
+/* VGPU_CUDA_TRACE set: log lookups to stderr. */
+int cu_trace(void);
+
 /* Logs "libcuda(vgpu): NAME is not supported" once per name. */
 CUresult vgpu_cu_unsupported(const char *name);
 

@@ -11,6 +11,7 @@
  * storage, tool buffers and the integrity check, whose inputs (this pid and
  * thread, these tables' addresses, the time) exist only here.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -469,6 +470,18 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuGetExportTable(const void **ppExportTable,
             *ppExportTable = tables[i].table;
             return CUDA_SUCCESS;
         }
+    }
+    if (cu_trace()) {
+        fprintf(stderr, "libcuda(vgpu): cuGetExportTable: unknown table "
+                "%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x\n",
+                pExportTableId->bytes[0] & 0xff, pExportTableId->bytes[1] & 0xff,
+                pExportTableId->bytes[2] & 0xff, pExportTableId->bytes[3] & 0xff,
+                pExportTableId->bytes[4] & 0xff, pExportTableId->bytes[5] & 0xff,
+                pExportTableId->bytes[6] & 0xff, pExportTableId->bytes[7] & 0xff,
+                pExportTableId->bytes[8] & 0xff, pExportTableId->bytes[9] & 0xff,
+                pExportTableId->bytes[10] & 0xff, pExportTableId->bytes[11] & 0xff,
+                pExportTableId->bytes[12] & 0xff, pExportTableId->bytes[13] & 0xff,
+                pExportTableId->bytes[14] & 0xff, pExportTableId->bytes[15] & 0xff);
     }
     *ppExportTable = NULL;
     return CUDA_ERROR_INVALID_VALUE;

@@ -10,6 +10,8 @@
 
 #include "cuda_internal.h"
 
+#include <cudaProfiler.h>
+
 pthread_mutex_t cu_lock = PTHREAD_MUTEX_INITIALIZER;
 struct cu_state cu_g;
 
@@ -40,6 +42,18 @@ CUresult vgpu_cu_unsupported(const char *name)
         fprintf(stderr, "libcuda(vgpu): %s is not supported\n", name);
     }
     return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+int cu_trace(void)
+{
+    static int t = -1;
+
+    if (t < 0) {
+        const char *e = getenv("VGPU_CUDA_TRACE");
+
+        t = e && *e && *e != '0';
+    }
+    return t;
 }
 
 /* ---- results ---- */
@@ -450,6 +464,17 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuModuleGetLoadingMode(CUmoduleLoadingMode *mode
     return CUDA_SUCCESS;
 }
 
+/* Profiling is the host's business: starting and stopping it here is a no-op. */
+VGPU_CU_EXPORT CUresult CUDAAPI cuProfilerStart(void)
+{
+    return CUDA_SUCCESS;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuProfilerStop(void)
+{
+    return CUDA_SUCCESS;
+}
+
 /* ---- errors ---- */
 
 VGPU_CU_EXPORT CUresult CUDAAPI cuGetErrorName(CUresult error, const char **pStr)
@@ -547,6 +572,10 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuGetProcAddress_v2(const char *symbol, void **p
     }
     if (want_ptds && best_ptds) {
         best = best_ptds;
+    }
+    if (cu_trace()) {
+        fprintf(stderr, "libcuda(vgpu): cuGetProcAddress %s@%d%s: %s\n", symbol, cudaVersion,
+                want_ptds ? " ptds" : "", best ? "found" : known ? "version" : "not found");
     }
     if (!best) {
         *pfn = NULL;
