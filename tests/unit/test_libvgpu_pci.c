@@ -349,6 +349,75 @@ static void test_leftovers_adopted(void **state)
     assert_non_null(strstr(vgpu_open_detail(), "corrupt"));
 }
 
+static int open_queue(uint32_t queue, struct vgpu_dev **dev)
+{
+    struct vgpu_open_opts o;
+
+    memset(&o, 0, sizeof(o));
+    o.transport = "pci";
+    o.link_timeout_ms = 100;
+    o.queue = queue;
+    return vgpu_open(&o, dev);
+}
+
+/* ABI 1.2: a process per queue, each locked on its own, rings at the end. */
+static void test_queues(void **state)
+{
+    struct fake *f = *state;
+    const uint64_t end = VGPU_SHM_DATA_END(SHM_SIZE, 3);
+    struct vgpu_queue_desc *qt = (struct vgpu_queue_desc *)(f->shm + VGPU_SHM_QTABLE_OFFSET);
+    struct vgpu_shm_ctrl *c2 = vgpu_shm_ctrl(f->shm + VGPU_SHM_QUEUE_OFFSET(SHM_SIZE, 2));
+    struct vgpu_dev *d0, *d2, *again;
+    struct vgpu_dev_info info;
+    struct vgpu_sqe s;
+    uint64_t off;
+
+    /* A 1.1 device (QUEUES reads 0) has only queue 0. */
+    assert_int_equal(open_queue(1, &d2), -EINVAL);
+
+    f->regs[VGPU_REG_QUEUES / 4] = 3;
+    f->regs[VGPU_REG_DATA_END_LO / 4] = (uint32_t)end;
+    f->regs[VGPU_REG_IRQ_MASK / 4] = 0;
+    qt[2].win_off = VGPU_SHM_DATA_OFFSET + 0x10000;
+    qt[2].win_len = 0x10000;
+    assert_int_equal(open_queue(2, &d2), 0);
+    /* queue > 0 leaves the device's interrupt mask alone */
+    assert_int_equal(f->regs[VGPU_REG_IRQ_MASK / 4], 0);
+    assert_int_equal(open_queue(2, &again), -EBUSY);
+    assert_non_null(strstr(vgpu_open_detail(), "queue 2"));
+    assert_int_equal(open_queue(0, &d0), 0);       /* other queues are free */
+    assert_int_equal(open_queue(3, &again), -EINVAL);
+
+    assert_int_equal(vgpu_get_info(d2, &info), 0);
+    assert_int_equal(info.queue, 2);
+    assert_int_equal(info.queues, 3);
+    assert_true(info.data_end == end);
+    assert_true(info.data_offset == VGPU_SHM_DATA_OFFSET + 0x10000 && info.data_size == 0x10000);
+    assert_int_equal(vgpu_alloc(d2, 0x10000, 64, &off), 0);
+    assert_true(off == VGPU_SHM_DATA_OFFSET + 0x10000);
+    assert_int_equal(vgpu_alloc(d2, 1, 64, &off), -ENOMEM);     /* the window is full */
+    assert_int_equal(vgpu_get_info(d0, &info), 0);
+    assert_true(info.data_offset == VGPU_SHM_DATA_OFFSET &&
+                info.data_size == end - VGPU_SHM_DATA_OFFSET);
+
+    /* Queue 2's SQE and sq_tail land in queue 2's region. */
+    memset(&s, 0, sizeof(s));
+    s.opcode = VGPU_OP_NOP;
+    s.tag = 55;
+    assert_int_equal(vgpu_submit(d2, &s), 0);
+    assert_int_equal(c2->sq_tail, 1);
+    assert_int_equal(vgpu_shm_sq(f->shm + VGPU_SHM_QUEUE_OFFSET(SHM_SIZE, 2))[0].tag, 55);
+    assert_int_equal(vgpu_shm_ctrl(f->shm)->sq_tail, 0);
+    vgpu_close(d2);
+    assert_int_equal(open_queue(2, &d2), 0);       /* the lock went with the handle */
+    vgpu_close(d2);
+    vgpu_close(d0);
+
+    /* A DATA_END that does not match the queues is refused. */
+    f->regs[VGPU_REG_DATA_END_LO / 4] = SHM_SIZE;
+    assert_int_equal(open_queue(1, &d2), -ENXIO);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -359,6 +428,7 @@ int main(void)
         T(test_link_down),
         T(test_round_trip_polled),
         T(test_leftovers_adopted),
+        T(test_queues),
     };
 #undef T
     return cmocka_run_group_tests_name("libvgpu-pci", tests, NULL, NULL);

@@ -1303,6 +1303,75 @@ static void test_exec_cu_cpu(void **state)
     be->fini(b);
 }
 
+/* ABI 1.2: what each of the seven Phase 1 operations names, for the queue
+ * window check: exactly the ranges validate() checked. */
+static void test_ranges(void **state)
+{
+    struct vgpu_range r[VGPU_OP_MAX_RANGES];
+    struct vgpu_sqe s;
+
+    (void)state;
+    memset(&s, 0, sizeof(s));
+    s.opcode = VGPU_OP_NOP;
+    assert_int_equal(vgpu_op_lookup(VGPU_OP_NOP)->ranges(&s, r), 0);
+
+    memset(&s, 0, sizeof(s));
+    s.opcode = VGPU_OP_GPU_INFO;
+    s.args.gpu_info = (struct vgpu_args_gpu_info){ .out_off = D + 8, .out_len = 4096 };
+    assert_status(vgpu_op_lookup(s.opcode)->validate(&s, SHM_1M), VGPU_S_OK);
+    assert_int_equal(vgpu_op_lookup(s.opcode)->ranges(&s, r), 1);
+    assert_true(r[0].off == D + 8 && r[0].len == 4096);   /* the whole declared buffer */
+
+    memset(&s, 0, sizeof(s));
+    s.opcode = VGPU_OP_VECTOR_ADD;
+    s.args.vector_add = (struct vgpu_args_vector_add){ .a_off = D, .b_off = D + 4096,
+                                                       .out_off = D + 8192, .n = 1000 };
+    assert_status(vgpu_op_lookup(s.opcode)->validate(&s, SHM_1M), VGPU_S_OK);
+    assert_int_equal(vgpu_op_lookup(s.opcode)->ranges(&s, r), 3);
+    assert_true(r[0].off == D && r[1].off == D + 4096 && r[2].off == D + 8192);
+    assert_true(r[0].len == 4000 && r[1].len == 4000 && r[2].len == 4000);
+
+    memset(&s, 0, sizeof(s));
+    s.opcode = VGPU_OP_SAXPY;
+    s.args.saxpy = (struct vgpu_args_saxpy){ .x_off = D, .y_off = D + 4096, .n = 10 };
+    assert_status(vgpu_op_lookup(s.opcode)->validate(&s, SHM_1M), VGPU_S_OK);
+    assert_int_equal(vgpu_op_lookup(s.opcode)->ranges(&s, r), 2);
+    assert_true(r[0].off == D && r[1].off == D + 4096 && r[0].len == 40 && r[1].len == 40);
+
+    memset(&s, 0, sizeof(s));
+    s.opcode = VGPU_OP_REDUCE_SUM;
+    s.args.reduce_sum = (struct vgpu_args_reduce_sum){ .in_off = D + 64, .n = 16 };
+    assert_status(vgpu_op_lookup(s.opcode)->validate(&s, SHM_1M), VGPU_S_OK);
+    assert_int_equal(vgpu_op_lookup(s.opcode)->ranges(&s, r), 1);
+    assert_true(r[0].off == D + 64 && r[0].len == 64);
+
+    memset(&s, 0, sizeof(s));
+    s.opcode = VGPU_OP_SGEMM;
+    s.args.sgemm = (struct vgpu_args_sgemm){ .a_off = D, .b_off = D + 4096, .c_off = D + 8192,
+                                             .m = 2, .n = 3, .k = 4, .alpha = 1.0f };
+    assert_status(vgpu_op_lookup(s.opcode)->validate(&s, SHM_1M), VGPU_S_OK);
+    assert_int_equal(vgpu_op_lookup(s.opcode)->ranges(&s, r), 3);
+    assert_true(r[0].len == 2 * 4 * 4 && r[1].len == 4 * 3 * 4 && r[2].len == 2 * 3 * 4);
+    assert_true(r[2].off == D + 8192);
+
+    /* MEMCPY names only the sides its mode uses. */
+    memset(&s, 0, sizeof(s));
+    s.opcode = VGPU_OP_MEMCPY;
+    s.args.memcpy = (struct vgpu_args_memcpy){ .src_off = D, .dst_off = D + 4096, .len = 100,
+                                               .mode = VGPU_MEMCPY_ROUNDTRIP };
+    assert_int_equal(vgpu_op_lookup(s.opcode)->ranges(&s, r), 2);
+    assert_true(r[0].off == D && r[1].off == D + 4096 && r[1].len == 100);
+    s.args.memcpy.mode = VGPU_MEMCPY_H2D;
+    s.args.memcpy.dst_off = UINT64_MAX;
+    assert_int_equal(vgpu_op_lookup(s.opcode)->ranges(&s, r), 1);
+    assert_true(r[0].off == D);
+    s.args.memcpy.mode = VGPU_MEMCPY_D2H;
+    s.args.memcpy.dst_off = D + 4096;
+    s.args.memcpy.src_off = UINT64_MAX;
+    assert_int_equal(vgpu_op_lookup(s.opcode)->ranges(&s, r), 1);
+    assert_true(r[0].off == D + 4096);
+}
+
 static void test_cost_and_bytes(void **state)
 {
     struct vgpu_sqe s = sqe_of(VGPU_OP_VECTOR_ADD);
@@ -2179,6 +2248,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_range),
         cmocka_unit_test(test_ranges_overlap),
+        cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_validate_nop),
         cmocka_unit_test(test_validate_gpu_info),
