@@ -12,7 +12,9 @@
  * sees the end) and the ring area below VGPU_SHM_DATA_OFFSET is checked to be
  * left untouched; exec returns a defined status. The parts a long request
  * is cut into (op->parts/part) each validate on the same memory and, run one
- * after the other, stay inside it too.
+ * after the other, stay inside it too. The ranges an accepted request names
+ * (op->ranges) lie in the data area; the CUDA driver operations (ABI 1.2)
+ * complete not-supported on the cpu backend.
  */
 #include <string.h>
 
@@ -48,6 +50,26 @@ static uint8_t *shm_get(unsigned i)
     return shm_bufs[i];
 }
 
+/*
+ * The ranges an accepted request names (what the session checks against its
+ * queue's window) lie inside the data area the validator was given, so a
+ * window check can never be looser than validation.
+ */
+static void check_ranges(const struct vgpu_op *op, const struct vgpu_sqe *sqe, uint64_t size)
+{
+    struct vgpu_range rg[VGPU_OP_MAX_RANGES];
+    unsigned n;
+
+    if (!op->ranges) {
+        return;
+    }
+    n = op->ranges(sqe, rg);
+    FUZZ_CHECK(n <= VGPU_OP_MAX_RANGES);
+    for (unsigned i = 0; i < n; i++) {
+        FUZZ_CHECK(vgpu_check_range(rg[i].off, rg[i].len, 1, size) == VGPU_S_OK);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_in in = { data, size };
@@ -64,7 +86,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     op = vgpu_op_lookup(sqe.opcode);
     if (!op) {
-        FUZZ_CHECK(sqe.opcode >= VGPU_OP_COUNT);
+        /* Past the table, or its unassigned hole 7 .. 15. */
+        FUZZ_CHECK(sqe.opcode >= VGPU_OP_COUNT ||
+                   (sqe.opcode > VGPU_OP_MEMCPY && sqe.opcode < VGPU_OP_CU_FIRST));
         return 0;
     }
     FUZZ_CHECK(op->opcode == sqe.opcode);
@@ -76,6 +100,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Any claimed size: only range arithmetic runs, nothing is touched. */
     r = op->validate(&sqe, claimed);
     FUZZ_CHECK(r >= VGPU_S_OK && r < VGPU_S_STATUS_COUNT);
+    if (r == VGPU_S_OK) {
+        check_ranges(op, &sqe, claimed);
+    }
 
     view.size = shm_sizes[which];
     view.fd = -1;
@@ -86,6 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* Accepted: the byte estimate must fit in what the VM has mapped. */
     FUZZ_CHECK(in_b <= view.size && out_b <= view.size);
+    check_ranges(op, &sqe, view.size);
     view.base = shm_get(which);
     if (op->parts) {
         /* The executor runs parts of an accepted request as requests of
@@ -110,6 +138,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r = op->exec_cpu(&sqe, &view, &result);
     vgpu_ops_set_deadline(0);
     FUZZ_CHECK(r >= VGPU_S_OK && r < VGPU_S_STATUS_COUNT);
+    /* The cpu backend has no GPU: a valid CU request is not-supported. */
+    FUZZ_CHECK(sqe.opcode < VGPU_OP_CU_FIRST || r == VGPU_S_NOT_SUPPORTED);
     FUZZ_CHECK(memcmp(view.base, ring_ref, VGPU_SHM_DATA_OFFSET) == 0);
     return 0;
 }

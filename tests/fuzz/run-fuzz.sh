@@ -34,6 +34,9 @@ cflags="-std=c11 -D_GNU_SOURCE -fno-strict-aliasing -g -O1 -Wall -Wextra -Werror
 ops="$src/mediator/ops/range.c $src/mediator/ops/registry.c $src/mediator/ops/nop.c
      $src/mediator/ops/gpu_info.c $src/mediator/ops/vector_add.c $src/mediator/ops/saxpy.c
      $src/mediator/ops/reduce_sum.c $src/mediator/ops/sgemm.c $src/mediator/ops/memcpy.c
+     $src/mediator/ops/cu_common.c $src/mediator/ops/cu_context.c
+     $src/mediator/ops/cu_memory.c $src/mediator/ops/cu_copy.c $src/mediator/ops/cu_module.c
+     $src/mediator/ops/cu_launch.c $src/mediator/ops/cu_stream.c $src/mediator/ops/cu_event.c
      $src/mediator/backend_cpu.c"
 lib="$src/libvgpu/vgpu.c $src/libvgpu/transport_sim.c $src/libvgpu/transport_pci.c"
 
