@@ -78,9 +78,8 @@ size_t cu_image_size(const void *image)
         }
         return (size_t)end;
     }
-    /* PTX: text, NUL-terminated */
-    if (memcmp(p, "//", 2) == 0 || memcmp(p, ".version", 8) == 0 ||
-        memcmp(p, "\n", 1) == 0 || memcmp(p, ".", 1) == 0) {
+    /* PTX (or any text image): NUL-terminated text */
+    if ((p[0] >= 0x20 && p[0] < 0x7f) || p[0] == '\n' || p[0] == '\t' || p[0] == '\r') {
         return strlen((const char *)p) + 1;
     }
     return 0;
