@@ -31,6 +31,9 @@ struct ranges {
 static struct ranges dev_allocs;   /* device memory */
 static struct ranges host_allocs;  /* pinned: offsets in the heap */
 static struct ranges host_regs;    /* cuMemHostRegister'ed pageable memory */
+/* "Pinned" allocations the shared-memory heap had no room for: ordinary
+ * memory, whose copies are staged (synchronous, correct, slower). */
+static struct ranges host_spill;
 
 static size_t ranges_find(const struct ranges *r, uint64_t p)
 {
@@ -307,7 +310,17 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuMemHostAlloc(void **pp, size_t bytesize, unsig
     }
     CU_ENTER(rv);
     if (rv == CUDA_SUCCESS && heap_alloc(bytesize, Flags, pp) < 0) {
-        rv = CUDA_ERROR_OUT_OF_MEMORY;
+        void *p = NULL;
+
+        if (bytesize <= SIZE_MAX - 4095) {
+            p = aligned_alloc(4096, (bytesize + 4095) & ~(size_t)4095);
+        }
+        if (!p || ranges_add(&host_spill, (uintptr_t)p, bytesize, Flags) < 0) {
+            free(p);
+            rv = CUDA_ERROR_OUT_OF_MEMORY;
+        } else {
+            *pp = p;
+        }
     }
     CU_LEAVE();
     return rv;
@@ -325,11 +338,15 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuMemFreeHost(void *p)
 
     pthread_mutex_lock(&cu_lock);
     i = heap_find(p);
-    if (i == host_allocs.n ||
-        (uint8_t *)p - cu_g.remote.heap != (ptrdiff_t)host_allocs.v[i].start) {
-        rv = CUDA_ERROR_INVALID_VALUE;
-    } else {
+    if (i < host_allocs.n &&
+        (uint8_t *)p - cu_g.remote.heap == (ptrdiff_t)host_allocs.v[i].start) {
         ranges_del(&host_allocs, i);
+    } else if ((i = ranges_find(&host_spill, (uintptr_t)p)) < host_spill.n &&
+               host_spill.v[i].start == (uintptr_t)p) {
+        ranges_del(&host_spill, i);
+        free(p);
+    } else {
+        rv = CUDA_ERROR_INVALID_VALUE;
     }
     CU_LEAVE();
     return rv;
@@ -349,6 +366,8 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuMemHostGetFlags(unsigned int *pFlags, void *p)
         *pFlags = host_allocs.v[i].flags;
     } else if ((i = ranges_find(&host_regs, (uintptr_t)p)) < host_regs.n) {
         *pFlags = host_regs.v[i].flags;
+    } else if ((i = ranges_find(&host_spill, (uintptr_t)p)) < host_spill.n) {
+        *pFlags = host_spill.v[i].flags;
     } else {
         rv = CUDA_ERROR_INVALID_VALUE;
     }

@@ -329,6 +329,22 @@ static void test_memory(void **state)
     assert_int_equal(tot, 1ull << 30);
     assert_int_equal(cuMemFreeHost(pinned), CUDA_SUCCESS);
     assert_int_equal(cuMemFreeHost(pinned), CUDA_ERROR_INVALID_VALUE);
+    /* more than the shared memory holds: ordinary memory, staged copies */
+    {
+        uint8_t *big;
+        unsigned fl = 1;
+
+        assert_int_equal(cuMemHostAlloc((void **)&big, 64u << 20, 0), CUDA_SUCCESS);
+        assert_int_equal(cuMemHostGetFlags(&fl, big), CUDA_SUCCESS);
+        assert_int_equal(fl, 0);
+        memcpy(big + (32u << 20), host, sizeof(host));
+        assert_int_equal(cuMemcpyHtoDAsync(d, big + (32u << 20), sizeof(host), NULL),
+                         CUDA_SUCCESS);
+        memset(big, 0, sizeof(host));
+        assert_int_equal(cuMemcpyDtoH(big, d, sizeof(host)), CUDA_SUCCESS);
+        assert_memory_equal(big, host, sizeof(host));
+        assert_int_equal(cuMemFreeHost(big), CUDA_SUCCESS);
+    }
     assert_int_equal(cuMemFree(d), CUDA_SUCCESS);
     assert_int_equal(cuMemFree(d), CUDA_ERROR_INVALID_VALUE);
 }
