@@ -836,3 +836,55 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuOccupancyAvailableDynamicSMemPerBlock(size_t *
     *dynamicSmemSize = per > 0 ? (size_t)per : 0;
     return CUDA_SUCCESS;
 }
+
+/*
+ * Clusters: this library launches no thread-block clusters larger than one
+ * block (the ABI carries no cluster dimension), so for larger clusters the
+ * truthful answer is that none can be resident; a "cluster" of one block is
+ * a block, as many as the occupancy allows on every SM.
+ */
+VGPU_CU_EXPORT CUresult CUDAAPI cuOccupancyMaxActiveClusters(int *numClusters, CUfunction func,
+                                                             const CUlaunchConfig *config)
+{
+    struct CUfunc_st *f = cu_func(func);
+    unsigned i, size = 1;
+    int blocks = 0;
+    CUresult rv;
+
+    if (!f) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (!numClusters || !config) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    for (i = 0; i < config->numAttrs; i++) {
+        if (config->attrs[i].id == CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION) {
+            size = config->attrs[i].value.clusterDim.x * config->attrs[i].value.clusterDim.y *
+                   config->attrs[i].value.clusterDim.z;
+        }
+    }
+    if (size > 1) {
+        *numClusters = 0;
+        return CUDA_SUCCESS;
+    }
+    rv = occupancy(f, (int)(config->blockDimX * config->blockDimY * config->blockDimZ),
+                   config->sharedMemBytes, &blocks);
+    if (rv == CUDA_SUCCESS) {
+        *numClusters = blocks * cu_attr(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+    }
+    return rv;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuOccupancyMaxPotentialClusterSize(int *clusterSize, CUfunction func,
+                                                                   const CUlaunchConfig *config)
+{
+    (void)config;
+    if (!cu_func(func)) {
+        return CUDA_ERROR_INVALID_HANDLE;
+    }
+    if (!clusterSize) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *clusterSize = 1;
+    return CUDA_SUCCESS;
+}

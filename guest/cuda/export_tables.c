@@ -87,8 +87,18 @@ static void *t_hooks[7] = {
     [6] = (void *)hooks_buf2,
 };
 
-/* ---- 4: 42d85a81..., tools TLS ---- */
-static void *t_tools_tls[4] = { SLOTS(4) };
+/* ---- 4: 42d85a81..., tools TLS: slot 2 says the thread's current context
+ * (cuBLASLt asks it) ---- */
+static CUresult tools_tls_current(CUcontext *out)
+{
+    if (!out) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *out = cu_current_ctx();
+    return CUDA_SUCCESS;
+}
+
+static void *t_tools_tls[4] = { SLOTS(4), [2] = (void *)tools_tls_current };
 
 /* ---- 5: c693336e..., context-local storage (no size header) ----
  * The runtime keeps its per-context state here: put(ctx, key, value, dtor),

@@ -87,7 +87,7 @@ static int layout(const char *name, struct vgpu_cu_func_info *info, struct vgpu_
     }
     len = strtol(p + 2, &end, 10);
     if (len <= 0) {
-        return -1;
+        return 0;                   /* nested names and the like: none known */
     }
     p = end + len;
     while (*p) {
