@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <pthread.h>
+
 #include <cmocka.h>
 #include <cuda.h>
 
@@ -384,6 +386,62 @@ static void test_contexts_and_host_fn(void **state)
     assert_int_equal(cuEventDestroy(e2), CUDA_SUCCESS);
 }
 
+/* Several threads, each its own buffers and stream, through the one lock. */
+static void *thread_body(void *arg)
+{
+    static const char ptx[] = ".version 8.0\n.target sm_90\n";
+    enum { N = 512 };
+    float a[N], b[N], c[N];
+    CUdeviceptr da, db, dc;
+    CUmodule mod;
+    CUfunction f;
+    CUstream st;
+    int n = N, seed = (int)(intptr_t)arg, bad = 0;
+
+    if (cuCtxSetCurrent(ctx) || cuModuleLoadData(&mod, ptx) ||
+        cuModuleGetFunction(&f, mod, "_Z4vaddPKfS0_Pfi") || cuStreamCreate(&st, 0) ||
+        cuMemAlloc(&da, sizeof(a)) || cuMemAlloc(&db, sizeof(b)) || cuMemAlloc(&dc, sizeof(c))) {
+        return (void *)1;
+    }
+    for (int it = 0; it < 200 && !bad; it++) {
+        void *args[] = { &da, &db, &dc, &n };
+
+        for (int i = 0; i < N; i++) {
+            a[i] = (float)(i + seed);
+            b[i] = (float)it;
+        }
+        if (cuMemcpyHtoDAsync(da, a, sizeof(a), st) || cuMemcpyHtoDAsync(db, b, sizeof(b), st) ||
+            cuLaunchKernel(f, N / 128, 1, 1, 128, 1, 1, 0, st, args, NULL) ||
+            cuMemcpyDtoHAsync(c, dc, sizeof(c), st) || cuStreamSynchronize(st)) {
+            bad = 1;
+        }
+        for (int i = 0; i < N && !bad; i++) {
+            bad = c[i] != (float)(i + seed + it);
+        }
+    }
+    cuMemFree(da);
+    cuMemFree(db);
+    cuMemFree(dc);
+    cuStreamDestroy(st);
+    cuModuleUnload(mod);
+    return (void *)(intptr_t)bad;
+}
+
+static void test_threads(void **state)
+{
+    pthread_t t[4];
+    void *r;
+
+    (void)state;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, thread_body, (void *)(intptr_t)(i * 1000)), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(t[i], &r), 0);
+        assert_null(r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_async_error),
         cmocka_unit_test(test_memory),
         cmocka_unit_test(test_contexts_and_host_fn),
+        cmocka_unit_test(test_threads),
     };
 
     return cmocka_run_group_tests(tests, setup, NULL);
