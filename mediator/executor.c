@@ -159,7 +159,9 @@ static enum part_next run_request(struct vgpu_mediator *m, struct vgpu_req *req)
  * their timers once every fair executor is busy and work is queued. */
 static void wake_waiters(struct vgpu_mediator *m)
 {
-    if (m->n_fair < m->n_exec && m->sched.queued > 0 && m->sched.running >= m->n_fair) {
+    if (m->n_fair < m->n_exec && m->sched.queued > 0 &&
+        (m->sched.running >= m->n_fair || m->wait_queued)) {
+        m->wait_queued = false;
         pthread_cond_broadcast(&m->waited_cond);
     }
 }
@@ -200,7 +202,7 @@ unsigned vgpu_exec_dispatch(struct vgpu_mediator *m, struct vgpu_session *s)
 
     while (m->inline_max_ns > 0 && n < INLINE_MAX_REQS && now - t0 < INLINE_MAX_NS &&
            !m->stopping && s->state == VGPU_CONN_ACTIVE && vgpu_sched_only(&m->sched, &s->ent) &&
-           s->ent.head->cost_ns <= m->inline_max_ns) {
+           s->ent.head->cost_ns <= m->inline_max_ns && !s->ent.head->wait_only) {
         struct vgpu_sched_req *sr = vgpu_sched_pick(&m->sched, now);
 
         if (!sr) {
@@ -323,7 +325,7 @@ static void *executor_main(void *arg)
         spin_hit = false;
         s = req->sess;
         vgpu_session_get(s);
-        if (pending && (pending != s || sr->cost_ns > m->inline_max_ns ||
+        if (pending && (pending != s || sr->cost_ns > m->inline_max_ns || sr->wait_only ||
                         batch >= NOTIFY_BATCH_MAX || now - batch_start > NOTIFY_BATCH_NS)) {
             /* The picked request stays ours (its session is marked running). */
             flush_notify(m, &pending, &batch);
@@ -367,6 +369,9 @@ int vgpu_exec_start(struct vgpu_mediator *m, unsigned n)
     if (m->n_fair == 0 || m->n_fair > n) {
         m->n_fair = n;
     }
+    /* Where executors beyond the fair ones exist, they take the waits
+     * (struct vgpu_op.waits) and the fair ones keep serving GPU work. */
+    m->sched.wait_fair_ns = m->n_fair < n ? m->max_wait_ns : 0;
 
     m->exec_threads = calloc(n, sizeof(*m->exec_threads));
     if (!m->exec_threads) {

@@ -272,7 +272,7 @@ int main(int argc, char **argv)
     /* cuda: one executor admits by priority and weight, three more run
      * requests that waited --max-wait-us beside it, each in its VM's own
      * worker (mostly asleep on it). */
-    n_exec = m->cfg.executors ? m->cfg.executors : (m->bops->kind == VGPU_BACKEND_CUDA ? 4 : 2);
+    n_exec = m->cfg.executors ? m->cfg.executors : (m->bops->kind == VGPU_BACKEND_CUDA ? 8 : 2);
     m->n_fair = m->bops->fair_executors && m->bops->fair_executors < n_exec
                     ? m->bops->fair_executors : n_exec;
     m->max_wait_ns = (uint64_t)m->cfg.max_wait_us * 1000;

@@ -268,6 +268,8 @@ struct vgpu_mediator {
     unsigned   exec_next_index;
     uint64_t   max_wait_ns;
     pthread_cond_t waited_cond;         /* the other executors sleep on it */
+    bool       wait_queued;     /* a wait_only request was queued since the waiters
+                                 * were last woken (lock held) */
     unsigned   n_exec_started;
     uint64_t   inline_max_ns;
     uint64_t   slice_ns;                /* 0: never split requests */

@@ -78,6 +78,14 @@ struct vgpu_op {
      * window.
      */
     unsigned (*ranges)(const struct vgpu_sqe *sqe, struct vgpu_range out[]);
+    /*
+     * true for a wait on GPU work already queued (a stream, event or context
+     * sync): it uses no GPU time of its own but may last as long as that
+     * work. Never run inline on the I/O thread, and taken at once by the
+     * executors that otherwise serve only waited requests, so one VM's wait
+     * for its long kernel does not hold the executor others need.
+     */
+    bool waits;
 };
 
 #define VGPU_OP_MAX_RANGES 4

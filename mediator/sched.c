@@ -99,9 +99,17 @@ static uint64_t ready_ns(const struct vgpu_sched_entity *e)
 
 /* min_wait_ns > 0: only an entity whose head request has waited that long
  * for others. */
-static bool eligible(const struct vgpu_sched_entity *e, uint64_t now_ns, uint64_t min_wait_ns)
+static bool eligible(const struct vgpu_sched *s, const struct vgpu_sched_entity *e,
+                     uint64_t now_ns, uint64_t min_wait_ns)
 {
-    return e->queued > 0 && !e->running && (!min_wait_ns || now_ns >= ready_ns(e) + min_wait_ns);
+    if (e->queued == 0 || e->running) {
+        return false;
+    }
+    if (e->head->wait_only) {
+        /* Waits go to the executors that take waited requests, at once. */
+        return min_wait_ns || !s->wait_fair_ns || now_ns >= ready_ns(e) + s->wait_fair_ns;
+    }
+    return !min_wait_ns || now_ns >= ready_ns(e) + min_wait_ns;
 }
 
 /*
@@ -113,7 +121,7 @@ static bool eligible(const struct vgpu_sched_entity *e, uint64_t now_ns, uint64_
 static bool candidate(const struct vgpu_sched *s, const struct vgpu_sched_entity *e,
                       uint32_t best, uint64_t now_ns, uint64_t min_wait_ns)
 {
-    return eligible(e, now_ns, min_wait_ns) &&
+    return eligible(s, e, now_ns, min_wait_ns) &&
            (e->prio == best || vgpu_sched_effective_class(s, e, now_ns) <= best);
 }
 
@@ -153,7 +161,7 @@ struct vgpu_sched_req *vgpu_sched_pick_waited(struct vgpu_sched *s, uint64_t now
         return NULL;
     }
     for (e = s->rr.next; e != &s->rr; e = e->next) {
-        if (eligible(e, now_ns, min_wait_ns)) {
+        if (eligible(s, e, now_ns, min_wait_ns)) {
             if (e->prio < best) {
                 best = e->prio;
             }
@@ -248,7 +256,7 @@ uint64_t vgpu_sched_next_waited_ns(const struct vgpu_sched *s, uint64_t now_ns,
 
     for (e = s->rr.next; e != &s->rr; e = e->next) {
         if (e->queued > 0 && !e->running) {
-            uint64_t at = ready_ns(e) + min_wait_ns;
+            uint64_t at = ready_ns(e) + (e->head->wait_only ? 0 : min_wait_ns);
 
             if (at <= now_ns) {
                 return 0;

@@ -31,6 +31,11 @@ struct vgpu_sched_req {
     struct vgpu_sched_req *next;       /* FIFO link */
     struct vgpu_sched_entity *ent;
     uint64_t cost_ns;                  /* estimate, set by the caller */
+    /* Set by the caller: a wait for GPU work already admitted (a stream or
+     * event sync). It takes no GPU time of its own but may take long, so an
+     * executor that serves only waited requests takes it at once, and the
+     * fair ones only once it has waited wait_fair_ns (see struct vgpu_sched). */
+    bool     wait_only;
     uint64_t enqueue_ns;
     uint64_t pick_ns;
 };
@@ -57,6 +62,10 @@ struct vgpu_sched {
     struct vgpu_sched_entity rr;       /* list sentinel */
     uint32_t queued;                   /* requests queued, all entities */
     uint32_t running;                  /* requests picked, not completed */
+    uint64_t wait_fair_ns;             /* a wait_only request is the fair picks'
+                                        * only after this long (0: at once); the
+                                        * caller sets it where other executors
+                                        * take waits */
 };
 
 #define VGPU_SCHED_DEFAULT_QUANTUM_NS (1000ull * 1000)        /* 1 ms */

@@ -82,6 +82,7 @@ const struct vgpu_op vgpu_op_cu_ctx_sync = {
     .bytes      = vgpu_cu_bytes_none,
     .exec_cpu   = vgpu_cu_exec_cpu,
     .idempotent = vgpu_cu_idempotent,
+    .waits      = true,
 };
 
 static uint64_t ctx_reset_cost_ns(const struct vgpu_sqe *sqe)
@@ -99,4 +100,5 @@ const struct vgpu_op vgpu_op_cu_ctx_reset = {
     .bytes      = vgpu_cu_bytes_none,
     .exec_cpu   = vgpu_cu_exec_cpu,
     .idempotent = vgpu_cu_idempotent,
+    .waits      = true,
 };

@@ -51,6 +51,7 @@ const struct vgpu_op vgpu_op_cu_stream_sync = {
     .bytes      = vgpu_cu_bytes_none,
     .exec_cpu   = vgpu_cu_exec_cpu,
     .idempotent = vgpu_cu_idempotent,
+    .waits      = true,
 };
 
 const struct vgpu_op vgpu_op_cu_stream_query = {

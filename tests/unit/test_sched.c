@@ -415,6 +415,40 @@ static void test_pick_waited(void **state)
     assert_int_equal(s.queued, 0);
 }
 
+/* A wait (a stream sync) goes to the executors that take waited requests at
+ * once, and to the fair one only after wait_fair_ns. */
+static void test_wait_only(void **state)
+{
+    struct vgpu_sched s;
+    struct vgpu_sched_entity a, b;
+    struct vgpu_sched_req *ra, *rw, *r;
+    (void)state;
+
+    vgpu_sched_init(&s, 1 * MS, 0);
+    s.wait_fair_ns = 10 * MS;
+    vgpu_sched_entity_init(&a, 0, 1);
+    vgpu_sched_entity_init(&b, 0, 1);
+    vgpu_sched_enqueue(&s, &a, &new_req(0, 0, 1 * MS)->sr, 0);
+    ra = vgpu_sched_pick(&s, 0);
+    rw = &new_req(1, 0, 1000)->sr;
+    rw->wait_only = true;
+    vgpu_sched_enqueue(&s, &b, rw, 1 * MS);
+    assert_null(vgpu_sched_pick(&s, 2 * MS));                  /* not the fair one's yet */
+    assert_int_equal(vgpu_sched_next_waited_ns(&s, 2 * MS, 10 * MS), 0);
+    r = vgpu_sched_pick_waited(&s, 2 * MS, 10 * MS);          /* a waiter's, at once */
+    assert_ptr_equal(r, rw);
+    vgpu_sched_complete(&s, r, 100 * MS);                     /* charged as it lasted */
+    vgpu_sched_complete(&s, ra, 1 * MS);
+
+    rw = &new_req(1, 1, 1000)->sr;
+    rw->wait_only = true;
+    vgpu_sched_enqueue(&s, &b, rw, 200 * MS);
+    assert_null(vgpu_sched_pick(&s, 205 * MS));
+    assert_ptr_equal(vgpu_sched_pick(&s, 210 * MS), rw);      /* after wait_fair_ns */
+    vgpu_sched_complete(&s, rw, 1 * MS);
+    assert_int_equal(s.queued, 0);
+}
+
 static void test_only_and_remove(void **state)
 {
     struct vgpu_sched s;
@@ -524,6 +558,7 @@ int main(void)
         cmocka_unit_test_setup(test_fifo_one_at_a_time, setup),
         cmocka_unit_test_setup(test_requeue_parts, setup),
         cmocka_unit_test_setup(test_pick_waited, setup),
+        cmocka_unit_test_setup(test_wait_only, setup),
         cmocka_unit_test_setup(test_only_and_remove, setup),
         cmocka_unit_test_setup(test_entity_set, setup),
     };

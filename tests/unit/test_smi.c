@@ -150,8 +150,17 @@ static void test_decode(void **state)
     free(b);
     smi_snapshot_free(&s);
 
+    /* a 1.2 mediator's records (no by_status_hi): taken, the rest reads 0 */
+    b = page(1, 2, false, 0, &len, ms, VGPU_STATS_VM_SIZE_1_2);
+    assert_int_equal(smi_decode_page(b, len, &s, &more, &next), 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.vms[1].session_id, 2);
+    assert_int_equal(s.vms[1].by_status_hi[0], 0);
+    free(b);
+    smi_snapshot_free(&s);
+
     /* records smaller than 1.2's */
-    b = page(1, 2, false, 0, &len, ms, vs - 8);
+    b = page(1, 2, false, 0, &len, ms, VGPU_STATS_VM_SIZE_1_2 - 8);
     assert_int_equal(smi_decode_page(b, len, &s, &more, &next), -EPROTO);
     free(b);
     b = page(1, 2, false, 0, &len, ms - 8, vs);
