@@ -134,15 +134,19 @@ static CUresult module_load(struct CUmod_st **out, const void *image)
             CU_LEAVE();
             rv = cuMemAllocHost_v2(&tmp, len);
             pthread_mutex_lock(&cu_lock);
-            if (rv == CUDA_SUCCESS) {
+            if (rv == CUDA_SUCCESS && cu_host_pinned(tmp, len, &off)) {
                 memcpy(tmp, image, len);
-                cu_host_pinned(tmp, len, &off);
                 r = vgpu_cu_module_load(cu_rm(), off, len, &h);
+            } else {
+                /* the image does not fit in the shared memory at all */
+                fprintf(stderr, "libcuda(vgpu): a module image of %zu bytes does not fit in "
+                        "the shared memory (see VGPU_CUDA_PINNED_MB)\n", len);
+                r = -ENOMEM;
+            }
+            if (rv == CUDA_SUCCESS) {
                 CU_LEAVE();
                 cuMemFreeHost(tmp);
                 pthread_mutex_lock(&cu_lock);
-            } else {
-                r = -ENOMEM;
             }
         }
         rv = cu_result(r);

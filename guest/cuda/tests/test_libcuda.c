@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <pthread.h>
@@ -386,6 +387,28 @@ static void test_contexts_and_host_fn(void **state)
     assert_int_equal(cuEventDestroy(e2), CUDA_SUCCESS);
 }
 
+/* Images larger than libvgpu's staging ring go through pinned memory; one
+ * larger than the shared memory is a clean out-of-memory. */
+static void test_big_image(void **state)
+{
+    size_t n = 6u << 20;
+    char *img = malloc(32u << 20);
+    CUmodule mod;
+
+    (void)state;
+    assert_non_null(img);
+    memset(img, ' ', n);
+    memcpy(img, ".version 8.0", 12);
+    img[n] = '\0';
+    assert_int_equal(cuModuleLoadData(&mod, img), CUDA_SUCCESS);
+    assert_int_equal(cuModuleUnload(mod), CUDA_SUCCESS);
+    memset(img, ' ', 32u << 20);
+    memcpy(img, ".version 8.0", 12);
+    img[(32u << 20) - 1] = '\0';
+    assert_int_equal(cuModuleLoadData(&mod, img), CUDA_ERROR_OUT_OF_MEMORY);
+    free(img);
+}
+
 /* Several threads, each its own buffers and stream, through the one lock. */
 static void *thread_body(void *arg)
 {
@@ -456,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_memory),
         cmocka_unit_test(test_contexts_and_host_fn),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_big_image),
     };
 
     return cmocka_run_group_tests(tests, setup, NULL);
