@@ -33,6 +33,7 @@ static CUresult host_reset(void)
 
     cu_ctx_reset_all();
     cu_g.sticky = CUDA_SUCCESS;
+    cu_g.deferred = CUDA_SUCCESS;
     return rv == CUDA_ERROR_CONTEXT_IS_DESTROYED ? CUDA_SUCCESS : rv;
 }
 
@@ -333,7 +334,8 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuCtxSynchronize(void)
 
     CU_ENTER(rv);
     if (rv == CUDA_SUCCESS) {
-        rv = cu_result(vgpu_cu_ctx_sync(cu_rm()));
+        cu_hostfn_wait_all();
+        rv = cu_take_deferred(cu_result(vgpu_cu_ctx_sync(cu_rm())));
     }
     CU_LEAVE();
     return rv;

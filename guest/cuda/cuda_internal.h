@@ -131,6 +131,9 @@ struct cu_state {
     struct cu_remote remote;
     CUresult sticky;            /* a fault ended the GPU context: every call
                                  * says so until a reset */
+    CUresult deferred;          /* an asynchronous error the host-function
+                                 * thread's polling took; the next stream or
+                                 * context synchronisation reports it */
     struct CUctx_st primary;
 };
 
@@ -160,7 +163,15 @@ int cu_is_device_ptr(CUdeviceptr p);
 
 /* exec.c: the host handle of a stream argument (NULL, legacy, per-thread
  * and ours), or CUDA_ERROR_INVALID_HANDLE. */
+CUresult cu_stream_resolve(CUstream s, uint32_t *h);
+/* The same, for work about to be submitted on the stream: first waits
+ * (cu_lock held, released while waiting) until the host functions that
+ * stream order puts before that work have run. */
 CUresult cu_stream_handle(CUstream s, uint32_t *h);
+/* The deferred asynchronous error, if any, in place of rv == success. */
+CUresult cu_take_deferred(CUresult rv);
+/* Waits until every host function launched so far has run (cu_lock held). */
+void cu_hostfn_wait_all(void);
 
 #define CU_ENTER(rv) \
     do { pthread_mutex_lock(&cu_lock); (rv) = cu_ready(); } while (0)

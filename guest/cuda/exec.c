@@ -9,18 +9,17 @@
  * default-stream work on the legacy stream orders it more strictly than
  * natively, never less, so results are those of the native run.
  *
- * Host functions run in the guest once the host has finished the stream's
- * earlier work: cuLaunchHostFunc synchronises the stream and calls the
- * function before it returns. Later work of that stream is submitted only
- * after it, as the stream order wants; the calling thread waits meanwhile.
+ * Host functions run in the guest, on a thread of this library, once the
+ * host reports the stream reached them (see "host functions" below).
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cuda_internal.h"
 #include "module.h"
 
-CUresult cu_stream_handle(CUstream s, uint32_t *h)
+CUresult cu_stream_resolve(CUstream s, uint32_t *h)
 {
     if (s == NULL || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD) {
         *h = 0;
@@ -31,6 +30,184 @@ CUresult cu_stream_handle(CUstream s, uint32_t *h)
     }
     *h = s->handle;
     return CUDA_SUCCESS;
+}
+
+/* ---- host functions ----
+ *
+ * cuLaunchHostFunc records an event on the stream and hands {event,
+ * function} to one guest thread, which polls the event (never holding the
+ * lock while the GPU works) and calls the function once the host reports
+ * the stream reached it. Until then the stream is "gated": work submitted
+ * later on it - or on the legacy stream, for a host function in a blocking
+ * stream, and on any blocking stream, for one in the legacy stream - waits
+ * in cu_stream_handle(), so it runs after the function, as stream order
+ * wants. Synchronising the stream or the context waits for them too.
+ */
+struct hostfn {
+    uint32_t stream;         /* host handle */
+    int      blocking;       /* syncs with the legacy stream */
+    uint32_t event;
+    CUhostFn fn;             /* either */
+    CUstreamCallback cb;     /* or */
+    CUstream cb_stream;
+    void    *data;
+    struct hostfn *next;
+};
+
+static struct hostfn *hostfn_head, **hostfn_tail = &hostfn_head;
+static unsigned hostfn_pending;          /* queued or running */
+static pthread_cond_t hostfn_done_cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t hostfn_work_cv = PTHREAD_COND_INITIALIZER;
+static int hostfn_thread_up;
+
+/* 1 if work on stream h (blocking or not) must wait for a host function. */
+static int hostfn_gates(uint32_t h, int blocking)
+{
+    const struct hostfn *j;
+
+    for (j = hostfn_head; j; j = j->next) {
+        if (j->stream == h || (h == 0 && j->blocking) || (j->stream == 0 && blocking)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+CUresult cu_stream_handle(CUstream s, uint32_t *h)
+{
+    CUresult rv = cu_stream_resolve(s, h);
+    int blocking;
+
+    if (rv != CUDA_SUCCESS || hostfn_pending == 0) {
+        return rv;
+    }
+    blocking = *h == 0 || !(s->flags & CU_STREAM_NON_BLOCKING);
+    while (hostfn_gates(*h, blocking)) {
+        pthread_cond_wait(&hostfn_done_cv, &cu_lock);
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult cu_take_deferred(CUresult rv)
+{
+    CUresult d = cu_g.deferred;
+
+    if (d != CUDA_SUCCESS) {
+        cu_g.deferred = CUDA_SUCCESS;
+        if (rv == CUDA_SUCCESS) {
+            return d;
+        }
+    }
+    return rv;
+}
+
+void cu_hostfn_wait_all(void)
+{
+    while (hostfn_pending) {
+        pthread_cond_wait(&hostfn_done_cv, &cu_lock);
+    }
+}
+
+static void *hostfn_thread(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&cu_lock);
+    for (;;) {
+        struct hostfn *j;
+        CUresult st;
+        unsigned wait_us = 20;
+        int done = 0, r;
+
+        while (!hostfn_head) {
+            pthread_cond_wait(&hostfn_work_cv, &cu_lock);
+        }
+        j = hostfn_head;
+        /* the head is ready once its event is: poll, the lock let go between */
+        for (;;) {
+            r = vgpu_cu_event_query(cu_rm(), j->event, &done);
+            if (r != 0 || done) {
+                break;
+            }
+            pthread_mutex_unlock(&cu_lock);
+            usleep(wait_us);
+            if (wait_us < 1000) {
+                wait_us *= 2;
+            }
+            pthread_mutex_lock(&cu_lock);
+        }
+        st = cu_result(r);
+        if (st != CUDA_SUCCESS && cu_g.sticky == CUDA_SUCCESS && cu_g.deferred == CUDA_SUCCESS) {
+            /* the query returned libvgpu's kept error: keep it for the user */
+            cu_g.deferred = st;
+        }
+        pthread_mutex_unlock(&cu_lock);
+        if (j->fn) {
+            j->fn(j->data);
+        } else {
+            j->cb(j->cb_stream, st, j->data);
+        }
+        pthread_mutex_lock(&cu_lock);
+        (void)vgpu_cu_event_destroy(cu_rm(), j->event);
+        hostfn_head = j->next;
+        if (!hostfn_head) {
+            hostfn_tail = &hostfn_head;
+        }
+        hostfn_pending--;
+        free(j);
+        pthread_cond_broadcast(&hostfn_done_cv);
+    }
+    return NULL;
+}
+
+static CUresult hostfn_launch(CUstream stream, CUhostFn fn, CUstreamCallback cb, void *data)
+{
+    struct hostfn *j;
+    uint32_t h, ev = 0;
+    pthread_t t;
+    CUresult rv;
+
+    j = calloc(1, sizeof(*j));
+    if (!j) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    CU_ENTER(rv);
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_stream_handle(stream, &h);
+    }
+    if (rv == CUDA_SUCCESS && !hostfn_thread_up) {
+        if (pthread_create(&t, NULL, hostfn_thread, NULL) != 0) {
+            rv = CUDA_ERROR_OUT_OF_MEMORY;
+        } else {
+            pthread_detach(t);
+            hostfn_thread_up = 1;
+        }
+    }
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_result(vgpu_cu_event_create(cu_rm(), CU_EVENT_DISABLE_TIMING, &ev));
+    }
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_result(vgpu_cu_event_record(cu_rm(), ev, h));
+        if (rv != CUDA_SUCCESS) {
+            (void)vgpu_cu_event_destroy(cu_rm(), ev);
+        }
+    }
+    if (rv == CUDA_SUCCESS) {
+        j->stream = h;
+        j->blocking = h == 0 || !(stream->flags & CU_STREAM_NON_BLOCKING);
+        j->event = ev;
+        j->fn = fn;
+        j->cb = cb;
+        j->cb_stream = stream;
+        j->data = data;
+        *hostfn_tail = j;
+        hostfn_tail = &j->next;
+        hostfn_pending++;
+        pthread_cond_signal(&hostfn_work_cv);
+        j = NULL;
+    }
+    CU_LEAVE();
+    free(j);
+    return rv;
 }
 
 /* ---- launches ---- */
@@ -268,7 +445,7 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuStreamSynchronize(CUstream hStream)
         rv = cu_stream_handle(hStream, &h);
     }
     if (rv == CUDA_SUCCESS) {
-        rv = cu_result(vgpu_cu_stream_sync(cu_rm(), h));
+        rv = cu_take_deferred(cu_result(vgpu_cu_stream_sync(cu_rm(), h)));
     }
     CU_LEAVE();
     return rv;
@@ -282,7 +459,12 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuStreamQuery(CUstream hStream)
 
     CU_ENTER(rv);
     if (rv == CUDA_SUCCESS) {
-        rv = cu_stream_handle(hStream, &h);
+        rv = cu_stream_resolve(hStream, &h);
+    }
+    if (rv == CUDA_SUCCESS && hostfn_pending &&
+        hostfn_gates(h, h == 0 || !(hStream->flags & CU_STREAM_NON_BLOCKING))) {
+        CU_LEAVE();
+        return CUDA_ERROR_NOT_READY;     /* a host function of it has not run */
     }
     if (rv == CUDA_SUCCESS) {
         rv = cu_result(vgpu_cu_stream_query(cu_rm(), h, &done));
@@ -438,38 +620,23 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuThreadExchangeStreamCaptureMode(CUstreamCaptur
     return CUDA_SUCCESS;
 }
 
-/* ---- host functions ---- */
+/* ---- host functions: entry points ---- */
 
 VGPU_CU_EXPORT CUresult CUDAAPI cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
 {
-    CUresult rv;
-
     if (!fn) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    rv = cuStreamSynchronize(hStream);
-    if (rv != CUDA_SUCCESS) {
-        return rv;
-    }
-    fn(userData);
-    return CUDA_SUCCESS;
+    return hostfn_launch(hStream, fn, NULL, userData);
 }
 
 VGPU_CU_EXPORT CUresult CUDAAPI cuStreamAddCallback(CUstream hStream, CUstreamCallback callback,
                                                     void *userData, unsigned int flags)
 {
-    CUresult rv;
-
     if (!callback || flags != 0) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    rv = cuStreamSynchronize(hStream);
-    if (rv == CUDA_ERROR_INVALID_HANDLE || rv == CUDA_ERROR_NOT_INITIALIZED) {
-        return rv;
-    }
-    /* natively the callback learns the stream's error */
-    callback(hStream, rv, userData);
-    return CUDA_SUCCESS;
+    return hostfn_launch(hStream, NULL, callback, userData);
 }
 
 /* ---- events ---- */

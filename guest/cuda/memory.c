@@ -236,7 +236,7 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesi
 {
     uint32_t h;
 
-    if (cu_stream_handle(hStream, &h) != CUDA_SUCCESS) {
+    if (cu_stream_resolve(hStream, &h) != CUDA_SUCCESS) {
         return CUDA_ERROR_INVALID_HANDLE;
     }
     return dev_alloc(dptr, bytesize);
@@ -247,7 +247,7 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuMemFreeAsync(CUdeviceptr dptr, CUstream hStrea
 {
     uint32_t h;
 
-    if (cu_stream_handle(hStream, &h) != CUDA_SUCCESS) {
+    if (cu_stream_resolve(hStream, &h) != CUDA_SUCCESS) {
         return CUDA_ERROR_INVALID_HANDLE;
     }
     return cuMemFree_v2(dptr);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <pthread.h>
 
@@ -357,6 +358,60 @@ static void host_fn(void *p)
     (*(int *)p)++;
 }
 
+struct slow_fn {
+    pthread_t caller;
+    int on_other_thread;
+    volatile int done;
+};
+
+static void slow_host_fn(void *p)
+{
+    struct slow_fn *s = p;
+
+    s->on_other_thread = !pthread_equal(pthread_self(), s->caller);
+    usleep(100 * 1000);
+    s->done = 1;
+}
+
+/* A host function runs on a thread of the library once the stream reaches
+ * it; the stream's later work waits for it, other streams' does not. */
+static void test_host_fn_order(void **state)
+{
+    static const char ptx[] = ".version 8.0\n.target sm_90\n";
+    struct slow_fn s = { pthread_self(), 0, 0 };
+    CUstream st, other;
+    CUmodule mod;
+    CUfunction f;
+    char c = 0;
+    double d = 0;
+    int i = 0;
+    short *p = NULL, sh = 0;
+    float fl = 0;
+    void *args[] = { &c, &d, &i, &p, &sh, &fl };
+
+    (void)state;
+    assert_int_equal(cuModuleLoadData(&mod, ptx), CUDA_SUCCESS);
+    assert_int_equal(cuModuleGetFunction(&f, mod, "_Z5mixedcdiPssf"), CUDA_SUCCESS);
+    assert_int_equal(cuStreamCreate(&st, 0), CUDA_SUCCESS);
+    assert_int_equal(cuStreamCreate(&other, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+    assert_int_equal(cuLaunchHostFunc(st, slow_host_fn, &s), CUDA_SUCCESS);
+    assert_int_equal(s.done, 0);                       /* asynchronous */
+    assert_int_equal(cuStreamQuery(st), CUDA_ERROR_NOT_READY);
+    assert_int_equal(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, other, args, NULL), CUDA_SUCCESS);
+    assert_int_equal(s.done, 0);                       /* not gated */
+    assert_int_equal(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, st, args, NULL), CUDA_SUCCESS);
+    assert_int_equal(s.done, 1);                       /* after the function */
+    assert_true(s.on_other_thread);
+    assert_int_equal(cuStreamQuery(st), CUDA_SUCCESS);
+    s.done = 0;
+    assert_int_equal(cuLaunchHostFunc(st, slow_host_fn, &s), CUDA_SUCCESS);
+    assert_int_equal(cuCtxSynchronize(), CUDA_SUCCESS);
+    assert_int_equal(s.done, 1);
+    assert_int_equal(cuStreamDestroy(st), CUDA_SUCCESS);
+    assert_int_equal(cuStreamDestroy(other), CUDA_SUCCESS);
+    assert_int_equal(cuModuleUnload(mod), CUDA_SUCCESS);
+}
+
 static void test_contexts_and_host_fn(void **state)
 {
     CUcontext c2, cur;
@@ -375,6 +430,7 @@ static void test_contexts_and_host_fn(void **state)
     assert_int_equal(cuCtxDestroy(c2), CUDA_SUCCESS);
 
     assert_int_equal(cuLaunchHostFunc(NULL, host_fn, &ran), CUDA_SUCCESS);
+    assert_int_equal(cuStreamSynchronize(NULL), CUDA_SUCCESS);
     assert_int_equal(ran, 1);
     assert_int_equal(cuEventCreate(&e1, 0), CUDA_SUCCESS);
     assert_int_equal(cuEventCreate(&e2, 0), CUDA_SUCCESS);
@@ -478,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_async_error),
         cmocka_unit_test(test_memory),
         cmocka_unit_test(test_contexts_and_host_fn),
+        cmocka_unit_test(test_host_fn_order),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_big_image),
     };

@@ -25,6 +25,11 @@
         } \
     } while (0)
 
+static void host_fn(void *p)
+{
+    *(volatile int *)p = 1;
+}
+
 static const char image[] =
     "VGPU-MOCK-MODULE\n"
     "func vadd 8,8,8,4\n"
@@ -81,7 +86,16 @@ int main(void)
 
         CHECK(cuLaunchKernel(mixed, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL), CUDA_SUCCESS);
     }
-    CHECK(cuCtxSynchronize(), CUDA_SUCCESS);
+    {
+        static volatile int ran;
+
+        CHECK(cuLaunchHostFunc(NULL, host_fn, (void *)&ran), CUDA_SUCCESS);
+        CHECK(cuCtxSynchronize(), CUDA_SUCCESS);
+        if (!ran) {
+            fprintf(stderr, "host function did not run by cuCtxSynchronize\n");
+            return 1;
+        }
+    }
     CHECK(cuMemcpyDtoH(c, dc, sizeof(c)), CUDA_SUCCESS);
     for (int i = 0; i < N; i++) {
         if (c[i] != 3.0f * i) {
