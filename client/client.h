@@ -54,5 +54,8 @@ uint64_t vadd_check(struct ctx *c, const struct vadd_buf *v, bool quiet);
 int run_vector_add(struct ctx *c, uint64_t n, bool verbose);
 
 int cmd_hostile(struct ctx *c, int argc, char **argv);
+/* client/cu.c: the CUDA driver operations (ABI 1.2). */
+int cmd_cu_info(struct ctx *c, int argc, char **argv);
+int cmd_run_ptx(struct ctx *c, int argc, char **argv);
 
 #endif /* VGPU_CLIENT_H */

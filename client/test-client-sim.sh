@@ -63,6 +63,25 @@ expect 0 "hostile --seconds 1" "${c[@]}" hostile --seconds 1
 has "hostile reports no violations" 'hostile: [0-9]+ requests .*, 0 violations'
 has "hostile final vector_add" 'hostile: final vector_add passed'
 
+# The CUDA commands on the cpu backend: a clear "not supported", exit 1;
+# their argument language's mistakes are usage errors (2).
+printf '.version 8.0\n.target sm_90\n' >"$tmp/k.ptx"
+expect 1 "cu-info on the cpu backend" "${c[@]}" cu-info
+has "cu-info: not supported, and why" 'cu_device_info: not supported .*backend is cpu'
+expect 1 "run-ptx on the cpu backend" "${c[@]}" run-ptx "$tmp/k.ptx" --kernel k \
+  --buf x:4k:iota:f32 --arg ptr:x --arg u32:1024 --grid 4 --block 256 --expect x:iota:f32
+has "run-ptx: not supported, and why" 'cu_module_load: not supported'
+expect 2 "run-ptx without --kernel" "${c[@]}" run-ptx "$tmp/k.ptx"
+expect 2 "run-ptx without a file" "${c[@]}" run-ptx --kernel k
+expect 2 "run-ptx: a missing file" "${c[@]}" run-ptx "$tmp/none.ptx" --kernel k
+expect 2 "run-ptx: bad --buf size" "${c[@]}" run-ptx "$tmp/k.ptx" --kernel k --buf x:0
+expect 2 "run-ptx: bad --buf init" "${c[@]}" run-ptx "$tmp/k.ptx" --kernel k --buf x:16:iota:f16
+expect 2 "run-ptx: --arg of an unknown buffer" "${c[@]}" run-ptx "$tmp/k.ptx" --kernel k --arg ptr:y
+expect 2 "run-ptx: --arg value out of range" "${c[@]}" run-ptx "$tmp/k.ptx" --kernel k --arg u8:256
+expect 2 "run-ptx: --grid 0" "${c[@]}" run-ptx "$tmp/k.ptx" --kernel k --grid 1,0
+expect 2 "run-ptx: --out of an unknown buffer" "${c[@]}" run-ptx "$tmp/k.ptx" --kernel k --out z
+has "run-ptx usage errors name the option" 'no such --buf'
+
 # Exit codes documented in --help.
 expect 0 "--help" "$client" --help
 has "--help documents exit codes" 'Exit codes: 0 success'

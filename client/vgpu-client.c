@@ -2,7 +2,8 @@
 /*
  * vgpu-client: the guest-side (or, with --transport sim, host-side) client
  * of a vgpu device. Commands: info, nop, vector-add, selftest, bench,
- * hostile. See usage() for options and exit codes.
+ * hostile, and (client/cu.c) cu-info, run-ptx. See usage() for options and
+ * exit codes.
  *
  * Every result is checked against a reference computed here, from input
  * patterns chosen so that float32 arithmetic is exact (small multiples of
@@ -67,6 +68,16 @@ static void usage(FILE *f)
 "  hostile [--seconds S] misbehave (bad ranges, unknown ops, pads, rewrites\n"
 "                        after submission, corrupt indexes, doorbell storm) and\n"
 "                        check that the device stays correct and responsive\n"
+"  cu-info [--attrs]     the GPU of the VM's CUDA context (cuda backend)\n"
+"  run-ptx FILE --kernel NAME [--grid X[,Y,Z]] [--block X[,Y,Z]] [--shared N]\n"
+"          [--buf NAME:BYTES[:INIT]]... [--arg TYPE:VALUE | --arg ptr:NAME[+OFF]]...\n"
+"          [--out NAME[:TYPE[:COUNT]]]... [--expect NAME:INIT]... [--save NAME:PATH]...\n"
+"          [--repeat N] [--tol REL]\n"
+"                        load a PTX/cubin/fatbin file, make device buffers, launch\n"
+"                        NAME once (N times), then print/check/save buffers.\n"
+"                        INIT: zero | fill:TYPE:V | iota:TYPE[:START[:STEP]] |\n"
+"                        file:PATH. TYPE: i8 u8 i16 u16 i32 u32 i64 u64 f32 f64.\n"
+"                        --arg values are the kernel's parameters in order\n"
 "\n"
 "Exit codes: 0 success; 1 a check failed; 2 usage; 3 no vgpu device;\n"
 "4 ABI/protocol version mismatch; 5 mediator not connected (link down or not\n"
@@ -1026,6 +1037,8 @@ int main(int argc, char **argv)
         { "selftest", cmd_selftest },
         { "bench", cmd_bench },
         { "hostile", cmd_hostile },
+        { "cu-info", cmd_cu_info },
+        { "run-ptx", cmd_run_ptx },
     };
     struct ctx c;
     char *end;
