@@ -118,6 +118,22 @@ add_module() {
 add_module uio
 add_module uio_pci_generic
 
+# vgpu.ko (guest/driver/) built against this kernel's headers, cached.
+kver_deb=$(dpkg-deb -f "$kdeb" Version)
+vgpu_ko=$("$top/guest/driver/build-module.sh" "$(dpkg-deb -f "$kdeb" Package)" "$kver_deb" \
+          "$krel" "$kcache") || die "vgpu.ko: build failed"
+
+# The dynamic loader and the shared C/C++ runtime of the host (Debian 12,
+# as the guest's kernel), so ordinary dynamically linked programs run.
+runtime_libs=()
+for f in /lib64/ld-linux-x86-64.so.2 /lib/x86_64-linux-gnu/libc.so.6 \
+         /lib/x86_64-linux-gnu/libm.so.6 /lib/x86_64-linux-gnu/libdl.so.2 \
+         /lib/x86_64-linux-gnu/libpthread.so.0 /lib/x86_64-linux-gnu/librt.so.1 \
+         /lib/x86_64-linux-gnu/libgcc_s.so.1 /lib/x86_64-linux-gnu/libstdc++.so.6; do
+    [ -e "$f" ] || die "$f missing (Debian packages libc6, libgcc-s1, libstdc++6)"
+    runtime_libs+=("$f")
+done
+
 # --- 2. binaries ---------------------------------------------------------------
 
 busybox=$(command -v busybox || true)
@@ -136,9 +152,17 @@ for f in "$build_dir"/client/*-static "$build_dir"/bench/*-static; do
     extra_bins+=("$f")
 done
 
+# Dynamically linked programs, to run on the image's loader and libraries.
+dyn_bins=()
+for f in "$build_dir"/guest/driver/vgpu-drv-test; do
+    [ -x "$f" ] && [ -f "$f" ] || die "$f missing: build it first (ninja -C $build_dir)"
+    dyn_bins+=("$f")
+done
+
 # --- 3. up to date? ------------------------------------------------------------
 
-guest_files=("$top/guest/init" "$top/guest/lspci" "$top/guest/build-image.sh")
+guest_files=("$top/guest/init" "$top/guest/lspci" "$top/guest/build-image.sh"
+             "$top/guest/vgpu-bind")
 for f in "$top"/guest/run/*; do [ -f "$f" ] && guest_files+=("$f"); done
 
 # Named by where they land in the image, so the hash (and the image) does
@@ -149,7 +173,10 @@ inputs=$( {
     sum "$busybox" /bin/busybox
     sum "$client" /bin/vgpu-client
     for f in "${extra_bins[@]}"; do sum "$f" "/bin/$(basename "$f" -static)"; done
+    for f in "${dyn_bins[@]}"; do sum "$f" "/bin/$(basename "$f")"; done
     for f in "${modules[@]}"; do sum "$f" "/lib/modules/$(basename "$f")"; done
+    sum "$vgpu_ko" /lib/modules/vgpu.ko
+    for f in "${runtime_libs[@]}"; do sum "$f" "$f"; done
     for f in "${guest_files[@]}"; do sum "$f" "${f#"$top"/}"; done
 } )
 inputs_hash=$(echo "$inputs" | sha256sum | cut -c1-16)
@@ -177,6 +204,7 @@ done
 
 install -m 0755 "$top/guest/init" "$root/init"
 install -m 0755 "$top/guest/lspci" "$root/bin/lspci"   # busybox has no lspci here
+install -m 0755 "$top/guest/vgpu-bind" "$root/bin/vgpu-bind"
 for f in "$top"/guest/run/*; do
     [ -f "$f" ] && install -m 0755 "$f" "$root/usr/share/vgpu/run/$(basename "$f")"
 done
@@ -187,6 +215,10 @@ for f in "${extra_bins[@]}"; do
     b=$(basename "$f" -static)
     install -m 0755 "$f" "$root/bin/$b"
     msg "  /bin/$b <- ${f#"$top"/}"
+done
+for f in "${dyn_bins[@]}"; do
+    install -m 0755 "$f" "$root/bin/$(basename "$f")"
+    msg "  /bin/$(basename "$f") <- ${f#"$top"/} (dynamic)"
 done
 
 for f in "${modules[@]}"; do
@@ -201,14 +233,35 @@ for f in "${modules[@]}"; do
 done
 # init loads the modules in this order.
 for f in "${modules[@]}"; do b=$(basename "$f"); echo "${b%%.ko*}"; done >"$root/lib/modules/load-order"
+install -m 0644 "$vgpu_ko" "$root/lib/modules/vgpu.ko"
+msg "  /lib/modules/vgpu.ko <- $vgpu_ko"
+echo vgpu >>"$root/lib/modules/load-order"
+
+# Shared libraries at their Debian paths (the loader's own search path).
+mkdir -p "$root/lib64" "$root/lib/x86_64-linux-gnu"
+for f in "${runtime_libs[@]}"; do
+    cp -L "$f" "$root$f"
+    chmod 0755 "$root$f"
+done
 
 cat >"$root/etc/vgpu-image" <<EOF
 kernel=$krel
 kernel_package=$(basename "$kdeb")
 inputs=$inputs_hash
 EOF
-echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
-echo "root:x:0:" >"$root/etc/group"
+# user (1000) is in group vgpu and may use /dev/vgpuN; other (1001) is not.
+cat >"$root/etc/passwd" <<'PASSWD'
+root:x:0:0:root:/root:/bin/sh
+user:x:1000:1000:vgpu user:/home/user:/bin/sh
+other:x:1001:1001:not in vgpu:/home/other:/bin/sh
+PASSWD
+cat >"$root/etc/group" <<'GROUP'
+root:x:0:
+user:x:1000:
+other:x:1001:
+vgpu:x:990:user
+GROUP
+mkdir -p "$root/home/user" "$root/home/other"
 
 # No /dev/console node in the archive (creating one needs root): init mounts
 # devtmpfs first and reopens its stdio on /dev/console.

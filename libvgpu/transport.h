@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
 /*
  * libvgpu internals: the transport interface and the device handle shared by
- * the ring core (vgpu.c) and the transports (transport_sim.c, transport_pci.c).
+ * the ring core (vgpu.c) and the transports (transport_sim.c, transport_pci.c,
+ * transport_dev.c).
  * Not installed; tests include it to drive the ring core over plain memory.
  */
 #ifndef VGPU_LIBVGPU_TRANSPORT_H
 #define VGPU_LIBVGPU_TRANSPORT_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "vgpu/abi.h"
@@ -39,11 +41,17 @@ struct vgpu_transport_ops {
     uint32_t (*link_status)(struct vgpu_dev *dev);
     /* Refreshes transport-specific fields of *out (registers, session). */
     void (*info)(struct vgpu_dev *dev, struct vgpu_dev_info *out);
+    /* Addition: open chose the handle's queue pair and window itself and set
+     * dev->queue/queues, ctrl/sq/cq, data_end and alloc_* (dev: the driver
+     * hands them out). The core then ignores opts->queue, and
+     * vgpu_queue_open() gives -EOPNOTSUPP: open the device again instead. */
+    bool own_queue;
 };
 
 extern const struct vgpu_transport_ops vgpu_transport_sim;
 extern const struct vgpu_transport_ops vgpu_transport_pci;
 extern const struct vgpu_transport_ops vgpu_transport_mem;
+extern const struct vgpu_transport_ops vgpu_transport_dev;
 
 struct vgpu_dev {
     const struct vgpu_transport_ops *ops;

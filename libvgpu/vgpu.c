@@ -102,6 +102,11 @@ static void set_window(struct vgpu_dev *dev)
     struct vgpu_queue_desc d;
     uint64_t off, len;
 
+    if (dev->ops && dev->ops->own_queue) {
+        /* The transport set the window; the queue table is not mapped. */
+        dev->alloc_next = dev->alloc_start;
+        return;
+    }
     dev->alloc_start = VGPU_SHM_DATA_OFFSET;
     dev->alloc_end = dev->data_end;
     memcpy(&d, dev->shm + VGPU_SHM_QTABLE_OFFSET + (uint64_t)dev->queue * sizeof(d), sizeof(d));
@@ -228,7 +233,7 @@ static int open_with(const struct vgpu_transport_ops *ops,
         free(dev);
         return r;
     }
-    r = select_queue(dev, opts->queue);
+    r = ops->own_queue ? 0 : select_queue(dev, opts->queue);
     if (r == 0) {
         r = adopt_indexes(dev);
     }
@@ -335,6 +340,9 @@ int vgpu_queue_open(struct vgpu_dev *dev, uint32_t queue, struct vgpu_dev **out)
     }
     *out = NULL;
     root = root_of(dev);
+    if (root->ops->own_queue) {
+        return -EOPNOTSUPP;     /* dev: each open of the device is a queue */
+    }
     if (queue >= root->queues) {
         return -EINVAL;
     }
@@ -396,10 +404,18 @@ int vgpu_open(const struct vgpu_open_opts *opts, struct vgpu_dev **out)
     if (opts->transport && strcmp(opts->transport, "pci") == 0) {
         return open_with(&vgpu_transport_pci, opts, out);
     }
+    if (opts->transport && strcmp(opts->transport, "dev") == 0) {
+        return open_with(&vgpu_transport_dev, opts, out);
+    }
     if (opts->transport) {
         return -EINVAL;
     }
-    /* Auto: a guest has the device; a host process names or has a socket. */
+    /* Auto: a guest has the device, through vgpu.ko (/dev/vgpuN) or bare
+     * (uio); a host process names or has a socket. */
+    r = open_with(&vgpu_transport_dev, opts, out);
+    if (r != -ENODEV) {
+        return r;
+    }
     r = open_with(&vgpu_transport_pci, opts, out);
     if (r != -ENODEV) {
         return r;

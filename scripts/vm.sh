@@ -5,7 +5,7 @@
 #                      --socket PATH --run "CMD" [--shm 64M] [--timeout S]
 #                      [--accel kvm:tcg|kvm|tcg] [--machine q35|pc]
 #                      [--log FILE] [--append "KERNEL ARGS"] [--no-device]
-#                      [--ioeventfd on|off]
+#                      [--ioeventfd on|off] [--queues N]
 #                      [-- EXTRA QEMU ARGS...]
 #
 #   --name      VM name: the device's vm-name, and the "[NAME] " prefix of
@@ -23,6 +23,8 @@
 #               the mediator an eventfd signalled by the doorbell register
 #               (under KVM the write never leaves the kernel); off sends a
 #               KICK message through QEMU for each doorbell
+#   --queues    queue pairs of the device (property queues, ABI 1.2; default
+#               1): the guest driver vgpu.ko hands queues 1..N-1 to processes
 #   --timeout   seconds before QEMU is killed, default 120 (the guest gets a
 #               deadline a little shorter, so it can still report)
 #   --accel     default $VGPU_ACCEL or kvm:tcg (KVM when usable, else TCG)
@@ -44,7 +46,7 @@ prog=vm.sh
 usage() { sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"; }
 die_usage() { echo "$prog: $*" >&2; echo "try: $prog --help" >&2; exit 2; }
 
-name="" vm_id="" prio="" weight="" sock="" run="" shm=64M timeout=120
+name="" vm_id="" prio="" weight="" sock="" run="" shm=64M timeout=120 queues=1
 ioeventfd=${VGPU_IOEVENTFD:-on}
 accel=${VGPU_ACCEL:-kvm:tcg} machine=q35 logfile="" append="" with_device=1
 extra=()
@@ -58,6 +60,7 @@ while [ $# -gt 0 ]; do
         --run)       run=${2-};      shift 2 || die_usage "--run needs a value" ;;
         --shm)       shm=${2-};      shift 2 || die_usage "--shm needs a value" ;;
         --ioeventfd) ioeventfd=${2-}; shift 2 || die_usage "--ioeventfd needs on or off" ;;
+        --queues)    queues=${2-};   shift 2 || die_usage "--queues needs a value" ;;
         --timeout)   timeout=${2-};  shift 2 || die_usage "--timeout needs a value" ;;
         --accel)     accel=${2-};    shift 2 || die_usage "--accel needs a value" ;;
         --machine)   machine=${2-};  shift 2 || die_usage "--machine needs a value" ;;
@@ -84,6 +87,8 @@ done
 case "$accel" in kvm|tcg|kvm:tcg|tcg:kvm) ;; *) die_usage "--accel: kvm, tcg or kvm:tcg" ;; esac
 case "$machine" in q35|pc) ;; *) die_usage "--machine: q35 or pc" ;; esac
 case "$ioeventfd" in on|off) ;; *) die_usage "--ioeventfd: on or off" ;; esac
+[[ "$queues" =~ ^[0-9]+$ ]] && [ "$queues" -ge 1 ] && [ "$queues" -le 64 ] ||
+    die_usage "--queues: 1..64"
 if [ "$with_device" = 1 ]; then
     [ -n "$sock" ] || die_usage "--socket is required (or --no-device)"
     [[ "$sock" != *,* ]] || die_usage "--socket: a path with ',' cannot go into -chardev"
@@ -128,7 +133,7 @@ if [ "$with_device" = 1 ]; then
     args+=(
         -object "memory-backend-memfd,id=shm,size=$shm,share=on"
         -chardev "socket,id=med,path=$sock,reconnect=1"
-        -device "vgpu-stub,chardev=med,memdev=shm,vm-id=$vm_id,vm-name=$name,priority=$prio,weight=$weight,ioeventfd=$ioeventfd"
+        -device "vgpu-stub,chardev=med,memdev=shm,vm-id=$vm_id,vm-name=$name,priority=$prio,weight=$weight,ioeventfd=$ioeventfd$([ "$queues" -gt 1 ] && echo ",queues=$queues")"
     )
 fi
 args+=("${extra[@]}")

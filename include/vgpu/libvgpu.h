@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
 /*
  * libvgpu: the client side of the vgpu rings. The same ring code runs over
- * two transports:
+ * three transports:
+ *   "dev" - inside a guest with the driver vgpu.ko: one queue pair and data
+ *           window of /dev/vgpuN per handle (include/vgpu/driver.h), for any
+ *           member of the node's group, several processes at once; the
+ *           default when a /dev/vgpuN exists. opts.pci_addr picks the device;
+ *           opts.queue is ignored (the driver assigns the queue).
  *   "pci" - inside a guest: the vgpu-stub device's BAR0 (registers) and BAR2
  *           (shared memory) mapped from sysfs; waits by polling or through
  *           uio_pci_generic interrupts.
@@ -28,7 +33,8 @@ extern "C" {
 struct vgpu_dev;
 
 struct vgpu_open_opts {
-    const char *transport;    /* "pci", "sim", or NULL: pci if a device exists */
+    const char *transport;    /* "dev", "pci", "sim", or NULL: dev if a /dev/vgpuN
+                               * exists, else pci if a device exists, else sim */
     /* sim */
     const char *socket_path;  /* mediator socket; NULL: VGPU_SOCKET env or default */
     uint64_t    shm_size;     /* 0: 64 MiB */

@@ -7,7 +7,11 @@
 require
 
 start_mediator || { fail "mediator starts"; finish; }
+# The hostile client scribbles on queue 0's ring through the raw BARs: the
+# Phase 1 "pci" transport (uio_pci_generic), not the guest driver.
+VM_ARGS=(--append vgpu.bind=uio)
 start_vm vm-bad 66 0 1 180 hostile --seconds 15
+VM_ARGS=()
 start_vm vm-good 1 0 1 180 vector-add-loop 25 16384
 wait_vm vm-bad; rc_bad=$?
 wait_vm vm-good; rc_good=$?

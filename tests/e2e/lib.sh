@@ -137,12 +137,15 @@ mediator_status() { "$MEDIATOR" --socket-path "$sock" --status 2>&1; }
 
 # start_vm NAME VM_ID PRIO WEIGHT TIMEOUT RUN...: boots a VM in the background;
 # console (prefixed) in $work/NAME.out, raw in $work/NAME.console.
+# VM_ARGS (an array, empty by default) adds vm.sh options, e.g.
+# (--queues 9 --append vgpu.bind=uio -- -qmp unix:...).
+VM_ARGS=()
 start_vm() {
     local name=$1 id=$2 prio=$3 weight=$4 timeout=$5
     shift 5
     "$VM_SH" --name "$name" --vm-id "$id" --priority "$prio" --weight "$weight" \
         --socket "$sock" --timeout "$timeout" --log "$work/$name.console" --run "$*" \
-        >"$work/$name.out" 2>&1 &
+        "${VM_ARGS[@]}" >"$work/$name.out" 2>&1 &
     vm_pid[$name]=$!
     bg_pids+=("$!")
     say "VM $name (vm-id $id, priority $prio, weight $weight) booting: $*"
@@ -176,7 +179,9 @@ check_m1m2() {
     check "$name: lspci shows 1b36:10f0 class ff00" \
         has "$c" "Unclassified device [ff00]: Red Hat, Inc. Device [1b36:10f0]"
     check "$name: no NVIDIA vendor id in the guest" hasnt "$c" "[10de:"
-    check "$name: device bound to uio_pci_generic" has "$c" "bound to uio_pci_generic"
+    check "$name: device driven by vgpu.ko (/dev/vgpu0, group vgpu, mode 0660)" \
+        has "$c" "bound to vgpu (/dev/vgpu0 crw-rw---- root:vgpu)"
+    check "$name: client on the dev transport" has_re "$c" '^transport: +dev \(/dev/vgpu0 queue 0'
     check "$name: identity seen by the guest (id $id, prio $prio, weight $weight)" \
         has "$c" "vm:           id $id, name \"$name\", priority $prio, weight $weight"
     check "$name: link up" has_re "$c" '^link: +up'

@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
+/*
+ * vgpu-drv-test: the guest driver's end-to-end checks, run inside a guest by
+ * the e2e tests (tests/e2e/driver-*.sh through guest/run/drv-*). Linked
+ * dynamically on purpose: it also proves that the image's loader and shared
+ * C runtime work for an ordinary program.
+ *
+ *   loop COUNT N [SECONDS]
+ *                     one queue (one open), COUNT vector_adds of N floats
+ *                     (and more until SECONDS have passed), every element
+ *                     checked, fresh inputs each time
+ *   busy COUNT DIM    submits COUNT SGEMMs DIM^3 (long on the cpu backend),
+ *                     says "busy: submitted", then sleeps: to be SIGKILLed
+ *                     with requests in flight
+ *   clean SECONDS     checks that the queue it got is clean (empty rings at
+ *                     one index, zeroed SQ/CQ slots and window, a NOP whose
+ *                     completion is its own), then holds it SECONDS
+ *   open              opens /dev/vgpu0 and prints the errno name (EACCES ...)
+ *   mmap              mmap of anything but the queue region and the window
+ *                     fails (beyond the window, another queue, the queue
+ *                     table, MAP_PRIVATE, PROT_EXEC, huge offsets)
+ *   nop COUNT         NOP round trips, p50/p99 in us (bench)
+ *
+ * Each prints one summary line "drv-<cmd>: ... ok" or "... FAIL: why"
+ * (exit status 0 or 1).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vgpu/abi.h"
+#include "vgpu/driver.h"
+#include "vgpu/libvgpu.h"
+#include "vgpu/ring.h"
+
+#define TIMEOUT_MS 60000
+
+static const char *cmd = "?";
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+    va_list ap;
+
+    printf("drv-%s: pid %d FAIL: ", cmd, (int)getpid());
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+    return 1;
+}
+
+static struct vgpu_dev *open_dev(struct vgpu_dev_info *info)
+{
+    struct vgpu_open_opts o = { .link_timeout_ms = TIMEOUT_MS };
+    struct vgpu_dev *dev;
+    int r;
+
+    r = vgpu_open(&o, &dev);
+    if (r < 0) {
+        fail("vgpu_open: %s (%s)", vgpu_strerror(r), vgpu_open_detail());
+        return NULL;
+    }
+    if (vgpu_get_info(dev, info) < 0) {
+        fail("vgpu_get_info");
+        vgpu_close(dev);
+        return NULL;
+    }
+    return dev;
+}
+
+/* COUNT iterations, and more until SECONDS have passed (0: just COUNT). */
+static int cmd_loop(int count, uint64_t n, int seconds)
+{
+    time_t end = time(NULL) + seconds;
+    struct vgpu_dev_info info;
+    struct vgpu_dev *dev = open_dev(&info);
+    uint64_t a, b, out;
+    int i;
+
+    if (!dev) {
+        return 1;
+    }
+    if (vgpu_alloc(dev, n * 4, 64, &a) < 0 || vgpu_alloc(dev, n * 4, 64, &b) < 0 ||
+        vgpu_alloc(dev, n * 4, 64, &out) < 0) {
+        return fail("%" PRIu64 " floats x3 do not fit the window (%" PRIu64 " bytes)", n,
+                    info.data_size);
+    }
+    for (i = 0; i < count || (seconds > 0 && time(NULL) < end); i++) {
+        float *pa = vgpu_ptr(dev, a), *pb = vgpu_ptr(dev, b), *po = vgpu_ptr(dev, out);
+        struct vgpu_sqe s = { .opcode = VGPU_OP_VECTOR_ADD, .tag = (uint32_t)i,
+                              .user_data = ((uint64_t)getpid() << 32) | (uint32_t)i };
+        struct vgpu_cqe c;
+        uint64_t k;
+        int r;
+
+        for (k = 0; k < n; k++) {
+            /* Exact in float32: small multiples of 1/4, different per pid. */
+            pa[k] = (float)((k + (uint64_t)getpid()) % 1024) * 0.25f;
+            pb[k] = (float)((k * 3 + (uint64_t)i) % 512) * 0.5f;
+            po[k] = -1.0f;
+        }
+        s.args.vector_add.a_off = a;
+        s.args.vector_add.b_off = b;
+        s.args.vector_add.out_off = out;
+        s.args.vector_add.n = n;
+        r = vgpu_call(dev, &s, &c, TIMEOUT_MS);
+        if (r < 0) {
+            return fail("queue %u iteration %d: %s", info.queue, i, vgpu_strerror(r));
+        }
+        if (c.status != VGPU_S_OK) {
+            return fail("queue %u iteration %d: status %s", info.queue, i,
+                        vgpu_status_name(c.status));
+        }
+        for (k = 0; k < n; k++) {
+            if (po[k] != pa[k] + pb[k]) {
+                return fail("queue %u iteration %d: out[%" PRIu64 "] = %g, expected %g",
+                            info.queue, i, k, po[k], pa[k] + pb[k]);
+            }
+        }
+    }
+    printf("drv-loop: pid %d queue %u (%s, window %" PRIu64 " KiB at %#" PRIx64 "): "
+           "%d vector_adds of %" PRIu64 " floats checked ok\n", (int)getpid(), info.queue,
+           info.transport, info.data_size >> 10, info.data_offset, i, n);
+    vgpu_close(dev);
+    return 0;
+}
+
+static int cmd_busy(int count, uint32_t dim)
+{
+    struct vgpu_dev_info info;
+    struct vgpu_dev *dev = open_dev(&info);
+    uint64_t bytes = (uint64_t)dim * dim * 4, a, b, c;
+    int i, r;
+
+    if (!dev) {
+        return 1;
+    }
+    if (vgpu_alloc(dev, bytes, 64, &a) < 0 || vgpu_alloc(dev, bytes, 64, &b) < 0 ||
+        vgpu_alloc(dev, bytes, 64, &c) < 0) {
+        return fail("3 x %u^2 floats do not fit the window", dim);
+    }
+    memset(vgpu_ptr(dev, a), 0, bytes);
+    memset(vgpu_ptr(dev, b), 0, bytes);
+    for (i = 0; i < count; i++) {
+        struct vgpu_sqe s = { .opcode = VGPU_OP_SGEMM, .tag = (uint32_t)i };
+
+        s.args.sgemm.a_off = a;
+        s.args.sgemm.b_off = b;
+        s.args.sgemm.c_off = c;
+        s.args.sgemm.m = s.args.sgemm.n = s.args.sgemm.k = dim;
+        s.args.sgemm.alpha = 1.0f;
+        s.args.sgemm.beta = 0.0f;
+        r = vgpu_submit(dev, &s);
+        if (r < 0) {
+            return fail("submit %d: %s", i, vgpu_strerror(r));
+        }
+    }
+    r = vgpu_kick(dev);
+    if (r < 0) {
+        return fail("kick: %s", vgpu_strerror(r));
+    }
+    printf("drv-busy: pid %d queue %u: submitted %d sgemm %u^3\n", (int)getpid(), info.queue,
+           count, dim);
+    fflush(stdout);
+    for (;;) {
+        pause();
+    }
+}
+
+static bool all_zero(const uint8_t *p, uint64_t len)
+{
+    uint64_t i;
+
+    for (i = 0; i < len; i++) {
+        if (p[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int cmd_clean(int hold)
+{
+    struct vgpu_dev_info info;
+    struct vgpu_dev *dev = open_dev(&info);
+    struct vgpu_shm_ctrl *ctrl;
+    struct vgpu_sqe s = { .opcode = VGPU_OP_NOP, .tag = 77 };
+    struct vgpu_cqe c;
+    uint64_t size, qoff;
+    uint8_t *base;
+    uint32_t st, sh, ct, ch;
+    int r;
+
+    if (!dev) {
+        return 1;
+    }
+    base = vgpu_shm_base(dev, &size);
+    qoff = VGPU_SHM_QUEUE_OFFSET(size, info.queue);
+    if (info.queue == 0) {
+        qoff = 0;
+    }
+    ctrl = vgpu_shm_ctrl(base + qoff);
+    st = vgpu_load_acquire(&ctrl->sq_tail);
+    sh = vgpu_load_acquire(&ctrl->sq_head);
+    ct = vgpu_load_acquire(&ctrl->cq_tail);
+    ch = vgpu_load_acquire(&ctrl->cq_head);
+    if (st != sh || sh != ct || ct != ch) {
+        return fail("queue %u: indexes sq_tail %u sq_head %u cq_tail %u cq_head %u", info.queue,
+                    st, sh, ct, ch);
+    }
+    if (!all_zero(base + qoff + VGPU_SHM_SQ_OFFSET, VGPU_SHM_QUEUE_SIZE - VGPU_SHM_SQ_OFFSET)) {
+        return fail("queue %u: SQ/CQ slots not cleared", info.queue);
+    }
+    if (!all_zero(base + info.data_offset, info.data_size)) {
+        return fail("queue %u: window not cleared", info.queue);
+    }
+    s.user_data = ((uint64_t)getpid() << 32) | 0xc1ea;
+    r = vgpu_call(dev, &s, &c, TIMEOUT_MS);
+    if (r < 0 || c.status != VGPU_S_OK) {
+        return fail("queue %u: NOP: %s / %s", info.queue, r < 0 ? vgpu_strerror(r) : "ok",
+                    vgpu_status_name(c.status));
+    }
+    printf("drv-clean: pid %d queue %u: rings empty at index %u, slots and %" PRIu64
+           " KiB window zero, own NOP completion ok\n", (int)getpid(), info.queue, st,
+           info.data_size >> 10);
+    fflush(stdout);
+    sleep((unsigned)hold);
+    vgpu_close(dev);
+    return 0;
+}
+
+static int cmd_open(void)
+{
+    int fd = open("/dev/vgpu0", O_RDWR | O_CLOEXEC);
+
+    if (fd >= 0) {
+        printf("drv-open: pid %d uid %d: opened\n", (int)getpid(), (int)getuid());
+        close(fd);
+        return 0;
+    }
+    printf("drv-open: pid %d uid %d: %s (%s)\n", (int)getpid(), (int)getuid(),
+           errno == EACCES ? "EACCES" : errno == EBUSY ? "EBUSY" : "other", strerror(errno));
+    return 1;
+}
+
+/* One mmap attempt: want_ok says whether it must succeed. */
+static int try_map(int fd, const char *what, uint64_t off, uint64_t len, int prot, int flags,
+                   bool want_ok)
+{
+    void *p = mmap(NULL, len, prot, flags, fd, (off_t)off);
+    int e = errno;
+
+    if (p != MAP_FAILED) {
+        munmap(p, len);
+    }
+    if ((p != MAP_FAILED) != want_ok) {
+        printf("drv-mmap: %s (off %#" PRIx64 " len %#" PRIx64 "): %s, expected %s\n", what, off,
+               len, p != MAP_FAILED ? "mapped" : strerror(e), want_ok ? "mapped" : "failure");
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_mmap(void)
+{
+    int fd = open("/dev/vgpu0", O_RDWR | O_CLOEXEC);
+    const int rw = PROT_READ | PROT_WRITE;
+    uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+    struct vgpu_drv_info di;
+    int bad = 0, n = 0;
+
+    if (fd < 0) {
+        return fail("open /dev/vgpu0: %s", strerror(errno));
+    }
+    if (ioctl(fd, VGPU_IOCTL_INFO, &di) < 0) {
+        return fail("VGPU_IOCTL_INFO: %s", strerror(errno));
+    }
+#define T(what, off, len, prot, flags, ok) \
+    (n++, bad += try_map(fd, what, off, len, prot, flags, ok))
+    T("queue region", di.queue_off, di.queue_len, rw, MAP_SHARED, true);
+    T("window", di.win_off, di.win_len, rw, MAP_SHARED, true);
+    T("last window page", di.win_off + di.win_len - pg, pg, rw, MAP_SHARED, true);
+    T("window + 1 page", di.win_off, di.win_len + pg, rw, MAP_SHARED, false);
+    T("page after the window", di.win_off + di.win_len, pg, rw, MAP_SHARED, false);
+    T("page before the window", di.win_off - pg, pg, rw, MAP_SHARED, false);
+    T("queue region + 1 page", di.queue_off, di.queue_len + pg, rw, MAP_SHARED, false);
+    T("queue 0 / queue table", 0, pg, rw, MAP_SHARED, false);
+    T("the whole BAR2", 0, di.shm_size, rw, MAP_SHARED, false);
+    if (di.queues > 1) {
+        uint32_t other = di.queue == 1 ? 2 : 1;
+
+        if (other < di.queues) {
+            T("another queue's region", VGPU_SHM_QUEUE_OFFSET(di.shm_size, other),
+              di.queue_len, rw, MAP_SHARED, false);
+        }
+    }
+    T("MAP_PRIVATE window", di.win_off, pg, rw, MAP_PRIVATE, false);
+    T("PROT_EXEC window", di.win_off, pg, rw | PROT_EXEC, MAP_SHARED, false);
+    T("offset past BAR2", di.shm_size, pg, rw, MAP_SHARED, false);
+    T("huge offset", ~(uint64_t)0 & ~(pg - 1), pg, rw, MAP_SHARED, false);
+#undef T
+    close(fd);
+    if (bad) {
+        return fail("%d of %d mmap checks wrong", bad, n);
+    }
+    printf("drv-mmap: queue %u window %#" PRIx64 "+%#" PRIx64 ": %d mmap checks ok "
+           "(only the queue region and the window map)\n", di.queue, (uint64_t)di.win_off,
+           (uint64_t)di.win_len, n);
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static int cmd_nop(int count)
+{
+    struct vgpu_dev_info info;
+    struct vgpu_dev *dev = open_dev(&info);
+    uint64_t *ns;
+    int i;
+
+    if (!dev) {
+        return 1;
+    }
+    ns = calloc((size_t)count, sizeof(*ns));
+    if (!ns) {
+        return fail("out of memory");
+    }
+    for (i = 0; i < count; i++) {
+        struct vgpu_sqe s = { .opcode = VGPU_OP_NOP, .tag = (uint32_t)i };
+        struct vgpu_cqe c;
+        struct timespec t0, t1;
+        int r;
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        r = vgpu_call(dev, &s, &c, TIMEOUT_MS);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (r < 0 || c.status != VGPU_S_OK) {
+            return fail("nop %d: %s", i, r < 0 ? vgpu_strerror(r) : vgpu_status_name(c.status));
+        }
+        ns[i] = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull +
+                (uint64_t)(t1.tv_nsec - t0.tv_nsec);
+    }
+    qsort(ns, (size_t)count, sizeof(*ns), cmp_u64);
+    printf("drv-nop: %s queue %u: %d NOPs p50 %.1f us p99 %.1f us\n", info.transport,
+           info.queue, count, ns[count / 2] / 1e3, ns[(count * 99) / 100] / 1e3);
+    free(ns);
+    vgpu_close(dev);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc < 2) {
+        fprintf(stderr, "usage: vgpu-drv-test loop COUNT N [SECONDS] | busy COUNT DIM | clean SECONDS |"
+                " open | mmap | nop COUNT\n");
+        return 2;
+    }
+    cmd = argv[1];
+    if (!strcmp(cmd, "loop") && (argc == 4 || argc == 5)) {
+        return cmd_loop(atoi(argv[2]), strtoull(argv[3], NULL, 0), argc == 5 ? atoi(argv[4]) : 0);
+    }
+    if (!strcmp(cmd, "busy") && argc == 4) {
+        return cmd_busy(atoi(argv[2]), (uint32_t)atoi(argv[3]));
+    }
+    if (!strcmp(cmd, "clean") && argc == 3) {
+        return cmd_clean(atoi(argv[2]));
+    }
+    if (!strcmp(cmd, "open") && argc == 2) {
+        return cmd_open();
+    }
+    if (!strcmp(cmd, "mmap") && argc == 2) {
+        return cmd_mmap();
+    }
+    if (!strcmp(cmd, "nop") && argc == 3 && atoi(argv[2]) > 0) {
+        return cmd_nop(atoi(argv[2]));
+    }
+    fprintf(stderr, "vgpu-drv-test: bad command\n");
+    return 2;
+}
