@@ -108,6 +108,12 @@ put('msg', 'hello_bad_weight', bytes([NEW, fd1]) + hello(weight=0))
 put('msg', 'hello_name_unterminated', bytes([NEW, fd1]) + hello(name=b'\x01\xff' * 32))
 put('msg', 'error_text_full', bytes([ADMIN, 0]) + error(text=b'x' * 120))
 put('msg', 'oversize', bytes([NEW, 0]) + hdr(8, 65536))
+# 1.4: the HELLO that carries the queue pairs (120 bytes), a bad count, a size between.
+put('msg', 'hello_queues', bytes([NEW, fd1]) + hdr(1, 120) + hello()[16:] +
+    struct.pack('<II', 4, 0) + kick() + bye())
+put('msg', 'hello_queues_bad', bytes([NEW, fd1]) + hdr(1, 120) + hello()[16:] +
+    struct.pack('<II', 65, 0))
+put('msg', 'hello_116', bytes([NEW, fd1]) + hdr(1, 116) + hello()[16:] + b'\0' * 4)
 
 # ---- ring: script of actions (see fuzz_ring.c enum action)
 SUBMIT, COMPLETE, WAIT, CQ_TAIL, SQ_HEAD, CQE, GUEST_IDX = range(7)
