@@ -35,9 +35,13 @@ static void usage(FILE *f)
 "usage: vgpu-client [OPTIONS] COMMAND [COMMAND OPTIONS]\n"
 "\n"
 "Options:\n"
-"  --transport pci|sim   pci: the vgpu PCI device (guest); sim: connect to the\n"
-"                        mediator socket with a memfd (host). Default: pci if\n"
-"                        a device exists, else sim\n"
+"  --transport dev|pci|sim\n"
+"                        dev: a queue of /dev/vgpuN (guest with vgpu.ko, any\n"
+"                        member of its group); pci: the vgpu PCI device\n"
+"                        through sysfs (guest, root); sim: connect to the\n"
+"                        mediator socket with a memfd (host). Default: dev if\n"
+"                        a /dev/vgpuN exists, else pci if a device exists,\n"
+"                        else sim\n"
 "  --socket PATH         sim: mediator socket (default $VGPU_SOCKET or\n"
 "                        " VGPU_DEFAULT_SOCKET ")\n"
 "  --vm-id N --priority P --weight W --name S\n"
@@ -1061,8 +1065,8 @@ int main(int argc, char **argv)
         }
         switch (opt) {
         case 't':
-            if (strcmp(optarg, "pci") && strcmp(optarg, "sim")) {
-                fprintf(stderr, "vgpu-client: --transport is pci or sim\n");
+            if (strcmp(optarg, "pci") && strcmp(optarg, "sim") && strcmp(optarg, "dev")) {
+                fprintf(stderr, "vgpu-client: --transport is dev, pci or sim\n");
                 return EXIT_USAGE;
             }
             c.opts.transport = optarg;
