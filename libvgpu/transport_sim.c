@@ -406,6 +406,10 @@ static int sim_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
                         "them in %llu bytes", queues, VGPU_MAX_QUEUES, (unsigned long long)size);
         return -EINVAL;
     }
+    if (o->queue >= queues) {
+        vgpu_set_detail("queue %u: the device has %u queue pair(s)", o->queue, queues);
+        return -EINVAL;
+    }
     if (o->priority >= VGPU_PRIO_CLASSES || o->weight > VGPU_WEIGHT_MAX) {
         vgpu_set_detail("priority %u / weight %u: need priority < %u, weight <= %u",
                         o->priority, o->weight, VGPU_PRIO_CLASSES, VGPU_WEIGHT_MAX);

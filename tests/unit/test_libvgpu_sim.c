@@ -398,6 +398,33 @@ static void test_no_welcome(void **state)
     assert_non_null(strstr(vgpu_open_detail(), "no WELCOME"));
 }
 
+/* ABI 1.2: queue counts the device could not hold are refused before connecting. */
+static void test_bad_queues(void **state)
+{
+    struct fake *f = *state;
+    struct vgpu_open_opts o;
+    struct vgpu_dev *dev;
+
+    memset(&o, 0, sizeof(o));
+    o.transport = "sim";
+    o.socket_path = f->path;
+    o.shm_size = 4u << 20;
+    o.queues = VGPU_MAX_QUEUES + 1;
+    assert_int_equal(vgpu_open(&o, &dev), -EINVAL);
+    assert_non_null(strstr(vgpu_open_detail(), "queue pairs"));
+    o.queues = VGPU_MAX_QUEUES;     /* 63 x 64 KiB + 128 KiB > 4 MiB */
+    assert_int_equal(vgpu_open(&o, &dev), -EINVAL);
+    o.queues = 0;
+    setenv("VGPU_QUEUES", "two", 1);
+    assert_int_equal(vgpu_open(&o, &dev), -EINVAL);
+    unsetenv("VGPU_QUEUES");
+    /* a sim handle's own queue must be one the device has */
+    o.queues = 2;
+    o.queue = 2;
+    assert_int_equal(vgpu_open(&o, &dev), -EINVAL);
+    assert_non_null(strstr(vgpu_open_detail(), "queue 2"));
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -410,6 +437,7 @@ int main(void)
         T(test_wrong_reply),
         T(test_unknown_error_code),
         T(test_no_welcome),
+        T(test_bad_queues),
     };
 #undef T
     return cmocka_run_group_tests_name("libvgpu-sim", tests, NULL, NULL);
