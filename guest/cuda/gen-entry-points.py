@@ -136,8 +136,9 @@ def main():
             w(f'VGPU_CU_EXPORT CUresult CUDAAPI {name}({params})\n{{\n    return {m.group(1)}({args});\n}}\n')
         else:
             w(f'VGPU_CU_EXPORT CUresult CUDAAPI {name}({params})\n{{\n    return vgpu_cu_unsupported("{name}");\n}}\n')
+    # sorted by name in strcmp's order: cuGetProcAddress searches it by halves
     w('const struct cu_proc cu_procs[] = {')
-    for base, v, ptds, s in sorted(table):
+    for base, v, ptds, s in sorted(table, key=lambda t: (t[0].encode(), t[1], t[2])):
         w(f'    {{ "{base}", {v}, {1 if ptds else 0}, (void *){s} }},')
     w('};')
     w(f'const unsigned cu_procs_count = {len(table)};')

@@ -552,12 +552,24 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuGetProcAddress_v2(const char *symbol, void **p
         return CUDA_ERROR_INVALID_VALUE;
     }
     want_ptds = (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) != 0;
-    for (i = 0; i < cu_procs_count; i++) {
+    /* the table is sorted by name: the first entry of this name, then its run */
+    {
+        unsigned lo = 0, hi = cu_procs_count;
+
+        while (lo < hi) {
+            unsigned mid = lo + (hi - lo) / 2;
+
+            if (strcmp(cu_procs[mid].name, symbol) < 0) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        i = lo;
+    }
+    for (; i < cu_procs_count && strcmp(cu_procs[i].name, symbol) == 0; i++) {
         const struct cu_proc *p = &cu_procs[i];
 
-        if (strcmp(p->name, symbol) != 0) {
-            continue;
-        }
         known = 1;
         if (p->min_version > cudaVersion) {
             continue;

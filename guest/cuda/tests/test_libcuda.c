@@ -19,6 +19,7 @@
 #include <cmocka.h>
 #include <cuda.h>
 
+#include "../cuda_internal.h"
 #include "../export_tables.h"
 #include "../module.h"
 #include "fake_remote.h"
@@ -91,6 +92,15 @@ static void test_proc_address(void **state)
     assert_int_equal(rv, CUDA_ERROR_NOT_FOUND);
     assert_int_equal(st, CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT);
     assert_int_equal(cuGetProcAddress_v2(NULL, &fn, 13000, 0, &st), CUDA_ERROR_INVALID_VALUE);
+
+    /* searched by halves: sorted as strcmp sorts, every name found */
+    assert_true(cu_procs_count > 600);
+    for (unsigned i = 1; i < cu_procs_count; i++) {
+        assert_true(strcmp(cu_procs[i - 1].name, cu_procs[i].name) <= 0);
+    }
+    for (unsigned i = 0; i < cu_procs_count; i++) {
+        assert_int_equal(cuGetProcAddress_v2(cu_procs[i].name, &fn, 13000, 0, &st), CUDA_SUCCESS);
+    }
 }
 
 static void test_unsupported(void **state)
