@@ -34,6 +34,7 @@ static CUresult host_reset(void)
     cu_ctx_reset_all();
     cu_g.sticky = CUDA_SUCCESS;
     cu_g.deferred = CUDA_SUCCESS;
+    cu_g.generation++;
     return rv == CUDA_ERROR_CONTEXT_IS_DESTROYED ? CUDA_SUCCESS : rv;
 }
 

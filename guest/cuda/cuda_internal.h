@@ -131,6 +131,7 @@ struct cu_state {
     struct cu_remote remote;
     CUresult sticky;            /* a fault ended the GPU context: every call
                                  * says so until a reset */
+    unsigned generation;        /* bumped at every host context reset */
     CUresult deferred;          /* an asynchronous error the host-function
                                  * thread's polling took; the next stream or
                                  * context synchronisation reports it */
@@ -168,6 +169,10 @@ CUresult cu_stream_resolve(CUstream s, uint32_t *h);
  * (cu_lock held, released while waiting) until the host functions that
  * stream order puts before that work have run. */
 CUresult cu_stream_handle(CUstream s, uint32_t *h);
+/* Around a _ptds/_ptsz entry point: the NULL stream is the thread's own. */
+void cu_ptds_enter(void);
+void cu_ptds_leave(void);
+
 /* The deferred asynchronous error, if any, in place of rv == success. */
 CUresult cu_take_deferred(CUresult rv);
 /* Waits until every host function launched so far has run (cu_lock held). */

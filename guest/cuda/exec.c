@@ -4,10 +4,10 @@
  * function lookup), streams, events, host functions, occupancy and function
  * attributes.
  *
- * Streams: the NULL stream, CU_STREAM_LEGACY and CU_STREAM_PER_THREAD are
- * all the host queue's default stream (handle 0). Running per-thread
- * default-stream work on the legacy stream orders it more strictly than
- * natively, never less, so results are those of the native run.
+ * Streams: the NULL stream and CU_STREAM_LEGACY are the host queue's
+ * default (legacy) stream, handle 0; CU_STREAM_PER_THREAD, and the NULL
+ * stream in the _ptds/_ptsz entry points, are a blocking host stream of
+ * the calling thread's own.
  *
  * Host functions run in the guest, on a thread of this library, once the
  * host reports the stream reached them (see "host functions" below).
@@ -19,9 +19,98 @@
 #include "cuda_internal.h"
 #include "module.h"
 
+/*
+ * The per-thread default stream: CU_STREAM_PER_THREAD, and the NULL stream
+ * inside a _ptds/_ptsz entry point (cu_ptds_enter/leave, called by the
+ * generated wrappers). Each thread gets its own blocking host stream, made
+ * at its first use and destroyed when the thread ends; a context reset
+ * (a new generation) makes it anew.
+ */
+struct ptds_stream {
+    uint32_t handle;
+    unsigned gen;
+};
+
+static __thread int ptds_depth;
+static __thread struct ptds_stream *ptds_mine;
+static pthread_key_t ptds_key;
+static pthread_once_t ptds_once = PTHREAD_ONCE_INIT;
+
+void cu_ptds_enter(void)
+{
+    ptds_depth++;
+}
+
+void cu_ptds_leave(void)
+{
+    ptds_depth--;
+}
+
+static void ptds_gone(void *p)
+{
+    struct ptds_stream *ps = p;
+
+    pthread_mutex_lock(&cu_lock);
+    if (ps->handle && ps->gen == cu_g.generation && cu_ready() == CUDA_SUCCESS) {
+        (void)vgpu_cu_stream_destroy(cu_rm(), ps->handle);
+    }
+    pthread_mutex_unlock(&cu_lock);
+    free(ps);
+}
+
+static void ptds_key_make(void)
+{
+    (void)pthread_key_create(&ptds_key, ptds_gone);
+}
+
+static int is_per_thread(CUstream s)
+{
+    return s == CU_STREAM_PER_THREAD || (s == NULL && ptds_depth > 0);
+}
+
+/* Work on it also orders with the legacy stream, as a blocking stream's. */
+static int stream_blocking(CUstream s, uint32_t h)
+{
+    if (h == 0 || s == NULL || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD) {
+        return 1;
+    }
+    return !(s->flags & CU_STREAM_NON_BLOCKING);
+}
+
+/* The calling thread's per-thread stream; cu_lock held. Without one (the
+ * host refused) the legacy stream serves: stricter ordering, same results. */
+static uint32_t ptds_handle(void)
+{
+    struct ptds_stream *ps = ptds_mine;
+    uint32_t h = 0;
+
+    if (ps && ps->handle && ps->gen == cu_g.generation) {
+        return ps->handle;
+    }
+    pthread_once(&ptds_once, ptds_key_make);
+    if (!ps) {
+        ps = calloc(1, sizeof(*ps));
+        if (!ps) {
+            return 0;
+        }
+        ptds_mine = ps;
+        (void)pthread_setspecific(ptds_key, ps);
+    }
+    if (vgpu_cu_stream_create(cu_rm(), 0, 0, &h) != 0) {
+        h = 0;
+    }
+    ps->handle = h;
+    ps->gen = cu_g.generation;
+    return h;
+}
+
 CUresult cu_stream_resolve(CUstream s, uint32_t *h)
 {
-    if (s == NULL || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD) {
+    if (is_per_thread(s)) {
+        *h = ptds_mine && ptds_mine->gen == cu_g.generation ? ptds_mine->handle : 0;
+        return CUDA_SUCCESS;
+    }
+    if (s == NULL || s == CU_STREAM_LEGACY) {
         *h = 0;
         return CUDA_SUCCESS;
     }
@@ -30,6 +119,16 @@ CUresult cu_stream_resolve(CUstream s, uint32_t *h)
     }
     *h = s->handle;
     return CUDA_SUCCESS;
+}
+
+/* cu_stream_resolve, making the per-thread stream if it is the one named. */
+static CUresult stream_get(CUstream s, uint32_t *h)
+{
+    if (is_per_thread(s)) {
+        *h = ptds_handle();
+        return CUDA_SUCCESS;
+    }
+    return cu_stream_resolve(s, h);
 }
 
 /* ---- host functions ----
@@ -75,13 +174,13 @@ static int hostfn_gates(uint32_t h, int blocking)
 
 CUresult cu_stream_handle(CUstream s, uint32_t *h)
 {
-    CUresult rv = cu_stream_resolve(s, h);
+    CUresult rv = stream_get(s, h);
     int blocking;
 
     if (rv != CUDA_SUCCESS || hostfn_pending == 0) {
         return rv;
     }
-    blocking = *h == 0 || !(s->flags & CU_STREAM_NON_BLOCKING);
+    blocking = stream_blocking(s, *h);
     while (hostfn_gates(*h, blocking)) {
         pthread_cond_wait(&hostfn_done_cv, &cu_lock);
     }
@@ -193,7 +292,7 @@ static CUresult hostfn_launch(CUstream stream, CUhostFn fn, CUstreamCallback cb,
     }
     if (rv == CUDA_SUCCESS) {
         j->stream = h;
-        j->blocking = h == 0 || !(stream->flags & CU_STREAM_NON_BLOCKING);
+        j->blocking = stream_blocking(stream, h);
         j->event = ev;
         j->fn = fn;
         j->cb = cb;
@@ -459,10 +558,9 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuStreamQuery(CUstream hStream)
 
     CU_ENTER(rv);
     if (rv == CUDA_SUCCESS) {
-        rv = cu_stream_resolve(hStream, &h);
+        rv = stream_get(hStream, &h);
     }
-    if (rv == CUDA_SUCCESS && hostfn_pending &&
-        hostfn_gates(h, h == 0 || !(hStream->flags & CU_STREAM_NON_BLOCKING))) {
+    if (rv == CUDA_SUCCESS && hostfn_pending && hostfn_gates(h, stream_blocking(hStream, h))) {
         CU_LEAVE();
         return CUDA_ERROR_NOT_READY;     /* a host function of it has not run */
     }

@@ -13,8 +13,7 @@ a name appeared). For every symbol it emits:
   - nothing, when one of SOURCE.c defines it ("CUresult CUDAAPI name(" at the
     start of a line: implemented by hand);
   - for a _ptds/_ptsz twin of an implemented symbol, a wrapper that calls it
-    (this library runs the per-thread default stream as the legacy one, which
-    is stronger ordering and so never a wrong result);
+    with the NULL stream meaning the calling thread's per-thread stream;
   - otherwise a stub with the exact signature that returns
     CUDA_ERROR_NOT_SUPPORTED and logs the name once.
 
@@ -133,7 +132,9 @@ def main():
         m = re.fullmatch(r'(\w+?)_pt(ds|sz)', name)
         if m and m.group(1) in implemented:
             args = ', '.join(param_names(params))
-            w(f'VGPU_CU_EXPORT CUresult CUDAAPI {name}({params})\n{{\n    return {m.group(1)}({args});\n}}\n')
+            w(f'VGPU_CU_EXPORT CUresult CUDAAPI {name}({params})\n{{\n'
+              f'    CUresult r;\n\n    cu_ptds_enter();\n    r = {m.group(1)}({args});\n'
+              f'    cu_ptds_leave();\n    return r;\n}}\n')
         else:
             w(f'VGPU_CU_EXPORT CUresult CUDAAPI {name}({params})\n{{\n    return vgpu_cu_unsupported("{name}");\n}}\n')
     # sorted by name in strcmp's order: cuGetProcAddress searches it by halves

@@ -28,6 +28,7 @@ struct vgpu_cu {
     uint8_t   last_params[VGPU_CU_MAX_PARAM_BYTES];
     uint32_t  last_params_len;
     uint32_t  launches;
+    uint32_t  last_stream;
 };
 
 static struct vgpu_cu fake;
@@ -357,6 +358,7 @@ int vgpu_cu_launch_params(struct vgpu_cu *cu, const struct vgpu_args_cu_launch *
         return VGPU_S_BAD_ARGS;
     }
     cu->launches++;
+    cu->last_stream = a->stream;
     memcpy(cu->last_params, params, a->params_len);
     cu->last_params_len = a->params_len;
     if (strcmp(name, "_Z5faultv") == 0) {
@@ -499,4 +501,9 @@ FAKE_EXPORT uint32_t fake_last_launch(void *params, uint32_t max)
 FAKE_EXPORT uint32_t fake_launches(void)
 {
     return fake.launches;
+}
+
+FAKE_EXPORT uint32_t fake_last_stream(void)
+{
+    return fake.last_stream;
 }

@@ -9,5 +9,7 @@
  * length. */
 uint32_t fake_last_launch(void *params, uint32_t max);
 uint32_t fake_launches(void);
+/* The host stream of the last launch. */
+uint32_t fake_last_stream(void);
 
 #endif

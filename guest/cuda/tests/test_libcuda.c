@@ -475,6 +475,57 @@ static void test_big_image(void **state)
     free(img);
 }
 
+/* The per-thread default stream: a host stream per thread, also what the
+ * NULL stream means in the _ptsz entry points; the legacy stream is 0. */
+static CUfunction ptds_f;
+static uint32_t ptds_other;
+
+static void *ptds_thread(void *arg)
+{
+    (void)arg;
+    cuCtxSetCurrent(ctx);
+    if (cuLaunchKernel(ptds_f, 1, 1, 1, 1, 1, 1, 0, CU_STREAM_PER_THREAD, NULL, NULL)) {
+        return (void *)1;
+    }
+    ptds_other = fake_last_stream();
+    return NULL;
+}
+
+extern CUresult s_ptsz_launch(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
+                              unsigned, unsigned, CUstream, void **, void **)
+    __asm__("cuLaunchKernel_ptsz");
+
+static void test_per_thread_stream(void **state)
+{
+    static const char ptx[] = ".version 8.0\n.target sm_90\n";
+    CUmodule mod;
+    uint32_t mine;
+    pthread_t t;
+    void *r;
+
+    (void)state;
+    assert_int_equal(cuModuleLoadData(&mod, ptx), CUDA_SUCCESS);
+    assert_int_equal(cuModuleGetFunction(&ptds_f, mod, "_Z4nopsv"), CUDA_SUCCESS);
+    assert_int_equal(cuLaunchKernel(ptds_f, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL), CUDA_SUCCESS);
+    assert_int_equal(fake_last_stream(), 0);
+    assert_int_equal(cuLaunchKernel(ptds_f, 1, 1, 1, 1, 1, 1, 0, CU_STREAM_PER_THREAD, NULL, NULL),
+                     CUDA_SUCCESS);
+    mine = fake_last_stream();
+    assert_int_not_equal(mine, 0);
+    assert_int_equal(s_ptsz_launch(ptds_f, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL), CUDA_SUCCESS);
+    assert_int_equal(fake_last_stream(), mine);
+    assert_int_equal(cuLaunchKernel(ptds_f, 1, 1, 1, 1, 1, 1, 0, CU_STREAM_LEGACY, NULL, NULL),
+                     CUDA_SUCCESS);
+    assert_int_equal(fake_last_stream(), 0);
+    assert_int_equal(pthread_create(&t, NULL, ptds_thread, NULL), 0);
+    assert_int_equal(pthread_join(t, &r), 0);
+    assert_null(r);
+    assert_int_not_equal(ptds_other, 0);
+    assert_int_not_equal(ptds_other, mine);
+    assert_int_equal(cuStreamSynchronize(CU_STREAM_PER_THREAD), CUDA_SUCCESS);
+    assert_int_equal(cuModuleUnload(mod), CUDA_SUCCESS);
+}
+
 /* Several threads, each its own buffers and stream, through the one lock. */
 static void *thread_body(void *arg)
 {
@@ -545,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_memory),
         cmocka_unit_test(test_contexts_and_host_fn),
         cmocka_unit_test(test_host_fn_order),
+        cmocka_unit_test(test_per_thread_stream),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_big_image),
     };

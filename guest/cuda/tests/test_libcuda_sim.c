@@ -84,7 +84,10 @@ int main(void)
     {
         void *args[] = { &ch, &d, &sh, &i32, &dout };
 
-        CHECK(cuLaunchKernel(mixed, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL), CUDA_SUCCESS);
+        /* on this thread's per-thread default stream: a host stream of its own */
+        CHECK(cuLaunchKernel(mixed, 1, 1, 1, 1, 1, 1, 0, CU_STREAM_PER_THREAD, args, NULL),
+              CUDA_SUCCESS);
+        CHECK(cuStreamSynchronize(CU_STREAM_PER_THREAD), CUDA_SUCCESS);
     }
     {
         static volatile int ran;
