@@ -103,7 +103,7 @@ struct vgpu_device {
 	int minor;
 	int irq;
 	bool msi;
-	struct mutex lock;
+	struct mutex lock;		/* queue states, files, dead */
 	bool dead;			/* removed: no new use of the hardware */
 	atomic_t link_seq;		/* link status changes seen */
 	struct delayed_work reclaim;
@@ -217,8 +217,10 @@ static bool vgpu_queue_quiet(struct vgpu_device *vdev, struct vgpu_queue *q)
 	u32 link = readl(vdev->regs + VGPU_REG_LINK_STATUS);
 	unsigned long now = jiffies;
 
-	/* Completions of the dead owner are consumed here: the CQ never
-	 * blocks the mediator from finishing its requests. */
+	/*
+	 * Completions of the dead owner are consumed here: the CQ never
+	 * blocks the mediator from finishing its requests.
+	 */
 	vgpu_ctrl_write(vdev, q, VGPU_CTRL(cq_head), cq_tail);
 
 	if (cq_tail != q->last_cq) {
