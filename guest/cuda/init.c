@@ -189,6 +189,33 @@ int cu_attr(CUdevice_attribute a)
 
 /* ---- init ---- */
 
+/*
+ * fork: the child shares the parent's queue and shared memory but must not
+ * use them (its requests would land in the parent's rings). As natively, a
+ * child of an initialised process gets a clean error from every call; the
+ * lock is held across fork so that the child's copy is never held by a
+ * thread that does not exist there.
+ */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&cu_lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&cu_lock);
+}
+
+static void fork_child(void)
+{
+    pthread_mutex_unlock(&cu_lock);
+    if (cu_g.inited && cu_g.init_result == CUDA_SUCCESS) {
+        cu_g.init_result = CUDA_ERROR_NOT_INITIALIZED;
+        cu_g.device_count = 0;
+        memset(&cu_g.remote, 0, sizeof(cu_g.remote));
+    }
+}
+
 VGPU_CU_EXPORT CUresult CUDAAPI cuInit(unsigned int Flags)
 {
     const char *detail = "";
@@ -204,6 +231,7 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuInit(unsigned int Flags)
         return rv;
     }
     cu_g.inited = 1;
+    (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
     r = cu_remote_open(&cu_g.remote, &detail);
     if (r < 0) {
         fprintf(stderr, "libcuda(vgpu): no vgpu device: %s%s%s\n", strerror(-r),

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <pthread.h>
@@ -526,6 +527,28 @@ static void test_per_thread_stream(void **state)
     assert_int_equal(cuModuleUnload(mod), CUDA_SUCCESS);
 }
 
+/* A forked child of an initialised process gets clean errors, never the
+ * parent's rings. */
+static void test_fork(void **state)
+{
+    int status = -1;
+    pid_t pid;
+
+    (void)state;
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        CUdeviceptr d;
+        int n = -1;
+
+        _exit(cuMemAlloc(&d, 16) == CUDA_ERROR_NOT_INITIALIZED &&
+              cuDeviceGetCount(&n) == CUDA_ERROR_NOT_INITIALIZED ? 0 : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* Several threads, each its own buffers and stream, through the one lock. */
 static void *thread_body(void *arg)
 {
@@ -598,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_host_fn_order),
         cmocka_unit_test(test_per_thread_stream),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_fork),
         cmocka_unit_test(test_big_image),
     };
 
