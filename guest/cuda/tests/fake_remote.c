@@ -174,6 +174,23 @@ int vgpu_cu_device_info(struct vgpu_cu *cu, struct vgpu_cu_device_info *out)
     out->total_mem = 1ull << 30;
     out->driver_version = 13000;
     out->attr_count = VGPU_CU_ATTRS;
+    for (int a = 1; a < (int)VGPU_CU_ATTRS; a++) {
+        out->attrs[a] = 1;      /* a capable GPU; the important ones below */
+    }
+    out->attrs[CU_DEVICE_ATTRIBUTE_COMPUTE_MODE] = CU_COMPUTEMODE_DEFAULT;
+    out->attrs[CU_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID] = 0;
+    out->attrs[CU_DEVICE_ATTRIBUTE_PCI_DEVICE_ID] = 0;
+    out->attrs[CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_MULTIPROCESSOR] = 65536;
+    out->attrs[CU_DEVICE_ATTRIBUTE_MAX_BLOCKS_PER_MULTIPROCESSOR] = 32;
+    out->attrs[CU_DEVICE_ATTRIBUTE_MAX_PITCH] = 2147483647;
+    out->attrs[CU_DEVICE_ATTRIBUTE_TEXTURE_ALIGNMENT] = 512;
+    out->attrs[CU_DEVICE_ATTRIBUTE_TEXTURE_PITCH_ALIGNMENT] = 32;
+    out->attrs[CU_DEVICE_ATTRIBUTE_MAX_PERSISTING_L2_CACHE_SIZE] = 32 << 20;
+    out->attrs[CU_DEVICE_ATTRIBUTE_MAX_ACCESS_POLICY_WINDOW_SIZE] = 128 << 20;
+    out->attrs[CU_DEVICE_ATTRIBUTE_STREAM_PRIORITIES_SUPPORTED] = 1;
+    out->attrs[CU_DEVICE_ATTRIBUTE_MULTI_GPU_BOARD] = 0;
+    out->attrs[CU_DEVICE_ATTRIBUTE_TCC_DRIVER] = 0;
+    out->attrs[CU_DEVICE_ATTRIBUTE_KERNEL_EXEC_TIMEOUT] = 0;
     out->attrs[CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK] = 1024;
     out->attrs[CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X] = 1024;
     out->attrs[CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y] = 1024;
