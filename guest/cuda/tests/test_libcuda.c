@@ -233,6 +233,10 @@ static void test_device(void **state)
     /* what this library does not offer reads 0, whatever the GPU says */
     assert_int_equal(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY, 0), CUDA_SUCCESS);
     assert_int_equal(v, 0);
+    assert_int_equal(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_CLUSTER_LAUNCH, 0), CUDA_SUCCESS);
+    assert_int_equal(v, 0);
+    assert_int_equal(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_ECC_ENABLED, 0), CUDA_SUCCESS);
+    assert_int_equal(v, 1);
     assert_int_equal(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 1),
                      CUDA_ERROR_INVALID_DEVICE);
     assert_int_equal(cuDeviceGetUuid(&u, 0), CUDA_SUCCESS);
