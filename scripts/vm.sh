@@ -133,7 +133,7 @@ if [ "$with_device" = 1 ]; then
     args+=(
         -object "memory-backend-memfd,id=shm,size=$shm,share=on"
         -chardev "socket,id=med,path=$sock,reconnect=1"
-        -device "vgpu-stub,chardev=med,memdev=shm,vm-id=$vm_id,vm-name=$name,priority=$prio,weight=$weight,ioeventfd=$ioeventfd$([ "$queues" -gt 1 ] && echo ",queues=$queues")"
+        -device "vgpu-stub,id=vgpu0,chardev=med,memdev=shm,vm-id=$vm_id,vm-name=$name,priority=$prio,weight=$weight,ioeventfd=$ioeventfd$([ "$queues" -gt 1 ] && echo ",queues=$queues")"
     )
 fi
 args+=("${extra[@]}")

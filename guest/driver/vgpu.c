@@ -1002,8 +1002,8 @@ static void vgpu_remove(struct pci_dev *pdev)
 		wake_up_interruptible_all(&vdev->q[i].wq);
 	pci_release_regions(pdev);
 	pci_disable_device(pdev);
-	dev_info(&vdev->dev, "removed with %u queue(s) open or quarantined\n",
-		 busy);
+	pci_info(pdev, "%s: removed with %u queue(s) open or quarantined\n",
+		 dev_name(&vdev->dev), busy);
 	put_device(&vdev->dev);
 }
 
