@@ -205,10 +205,15 @@ enum vgpu_opcode {
     /*
      * 1.2: the CUDA driver operations, run in the queue's own GPU context
      * (docs/cuda-remoting.md). "async" ones are queued on a stream in ring
-     * order and complete as soon as they are queued: their completion only
-     * reports errors found at that point; errors of the GPU work itself
-     * surface at the next synchronising operation (*_SYNC, *_QUERY, a
-     * copy to shared memory followed by a sync), as natively. Handles are
+     * order and complete as soon as they are queued. LAUNCH, MEMSET,
+     * EVENT_RECORD and STREAM_WAIT_EVENT may complete ok before the host has
+     * even checked them: their failure (a bad handle, a parameter buffer that
+     * does not match, a driver error) is reported, once, by the queue's next
+     * STREAM_SYNC, STREAM_QUERY, EVENT_SYNC, EVENT_QUERY or CTX_SYNC that
+     * would otherwise succeed, as the CUDA driver reports errors of
+     * asynchronous work; a launch's parameter buffer may be reused as soon as
+     * its request completes. Errors of the GPU work itself surface the same
+     * way. Handles are
      * the VGPU_CU_H_* values returned in cqe.result; 0 names the queue's
      * default (NULL) stream where a stream is taken. On the cpu backend each
      * completes with VGPU_S_NOT_SUPPORTED.

@@ -1158,7 +1158,8 @@ static int op_nop(struct vgpu_backend_session *s, const void *arg, uint64_t *res
 }
 
 static int cu_execute(struct vgpu_backend *b, struct vgpu_backend_session *s, uint32_t queue,
-                      const struct vgpu_sqe *sqe, uint64_t *result);
+                      const struct vgpu_sqe *sqe, uint64_t *result,
+                      const struct vgpu_cu_env *how);
 
 static int cuda_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
                         uint32_t queue, const struct vgpu_op *op, const struct vgpu_sqe *sqe,
@@ -1173,7 +1174,7 @@ static int cuda_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
     }
     *result = 0;
     if (sqe->opcode >= VGPU_OP_CU_FIRST) {
-        return cu_execute(b, s, queue, sqe, result);
+        return cu_execute(b, s, queue, sqe, result, NULL);
     }
     switch (sqe->opcode) {
     case VGPU_OP_NOP:
@@ -1208,11 +1209,18 @@ static int cuda_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
  * ending the process recovers from that (see Recovery above).
  */
 static int cu_execute(struct vgpu_backend *b, struct vgpu_backend_session *s, uint32_t queue,
-                      const struct vgpu_sqe *sqe, uint64_t *result)
+                      const struct vgpu_sqe *sqe, uint64_t *result,
+                      const struct vgpu_cu_env *how)
 {
     struct vgpu_cu_env env = { .device = b->device, .epoch = s->epoch & 0xfu,
                                .lost_epochs = s->epoch >> 4,
                                .mem_quota = b->cfg.vm_mem_quota };
+
+    if (how) {
+        env.deferred = how->deferred;
+        env.params = how->params;
+        env.params_len = how->params_len;
+    }
     uint64_t gen;
     int st;
 
@@ -1340,6 +1348,20 @@ int vgpu_cuda_test_spin(struct vgpu_backend *b, struct vgpu_backend_session *s, 
 /* ------------------------------------------------------------------------
  * Worker hooks (cuda_worker.h)
  * ------------------------------------------------------------------------ */
+
+void vgpu_cuda_engine_exec_async(struct vgpu_backend *b, struct vgpu_backend_session *s,
+                                 uint32_t queue, const struct vgpu_sqe *sqe,
+                                 const struct vgpu_shm_view *shm, const void *params,
+                                 uint32_t len)
+{
+    struct vgpu_cu_env how = { .deferred = true, .params = params, .params_len = len };
+    uint64_t result;
+
+    if (shm->base != s->shm.base || sqe->opcode < VGPU_OP_CU_FIRST) {
+        return;
+    }
+    (void)cu_execute(b, s, queue, sqe, &result, &how);
+}
 
 void vgpu_cuda_engine_set_epoch(struct vgpu_backend_session *s, uint32_t epoch)
 {

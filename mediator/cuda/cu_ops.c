@@ -143,6 +143,8 @@ struct cu_queue {
     struct cu_range *ranges;    /* sorted by base, disjoint */
     uint32_t nranges, rcap;
     uint64_t alloc_bytes;
+    int      deferred_st;   /* first failure of a deferred request, VGPU_S_OK: none */
+    uint64_t deferred_result;
 };
 
 struct vgpu_cu_vm {
@@ -1115,7 +1117,12 @@ static int op_launch(struct cu_req *r)
     if (a->params_len != f->param_bytes) {
         return VGPU_S_BAD_ARGS;     /* the buffer does not match the kernel */
     }
-    if (a->params_len && !(p = shm_at(r, a->params_off, a->params_len))) {
+    if (r->env->params) {
+        if (r->env->params_len != a->params_len) {
+            return VGPU_S_INTERNAL;
+        }
+        p = r->env->params;     /* copied by the proxy when it was queued */
+    } else if (a->params_len && !(p = shm_at(r, a->params_off, a->params_len))) {
         return VGPU_S_BAD_RANGE;
     }
     for (unsigned i = 0; i < 3; i++) {
@@ -1349,6 +1356,22 @@ static int op_ctx_reset(struct cu_req *r, uint32_t queue)
     return VGPU_S_OK;
 }
 
+/* The operations that report what deferred requests kept: where CUDA
+ * reports errors of asynchronous work. */
+static bool reports_deferred(uint16_t opcode)
+{
+    switch (opcode) {
+    case VGPU_OP_CU_STREAM_SYNC:
+    case VGPU_OP_CU_STREAM_QUERY:
+    case VGPU_OP_CU_EVENT_SYNC:
+    case VGPU_OP_CU_EVENT_QUERY:
+    case VGPU_OP_CU_CTX_SYNC:
+        return true;
+    default:
+        return false;
+    }
+}
+
 int vgpu_cu_execute(struct vgpu_cu_vm *vm, struct vgpu_cu_env *env, uint32_t queue,
                     const struct vgpu_sqe *sqe, const struct vgpu_shm_view *shm,
                     uint64_t *result)
@@ -1401,6 +1424,15 @@ int vgpu_cu_execute(struct vgpu_cu_vm *vm, struct vgpu_cu_env *env, uint32_t que
     case VGPU_OP_CU_OCCUPANCY:       st = op_func_attr(&r); break;
     case VGPU_OP_CU_CTX_RESET:       st = op_ctx_reset(&r, queue); break;
     default:                         st = VGPU_S_UNKNOWN_OP; break;
+    }
+    if (r.cq && env->deferred && st != VGPU_S_OK && r.cq->deferred_st == VGPU_S_OK) {
+        r.cq->deferred_st = st;
+        r.cq->deferred_result = *result;
+    } else if (r.cq && st == VGPU_S_OK && r.cq->deferred_st != VGPU_S_OK &&
+               reports_deferred(sqe->opcode)) {
+        st = r.cq->deferred_st;
+        *result = r.cq->deferred_result;
+        r.cq->deferred_st = VGPU_S_OK;
     }
     /* The Phase 1 operations run on the runtime's (primary) context. */
     if (queue != 0) {

@@ -32,6 +32,13 @@ struct vgpu_cu_env {
     uint64_t mem_quota;         /* device bytes the VM may hold; 0: no limit */
     uint64_t mem_used;          /* device bytes the VM holds before the request */
     uint64_t deadline_ns;       /* CLOCK_MONOTONIC end of the request; 0: none */
+    /* A request completed before it ran (VGPU_WMSG_EXEC_ASYNC): its failure
+     * is kept and reported by the queue's next sync or query (as a CUDA
+     * driver reports errors of asynchronous work); its launch parameters
+     * are params (copied when it was queued), not shared memory. */
+    bool     deferred;
+    const void *params;
+    uint32_t params_len;
     /* out */
     int64_t  mem_delta;         /* device bytes the request allocated (+) or freed (-) */
     bool     sticky;            /* the GPU context is lost: end the worker */
@@ -53,7 +60,9 @@ uint64_t vgpu_cu_vm_free(struct vgpu_cu_vm *vm);
 /*
  * Runs one validated VGPU_OP_CU_* request from queue `queue`. Returns an
  * enum vgpu_status; *result gets the operation's result (for
- * VGPU_S_CUDA_ERROR and VGPU_S_GPU_FAULT: the CUresult).
+ * VGPU_S_CUDA_ERROR and VGPU_S_GPU_FAULT: the CUresult). A sync or query
+ * that succeeds returns instead the first failure kept of the queue's
+ * deferred requests since the last one (and forgets it).
  */
 int  vgpu_cu_execute(struct vgpu_cu_vm *vm, struct vgpu_cu_env *env, uint32_t queue,
                      const struct vgpu_sqe *sqe, const struct vgpu_shm_view *shm,

@@ -45,6 +45,16 @@ void vgpu_cuda_engine_set_epoch(struct vgpu_backend_session *s, uint32_t epoch);
 bool vgpu_cuda_engine_poisoned(struct vgpu_backend *b);
 /* How many GPUs the engine's runtime sees (the proxy places VMs on them). */
 unsigned vgpu_cuda_engine_device_count(struct vgpu_backend *b);
+/*
+ * A driver operation that completes once queued (VGPU_WMSG_EXEC_ASYNC): run
+ * with the launch parameters the proxy copied (params, len; NULL for other
+ * operations), its failure kept for the queue's next sync or query
+ * (cu_ops.h) instead of returned.
+ */
+void vgpu_cuda_engine_exec_async(struct vgpu_backend *b, struct vgpu_backend_session *s,
+                                 uint32_t queue, const struct vgpu_sqe *sqe,
+                                 const struct vgpu_shm_view *shm, const void *params,
+                                 uint32_t len);
 /* Test requests (VGPU_WORKER_TEST_*), run as a request of s. */
 int vgpu_cuda_engine_test(struct vgpu_backend *b, struct vgpu_backend_session *s,
                           uint32_t kind, uint32_t arg);
@@ -58,7 +68,13 @@ enum vgpu_worker_msg_type {
     VGPU_WMSG_HEALTH,       /* -> info, text */
     VGPU_WMSG_TEST,         /* key, test kind, arg -> status */
     VGPU_WMSG_BYE,          /* no reply; the worker exits */
+    VGPU_WMSG_EXEC_ASYNC,   /* key, arg = queue, sqe, size = payload bytes, then the
+                             * payload (a launch's parameters) -> no reply: an
+                             * error is kept for the queue's next sync or query */
 };
+
+/* Largest payload after a struct vgpu_worker_req. */
+#define VGPU_WORKER_PAYLOAD_MAX VGPU_CU_MAX_PARAM_BYTES
 
 enum vgpu_worker_test_kind {
     VGPU_WORKER_TEST_FAULT = 1, /* illegal address on s's stream */

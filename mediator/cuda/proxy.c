@@ -142,14 +142,17 @@ void vgpu_cuda_proxy_set_spin_ns(uint64_t ns)
  * Channel
  * ------------------------------------------------------------------------ */
 
-static int chan_send(int fd, const struct vgpu_worker_req *q, int pass_fd)
+/* q, then len bytes of payload (may be 0), as one message. */
+static int chan_send_payload(int fd, const struct vgpu_worker_req *q, int pass_fd,
+                             const void *payload, size_t len)
 {
-    struct iovec iov = { .iov_base = (void *)q, .iov_len = sizeof(*q) };
+    struct iovec iov[2] = { { .iov_base = (void *)q, .iov_len = sizeof(*q) },
+                            { .iov_base = (void *)payload, .iov_len = len } };
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int))];
     } cbuf;
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
     ssize_t n;
 
     if (pass_fd >= 0) {
@@ -170,7 +173,12 @@ static int chan_send(int fd, const struct vgpu_worker_req *q, int pass_fd)
     if (n < 0) {
         return -errno;
     }
-    return n == (ssize_t)sizeof(*q) ? 0 : -EPIPE;
+    return n == (ssize_t)(sizeof(*q) + len) ? 0 : -EPIPE;
+}
+
+static int chan_send(int fd, const struct vgpu_worker_req *q, int pass_fd)
+{
+    return chan_send_payload(fd, q, pass_fd, NULL, 0);
 }
 
 /*
@@ -779,6 +787,60 @@ static int proxy_call(struct vgpu_backend *b, struct vgpu_backend_session *s,
     return st;
 }
 
+/*
+ * Driver operations that complete as soon as the worker has them: they only
+ * queue work on a stream, touch no shared memory once the proxy has copied a
+ * launch's parameters, and CUDA itself reports their errors later. The
+ * worker keeps a failure for the queue's next sync or query (cu_ops.h), so
+ * a stream of launches costs one message each, one way.
+ */
+static bool completes_queued(uint16_t opcode)
+{
+    return opcode == VGPU_OP_CU_LAUNCH || opcode == VGPU_OP_CU_MEMSET ||
+           opcode == VGPU_OP_CU_EVENT_RECORD || opcode == VGPU_OP_CU_STREAM_WAIT_EVENT;
+}
+
+/* Sends q (and a launch's parameters) with no reply to wait for. The
+ * worker reads requests in order, so a later sync sees everything before. */
+static int proxy_send_async(struct vgpu_backend *b, struct vgpu_backend_session *s,
+                            struct vgpu_worker_req *q)
+{
+    const struct vgpu_args_cu_launch *a = &q->u.sqe.args.cu_launch;
+    const void *params = NULL;
+    int r;
+
+    q->type = VGPU_WMSG_EXEC_ASYNC;
+    q->key = s->key;
+    if (q->u.sqe.opcode == VGPU_OP_CU_LAUNCH && a->params_len) {
+        /* Validated against the data area; copied now, so the guest may reuse
+         * the buffer as soon as this request completes. */
+        if (a->params_len > VGPU_WORKER_PAYLOAD_MAX || a->params_off > s->size ||
+            a->params_len > s->size - a->params_off) {
+            return VGPU_S_INTERNAL;
+        }
+        params = s->base + a->params_off;
+        q->size = a->params_len;
+    }
+    pthread_mutex_lock(&s->lock);
+    if (s->w.fd < 0 || !s->open) {
+        r = worker_restart(b, s, s->w.fd < 0 ? NULL : "its memory is not open in it");
+        if (r < 0) {
+            pthread_mutex_unlock(&s->lock);
+            return r == -ENOMEM ? VGPU_S_NO_MEMORY : VGPU_S_INTERNAL;
+        }
+    }
+    r = chan_send_payload(s->w.fd, q, -1, params, (size_t)q->size);
+    if (r < 0) {
+        /* The worker is gone with whatever it had queued: the VM's next
+         * request starts a new one, and its handles are context-lost. */
+        worker_restart(b, s, "the worker is gone");
+        pthread_mutex_unlock(&s->lock);
+        return VGPU_S_GPU_FAULT;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return VGPU_S_OK;
+}
+
 static int proxy_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
                          uint32_t queue, const struct vgpu_op *op, const struct vgpu_sqe *sqe,
                          const struct vgpu_shm_view *shm, uint64_t *result)
@@ -798,6 +860,9 @@ static int proxy_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
     q.vm_id = s->vm_id;
     q.arg = queue;
     q.u.sqe = *sqe;
+    if (completes_queued(sqe->opcode)) {
+        return proxy_send_async(b, s, &q);
+    }
     return proxy_call(b, s, &q, result);
 }
 

@@ -240,6 +240,19 @@ static int do_exec(struct worker *w, const struct vgpu_worker_req *q)
     return reply(w, st, result);
 }
 
+/* No reply: a failure is kept for the queue's next sync (cu_ops.h). */
+static void do_exec_async(struct worker *w, const struct vgpu_worker_req *q, const void *payload)
+{
+    struct wsess *s = wsess_find(w, q->key);
+    const struct vgpu_op *op = vgpu_op_lookup(q->u.sqe.opcode);
+
+    if (!s || !op || op->validate(&q->u.sqe, s->shm.size) != VGPU_S_OK) {
+        return;     /* the mediator validated it: cannot happen */
+    }
+    vgpu_cuda_engine_exec_async(w->b, s->bs, q->arg, &q->u.sqe, &s->shm,
+                                q->size ? payload : NULL, (uint32_t)q->size);
+}
+
 static int do_test(struct worker *w, const struct vgpu_worker_req *q)
 {
     struct wsess *s = wsess_find(w, q->key);
@@ -280,6 +293,7 @@ int vgpu_cuda_worker_main(const char *arg)
 {
     struct worker w = { .fd = parse_fd(arg) };
     struct vgpu_worker_req q;
+    static uint8_t payload[VGPU_WORKER_PAYLOAD_MAX];
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int))];
@@ -306,8 +320,9 @@ int vgpu_cuda_worker_main(const char *arg)
     }
 
     for (;;) {
-        struct iovec iov = { .iov_base = &q, .iov_len = sizeof(q) };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+        struct iovec iov[2] = { { .iov_base = &q, .iov_len = sizeof(q) },
+                                { .iov_base = payload, .iov_len = sizeof(payload) } };
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2,
                              .msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf) };
         struct cmsghdr *cm;
         int fd = -1;
@@ -323,7 +338,8 @@ int vgpu_cuda_worker_main(const char *arg)
                 memcpy(&fd, CMSG_DATA(cm), sizeof(int));
             }
         }
-        if ((size_t)n != sizeof(q) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        if ((size_t)n < sizeof(q) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+            (size_t)n - sizeof(q) != (q.type == VGPU_WMSG_EXEC_ASYNC ? q.size : 0)) {
             fprintf(stderr, "vgpu-mediator[gpu-worker]: malformed request (%zd bytes)\n", n);
             ret = 1;
             if (fd >= 0) {
@@ -352,6 +368,9 @@ int vgpu_cuda_worker_main(const char *arg)
         }
         case VGPU_WMSG_EXEC:
             ret = do_exec(&w, &q);
+            break;
+        case VGPU_WMSG_EXEC_ASYNC:
+            do_exec_async(&w, &q, payload);
             break;
         case VGPU_WMSG_HEALTH:
             ret = reply_info(&w, 0, NULL);

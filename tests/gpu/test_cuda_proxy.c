@@ -158,6 +158,20 @@ void vgpu_cuda_engine_set_worker_mode(struct vgpu_backend *b)
     b->worker_mode = true;
 }
 
+void vgpu_cuda_engine_exec_async(struct vgpu_backend *b, struct vgpu_backend_session *s,
+                                 uint32_t queue, const struct vgpu_sqe *sqe,
+                                 const struct vgpu_shm_view *shm, const void *params,
+                                 uint32_t len)
+{
+    (void)b;
+    (void)s;
+    (void)queue;
+    (void)sqe;
+    (void)shm;
+    (void)params;
+    (void)len;      /* the fake engine runs no driver operations */
+}
+
 void vgpu_cuda_engine_set_epoch(struct vgpu_backend_session *s, uint32_t epoch)
 {
     (void)s;

@@ -400,8 +400,13 @@ int main(void)
           vgpu_status_name(c.status));
     {
         uint8_t p[28] = { 0 };
-        c = launch(&B, A.f_vadd, 1, 1, p, sizeof(p), 0, 2);
-        CHECK(c.status == VGPU_S_BAD_ARGS, "VM B launching VM A's function: %s",
+        /* A launch completes once queued; its failure comes with the sync. */
+        launch(&B, A.f_vadd, 1, 1, p, sizeof(p), 0, 2);
+        c = handle_op(&B, VGPU_OP_CU_STREAM_SYNC, 0);
+        CHECK(c.status == VGPU_S_BAD_ARGS, "VM B launching VM A's function: %s at the sync",
+              vgpu_status_name(c.status));
+        c = handle_op(&B, VGPU_OP_CU_STREAM_SYNC, 0);
+        CHECK(c.status == VGPU_S_OK, "the error is reported once: %s",
               vgpu_status_name(c.status));
     }
 
@@ -462,8 +467,10 @@ int main(void)
         CHECK(c.status == VGPU_S_OK && out[0] == 7.0f && out[1] == 2.5f && out[2] == -3.0f &&
               out[3] == 123456.0f, "mixed-size parameters arrive intact: %g %g %g %g", out[0],
               out[1], out[2], out[3]);
-        c = launch(&A, A.f_mixed, 1, 32, p, 24, 0, 4);
-        CHECK(c.status == VGPU_S_BAD_ARGS, "a parameter buffer shorter than the layout: %s",
+        launch(&A, A.f_mixed, 1, 32, p, 24, 0, 4);
+        c = handle_op(&A, VGPU_OP_CU_STREAM_SYNC, 0);
+        CHECK(c.status == VGPU_S_BAD_ARGS,
+              "a parameter buffer shorter than the layout: %s at the sync",
               vgpu_status_name(c.status));
         c = launch(&A, A.f_mixed, 1, 2048, p, sizeof(p), 0, 4);
         CHECK(c.status == VGPU_S_TOO_LARGE ||
