@@ -166,6 +166,22 @@ static void wake_waiters(struct vgpu_mediator *m)
     }
 }
 
+/*
+ * Lock held. A wait (struct vgpu_op.waits) taken while its session's previous
+ * request ran was not eligible then, and the waiters that take waits slept
+ * without a timer (vgpu_sched_next_waited_ns() skips running entities). Now
+ * that the session is idle again the wait is eligible at once: wake them,
+ * or it stays queued until some other request happens to wake an executor
+ * (a guest blocked in a stream sync right after its copies never sends one).
+ */
+static void wake_for_wait(struct vgpu_mediator *m, const struct vgpu_session *s)
+{
+    if (s->ent.queued && !s->ent.running && s->ent.head->wait_only) {
+        m->wait_queued = true;
+        wake_waiters(m);
+    }
+}
+
 static void wake_executors(struct vgpu_mediator *m)
 {
     if (m->sched.queued > 1) {
@@ -215,6 +231,7 @@ unsigned vgpu_exec_dispatch(struct vgpu_mediator *m, struct vgpu_session *s)
         vgpu_session_take(s);
         now = vgpu_now_ns();    /* after take: a pick never precedes its enqueue */
     }
+    wake_for_wait(m, s);
     wake_executors(m);
     return n;
 }
@@ -343,6 +360,7 @@ static void *executor_main(void *arg)
             pthread_cond_signal(&m->work_cond);
             wake_waiters(m);
         }
+        wake_for_wait(m, s);
         if (pending == s) {
             vgpu_session_put(s); /* pending holds one already; never the last */
         } else {
