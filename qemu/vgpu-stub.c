@@ -838,10 +838,11 @@ static bool vgpu_setup_shm(VgpuStubState *s, Error **errp)
      */
     if ((uint64_t)(s->queues - 1) * VGPU_SHM_QUEUE_SIZE + VGPU_SHM_DATA_OFFSET +
         VGPU_SHM_MIN_DATA > s->shm_size) {
-        error_setg(errp, "vgpu-stub: memdev of %" PRIu64 " bytes is too small for "
-                   "%u queue pairs: they take %u KiB each beside queue 0 and "
-                   "%u KiB of data area must remain", s->shm_size, s->queues,
-                   VGPU_SHM_QUEUE_SIZE / 1024, VGPU_SHM_MIN_DATA / 1024);
+        error_setg(errp, "vgpu-stub: memdev of %" PRIu64 " bytes is too "
+                   "small for %u queue pairs: they take %u KiB each beside "
+                   "queue 0 and %u KiB of data area must remain", s->shm_size,
+                   s->queues, VGPU_SHM_QUEUE_SIZE / 1024,
+                   VGPU_SHM_MIN_DATA / 1024);
         return false;
     }
     s->data_end = VGPU_SHM_DATA_END(s->shm_size, s->queues);
