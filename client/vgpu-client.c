@@ -362,6 +362,7 @@ static int cmd_info(struct ctx *c, int argc, char **argv)
     printf("session:      %u, max in flight %u\n", i->session_id, i->max_inflight);
     printf("shared mem:   %" PRIu64 " MiB, data area %" PRIu64 " bytes at %#" PRIx64 "\n",
            i->shm_size >> 20, i->data_size, i->data_offset);
+    printf("queues:       %u, this client on queue %u\n", i->queues, i->queue);
     printf("backend:      %s%s%s\n", backend_name(i->backend),
            i->gpu_name[0] ? ", " : "", i->gpu_name);
     r = gpu_info(c, &gi, &cqe);
