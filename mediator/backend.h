@@ -27,6 +27,15 @@ struct vgpu_backend_config {
     uint32_t request_timeout_ms;   /* per-request limit; 0 = none */
 };
 
+/*
+ * Or'ed into execute()'s queue for the first run of a wait (op->waits): the
+ * backend may give up after a short wait with VGPU_S_BUSY, and the request
+ * runs again without the flag on an executor that may block. A wait for
+ * work that is nearly done so completes where it was taken (inline), with
+ * no hand-over to another thread.
+ */
+#define VGPU_EXEC_TRY           (1u << 31)
+
 struct vgpu_backend_ops {
     const char *name;              /* "cpu", "cuda" */
     uint32_t    kind;              /* VGPU_BACKEND_* */

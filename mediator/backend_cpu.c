@@ -175,7 +175,7 @@ static int cpu_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
     int status;
 
     (void)s;
-    (void)queue;     /* the cpu backend has no GPU contexts */
+    (void)queue;     /* the cpu backend has no GPU contexts, and never waits */
     if (!op || !op->exec_cpu) {
         return VGPU_S_NOT_SUPPORTED;
     }

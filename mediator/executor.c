@@ -57,7 +57,10 @@ static int32_t run_part(struct vgpu_mediator *m, struct vgpu_req *req, uint64_t 
         req->op->part(&req->sqe, req->part, req->nparts, &part);
         sqe = &part;
     }
-    st = m->bops->execute(m->backend, s->bsess, req->queue, req->op, sqe, &s->shm, result);
+    st = m->bops->execute(m->backend, s->bsess,
+                          req->queue | (req->op && req->op->waits && !req->tried
+                                        ? VGPU_EXEC_TRY : 0),
+                          req->op, sqe, &s->shm, result);
     *exec_ns = vgpu_now_ns() - t0;
     if (st < 0 || st >= VGPU_S_STATUS_COUNT) {
         log_error("backend %s returned status %d for %s (bug)", m->bops->name, st,
@@ -108,6 +111,16 @@ static enum part_next finish_part(struct vgpu_mediator *m, struct vgpu_req *req,
     }
     req->exec_ns += exec_ns;
     req->pick_exec_ns += exec_ns;
+    if (st == VGPU_S_BUSY && req->op && req->op->waits && !req->tried) {
+        /* Its short try gave up: from now on it is a wait that may block,
+         * which the waiters take at once (vgpu_sched_req.wait_only). */
+        req->tried = true;
+        req->sr.wait_only = true;
+        m->wait_queued = true;
+        vgpu_sched_requeue(&m->sched, &req->sr, req->pick_exec_ns, req->sr.cost_ns, now);
+        req->pick_exec_ns = 0;
+        return PART_REQUEUED;
+    }
     if (req->status < 0) {
         calibrate(m, req, exec_ns);
     }
@@ -218,7 +231,8 @@ unsigned vgpu_exec_dispatch(struct vgpu_mediator *m, struct vgpu_session *s)
 
     while (m->inline_max_ns > 0 && n < INLINE_MAX_REQS && now - t0 < INLINE_MAX_NS &&
            !m->stopping && s->state == VGPU_CONN_ACTIVE && vgpu_sched_only(&m->sched, &s->ent) &&
-           s->ent.head->cost_ns <= m->inline_max_ns && !s->ent.head->wait_only) {
+           s->ent.head->cost_ns <= m->inline_max_ns &&
+           !s->ent.head->wait_only) {
         struct vgpu_sched_req *sr = vgpu_sched_pick(&m->sched, now);
 
         if (!sr) {
@@ -331,7 +345,17 @@ static void *executor_main(void *arg)
                 continue;
             }
             spin_hit = false;
-            pthread_cond_wait(&m->work_cond, &m->lock);
+            if (m->sched.queued && m->sched.wait_fair_ns) {
+                /* Queued work we may not take yet (a wait, ours after
+                 * wait_fair_ns if no waiter took it): look again then. */
+                uint64_t at = vgpu_now_ns() + m->sched.wait_fair_ns;
+                struct timespec ts = { .tv_sec = (time_t)(at / 1000000000ull),
+                                       .tv_nsec = (long)(at % 1000000000ull) };
+
+                pthread_cond_timedwait(&m->work_cond, &m->lock, &ts);
+            } else {
+                pthread_cond_wait(&m->work_cond, &m->lock);
+            }
             continue;
         }
         if (idle_since) {
@@ -358,8 +382,10 @@ static void *executor_main(void *arg)
         now = vgpu_now_ns();
         if (vgpu_session_take(s) > 0 && m->sched.queued > 1) {
             pthread_cond_signal(&m->work_cond);
-            wake_waiters(m);
         }
+        /* Also for the one request taken: if it is a wait, only the waiters
+         * take it soon (this executor may be a fair one). */
+        wake_waiters(m);
         wake_for_wait(m, s);
         if (pending == s) {
             vgpu_session_put(s); /* pending holds one already; never the last */

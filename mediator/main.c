@@ -246,7 +246,15 @@ int main(int argc, char **argv)
     }
 
     pthread_mutex_init(&m->lock, NULL);
-    pthread_cond_init(&m->work_cond, NULL);
+    {
+        /* Timed waits against vgpu_now_ns(), which is CLOCK_MONOTONIC. */
+        pthread_condattr_t ca;
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&m->work_cond, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     vgpu_sched_init(&m->sched, (uint64_t)m->cfg.quantum_us * 1000,
                     (uint64_t)m->cfg.aging_ms * 1000000);
     m->inline_max_ns = (uint64_t)m->cfg.inline_max_us * 1000;

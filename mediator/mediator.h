@@ -143,6 +143,7 @@ struct vgpu_req {
     int32_t  status;                /* pre-set failure, or -1: execute */
     uint32_t queue;                 /* the queue pair it was taken from */
     uint32_t index;                 /* SQ index it was taken from */
+    bool     tried;                 /* a wait whose short try (VGPU_EXEC_TRY) gave up */
     uint64_t bytes_in, bytes_out;
     /* A long request runs in nparts parts (op->part), one at a time. */
     uint32_t part, nparts;

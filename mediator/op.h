@@ -81,9 +81,11 @@ struct vgpu_op {
     /*
      * true for a wait on GPU work already queued (a stream, event or context
      * sync): it uses no GPU time of its own but may last as long as that
-     * work. Never run inline on the I/O thread, and taken at once by the
-     * executors that otherwise serve only waited requests, so one VM's wait
-     * for its long kernel does not hold the executor others need.
+     * work. Its first run may give up after a short wait (VGPU_EXEC_TRY,
+     * backend.h); after that it is never run inline on the I/O thread and is
+     * taken at once by the executors that otherwise serve only waited
+     * requests, so one VM's wait for its long kernel does not hold the
+     * executor others need.
      */
     bool waits;
 };

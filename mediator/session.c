@@ -381,6 +381,7 @@ static void take_one(struct vgpu_session *s, uint32_t qi, const struct take_queu
     r->status = -1;
     r->sr.cost_ns = 0;
     r->sr.wait_only = false;
+    r->tried = false;
     r->part = 0;
     r->nparts = 1;
     r->result = 0;
@@ -404,8 +405,6 @@ static void take_one(struct vgpu_session *s, uint32_t qi, const struct take_queu
             r->status = (v > 0 && v < VGPU_S_STATUS_COUNT) ? v : VGPU_S_INTERNAL;
         } else {
             r->sr.cost_ns = r->op->cost_ns ? r->op->cost_ns(&r->sqe) : 0;
-            r->sr.wait_only = r->op->waits;
-            m->wait_queued |= r->op->waits;
             split(m, r);
             if (r->op->bytes) {
                 r->op->bytes(&r->sqe, &r->bytes_in, &r->bytes_out);

@@ -67,6 +67,7 @@
 #define CUDA_SLEEP_MIN_NS   20000ull
 #define CUDA_SLEEP_MAX_NS   1000000ull
 #define CUDA_SLEEP_DIV      32u             /* nap = time waited / this */
+#define CUDA_TRY_NS         200000ull       /* a sync's first try (VGPU_EXEC_TRY) */
 #define CUDA_SMALL_ALIGN    (64ull << 10)
 #define CUDA_LARGE_ALIGN    (2ull << 20)    /* the driver's large-page granule */
 #define CUDA_PARTIALS_BYTES ((VGPU_K_REDUCE_MAX_PARTIALS + 1) * sizeof(double))
@@ -1216,6 +1217,10 @@ static int cu_execute(struct vgpu_backend *b, struct vgpu_backend_session *s, ui
                                .lost_epochs = s->epoch >> 4,
                                .mem_quota = b->cfg.vm_mem_quota };
 
+    if (queue & VGPU_EXEC_TRY) {
+        env.try_ns = CUDA_TRY_NS;
+        queue &= ~VGPU_EXEC_TRY;
+    }
     if (how) {
         env.deferred = how->deferred;
         env.params = how->params;

@@ -575,6 +575,9 @@ static int wait_for(struct cu_req *r, cu_query_fn query, void *obj)
             return cu_status(r->env, q, r->result);
         }
         now = now_ns();
+        if (r->env->try_ns && now - start >= r->env->try_ns) {
+            return VGPU_S_BUSY;     /* run again without the try, free to block */
+        }
         if (r->env->deadline_ns && now >= r->env->deadline_ns) {
             r->env->timed_out = true;
             r->env->sticky = true;  /* only ending the context stops the work */
@@ -1347,7 +1350,7 @@ static int op_ctx_reset(struct cu_req *r, uint32_t queue)
 {
     int st = op_ctx_sync(r);
 
-    if (st == VGPU_S_TIMEOUT || r->env->sticky) {
+    if (st != VGPU_S_OK) {
         return st;
     }
     r->env->mem_delta -= (int64_t)queue_destroy(r->cq, r->env->device);

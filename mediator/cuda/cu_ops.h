@@ -32,6 +32,8 @@ struct vgpu_cu_env {
     uint64_t mem_quota;         /* device bytes the VM may hold; 0: no limit */
     uint64_t mem_used;          /* device bytes the VM holds before the request */
     uint64_t deadline_ns;       /* CLOCK_MONOTONIC end of the request; 0: none */
+    uint64_t try_ns;            /* a sync may give up after this long with
+                                 * VGPU_S_BUSY (VGPU_EXEC_TRY); 0: waits */
     /* A request completed before it ran (VGPU_WMSG_EXEC_ASYNC): its failure
      * is kept and reported by the queue's next sync or query (as a CUDA
      * driver reports errors of asynchronous work); its launch parameters
