@@ -20,6 +20,8 @@
  *                     fails (beyond the window, another queue, the queue
  *                     table, MAP_PRIVATE, PROT_EXEC, huge offsets)
  *   nop COUNT         NOP round trips, p50/p99 in us (bench)
+ *   nop-rate SECONDS  NOPs back to back, their count (bench)
+ *   syscall-cost COUNT  what getppid() and the driver's ioctls cost (bench)
  *
  * Each prints one summary line "drv-<cmd>: ... ok" or "... FAIL: why"
  * (exit status 0 or 1).
@@ -62,7 +64,9 @@ static int fail(const char *fmt, ...)
 
 static struct vgpu_dev *open_dev(struct vgpu_dev_info *info)
 {
-    struct vgpu_open_opts o = { .link_timeout_ms = TIMEOUT_MS };
+    /* $VGPU_DRV_TEST_IRQ=1: the pci transport sleeps on /dev/uioN (bench). */
+    const char *irq = getenv("VGPU_DRV_TEST_IRQ");
+    struct vgpu_open_opts o = { .link_timeout_ms = TIMEOUT_MS, .use_irq = irq && *irq == '1' };
     struct vgpu_dev *dev;
     int r;
 
@@ -364,12 +368,85 @@ static int cmd_nop(int count)
     return 0;
 }
 
+/* NOPs back to back for SECONDS; prints the count (aggregate rate bench). */
+static int cmd_nop_rate(int seconds)
+{
+    struct vgpu_dev_info info;
+    struct vgpu_dev *dev = open_dev(&info);
+    struct timespec t0, t;
+    uint64_t count = 0;
+    double el;
+
+    if (!dev) {
+        return 1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        struct vgpu_sqe s = { .opcode = VGPU_OP_NOP, .tag = (uint32_t)count };
+        struct vgpu_cqe c;
+        int r = vgpu_call(dev, &s, &c, TIMEOUT_MS);
+
+        if (r < 0 || c.status != VGPU_S_OK) {
+            return fail("nop %" PRIu64 ": %s", count,
+                        r < 0 ? vgpu_strerror(r) : vgpu_status_name(c.status));
+        }
+        count++;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        el = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+    } while (el < seconds);
+    printf("drv-nop-rate: %s queue %u: %" PRIu64 " NOPs in %.2f s\n", info.transport, info.queue,
+           count, el);
+    vgpu_close(dev);
+    return 0;
+}
+
+static double per_call_us(struct timespec t0, struct timespec t1, int count)
+{
+    return ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e3 /
+           count;
+}
+
+/* What a system call and the doorbell ioctl cost here (bench context). */
+static int cmd_syscall_cost(int count)
+{
+    int fd = open("/dev/vgpu0", O_RDWR | O_CLOEXEC);
+    struct timespec t0, t1;
+    double sys_us, link_us, kick_us;
+    int i;
+
+    if (fd < 0) {
+        return fail("open /dev/vgpu0: %s", strerror(errno));
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (i = 0; i < count; i++) {
+        (void)getppid();
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    sys_us = per_call_us(t0, t1, count);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (i = 0; i < count; i++) {
+        (void)ioctl(fd, VGPU_IOCTL_LINK);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    link_us = per_call_us(t0, t1, count);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (i = 0; i < count; i++) {
+        (void)ioctl(fd, VGPU_IOCTL_KICK);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    kick_us = per_call_us(t0, t1, count);
+    close(fd);
+    printf("drv-syscall-cost: getppid %.2f us, VGPU_IOCTL_LINK %.2f us, VGPU_IOCTL_KICK %.2f us"
+           " (%d each)\n", sys_us, link_us, kick_us, count);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
         fprintf(stderr, "usage: vgpu-drv-test loop COUNT N [SECONDS] | busy COUNT DIM | clean SECONDS |"
-                " open | mmap | nop COUNT\n");
+                " open | mmap | nop COUNT | nop-rate SECONDS | syscall-cost COUNT\n");
         return 2;
     }
     cmd = argv[1];
@@ -390,6 +467,12 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "nop") && argc == 3 && atoi(argv[2]) > 0) {
         return cmd_nop(atoi(argv[2]));
+    }
+    if (!strcmp(cmd, "syscall-cost") && argc == 3 && atoi(argv[2]) > 0) {
+        return cmd_syscall_cost(atoi(argv[2]));
+    }
+    if (!strcmp(cmd, "nop-rate") && argc == 3 && atoi(argv[2]) > 0) {
+        return cmd_nop_rate(atoi(argv[2]));
     }
     fprintf(stderr, "vgpu-drv-test: bad command\n");
     return 2;

@@ -28,7 +28,8 @@
  *
  * Locking: vdev->lock (a mutex) protects the queue states, the list of open
  * files and vdev->dead; the interrupt handler reads only the rings and each
- * queue's cq_seen, which only it writes. BAR0 and BAR2 stay mapped until the
+ * queue's cq_seen, which only it writes; vdev->irq_lock (a spinlock) the
+ * queues' armed flags and the completion interrupt's mask (vgpu_arm()). BAR0 and BAR2 stay mapped until the
  * last reference to the device goes, so a file that outlives a hot-unplug
  * never touches an unmapped address; it sees ENODEV.
  */
@@ -81,6 +82,7 @@ struct vgpu_queue {
 	u64 win_len;
 	wait_queue_head_t wq;
 	u32 cq_seen;			/* interrupt handler only */
+	bool armed;			/* a poller may sleep: irq_lock */
 	/* quarantine bookkeeping */
 	unsigned long since;
 	unsigned long last_kick;
@@ -106,6 +108,8 @@ struct vgpu_device {
 	struct mutex lock;		/* queue states, files, dead */
 	bool dead;			/* removed: no new use of the hardware */
 	atomic_t link_seq;		/* link status changes seen */
+	spinlock_t irq_lock;		/* queues' armed, cq_masked */
+	bool cq_masked;			/* VGPU_IRQ_COMPLETION masked */
 	struct delayed_work reclaim;
 	struct list_head files;
 	struct vgpu_queue q[VGPU_MAX_QUEUES];
@@ -170,9 +174,34 @@ static void vgpu_qtable_set(struct vgpu_device *vdev, struct vgpu_queue *q)
 
 /* ---- interrupt -------------------------------------------------------------- */
 
+/*
+ * Completion interrupts only while someone may sleep on a queue: a process
+ * that spins on its CQ (libvgpu does, briefly, before it sleeps) takes no
+ * interrupt per completion. poll() and read() arm their queue before they
+ * sleep; the handler disarms each queue it wakes and masks the cause when no
+ * queue is armed any more. Unmasking a cause that is already pending raises
+ * the interrupt at once (the device's MSI is an edge on status & ~mask), so
+ * a completion posted while masked is not lost; the sleeper re-checks its CQ
+ * after arming anyway. A poller that timed out stays armed until its next
+ * doorbell: interrupts stay on meanwhile, which costs time, never a wakeup.
+ */
+static void vgpu_arm(struct vgpu_device *vdev, struct vgpu_queue *q, bool arm)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&vdev->irq_lock, flags);
+	q->armed = arm;
+	if (arm && vdev->cq_masked && !READ_ONCE(vdev->dead)) {
+		vdev->cq_masked = false;
+		writel(0, vdev->regs + VGPU_REG_IRQ_MASK);
+	}
+	spin_unlock_irqrestore(&vdev->irq_lock, flags);
+}
+
 static irqreturn_t vgpu_irq(int irq, void *data)
 {
 	struct vgpu_device *vdev = data;
+	bool armed = false;
 	u32 status, i;
 
 	status = readl(vdev->regs + VGPU_REG_IRQ_STATUS);
@@ -183,15 +212,23 @@ static irqreturn_t vgpu_irq(int irq, void *data)
 	if (status & VGPU_IRQ_LINK)
 		atomic_inc(&vdev->link_seq);
 
+	spin_lock(&vdev->irq_lock);
 	for (i = 0; i < vdev->nq; i++) {
 		struct vgpu_queue *q = &vdev->q[i];
 		u32 tail = vgpu_ctrl_read(vdev, q, VGPU_CTRL(cq_tail));
 
 		if (tail != q->cq_seen || (status & VGPU_IRQ_LINK)) {
 			q->cq_seen = tail;
+			q->armed = false;
 			wake_up_interruptible_all(&q->wq);
 		}
+		armed |= q->armed;
 	}
+	if (!armed && !vdev->cq_masked) {
+		vdev->cq_masked = true;
+		writel(VGPU_IRQ_COMPLETION, vdev->regs + VGPU_REG_IRQ_MASK);
+	}
+	spin_unlock(&vdev->irq_lock);
 	return IRQ_HANDLED;
 }
 
@@ -405,6 +442,9 @@ static __poll_t vgpu_poll(struct file *filp, poll_table *wait)
 	poll_wait(filp, &f->q->wq, wait);
 	if (READ_ONCE(vdev->dead))
 		return EPOLLERR | EPOLLHUP;
+	/* Armed before the checks below: a later completion interrupts. */
+	if (!vgpu_ready(f))
+		vgpu_arm(vdev, f->q, true);
 	if (vgpu_cq_pending(vdev, f->q))
 		mask |= EPOLLIN | EPOLLRDNORM;
 	if (atomic_read(&vdev->link_seq) != f->link_seq)
@@ -425,6 +465,7 @@ static ssize_t vgpu_read(struct file *filp, char __user *buf, size_t count,
 	while (!vgpu_ready(f)) {
 		if (filp->f_flags & O_NONBLOCK)
 			return -EAGAIN;
+		vgpu_arm(vdev, f->q, true);
 		ret = wait_event_interruptible(f->q->wq, vgpu_ready(f));
 		if (ret)
 			return ret;
@@ -497,6 +538,9 @@ static long vgpu_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		return -ENODEV;
 	switch (cmd) {
 	case VGPU_IOCTL_KICK:
+		/* Not sleeping now: completions need no interrupt until it polls. */
+		if (READ_ONCE(f->q->armed))
+			vgpu_arm(vdev, f->q, false);
 		vgpu_kick(vdev, f->q);
 		return 0;
 	case VGPU_IOCTL_LINK:
@@ -887,6 +931,7 @@ static int vgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	vdev->pdev = pci_dev_get(pdev);
 	vdev->minor = -1;
 	mutex_init(&vdev->lock);
+	spin_lock_init(&vdev->irq_lock);
 	INIT_LIST_HEAD(&vdev->files);
 	INIT_DELAYED_WORK(&vdev->reclaim, vgpu_reclaim_work);
 	device_initialize(&vdev->dev);
