@@ -256,7 +256,9 @@ struct vgpu_cu_error {
     uint64_t result;          /* its cqe.result: the CUresult for VGPU_S_CUDA_ERROR */
 };
 
-/* 0 or -EINVAL, -ENOMEM (no room in the data area). opts may be NULL. */
+/* 0 or -EINVAL, -ENOMEM (no room in the data area), -EBUSY (requests of the
+ * handle's own are in flight: their completions would not be ours). opts may
+ * be NULL. */
 int vgpu_cu_open(struct vgpu_dev *dev, const struct vgpu_cu_opts *opts,
                  struct vgpu_cu **out);
 /* Waits for everything outstanding (errors dropped), then frees. The data
