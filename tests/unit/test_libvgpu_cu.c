@@ -335,7 +335,6 @@ static void test_open(void **state)
     assert_int_equal(vgpu_get_info(f->dev, &info), 0);
     assert_true(off >= VGPU_SHM_DATA_OFFSET + info.data_size / 8);
     assert_true(off < VGPU_SHM_DATA_OFFSET + info.data_size / 8 + 16384);
-    /* A failed open takes nothing. */
     assert_ptr_equal(vgpu_cu_dev(f->cu), f->dev);
     assert_null(vgpu_cu_dev(NULL));
 
@@ -348,10 +347,11 @@ static void test_open(void **state)
     bad.timeout_ms = 0;
     bad.staging_size = 8ull << 20;                      /* more than is left */
     assert_int_equal(vgpu_cu_open(f->dev, &bad, &cu2), -ENOMEM);
+    /* A failed open took nothing from the data area. */
     assert_int_equal(vgpu_alloc(f->dev, 1, 1, &bad.staging_size), 0);
     assert_int_equal(bad.staging_size, off + 1);
 
-    /* A request of someone else in flight: refused. */
+    /* A request in flight on the handle: a second layer on it is refused. */
     set_budget(f, 0);
     assert_int_equal(vgpu_cu_memset_async(f->cu, DEV_BASE, 0, 1, 16, 0), 0);
     assert_int_equal(vgpu_cu_outstanding(f->cu), 1);
