@@ -10,7 +10,9 @@
  *    not-supported, asynchronous ones are accepted and their first error
  *    is reported once by the next synchronising call, also when far more
  *    are submitted than the ring holds;
- *  - the VM's Phase 1 operations run on unharmed afterwards.
+ *  - the VM's Phase 1 operations run on unharmed afterwards;
+ *  - on queue 1 of a device with two queue windows, what the layer stages
+ *    lies in the queue's window (not-supported, never bad-range).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -281,6 +283,72 @@ static void test_cu_layer(struct vgpu_dev *dev)
     vgpu_cu_close(cu);
 }
 
+/*
+ * The layer on queue 1 of a two-queue device, the data area split into two
+ * windows as a guest driver would: what it stages lies in the queue's own
+ * window, so its requests pass the window check (and are then
+ * not-supported, not bad-range); queue 0 works beside it.
+ */
+static void test_queue_windows(const char *sock)
+{
+    struct vgpu_open_opts opts = { .transport = "sim", .socket_path = sock, .shm_size = SHM,
+                                   .vm_id = 62, .queues = 2 };
+    struct vgpu_args_cu_launch la = { .func = 1, .grid = { 1, 1, 1 }, .block = { 1, 1, 1 },
+                                      .params_len = 64 };
+    struct vgpu_queue_desc *qt;
+    struct vgpu_dev *d0 = NULL, *d1 = NULL;
+    struct vgpu_cu *cu0 = NULL, *cu1 = NULL;
+    struct vgpu_dev_info info;
+    uint8_t params[64] = { 0 };
+    uint32_t h = 0;
+    uint64_t w;
+    int r, bad = 0;
+
+    r = vgpu_open(&opts, &d0);
+    CHECK(r == 0, "a two-queue device: %s", r ? vgpu_strerror(r) : "ok");
+    if (r) {
+        return;
+    }
+    vgpu_get_info(d0, &info);
+    w = ((info.data_end - D) / 2) & ~4095ull;
+    qt = (struct vgpu_queue_desc *)((uint8_t *)vgpu_shm_base(d0, NULL) + VGPU_SHM_QTABLE_OFFSET);
+    qt[0] = (struct vgpu_queue_desc){ D, w };
+    qt[1] = (struct vgpu_queue_desc){ D + w, w };
+    vgpu_free_all(d0);
+    r = vgpu_queue_open(d0, 1, &d1);
+    CHECK(r == 0, "queue 1 opened: %d", r);
+    if (r == 0) {
+        r = vgpu_cu_open(d0, NULL, &cu0) | vgpu_cu_open(d1, NULL, &cu1);
+        CHECK(r == 0, "a CUDA layer on each queue: %d", r);
+    }
+    if (r == 0) {
+        r = vgpu_cu_module_load_data(cu1, "image", 6, &h);
+        CHECK(r == VGPU_S_NOT_SUPPORTED, "queue 1: a staged image is in its window: %s",
+              vgpu_status_name(r));
+        for (unsigned i = 0; i < 300 && !bad; i++) {
+            bad = vgpu_cu_launch_params(cu1, &la, params) != 0 ||
+                  vgpu_cu_launch_params(cu0, &la, params) != 0;
+        }
+        CHECK(!bad, "300 launches with staged parameters on each queue");
+        r = vgpu_cu_drain(cu1);
+        CHECK(r == VGPU_S_NOT_SUPPORTED, "queue 1's are not-supported (not bad-range): %s",
+              vgpu_status_name(r));
+        r = vgpu_cu_drain(cu0);
+        CHECK(r == VGPU_S_NOT_SUPPORTED, "queue 0's too: %s", vgpu_status_name(r));
+        /* The check is real: queue 1 naming queue 0's window is refused. */
+        r = vgpu_cu_memcpy_htod_async(cu1, DPTR, D, 16, 0);
+        r = r ? r : vgpu_cu_drain(cu1);
+        CHECK(r == VGPU_S_BAD_RANGE, "queue 1 naming queue 0's window: %s", vgpu_status_name(r));
+        r = vgpu_cu_device_info(cu1, &(struct vgpu_cu_device_info){ 0 });
+        CHECK(r == VGPU_S_NOT_SUPPORTED, "queue 1: device info's output in its window: %s",
+              vgpu_status_name(r));
+    }
+    vgpu_cu_close(cu1);
+    vgpu_cu_close(cu0);
+    vgpu_close(d1);
+    vgpu_close(d0);
+}
+
 /* The VM's other operations are unharmed. */
 static void test_phase1_after(struct vgpu_dev *dev)
 {
@@ -326,6 +394,7 @@ int main(void)
         test_phase1_after(dev);
         vgpu_close(dev);
     }
+    test_queue_windows(med.sock);
     if (fh_failed) {
         fh_mediator_dump_log(&med, 40);
     }
