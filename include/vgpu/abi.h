@@ -212,7 +212,7 @@ enum vgpu_opcode {
      * STREAM_SYNC, STREAM_QUERY, EVENT_SYNC, EVENT_QUERY or CTX_SYNC that
      * would otherwise succeed, as the CUDA driver reports errors of
      * asynchronous work; a launch's parameter buffer may be reused as soon as
-     * its request completes. Errors of the GPU work itself surface the same
+     * its request completes. (Also LAUNCH_ATTRS.) Errors of the GPU work itself surface the same
      * way. Handles are
      * the VGPU_CU_H_* values returned in cqe.result; 0 names the queue's
      * default (NULL) stream where a stream is taken. On the cpu backend each
@@ -249,6 +249,10 @@ enum vgpu_opcode {
     VGPU_OP_CU_FUNC_SET_ATTR = 43,
     VGPU_OP_CU_OCCUPANCY     = 44, /* result: active blocks per SM */
     VGPU_OP_CU_CTX_RESET     = 45, /* frees everything of the queue's context */
+    VGPU_OP_CU_LAUNCH_ATTRS  = 46, /* async: attributes of the queue's next CU_LAUNCH
+                                    * (thread-block clusters, cooperative) */
+    VGPU_OP_CU_TENSOR_MAP    = 47, /* encodes a TMA descriptor (cuTensorMapEncode*) */
+    VGPU_OP_CU_CTX_LIMIT     = 48, /* result: a CUlimit of the context (set: then set) */
     VGPU_OP_COUNT
 };
 
@@ -432,6 +436,53 @@ struct vgpu_args_cu_func_attr {     /* FUNC_GET_ATTR, FUNC_SET_ATTR, OCCUPANCY *
 };
 _Static_assert(sizeof(struct vgpu_args_cu_func_attr) == 16, "args_cu_func_attr size");
 
+/* CU_LAUNCH_ATTRS: the next CU_LAUNCH of the queue runs with these (then
+ * they are forgotten), as cuLaunchKernelEx's CUlaunchAttribute list. */
+#define VGPU_CU_LAUNCH_COOPERATIVE  (1u << 0)
+struct vgpu_args_cu_launch_attrs {
+    uint32_t cluster[3];            /* thread-block cluster dims; 0,0,0: none */
+    uint32_t flags;                 /* VGPU_CU_LAUNCH_* */
+    uint32_t cluster_policy;        /* CUclusterSchedulingPolicy; 0: default */
+    uint32_t pad[7];                /* must be 0 */
+};
+_Static_assert(sizeof(struct vgpu_args_cu_launch_attrs) == 48, "args_cu_launch_attrs size");
+
+/* CU_TENSOR_MAP: in_off holds a struct vgpu_cu_tensor_map_req, the encoded
+ * 128-byte CUtensorMap is written at out_off (64-aligned). */
+#define VGPU_CU_TENSOR_MAP_TILED    0u
+#define VGPU_CU_TENSOR_MAP_IM2COL   1u
+#define VGPU_CU_TENSOR_MAP_BYTES    128u
+struct vgpu_args_cu_tensor_map {
+    uint64_t in_off;                /* 8-aligned */
+    uint64_t out_off;               /* 64-aligned, VGPU_CU_TENSOR_MAP_BYTES */
+    uint32_t kind;                  /* VGPU_CU_TENSOR_MAP_* */
+    uint32_t pad;                   /* must be 0 */
+};
+_Static_assert(sizeof(struct vgpu_args_cu_tensor_map) == 24, "args_cu_tensor_map size");
+struct vgpu_cu_tensor_map_req {
+    uint32_t data_type;             /* CUtensorMapDataType */
+    uint32_t rank;                  /* 1 .. 5 (im2col: 3 .. 5) */
+    uint64_t global_address;        /* a device address of the queue */
+    uint64_t global_dim[5];
+    uint64_t global_strides[4];     /* rank - 1 entries, bytes */
+    uint32_t box_dim[5];            /* tiled */
+    uint32_t element_strides[5];
+    uint32_t interleave, swizzle, l2_promotion, oob_fill;
+    int32_t  lower_corner[3];       /* im2col: rank - 2 entries */
+    int32_t  upper_corner[3];
+    uint32_t channels_per_pixel;    /* im2col */
+    uint32_t pixels_per_column;     /* im2col */
+};
+_Static_assert(sizeof(struct vgpu_cu_tensor_map_req) == 176, "cu_tensor_map_req size");
+
+/* CU_CTX_LIMIT */
+struct vgpu_args_cu_limit {
+    uint32_t limit;                 /* CUlimit */
+    uint32_t set;                   /* 1: set value first */
+    uint64_t value;
+};
+_Static_assert(sizeof(struct vgpu_args_cu_limit) == 16, "args_cu_limit size");
+
 /* What CU_DEVICE_INFO writes: the real GPU, memory as the VM's quota. */
 struct vgpu_cu_device_info {
     char     name[256];             /* NUL-terminated */
@@ -512,6 +563,9 @@ struct vgpu_sqe {
         struct vgpu_args_cu_create  cu_create;
         struct vgpu_args_cu_pair    cu_pair;
         struct vgpu_args_cu_func_attr cu_func_attr;
+        struct vgpu_args_cu_launch_attrs cu_launch_attrs;
+        struct vgpu_args_cu_tensor_map cu_tensor_map;
+        struct vgpu_args_cu_limit   cu_limit;
     } args;
 };
 _Static_assert(sizeof(struct vgpu_sqe) == 64, "vgpu_sqe size");
@@ -607,6 +661,9 @@ static inline const char *vgpu_op_name(uint32_t op)
         [VGPU_OP_CU_FUNC_SET_ATTR] = "cu_func_set_attr",
         [VGPU_OP_CU_OCCUPANCY] = "cu_occupancy",
         [VGPU_OP_CU_CTX_RESET] = "cu_ctx_reset",
+        [VGPU_OP_CU_LAUNCH_ATTRS] = "cu_launch_attrs",
+        [VGPU_OP_CU_TENSOR_MAP] = "cu_tensor_map",
+        [VGPU_OP_CU_CTX_LIMIT] = "cu_ctx_limit",
     };
     return op < VGPU_OP_COUNT && names[op] ? names[op] : "unknown";
 }

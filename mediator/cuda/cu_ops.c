@@ -61,7 +61,9 @@ enum cu_kind {
     X(cuMemcpy2DAsync)                                              \
     X(cuModuleLoadData) X(cuModuleUnload) X(cuModuleGetFunction)    \
     X(cuModuleGetGlobal) X(cuFuncGetParamInfo) X(cuFuncGetAttribute)\
-    X(cuFuncSetAttribute) X(cuLaunchKernel)                         \
+    X(cuFuncSetAttribute) X(cuLaunchKernel) X(cuLaunchKernelEx)     \
+    X(cuTensorMapEncodeTiled) X(cuTensorMapEncodeIm2col)            \
+    X(cuCtxSetLimit) X(cuCtxGetLimit)                               \
     X(cuOccupancyMaxActiveBlocksPerMultiprocessor)                  \
     X(cuStreamCreateWithPriority) X(cuStreamDestroy)                \
     X(cuStreamQuery) X(cuStreamWaitEvent)                           \
@@ -143,6 +145,8 @@ struct cu_queue {
     struct cu_range *ranges;    /* sorted by base, disjoint */
     uint32_t nranges, rcap;
     uint64_t alloc_bytes;
+    bool     has_attrs;     /* CU_LAUNCH_ATTRS for the next launch */
+    struct vgpu_args_cu_launch_attrs attrs;
     int      deferred_st;   /* first failure of a deferred request, VGPU_S_OK: none */
     uint64_t deferred_result;
 };
@@ -1101,6 +1105,49 @@ static int op_get_global(struct cu_req *r)
     return VGPU_S_OK;
 }
 
+/* A launch with the queue's pending CU_LAUNCH_ATTRS (then forgotten). */
+static int launch_ex(struct cu_req *r, const struct vgpu_args_cu_launch *a,
+                     const struct cu_func *f, CUstream s, void **extra)
+{
+    const struct vgpu_args_cu_launch_attrs *at = &r->cq->attrs;
+    CUlaunchAttribute attr[3];
+    CUlaunchConfig cfg;
+    unsigned n = 0;
+
+    memset(attr, 0, sizeof(attr));
+    if (at->cluster[0]) {
+        attr[n].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+        attr[n].value.clusterDim.x = at->cluster[0];
+        attr[n].value.clusterDim.y = at->cluster[1];
+        attr[n].value.clusterDim.z = at->cluster[2];
+        n++;
+    }
+    if (at->cluster_policy) {
+        attr[n].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE;
+        attr[n].value.clusterSchedulingPolicyPreference =
+            (CUclusterSchedulingPolicy)at->cluster_policy;
+        n++;
+    }
+    if (at->flags & VGPU_CU_LAUNCH_COOPERATIVE) {
+        attr[n].id = CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
+        attr[n].value.cooperative = 1;
+        n++;
+    }
+    r->cq->has_attrs = false;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.gridDimX = a->grid[0];
+    cfg.gridDimY = a->grid[1];
+    cfg.gridDimZ = a->grid[2];
+    cfg.blockDimX = a->block[0];
+    cfg.blockDimY = a->block[1];
+    cfg.blockDimZ = a->block[2];
+    cfg.sharedMemBytes = a->shared_bytes;
+    cfg.hStream = s;
+    cfg.attrs = n ? attr : NULL;
+    cfg.numAttrs = n;
+    return cu_status(r->env, api.cuLaunchKernelEx(&cfg, f->f, NULL, extra), r->result);
+}
+
 static int op_launch(struct cu_req *r)
 {
     const struct vgpu_args_cu_launch *a = &r->sqe->args.cu_launch;
@@ -1143,11 +1190,87 @@ static int op_launch(struct cu_req *r)
     if (p) {
         memcpy(buf, p, a->params_len);
     }
+    if (r->cq->has_attrs) {
+        return launch_ex(r, a, f, s, a->params_len ? extra : NULL);
+    }
     return cu_status(r->env,
                      api.cuLaunchKernel(f->f, a->grid[0], a->grid[1], a->grid[2], a->block[0],
                                         a->block[1], a->block[2], a->shared_bytes, s, NULL,
                                         a->params_len ? extra : NULL),
                      r->result);
+}
+
+static int op_launch_attrs(struct cu_req *r)
+{
+    r->cq->attrs = r->sqe->args.cu_launch_attrs;
+    r->cq->has_attrs = true;
+    return VGPU_S_OK;
+}
+
+static int op_tensor_map(struct cu_req *r)
+{
+    const struct vgpu_args_cu_tensor_map *a = &r->sqe->args.cu_tensor_map;
+    const uint8_t *in = shm_at(r, a->in_off, sizeof(struct vgpu_cu_tensor_map_req));
+    uint8_t *out = shm_at(r, a->out_off, VGPU_CU_TENSOR_MAP_BYTES);
+    struct vgpu_cu_tensor_map_req q;
+    CUtensorMap map;
+    CUresult e;
+
+    _Static_assert(sizeof(CUtensorMap) == VGPU_CU_TENSOR_MAP_BYTES, "CUtensorMap size");
+    if (!in || !out) {
+        return VGPU_S_BAD_RANGE;
+    }
+    memcpy(&q, in, sizeof(q));  /* once: the guest may rewrite it meanwhile */
+    if (q.rank < 1 || q.rank > 5 ||
+        (a->kind == VGPU_CU_TENSOR_MAP_IM2COL && q.rank < 3)) {
+        *r->result = CUDA_ERROR_INVALID_VALUE;
+        return VGPU_S_CUDA_ERROR;
+    }
+    /* The GPU's MMU keeps whatever the descriptor names inside this
+     * context; the driver checks the rest (alignment, box, strides). */
+    memset(&map, 0, sizeof(map));
+    if (a->kind == VGPU_CU_TENSOR_MAP_TILED) {
+        e = api.cuTensorMapEncodeTiled(&map, (CUtensorMapDataType)q.data_type, q.rank,
+                                       (void *)(uintptr_t)q.global_address, q.global_dim,
+                                       q.global_strides, q.box_dim, q.element_strides,
+                                       (CUtensorMapInterleave)q.interleave,
+                                       (CUtensorMapSwizzle)q.swizzle,
+                                       (CUtensorMapL2promotion)q.l2_promotion,
+                                       (CUtensorMapFloatOOBfill)q.oob_fill);
+    } else {
+        e = api.cuTensorMapEncodeIm2col(&map, (CUtensorMapDataType)q.data_type, q.rank,
+                                        (void *)(uintptr_t)q.global_address, q.global_dim,
+                                        q.global_strides, q.lower_corner, q.upper_corner,
+                                        q.channels_per_pixel, q.pixels_per_column,
+                                        q.element_strides, (CUtensorMapInterleave)q.interleave,
+                                        (CUtensorMapSwizzle)q.swizzle,
+                                        (CUtensorMapL2promotion)q.l2_promotion,
+                                        (CUtensorMapFloatOOBfill)q.oob_fill);
+    }
+    if (e != CUDA_SUCCESS) {
+        return cu_status(r->env, e, r->result);
+    }
+    memcpy(out, &map, sizeof(map));
+    return VGPU_S_OK;
+}
+
+static int op_ctx_limit(struct cu_req *r)
+{
+    const struct vgpu_args_cu_limit *a = &r->sqe->args.cu_limit;
+    size_t v = 0;
+    CUresult e = CUDA_SUCCESS;
+
+    if (a->set) {
+        e = api.cuCtxSetLimit((CUlimit)a->limit, (size_t)a->value);
+    }
+    if (e == CUDA_SUCCESS) {
+        e = api.cuCtxGetLimit(&v, (CUlimit)a->limit);
+    }
+    if (e != CUDA_SUCCESS) {
+        return cu_status(r->env, e, r->result);
+    }
+    *r->result = v;
+    return VGPU_S_OK;
 }
 
 static int op_stream_create(struct cu_req *r)
@@ -1426,6 +1549,9 @@ int vgpu_cu_execute(struct vgpu_cu_vm *vm, struct vgpu_cu_env *env, uint32_t que
     case VGPU_OP_CU_FUNC_SET_ATTR:
     case VGPU_OP_CU_OCCUPANCY:       st = op_func_attr(&r); break;
     case VGPU_OP_CU_CTX_RESET:       st = op_ctx_reset(&r, queue); break;
+    case VGPU_OP_CU_LAUNCH_ATTRS:    st = op_launch_attrs(&r); break;
+    case VGPU_OP_CU_TENSOR_MAP:      st = op_tensor_map(&r); break;
+    case VGPU_OP_CU_CTX_LIMIT:       st = op_ctx_limit(&r); break;
     default:                         st = VGPU_S_UNKNOWN_OP; break;
     }
     if (r.cq && env->deferred && st != VGPU_S_OK && r.cq->deferred_st == VGPU_S_OK) {

@@ -797,7 +797,8 @@ static int proxy_call(struct vgpu_backend *b, struct vgpu_backend_session *s,
 static bool completes_queued(uint16_t opcode)
 {
     return opcode == VGPU_OP_CU_LAUNCH || opcode == VGPU_OP_CU_MEMSET ||
-           opcode == VGPU_OP_CU_EVENT_RECORD || opcode == VGPU_OP_CU_STREAM_WAIT_EVENT;
+           opcode == VGPU_OP_CU_EVENT_RECORD || opcode == VGPU_OP_CU_STREAM_WAIT_EVENT ||
+           opcode == VGPU_OP_CU_LAUNCH_ATTRS;
 }
 
 /* Sends q (and a launch's parameters) with no reply to wait for. The

@@ -44,6 +44,9 @@ static const struct vgpu_op *const vgpu_ops[VGPU_OP_COUNT] = {
     [VGPU_OP_CU_FUNC_SET_ATTR]       = &vgpu_op_cu_func_set_attr,
     [VGPU_OP_CU_OCCUPANCY]           = &vgpu_op_cu_occupancy,
     [VGPU_OP_CU_CTX_RESET]           = &vgpu_op_cu_ctx_reset,
+    [VGPU_OP_CU_LAUNCH_ATTRS]        = &vgpu_op_cu_launch_attrs,
+    [VGPU_OP_CU_TENSOR_MAP]          = &vgpu_op_cu_tensor_map,
+    [VGPU_OP_CU_CTX_LIMIT]           = &vgpu_op_cu_ctx_limit,
 };
 
 const struct vgpu_op *vgpu_op_lookup(uint32_t opcode)

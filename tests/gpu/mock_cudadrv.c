@@ -679,6 +679,81 @@ CUresult CUDAAPI cuLaunchKernel(CUfunction func, unsigned gx, unsigned gy, unsig
     return CUDA_SUCCESS;
 }
 
+CUresult CUDAAPI cuLaunchKernelEx(const CUlaunchConfig *c, CUfunction f, void **params,
+                                  void **extra)
+{
+    for (unsigned i = 0; i < c->numAttrs; i++) {
+        if (c->attrs[i].id == CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION &&
+            (c->gridDimX % c->attrs[i].value.clusterDim.x ||
+             c->gridDimY % c->attrs[i].value.clusterDim.y ||
+             c->gridDimZ % c->attrs[i].value.clusterDim.z)) {
+            return CUDA_ERROR_INVALID_CLUSTER_SIZE;  /* the grid must be whole clusters */
+        }
+    }
+    return cuLaunchKernel(f, c->gridDimX, c->gridDimY, c->gridDimZ, c->blockDimX, c->blockDimY,
+                          c->blockDimZ, c->sharedMemBytes, c->hStream, params, extra);
+}
+
+/* The descriptor's format is the driver's; the mock's: the address, the
+ * rank and the first dimension, to show what reached it. */
+static CUresult mock_tensor_map(CUtensorMap *m, cuuint32_t rank, void *addr,
+                                const cuuint64_t *dim)
+{
+    STICKY();
+    if (!dev_range((uintptr_t)addr, 1, "tensor map over no device memory")) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    memset(m, 0, sizeof(*m));
+    memcpy(m->opaque, &addr, sizeof(addr));
+    m->opaque[1] = rank;
+    m->opaque[2] = dim[0];
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuTensorMapEncodeTiled(CUtensorMap *m, CUtensorMapDataType t, cuuint32_t rank,
+                                        void *addr, const cuuint64_t *dim,
+                                        const cuuint64_t *strides, const cuuint32_t *box,
+                                        const cuuint32_t *estrides, CUtensorMapInterleave il,
+                                        CUtensorMapSwizzle sw, CUtensorMapL2promotion l2,
+                                        CUtensorMapFloatOOBfill oob)
+{
+    (void)t, (void)strides, (void)box, (void)estrides, (void)il, (void)sw, (void)l2, (void)oob;
+    return mock_tensor_map(m, rank, addr, dim);
+}
+
+CUresult CUDAAPI cuTensorMapEncodeIm2col(CUtensorMap *m, CUtensorMapDataType t, cuuint32_t rank,
+                                         void *addr, const cuuint64_t *dim,
+                                         const cuuint64_t *strides, const int *lo, const int *hi,
+                                         cuuint32_t cpp, cuuint32_t ppc,
+                                         const cuuint32_t *estrides, CUtensorMapInterleave il,
+                                         CUtensorMapSwizzle sw, CUtensorMapL2promotion l2,
+                                         CUtensorMapFloatOOBfill oob)
+{
+    (void)t, (void)strides, (void)lo, (void)hi, (void)cpp, (void)ppc, (void)estrides;
+    (void)il, (void)sw, (void)l2, (void)oob;
+    return mock_tensor_map(m, rank, addr, dim);
+}
+
+static size_t limits[16];
+
+CUresult CUDAAPI cuCtxSetLimit(CUlimit limit, size_t value)
+{
+    if ((unsigned)limit >= 16) {
+        return CUDA_ERROR_UNSUPPORTED_LIMIT;
+    }
+    limits[limit] = value;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxGetLimit(size_t *value, CUlimit limit)
+{
+    if ((unsigned)limit >= 16) {
+        return CUDA_ERROR_UNSUPPORTED_LIMIT;
+    }
+    *value = limits[limit] ? limits[limit] : 1024;
+    return CUDA_SUCCESS;
+}
+
 /* ---- streams, events ---- */
 
 CUresult CUDAAPI cuStreamCreateWithPriority(CUstream *ps, unsigned int flags, int prio)
@@ -795,7 +870,9 @@ static const struct {
     MOCK_ENTRY(cuMemcpy2DAsync)
     MOCK_ENTRY(cuModuleLoadData) MOCK_ENTRY(cuModuleUnload) MOCK_ENTRY(cuModuleGetFunction)
     MOCK_ENTRY(cuModuleGetGlobal) MOCK_ENTRY(cuFuncGetParamInfo) MOCK_ENTRY(cuFuncGetAttribute)
-    MOCK_ENTRY(cuFuncSetAttribute) MOCK_ENTRY(cuLaunchKernel)
+    MOCK_ENTRY(cuFuncSetAttribute) MOCK_ENTRY(cuLaunchKernel) MOCK_ENTRY(cuLaunchKernelEx)
+    MOCK_ENTRY(cuTensorMapEncodeTiled) MOCK_ENTRY(cuTensorMapEncodeIm2col)
+    MOCK_ENTRY(cuCtxSetLimit) MOCK_ENTRY(cuCtxGetLimit)
     MOCK_ENTRY(cuOccupancyMaxActiveBlocksPerMultiprocessor)
     MOCK_ENTRY(cuStreamCreateWithPriority) MOCK_ENTRY(cuStreamDestroy) MOCK_ENTRY(cuStreamQuery)
     MOCK_ENTRY(cuStreamWaitEvent) MOCK_ENTRY(cuEventCreate) MOCK_ENTRY(cuEventDestroy)

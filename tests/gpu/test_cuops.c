@@ -178,6 +178,7 @@ static struct vgpu_cqe launch_vadd(struct vm *v, uint32_t stream)
     memcpy(p + 8, &v->d_b, 8);
     memcpy(p + 16, &v->d_c, 8);
     memcpy(p + 24, &n, 4);
+    /* (N + 255) / 256 = 4096 blocks: whole clusters of 2, not of 3. */
     return launch(v, v->f_vadd, (N + 255) / 256, 256, p, sizeof(p), stream, 2);
 }
 
@@ -501,6 +502,55 @@ int main(void)
         c = handle_op(&A, VGPU_OP_CU_STREAM_SYNC, 0);
         memcpy(&got, vgpu_ptr(A.dev, A.c), 4);
         CHECK(c.status == VGPU_S_OK && got == 10, "two kernels added 5 to a global: %u", got);
+    }
+
+    /* What Hopper library kernels need: clusters, tensor maps, limits. */
+    {
+        struct vgpu_sqe la = sqe_of(VGPU_OP_CU_LAUNCH_ATTRS);
+        struct vgpu_sqe tm = sqe_of(VGPU_OP_CU_TENSOR_MAP);
+        struct vgpu_sqe lim = sqe_of(VGPU_OP_CU_CTX_LIMIT);
+        struct vgpu_cu_tensor_map_req *q = vgpu_ptr(A.dev, scratch(&A, 12));
+        const uint8_t *map = vgpu_ptr(A.dev, scratch(&A, 13));
+        unsigned nonzero = 0;
+
+        la.args.cu_launch_attrs.cluster[0] = 2;
+        la.args.cu_launch_attrs.cluster[1] = la.args.cu_launch_attrs.cluster[2] = 1;
+        CHECK(call(&A, &la).status == VGPU_S_OK, "launch attributes: a cluster of 2");
+        CHECK(vadd_round(&A, 7), "vadd in clusters of 2 blocks, checked");
+        la.args.cu_launch_attrs.cluster[0] = 3;     /* the grid is not whole clusters */
+        call(&A, &la);
+        launch_vadd(&A, 0);
+        c = handle_op(&A, VGPU_OP_CU_STREAM_SYNC, 0);
+        CHECK(c.status == VGPU_S_CUDA_ERROR, "a grid of partial clusters: cuda-error %" PRIu64
+              " at the sync", c.result);
+        CHECK(vadd_round(&A, 8), "the attributes were for that launch only");
+
+        memset(q, 0, sizeof(*q));
+        q->data_type = 7;           /* CU_TENSOR_MAP_DATA_TYPE_FLOAT32 */
+        q->rank = 2;
+        q->global_address = A.d_a;
+        q->global_dim[0] = q->global_dim[1] = 64;
+        q->global_strides[0] = 64 * 4;
+        q->box_dim[0] = q->box_dim[1] = 32;
+        q->element_strides[0] = q->element_strides[1] = 1;
+        memset(vgpu_ptr(A.dev, scratch(&A, 13)), 0, 128);
+        tm.args.cu_tensor_map.in_off = scratch(&A, 12);
+        tm.args.cu_tensor_map.out_off = scratch(&A, 13);
+        c = call(&A, &tm);
+        for (unsigned i = 0; i < 128; i++) {
+            nonzero += map[i] != 0;
+        }
+        CHECK(c.status == VGPU_S_OK && nonzero > 0, "a tiled tensor map encoded by the host: %s",
+              vgpu_status_name(c.status));
+        q->rank = 9;
+        CHECK(call(&A, &tm).status == VGPU_S_CUDA_ERROR, "a tensor map of rank 9: cuda-error");
+
+        lim.args.cu_limit.limit = 1;    /* CU_LIMIT_PRINTF_FIFO_SIZE */
+        lim.args.cu_limit.set = 1;
+        lim.args.cu_limit.value = 4u << 20;
+        c = call(&A, &lim);
+        CHECK(c.status == VGPU_S_OK && c.result >= (4u << 20),
+              "printf FIFO limit set and read back: %" PRIu64, c.result);
     }
 
     /* Streams and events. */

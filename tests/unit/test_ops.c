@@ -659,6 +659,9 @@ static void test_validate_cu_header(void **state)
         { VGPU_OP_CU_FUNC_SET_ATTR, sizeof(struct vgpu_args_cu_func_attr) },
         { VGPU_OP_CU_OCCUPANCY, sizeof(struct vgpu_args_cu_func_attr) },
         { VGPU_OP_CU_CTX_RESET, 0 },
+        { VGPU_OP_CU_LAUNCH_ATTRS, sizeof(struct vgpu_args_cu_launch_attrs) },
+        { VGPU_OP_CU_TENSOR_MAP, sizeof(struct vgpu_args_cu_tensor_map) },
+        { VGPU_OP_CU_CTX_LIMIT, sizeof(struct vgpu_args_cu_limit) },
     };
 
     (void)state;
@@ -687,6 +690,54 @@ static void test_validate_cu_header(void **state)
         s.args.raw[0] = 1;
         assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
     }
+}
+
+static void test_validate_cu_launch_ext(void **state)
+{
+    struct vgpu_sqe s = sqe_of(VGPU_OP_CU_LAUNCH_ATTRS);
+    const uint64_t req = sizeof(struct vgpu_cu_tensor_map_req);
+
+    (void)state;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);         /* no attributes at all */
+    s.args.cu_launch_attrs.cluster[0] = 2;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);   /* y, z 0 beside x */
+    s.args.cu_launch_attrs.cluster[1] = s.args.cu_launch_attrs.cluster[2] = 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_launch_attrs.cluster[1] = 16;
+    assert_status(validate(&s, SHM_1M), VGPU_S_TOO_LARGE);  /* 32 blocks */
+    s.args.cu_launch_attrs.cluster[1] = 1;
+    s.args.cu_launch_attrs.flags = VGPU_CU_LAUNCH_COOPERATIVE;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_launch_attrs.flags = 2;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_launch_attrs.flags = 0;
+    s.args.cu_launch_attrs.pad[6] = 1;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+
+    s = sqe_of(VGPU_OP_CU_TENSOR_MAP);
+    s.args.cu_tensor_map = (struct vgpu_args_cu_tensor_map) { D, D + 4096, 0, 0 };
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_tensor_map.out_off = D + 4096 + 32;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ALIGN);
+    s.args.cu_tensor_map.out_off = D + 64;                 /* inside the request */
+    assert_status(validate(&s, SHM_1M), VGPU_S_OVERLAP);
+    s.args.cu_tensor_map.out_off = SHM_1M - 64;
+    s.args.cu_tensor_map.in_off = SHM_1M - req + 8;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+    s.args.cu_tensor_map.in_off = D;
+    s.args.cu_tensor_map.kind = 2;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+
+    s = sqe_of(VGPU_OP_CU_CTX_LIMIT);
+    s.args.cu_limit.limit = 1;
+    s.args.cu_limit.set = 1;
+    s.args.cu_limit.value = 1u << 20;
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    s.args.cu_limit.set = 2;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_limit.set = 0;
+    s.args.cu_limit.limit = 99;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
 }
 
 static void test_validate_cu_device_info(void **state)
@@ -1909,6 +1960,28 @@ static void fuzz_cu_args(struct vgpu_sqe *s, uint64_t size)
         s->args.cu_func_attr.value = rng_u64() % 2 ? 0 : (int32_t)(rng_u64() % 300000) - 100;
         s->args.cu_func_attr.pad = rng_u64() % 16 == 0;
         break;
+    case VGPU_OP_CU_LAUNCH_ATTRS: {
+        struct vgpu_args_cu_launch_attrs *a = &s->args.cu_launch_attrs;
+
+        for (unsigned i = 0; i < 3; i++) {
+            a->cluster[i] = (uint32_t)(rng_u64() % 8 ? rng_u64() % 5 : rng_u64());
+        }
+        a->flags = (uint32_t)(rng_u64() % 8 ? rng_u64() % 2 : rng_u64());
+        a->cluster_policy = (uint32_t)(rng_u64() % 8 ? rng_u64() % 3 : rng_u64());
+        a->pad[rng_u64() % 7] = rng_u64() % 16 == 0;
+        break;
+    }
+    case VGPU_OP_CU_TENSOR_MAP:
+        s->args.cu_tensor_map.in_off = fuzz_off(size) & ~7ull;
+        s->args.cu_tensor_map.out_off = rng_u64() % 8 ? fuzz_off(size) & ~63ull : fuzz_off(size);
+        s->args.cu_tensor_map.kind = (uint32_t)(rng_u64() % 8 ? rng_u64() % 2 : rng_u64());
+        s->args.cu_tensor_map.pad = rng_u64() % 16 == 0;
+        break;
+    case VGPU_OP_CU_CTX_LIMIT:
+        s->args.cu_limit.limit = (uint32_t)(rng_u64() % 8 ? rng_u64() % 20 : rng_u64());
+        s->args.cu_limit.set = (uint32_t)(rng_u64() % 8 ? rng_u64() % 2 : rng_u64());
+        s->args.cu_limit.value = rng_u64();
+        break;
     default:
         break;                              /* no arguments */
     }
@@ -2259,6 +2332,7 @@ int main(void)
         cmocka_unit_test(test_validate_memcpy),
         cmocka_unit_test(test_validate_cu_header),
         cmocka_unit_test(test_validate_cu_device_info),
+        cmocka_unit_test(test_validate_cu_launch_ext),
         cmocka_unit_test(test_validate_cu_memory),
         cmocka_unit_test(test_validate_cu_copy),
         cmocka_unit_test(test_validate_cu_memcpy_2d),
