@@ -368,6 +368,7 @@ static int set_rcvtimeo(struct sim *s)
 
 static int sim_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
 {
+    struct vgpu_open_opts with_id;
     uint64_t size = o->shm_size ? o->shm_size : VGPU_DEFAULT_SHM_SIZE;
     const char *path = o->socket_path;
     uint64_t deadline;
@@ -381,6 +382,21 @@ static int sim_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
     r = doorbell_wanted(o, &use_eventfd);
     if (r < 0) {
         return r;
+    }
+    /* Programs that name no vm id (libcuda.so.1 on a host) get one from the
+     * environment, so that several can be separate VMs of one mediator. */
+    if (!o->vm_id && getenv("VGPU_VM_ID")) {
+        char *end;
+        unsigned long v = strtoul(getenv("VGPU_VM_ID"), &end, 10);
+
+        if (*end || v > UINT32_MAX) {
+            vgpu_set_detail("VGPU_VM_ID '%s': need a number 0..%u", getenv("VGPU_VM_ID"),
+                            UINT32_MAX);
+            return -EINVAL;
+        }
+        with_id = *o;
+        with_id.vm_id = (uint32_t)v;
+        o = &with_id;
     }
     if (size < VGPU_SHM_MIN_SIZE || size > VGPU_SHM_MAX_SIZE ||
         size % (uint64_t)sysconf(_SC_PAGESIZE) != 0) {

@@ -38,7 +38,8 @@ struct vgpu_open_opts {
     /* sim */
     const char *socket_path;  /* mediator socket; NULL: VGPU_SOCKET env or default */
     uint64_t    shm_size;     /* 0: 64 MiB */
-    uint32_t    vm_id;
+    uint32_t    vm_id;        /* 0: $VGPU_VM_ID, else 0 (a mediator takes one
+                               * session per vm id at a time) */
     uint32_t    priority;     /* 0 = highest class */
     uint32_t    weight;       /* 0: 1 */
     const char *vm_name;

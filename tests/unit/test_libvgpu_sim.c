@@ -425,6 +425,29 @@ static void test_bad_queues(void **state)
     assert_non_null(strstr(vgpu_open_detail(), "queue 2"));
 }
 
+/* A program that names no vm id (libcuda.so.1 on a host) takes $VGPU_VM_ID. */
+static void test_vm_id_from_env(void **state)
+{
+    struct fake *f = *state;
+    struct vgpu_open_opts o;
+    struct vgpu_dev *dev;
+
+    memset(&o, 0, sizeof(o));
+    o.transport = "sim";
+    o.socket_path = f->path;
+    o.shm_size = 4u << 20;
+    o.link_timeout_ms = 2000;
+    setenv("VGPU_VM_ID", "7x", 1);
+    assert_int_equal(vgpu_open(&o, &dev), -EINVAL);
+    assert_non_null(strstr(vgpu_open_detail(), "VGPU_VM_ID"));
+    setenv("VGPU_VM_ID", "9", 1);
+    f->script = S_ERROR_IDENTITY;
+    assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
+    assert_int_equal(vgpu_open(&o, &dev), -EADDRINUSE);
+    unsetenv("VGPU_VM_ID");
+    assert_int_equal(f->hello.vm_id, 9);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -438,6 +461,7 @@ int main(void)
         T(test_unknown_error_code),
         T(test_no_welcome),
         T(test_bad_queues),
+        T(test_vm_id_from_env),
     };
 #undef T
     return cmocka_run_group_tests_name("libvgpu-sim", tests, NULL, NULL);
