@@ -22,6 +22,7 @@
  *   nop COUNT         NOP round trips, p50/p99 in us (bench)
  *   nop-rate SECONDS  NOPs back to back, their count (bench)
  *   syscall-cost COUNT  what getppid() and the driver's ioctls cost (bench)
+ *   kick-cost COUNT   what one vgpu_kick() costs on the transport in use
  *
  * Each prints one summary line "drv-<cmd>: ... ok" or "... FAIL: why"
  * (exit status 0 or 1).
@@ -441,12 +442,38 @@ static int cmd_syscall_cost(int count)
     return 0;
 }
 
+/* What one doorbell costs through the transport in use (bench context). */
+static int cmd_kick_cost(int count)
+{
+    struct vgpu_dev_info info;
+    struct vgpu_dev *dev = open_dev(&info);
+    struct timespec t0, t1;
+    int i, r;
+
+    if (!dev) {
+        return 1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (i = 0; i < count; i++) {
+        r = vgpu_kick(dev);
+        if (r < 0) {
+            return fail("kick: %s", vgpu_strerror(r));
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("drv-kick-cost: %s queue %u: %.2f us per doorbell (%d)\n", info.transport, info.queue,
+           per_call_us(t0, t1, count), count);
+    vgpu_close(dev);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
         fprintf(stderr, "usage: vgpu-drv-test loop COUNT N [SECONDS] | busy COUNT DIM | clean SECONDS |"
-                " open | mmap | nop COUNT | nop-rate SECONDS | syscall-cost COUNT\n");
+                " open | mmap | nop COUNT | nop-rate SECONDS | syscall-cost COUNT |"
+                " kick-cost COUNT\n");
         return 2;
     }
     cmd = argv[1];
@@ -467,6 +494,9 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "nop") && argc == 3 && atoi(argv[2]) > 0) {
         return cmd_nop(atoi(argv[2]));
+    }
+    if (!strcmp(cmd, "kick-cost") && argc == 3 && atoi(argv[2]) > 0) {
+        return cmd_kick_cost(atoi(argv[2]));
     }
     if (!strcmp(cmd, "syscall-cost") && argc == 3 && atoi(argv[2]) > 0) {
         return cmd_syscall_cost(atoi(argv[2]));
