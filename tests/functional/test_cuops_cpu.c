@@ -68,7 +68,8 @@ static struct vgpu_sqe valid(uint16_t op)
             .height = 16, .src_kind = VGPU_CU_MEM_SHM };
         break;
     case VGPU_OP_CU_MODULE_LOAD:
-        s.args.cu_module_load = (struct vgpu_args_cu_module_load){ D, 4096 };
+        s.args.cu_module_load = (struct vgpu_args_cu_module_load){
+            .image_off = D, .image_len = 4096 };
         break;
     case VGPU_OP_CU_MODULE_GET_FUNCTION:
     case VGPU_OP_CU_MODULE_GET_GLOBAL:
@@ -100,8 +101,12 @@ static struct vgpu_sqe valid(uint16_t op)
     case VGPU_OP_CU_OCCUPANCY:
         s.args.cu_func_attr = (struct vgpu_args_cu_func_attr){ 1, 256, 0, 0 };
         break;
+    case VGPU_OP_CU_TENSOR_MAP:
+        s.args.cu_tensor_map = (struct vgpu_args_cu_tensor_map){
+            .in_off = D, .out_off = D + 4096, .kind = VGPU_CU_TENSOR_MAP_TILED };
+        break;
     default:
-        break;      /* no arguments, or any stream (0) */
+        break;      /* no arguments, all zero, or any stream (0) */
     }
     return s;
 }

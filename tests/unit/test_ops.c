@@ -985,17 +985,21 @@ static void test_validate_cu_module(void **state)
     struct vgpu_sqe s = sqe_of(VGPU_OP_CU_MODULE_LOAD);
 
     (void)state;
-    s.args.cu_module_load = (struct vgpu_args_cu_module_load) { D + 1, 1 };
+    s.args.cu_module_load = (struct vgpu_args_cu_module_load){
+        .image_off = D + 1, .image_len = 1 };
     assert_status(validate(&s, SHM_1M), VGPU_S_OK);
     s.args.cu_module_load.image_len = 0;
     assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
-    s.args.cu_module_load = (struct vgpu_args_cu_module_load) { D, VGPU_CU_MAX_IMAGE };
+    s.args.cu_module_load = (struct vgpu_args_cu_module_load){
+        .image_off = D, .image_len = VGPU_CU_MAX_IMAGE };
     assert_status(validate(&s, SHM_BIG), VGPU_S_OK);
     s.args.cu_module_load.image_len++;
     assert_status(validate(&s, SHM_BIG), VGPU_S_TOO_LARGE);
-    s.args.cu_module_load = (struct vgpu_args_cu_module_load) { D, SHM_1M - D + 1 };
+    s.args.cu_module_load = (struct vgpu_args_cu_module_load){
+        .image_off = D, .image_len = SHM_1M - D + 1 };
     assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
-    s.args.cu_module_load = (struct vgpu_args_cu_module_load) { UINT64_MAX, 2 };
+    s.args.cu_module_load = (struct vgpu_args_cu_module_load){
+        .image_off = UINT64_MAX, .image_len = 2 };
     assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
 
     s = sqe_of(VGPU_OP_CU_MODULE_UNLOAD);
@@ -1292,7 +1296,8 @@ static void test_cu_ranges_bytes_cost(void **state)
     assert_int_equal(op->ranges(&s, r), 0);
 
     s = sqe_of(VGPU_OP_CU_MODULE_LOAD);
-    s.args.cu_module_load = (struct vgpu_args_cu_module_load) { D, 12345 };
+    s.args.cu_module_load = (struct vgpu_args_cu_module_load){
+        .image_off = D, .image_len = 12345 };
     op = vgpu_op_lookup(s.opcode);
     assert_int_equal(op->ranges(&s, r), 1);
     assert_int_equal(r[0].len, 12345);
@@ -1834,7 +1839,8 @@ static uint64_t fuzz_dptr(void)
     case 0: return 0;
     case 1: return UINT64_MAX - rng_u64() % 4096;
     case 2: return rng_u64();
-    default: return (0x7f0000000000ull + (rng_u64() % (1ull << 32))) & ~((r >> 8) % 2 ? 0ull : 3ull);
+    default:
+        return (0x7f0000000000ull + rng_u64() % (1ull << 32)) & ~((r >> 8) % 2 ? 0ull : 3ull);
     }
 }
 
@@ -1871,7 +1877,8 @@ static void fuzz_cu_args(struct vgpu_sqe *s, uint64_t size)
         s->args.cu_memset.dptr = fuzz_dptr();
         s->args.cu_memset.count = fuzz_count(1ull << 49, 1 << 20);
         s->args.cu_memset.value = (uint32_t)rng_u64();
-        s->args.cu_memset.elem_size = rng_u64() % 8 ? 1u << (rng_u64() % 3) : (uint32_t)rng_u64() % 9;
+        s->args.cu_memset.elem_size = rng_u64() % 8 ? 1u << (rng_u64() % 3)
+                                                    : (uint32_t)rng_u64() % 9;
         s->args.cu_memset.stream = fuzz_handle();
         s->args.cu_memset.pad = rng_u64() % 16 == 0;
         break;
