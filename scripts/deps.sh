@@ -7,8 +7,10 @@ set -euo pipefail
 # libinih-dev: the settings file (--config, INI).
 # libsystemd-dev: sd_notify (Type=notify: READY, STATUS, WATCHDOG, STOPPING).
 # scdoc: the man pages (docs/man/*.scd -> roff).
+# libxxhash-dev: XXH3-128, the content hash of GPU images the worker keeps
+# (header-only use: nothing at run time).
 pkgs_build="gcc make meson ninja-build pkg-config libcmocka-dev python3 clang libclang-rt-14-dev \
-  libmicrohttpd-dev libsystemd-dev scdoc libinih-dev"
+  libmicrohttpd-dev libsystemd-dev scdoc libinih-dev libxxhash-dev"
 pkgs_qemu="dpkg-dev libglib2.0-dev libpixman-1-dev zlib1g-dev flex bison python3-venv \
   libfdt-dev libcap-ng-dev libattr1-dev xz-utils bzip2 seabios qemu-system-data ipxe-qemu"
 pkgs_guest="busybox-static cpio gzip kmod xz-utils dpkg apt binutils"

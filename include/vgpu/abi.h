@@ -381,11 +381,21 @@ struct vgpu_args_cu_memcpy2d {
 };
 _Static_assert(sizeof(struct vgpu_args_cu_memcpy2d) == 40, "args_cu_memcpy2d size");
 
+/*
+ * The host keeps each VM's recent images by content (XXH3-128 of the image
+ * bytes; up to a per-VM budget): a guest that names an image by its hash
+ * alone (image_off = image_len = 0) has it loaded without placing it in
+ * the data area again; if the host does not hold it, the request completes
+ * cuda-error with result CUDA_ERROR_NOT_FOUND (500) and the guest sends it.
+ * With the image given, a nonzero hash must match it (the host hashes
+ * every image itself), or the request is bad-args.
+ */
 struct vgpu_args_cu_module_load {
     uint64_t image_off;             /* the image in the data area */
-    uint64_t image_len;             /* 1 .. VGPU_CU_MAX_IMAGE */
+    uint64_t image_len;             /* 1 .. VGPU_CU_MAX_IMAGE; 0: by hash */
+    uint64_t hash[2];               /* XXH3-128 (low, high); 0, 0: none */
 };
-_Static_assert(sizeof(struct vgpu_args_cu_module_load) == 16, "args_cu_module_load size");
+_Static_assert(sizeof(struct vgpu_args_cu_module_load) == 32, "args_cu_module_load size");
 
 struct vgpu_args_cu_symbol {        /* MODULE_GET_FUNCTION, MODULE_GET_GLOBAL */
     uint64_t name_off;              /* NUL-terminated within name_len */

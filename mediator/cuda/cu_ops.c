@@ -30,6 +30,10 @@
 #include <cuda.h>
 #include <cuda_runtime_api.h>
 
+/* xxHash (Debian's libxxhash-dev) header-only: nothing more to ship. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "cu_ops.h"
 
 #define CU_INDEX_BITS   16u
@@ -37,6 +41,7 @@
 #define CU_SPIN_NS      200000ull       /* busy-poll before napping in a wait */
 #define CU_NAP_MIN_NS   20000ull        /* then naps of 1/32 of the time waited */
 #define CU_NAP_MAX_NS   1000000ull
+#define CU_IMAGE_CACHE_BYTES (512ull << 20) /* per VM; one image at most half */
 
 enum cu_kind {
     CU_K_MODULE = 1,
@@ -151,10 +156,21 @@ struct cu_queue {
     uint64_t deferred_result;
 };
 
+/* An image the VM loaded, kept by content for loads by hash. */
+struct cu_image {
+    struct cu_image *next;
+    XXH128_hash_t hash;
+    uint8_t *bytes;         /* len bytes and a NUL */
+    uint64_t len;
+    uint64_t last_use;      /* vm->tick */
+};
+
 struct vgpu_cu_vm {
     struct cu_queue *q[VGPU_MAX_QUEUES];
     int      device;        /* of the contexts, from the first request */
     uint64_t image_loads;
+    struct cu_image *images;
+    uint64_t image_bytes, tick, image_hits;
 };
 
 static uint64_t now_ns(void)
@@ -465,6 +481,13 @@ uint64_t vgpu_cu_vm_free(struct vgpu_cu_vm *vm)
     if (!vm) {
         return 0;
     }
+    while (vm->images) {
+        struct cu_image *next = vm->images->next;
+
+        free(vm->images->bytes);
+        free(vm->images);
+        vm->images = next;
+    }
     if (api.loaded) {
         for (unsigned i = 0; i < VGPU_MAX_QUEUES; i++) {
             if (vm->q[i]) {
@@ -483,6 +506,7 @@ void vgpu_cu_vm_counts(const struct vgpu_cu_vm *vm, struct vgpu_cu_counts *out)
     if (!vm) {
         return;
     }
+    out->image_cache_hits = vm->image_hits;
     for (unsigned i = 0; i < VGPU_MAX_QUEUES; i++) {
         const struct cu_queue *cq = vm->q[i];
 
@@ -874,38 +898,106 @@ static int op_memcpy_2d(struct cu_req *r)
     return cu_status(r->env, api.cuMemcpy2DAsync(&c, s), r->result);
 }
 
+static struct cu_image *image_find(struct vgpu_cu_vm *vm, XXH128_hash_t h)
+{
+    for (struct cu_image *i = vm->images; i; i = i->next) {
+        if (XXH128_isEqual(i->hash, h)) {
+            i->last_use = ++vm->tick;
+            return i;
+        }
+    }
+    return NULL;
+}
+
+/* Keeps bytes (len + NUL, malloc'ed: taken over or freed) for loads by
+ * hash, dropping the least recently used images beyond the budget. */
+static void image_keep(struct vgpu_cu_vm *vm, XXH128_hash_t h, uint8_t *bytes, uint64_t len)
+{
+    struct cu_image *img;
+
+    if (len > CU_IMAGE_CACHE_BYTES / 2 || image_find(vm, h) ||
+        !(img = calloc(1, sizeof(*img)))) {
+        free(bytes);
+        return;
+    }
+    while (vm->image_bytes + len > CU_IMAGE_CACHE_BYTES) {
+        struct cu_image **pp, **lru = &vm->images, *old;
+
+        for (pp = &vm->images; *pp; pp = &(*pp)->next) {
+            if ((*pp)->last_use < (*lru)->last_use) {
+                lru = pp;
+            }
+        }
+        old = *lru;
+        *lru = old->next;
+        vm->image_bytes -= old->len;
+        free(old->bytes);
+        free(old);
+    }
+    img->hash = h;
+    img->bytes = bytes;
+    img->len = len;
+    img->last_use = ++vm->tick;
+    img->next = vm->images;
+    vm->images = img;
+    vm->image_bytes += len;
+}
+
 static int op_module_load(struct cu_req *r)
 {
     const struct vgpu_args_cu_module_load *a = &r->sqe->args.cu_module_load;
-    const uint8_t *img = shm_at(r, a->image_off, a->image_len);
+    XXH128_hash_t want = { .low64 = a->hash[0], .high64 = a->hash[1] }, got = { 0, 0 };
+    const struct cu_image *cached = NULL;
+    const uint8_t *img;
     struct cu_module *m = NULL;
-    uint8_t *copy;
+    uint8_t *copy = NULL;
     uint32_t h;
     CUresult e;
     int st;
 
-    if (!img || a->image_len == 0 || a->image_len > VGPU_CU_MAX_IMAGE) {
-        return VGPU_S_BAD_RANGE;
+    if (a->image_len == 0) {
+        /* By hash: the guest need not place the image again. */
+        if (!(cached = image_find(r->vm, want))) {
+            *r->result = CUDA_ERROR_NOT_FOUND;
+            return VGPU_S_CUDA_ERROR;
+        }
+        r->vm->image_hits++;
+    } else {
+        img = shm_at(r, a->image_off, a->image_len);
+        if (!img || a->image_len > VGPU_CU_MAX_IMAGE) {
+            return VGPU_S_BAD_RANGE;
+        }
+        /*
+         * The driver parses the image (fatbin, cubin or PTX text) here,
+         * inside this VM's worker only. It is copied first: the guest can
+         * rewrite its memory while the driver reads, and PTX must end in a
+         * NUL inside the bytes the guest named, which the copy guarantees.
+         */
+        copy = malloc(a->image_len + 1);
+        if (!copy) {
+            return VGPU_S_NO_MEMORY;
+        }
+        memcpy(copy, img, a->image_len);
+        copy[a->image_len] = 0;
+        got = XXH3_128bits(copy, a->image_len);
+        if ((want.low64 || want.high64) && !XXH128_isEqual(want, got)) {
+            free(copy);
+            return VGPU_S_BAD_ARGS;     /* the hash it named is not its image's */
+        }
     }
-    /*
-     * The driver parses the image (fatbin, cubin or PTX text) here, inside
-     * this VM's worker only. It is copied first: the guest can rewrite its
-     * memory while the driver reads, and PTX must end in a NUL inside the
-     * bytes the guest named, which the copy guarantees.
-     */
-    copy = malloc(a->image_len + 1);
-    if (!copy) {
-        return VGPU_S_NO_MEMORY;
-    }
-    memcpy(copy, img, a->image_len);
-    copy[a->image_len] = 0;
     m = calloc(1, sizeof(*m));
     if (!m) {
         free(copy);
         return VGPU_S_NO_MEMORY;
     }
-    e = api.cuModuleLoadData(&m->mod, copy);
-    free(copy);
+    e = api.cuModuleLoadData(&m->mod, cached ? cached->bytes : copy);
+    if (copy) {
+        if (e == CUDA_SUCCESS) {
+            image_keep(r->vm, got, copy, a->image_len);
+        } else {
+            free(copy);
+        }
+    }
     if (e != CUDA_SUCCESS) {
         free(m);
         return cu_status(r->env, e, r->result);

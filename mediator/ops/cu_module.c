@@ -2,8 +2,9 @@
 /*
  * Modules and their symbols (ABI 1.2):
  *   CU_MODULE_LOAD          a fatbin, cubin or PTX image of image_len bytes
- *                           (1 .. VGPU_CU_MAX_IMAGE) at image_off. Result:
- *                           the module handle.
+ *                           (1 .. VGPU_CU_MAX_IMAGE) at image_off, or (both
+ *                           0) the image of content hash `hash` the host
+ *                           keeps (nonzero). Result: the module handle.
  *   CU_MODULE_UNLOAD        handle: a module, nonzero
  *   CU_MODULE_GET_FUNCTION  result: the function handle; writes struct
  *                           vgpu_cu_func_info and its params at out_off
@@ -24,6 +25,10 @@ static int module_load_validate(const struct vgpu_sqe *sqe, uint64_t shm_size)
 
     if (s != VGPU_S_OK) {
         return s;
+    }
+    if (a->image_len == 0 && a->image_off == 0) {
+        /* By hash: the image is the host's copy. */
+        return a->hash[0] || a->hash[1] ? VGPU_S_OK : VGPU_S_BAD_ARGS;
     }
     s = vgpu_check_count(a->image_len, VGPU_CU_MAX_IMAGE);
     if (s != VGPU_S_OK) {
@@ -48,6 +53,9 @@ static uint64_t module_load_cost_ns(const struct vgpu_sqe *sqe)
 
 static unsigned module_load_ranges(const struct vgpu_sqe *sqe, struct vgpu_range out[])
 {
+    if (sqe->args.cu_module_load.image_len == 0) {
+        return 0;   /* by hash */
+    }
     out[0] = (struct vgpu_range) { sqe->args.cu_module_load.image_off,
                                    sqe->args.cu_module_load.image_len };
     return 1;

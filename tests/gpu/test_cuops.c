@@ -24,6 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "vgpu/libvgpu.h"
 #include "../functional/fhelp.h"
 
@@ -593,6 +596,34 @@ int main(void)
         CHECK(c.status == VGPU_S_OK, "stream destroyed");
         c = handle_op(&A, VGPU_OP_CU_STREAM_SYNC, stream);
         CHECK(c.status == VGPU_S_BAD_ARGS, "a destroyed stream's handle: bad-args");
+    }
+
+    /* Images by content hash: a VM's own recent images only. */
+    {
+        XXH128_hash_t hh = XXH3_128bits(image, image_len);
+        struct vgpu_sqe m = sqe_of(VGPU_OP_CU_MODULE_LOAD);
+        struct vgpu_cqe c2;
+        uint64_t t0;
+
+        m.args.cu_module_load.hash[0] = hh.low64;
+        m.args.cu_module_load.hash[1] = hh.high64;
+        t0 = fh_now_ms();
+        c2 = call(&A, &m);
+        CHECK(c2.status == VGPU_S_OK && c2.result && (uint32_t)c2.result != A.module,
+              "module loaded again by its hash alone, no image sent (%" PRIu64 " ms)",
+              fh_now_ms() - t0);
+        c = handle_op(&A, VGPU_OP_CU_MODULE_UNLOAD, (uint32_t)c2.result);
+        CHECK(c.status == VGPU_S_OK, "that second module unloaded, the first stays");
+        m.args.cu_module_load.hash[0] ^= 1;
+        c = call(&A, &m);
+        CHECK(c.status == VGPU_S_CUDA_ERROR && c.result == 500,
+              "an unknown hash: cuda-error %" PRIu64 " (not found: send the image)", c.result);
+        m.args.cu_module_load.image_off = scratch(&A, 14);
+        m.args.cu_module_load.image_len = 16;
+        memcpy(vgpu_ptr(A.dev, scratch(&A, 14)), image, 16);
+        c = call(&A, &m);
+        CHECK(c.status == VGPU_S_BAD_ARGS, "an image with another image's hash: %s",
+              vgpu_status_name(c.status));
     }
 
     /* Malformed image. */

@@ -1001,6 +1001,15 @@ static void test_validate_cu_module(void **state)
     s.args.cu_module_load = (struct vgpu_args_cu_module_load){
         .image_off = UINT64_MAX, .image_len = 2 };
     assert_status(validate(&s, SHM_1M), VGPU_S_BAD_RANGE);
+    /* By hash: no image, a nonzero hash; no range for the window check. */
+    s.args.cu_module_load = (struct vgpu_args_cu_module_load){ .hash = { 0, 7 } };
+    assert_status(validate(&s, SHM_1M), VGPU_S_OK);
+    assert_int_equal(vgpu_op_lookup(VGPU_OP_CU_MODULE_LOAD)->ranges(&s, (struct vgpu_range[4]){ 0 }),
+                     0);
+    s.args.cu_module_load.hash[1] = 0;
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);
+    s.args.cu_module_load = (struct vgpu_args_cu_module_load){ .image_off = D, .hash = { 1, 1 } };
+    assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);   /* an offset but no length */
 
     s = sqe_of(VGPU_OP_CU_MODULE_UNLOAD);
     assert_status(validate(&s, SHM_1M), VGPU_S_BAD_ARGS);   /* handle 0 */
