@@ -8,8 +8,6 @@
 #   $OUT/mediator.log         the mediators' own logs (bench, fairness)
 #   $OUT/gpu-<date>.json      benchmark figures (copy to bench/results/); the
 #                             mediator runs CUDA in its worker process (default)
-#   $OUT/gpu-<date>-thread.json  the same with --gpu-isolation=thread (CUDA in
-#                             the mediator: the cost of the worker hop)
 #   $OUT/gpu-<date>-nospin.json  the default again with every spin off
 #                             (mediator and client --spin-us 0)
 #   $OUT/gpu-<date>.png       the plot
@@ -19,10 +17,9 @@
 #
 # usage: OUT=/some/dir bench/gpu-run.sh      (from the repository root)
 # env:   BUILD=build  GPU=0  QUICK=1 (a short smoke run; figures not reportable)
-#        THREAD_BENCH=0 (skip the second, in-process benchmark)
-#        NOSPIN_BENCH=0 (skip the third: the default one with every spin off,
+#        NOSPIN_BENCH=0 (skip the second: the default one with every spin off,
 #                        mediator --spin-us=0 and client --spin-us 0)
-#        SPIN_US=N (the first two: --spin-us N for the mediator and the client
+#        SPIN_US=N (the first: --spin-us N for the mediator and the client
 #                   instead of their defaults, 1000 us on >= 8 CPUs)
 #        SECTIONS="phase1 phase2" (default both): phase1 = the seven fixed
 #                   operations (sections 1-4), phase2 = the driver operations
@@ -35,7 +32,6 @@ build=${BUILD:-build}
 out=${OUT:?set OUT to the directory for results}
 gpu=${GPU:-0}
 quick=${QUICK:-0}
-thread_bench=${THREAD_BENCH:-1}
 sections=" ${SECTIONS:-phase1 phase2} "
 want() { [[ "$sections" == *" $1 "* ]]; }
 nospin_bench=${NOSPIN_BENCH:-1}
@@ -55,7 +51,6 @@ log=$out/gpu-run.log
 summary=$out/summary.txt
 medlog=$out/mediator.log
 json=$out/gpu-$stamp.json
-json_thread=$out/gpu-$stamp-thread.json
 png=$out/gpu-$stamp.png
 : >"$log"
 : >"$summary"
@@ -187,19 +182,6 @@ if [ -f "$json" ]; then
   mkdir -p bench/results && cp "$json" bench/results/ 2>/dev/null
 fi
 
-# The same benchmark with CUDA inside the mediator: the worker hop's cost.
-if [ "$thread_bench" = 1 ]; then
-  thread_args=(--socket "$tmp/bench-thread.sock" --json "$json_thread" --gpu "$gpu" ${spin_cl[@]+"${spin_cl[@]}"})
-  [ "$quick" = 1 ] && thread_args+=(--quick)
-  if start_mediator "$tmp/bench-thread.sock" --log-level=info --gpu-isolation=thread \
-       ${spin_med[@]+"${spin_med[@]}"}; then
-    step bench-thread 150 "$bench" "${thread_args[@]}"
-  else
-    note "step bench-thread: SKIPPED, the mediator did not start"
-  fi
-  stop_mediator
-  [ -f "$json_thread" ] && cp "$json_thread" bench/results/ 2>/dev/null
-fi
 # The default configuration with every spin off: what the spins buy.
 if [ "$nospin_bench" = 1 ]; then
   json_nospin=$out/gpu-$stamp-nospin.json

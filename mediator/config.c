@@ -46,8 +46,6 @@ static void usage(FILE *f, const char *prog)
 "                        admin (--status) connections idle this long (default 10000)\n"
 "  --gpu N              use only GPU N (CUDA device ordinal; default: every visible\n"
 "                       GPU, each VM placed on the one with the fewest VMs)\n"
-"  --gpu-isolation=M    process|thread: CUDA in a restartable worker process, so a\n"
-"                       GPU fault is survivable (default), or in the mediator\n"
 "  --config FILE        settings file (INI: [mediator] with any option below as\n"
 "                       key = value, flags win; [vm NAME|ID] with priority,\n"
 "                       weight, gpu), or lines \"vm <name|id> priority P weight W gpu N\"\n"

@@ -92,38 +92,6 @@ err:
 
 /* ---------------------------------------------------------------- backend */
 
-static bool gpu_isolation_thread;
-
-/*
- * --gpu-isolation=thread|process (or VGPU_GPU_ISOLATION): taken out of argv
- * here so that the common option parser needs no CUDA-specific knowledge.
- * Returns 0 or -EINVAL.
- */
-static int take_gpu_isolation(int *argc, char **argv)
-{
-    const char *v = getenv("VGPU_GPU_ISOLATION");
-    int out = 1;
-
-    for (int i = 1; i < *argc; i++) {
-        if (strncmp(argv[i], "--gpu-isolation=", 16) == 0) {
-            v = argv[i] + 16;
-        } else {
-            argv[out++] = argv[i];
-        }
-    }
-    *argc = out;
-    argv[out] = NULL;
-    if (!v || strcmp(v, "process") == 0) {
-        gpu_isolation_thread = false;
-    } else if (strcmp(v, "thread") == 0) {
-        gpu_isolation_thread = true;
-    } else {
-        fprintf(stderr, "vgpu-mediator: --gpu-isolation: thread or process, not '%s'\n", v);
-        return -EINVAL;
-    }
-    return 0;
-}
-
 static int select_backend(struct vgpu_mediator *m)
 {
     const struct vgpu_backend_config bc = {
@@ -139,19 +107,12 @@ static int select_backend(struct vgpu_mediator *m)
 
     if (strcmp(want, "cpu") != 0) {
 #ifdef HAVE_CUDA
-        /* process (default): CUDA in a restartable worker process, the only
-         * way back from a sticky GPU fault; thread: in the mediator itself,
-         * one hop less (benchmarks), no recovery from sticky faults. */
-        const struct vgpu_backend_ops *cuda = gpu_isolation_thread ? &vgpu_backend_cuda_engine
-                                                                   : &vgpu_backend_cuda;
-
+        /* CUDA runs in a restartable worker process per VM (proxy.c): the
+         * only way back from a sticky GPU fault. */
         vgpu_cuda_proxy_set_spin_ns(vgpu_config_spin_ns(&m->cfg));
-        r = cuda->init(&bc, &m->backend, &why);
+        r = vgpu_backend_cuda.init(&bc, &m->backend, &why);
         if (r == 0) {
-            m->bops = cuda;
-            log_info("backend cuda: GPU isolation %s", gpu_isolation_thread
-                     ? "thread (in process; a sticky GPU fault is not recoverable)"
-                     : "process (restartable worker)");
+            m->bops = &vgpu_backend_cuda;
             return 0;
         }
         if (strcmp(want, "cuda") == 0) {
@@ -198,9 +159,6 @@ int main(int argc, char **argv)
         return vgpu_cuda_worker_main(argv[1] + strlen(VGPU_WORKER_ARG));
     }
 #endif
-    if (take_gpu_isolation(&argc, argv) < 0) {
-        return 2;
-    }
 
     m = calloc(1, sizeof(*m));
     if (!m) {

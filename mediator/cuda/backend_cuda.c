@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
 /*
  * The CUDA engine: executes validated requests on one NVIDIA GPU. It runs
- * in the worker process (worker.c) behind the exported vgpu_backend_cuda
- * proxy (proxy.c), or in the mediator itself with --gpu-isolation=thread.
+ * only in a VM's worker process (worker.c), behind the exported
+ * vgpu_backend_cuda proxy (proxy.c).
  *
  * Data path. Each VM's whole shared memory is registered with
  * cudaHostRegister when its session opens, so operands are DMAed straight
@@ -20,26 +20,13 @@
  * 1/32 of the time waited so far, up to cfg->request_timeout_ms ->
  * VGPU_S_TIMEOUT.
  *
- * Recovery. In the worker (worker_mode) a sticky error or a request past its
- * deadline only marks the engine poisoned and the proxy replaces the whole
- * process: an in-process reset after an illegal address was measured not to
- * work on an H100. What follows applies to --gpu-isolation=thread only.
- * All sessions share the device's primary context. A sticky error
- * (illegal address, launch failure, ...) poisons that context for everyone,
- * and a timed-out request may still be running on it, so both end in
- * cudaDeviceReset() and a rebuild of every session's registration, stream
- * and scratch memory. Every CUDA call of the backend runs with ctx_lock held
- * for reading; recovery holds it for writing (writer-preferring, so it
- * cannot starve), which means no thread is inside the runtime while the
- * context is destroyed, and it waits for other VMs' requests in flight
- * (each bounded by its own deadline). b->gen counts resets; a session whose
- * handles belong to an older generation rebuilds them before its next
- * request. The faulting request completes with VGPU_S_GPU_FAULT (or
- * VGPU_S_TIMEOUT); another VM's request that was executing at that moment
- * usually sees the same sticky error and fails too (the error belongs to the
- * context, not to a stream); every later request runs on the fresh context.
- * The VMs' pooled device buffers are lost in a reset; they are re-created,
- * zeroed, on demand.
+ * Recovery. There is none in process: a sticky error (illegal address,
+ * launch failure, ...) or a request past its deadline (its kernel may still
+ * write into the VM's memory) only marks the engine poisoned; the worker
+ * says so in its reply and the proxy replaces the whole process. NVIDIA
+ * documents that a process which hit such an error must be terminated, and
+ * an in-process cudaDeviceReset after cudaErrorIllegalAddress was measured
+ * (H100, driver 580) to leave the device "busy or unavailable" for good.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -84,9 +71,8 @@ struct vgpu_backend_session {
     uint32_t vm_id;
     struct vgpu_shm_view shm;
 
-    /* Context handles, valid while ready && gen == b->gen. */
+    /* Context handles, valid while ready. */
     bool          ready;
-    uint64_t      gen;
     bool          registered;           /* shm is cudaHostRegister'ed */
     cudaStream_t  stream;
     uint8_t      *staging;              /* pinned; only when !registered */
@@ -96,13 +82,13 @@ struct vgpu_backend_session {
     struct cuda_buf buf[CUDA_SLOTS];
     uint64_t      mem_used;             /* device bytes charged to the quota */
     cublasHandle_t blas;                /* created on the first SGEMM */
-    struct vgpu_cu_vm *cu;              /* driver operations' objects (worker_mode) */
+    struct vgpu_cu_vm *cu;              /* driver operations' objects */
     uint32_t      epoch;                /* generation (bits 0-3) and earlier generations
                                          * (bits 4-7) of the VM's context, for handles */
 
     /* The request being executed. */
     uint64_t deadline_ns;               /* CLOCK_MONOTONIC; 0: none */
-    bool     need_recovery;
+    bool     lost;                      /* a sticky error or a missed deadline */
 };
 
 struct vgpu_backend {
@@ -115,19 +101,14 @@ struct vgpu_backend {
     uint64_t total_mem;
     struct vgpu_cublas cublas;
     bool     force_staging, no_scrub;   /* test knobs */
-    bool     worker_mode;               /* restartable process: no in-process reset */
-    bool     poisoned;                  /* worker_mode: CUDA state lost (atomic) */
+    bool     poisoned;                  /* CUDA state lost: replace the worker (atomic) */
     const char *cu_why;                 /* why the driver operations are off; NULL: on */
-
-    pthread_rwlock_t ctx_lock;          /* read: any CUDA call; write: reset */
-    uint64_t gen;                       /* written only with ctx_lock for writing */
 
     pthread_mutex_t lock;               /* everything below */
     struct vgpu_backend_session *sessions;
     unsigned nsessions;
     unsigned nstaged;
     uint64_t mem_in_use;
-    uint64_t recoveries;
     char     last_error[112];
 };
 
@@ -166,7 +147,7 @@ static void mem_account(struct vgpu_backend_session *s, int64_t delta)
 
 /*
  * Errors after which the context is unusable: every later call in the
- * process returns the same error until the device is reset.
+ * process returns the same error; only ending the process recovers.
  */
 static bool cuda_error_is_sticky(cudaError_t err)
 {
@@ -210,13 +191,13 @@ static int cuda_error_status(cudaError_t err)
 /*
  * Records a failed CUDA call of the current request and maps it to a
  * status. A non-sticky error is cleared so that it is not reported again by
- * an unrelated later call; a sticky one schedules recovery.
+ * an unrelated later call; a sticky one poisons the engine.
  */
 static int cuda_fail(struct vgpu_backend_session *s, cudaError_t err, const char *what)
 {
     note_error(s->b, s->vm_id, what, cudaGetErrorString(err));
     if (cuda_error_is_sticky(err)) {
-        s->need_recovery = true;
+        s->lost = true;
     } else {
         (void)cudaGetLastError();
     }
@@ -241,9 +222,9 @@ static int stream_wait(struct vgpu_backend_session *s)
         now = now_ns();
         if (s->deadline_ns && now >= s->deadline_ns) {
             /* The work is still on the GPU and may still write into this
-             * VM's memory: only a reset stops it. */
+             * VM's memory: only the end of the process stops it. */
             note_error(s->b, s->vm_id, "request", "deadline exceeded");
-            s->need_recovery = true;
+            s->lost = true;
             return VGPU_S_TIMEOUT;
         }
         if (now - start < CUDA_SPIN_NS) {
@@ -342,7 +323,7 @@ static uint64_t buf_round(uint64_t need)
 }
 
 /* Callers guarantee the stream is idle: every request ends with its stream
- * drained (or with a reset), so no queued work still uses the buffer. */
+ * drained (or the engine poisoned), so no queued work still uses the buffer. */
 static int buf_free(struct vgpu_backend_session *s, unsigned i)
 {
     struct cuda_buf *bf = &s->buf[i];
@@ -445,9 +426,9 @@ static int bufs_reserve(struct vgpu_backend_session *s, const uint64_t need[CUDA
  * ------------------------------------------------------------------------ */
 
 /*
- * Drops s's context handles. live: the context they belong to still exists,
- * so free them; otherwise (after a reset) they died with it and are only
- * forgotten. Leaves s as session_setup() expects it.
+ * Drops s's context handles. live: free them; otherwise (a sticky error
+ * while creating them) they are only forgotten, as the context is unusable
+ * anyway. Leaves s as session_setup() expects it.
  */
 static void session_teardown(struct vgpu_backend_session *s, bool live)
 {
@@ -480,9 +461,6 @@ static void session_teardown(struct vgpu_backend_session *s, bool live)
         }
         (void)cudaGetLastError();
     }
-    /* A cuBLAS handle of a reset context is leaked on purpose: destroying
-     * it would free device memory that no longer exists. It is a few KiB of
-     * host memory per session and reset. */
     __atomic_sub_fetch(&b->mem_in_use, s->mem_used, __ATOMIC_RELAXED);
     pthread_mutex_lock(&b->lock);
     if (s->ready && !s->registered) {
@@ -502,7 +480,7 @@ static void session_teardown(struct vgpu_backend_session *s, bool live)
     memset(s->buf, 0, sizeof(s->buf));
 }
 
-/* Creates s's handles in the current context. Called with ctx_lock held. */
+/* Creates s's handles in the context. */
 static int session_setup(struct vgpu_backend_session *s)
 {
     struct vgpu_backend *b = s->b;
@@ -549,7 +527,6 @@ static int session_setup(struct vgpu_backend_session *s)
         goto err;
     }
 
-    s->gen = b->gen;
     s->ready = true;
     pthread_mutex_lock(&b->lock);
     if (!s->registered) {
@@ -566,104 +543,43 @@ err:
 
         session_teardown(s, !sticky);
         if (sticky) {
-            s->need_recovery = true;
+            s->lost = true;
         }
         return st == VGPU_S_OK ? VGPU_S_INTERNAL : st;
     }
 }
 
-/* ------------------------------------------------------------------------
- * Recovery
- * ------------------------------------------------------------------------ */
-
 /*
- * Resets the device unless someone already did since generation seen_gen,
- * then rebuilds every session's handles. Sessions that fail to rebuild stay
- * !ready and retry on their next request.
+ * The engine's CUDA state is lost: the worker reports it in its reply and the
+ * proxy replaces the process (see Recovery above).
  */
-static void recover(struct vgpu_backend *b, uint64_t seen_gen)
+static void poison(struct vgpu_backend *b)
 {
-    struct vgpu_backend_session *s;
-    cudaError_t err;
-
-    pthread_rwlock_wrlock(&b->ctx_lock);
-    if (b->gen != seen_gen) {
-        goto out;
-    }
-    for (s = b->sessions; s; s = s->next) {
-        session_teardown(s, false);
-    }
-    (void)cudaSetDevice(b->device);
-    err = cudaDeviceReset();
-    if (err == cudaSuccess) {
-        err = cudaSetDevice(b->device);
-    }
-    if (err == cudaSuccess) {
-        err = cudaFree(NULL); /* creates the new context now, not in a request */
-    }
-    b->gen++;
-    pthread_mutex_lock(&b->lock);
-    b->recoveries++;
-    if (err != cudaSuccess) {
-        snprintf(b->last_error, sizeof(b->last_error), "device reset: %s",
-                 cudaGetErrorString(err));
-    }
-    pthread_mutex_unlock(&b->lock);
-    if (err == cudaSuccess) {
-        /* A session that fails here stays !ready and retries on its next
-         * request (run_request); nothing else to do now. */
-        for (s = b->sessions; s; s = s->next) {
-            (void)session_setup(s);
-        }
-    }
-out:
-    pthread_rwlock_unlock(&b->ctx_lock);
-}
-
-/*
- * In a worker process a sticky error is not repaired in place: an in-process
- * cudaDeviceReset after cudaErrorIllegalAddress was measured (H100, driver
- * 580) to leave the device "busy or unavailable" for good. The worker reports
- * poisoned() and the proxy replaces the process.
- */
-static void recover_or_poison(struct vgpu_backend *b, uint64_t seen_gen)
-{
-    if (b->worker_mode) {
-        __atomic_store_n(&b->poisoned, true, __ATOMIC_RELEASE);
-        return;
-    }
-    recover(b, seen_gen);
+    __atomic_store_n(&b->poisoned, true, __ATOMIC_RELEASE);
 }
 
 typedef int (*ctx_fn)(struct vgpu_backend_session *s, const void *arg, uint64_t *result);
 
 /*
- * Runs fn as one request of s: in the current context, within the request
- * deadline, and never returning while work of the request may still touch
- * the VM's memory (drained, or the device reset).
+ * Runs fn as one request of s, within the request deadline, and never
+ * returning while work of the request may still touch the VM's memory
+ * unless the engine is poisoned (drained, or the worker is to be replaced).
  */
 static int run_request(struct vgpu_backend *b, struct vgpu_backend_session *s,
                        ctx_fn fn, const void *arg, uint64_t *result)
 {
-    uint64_t gen;
     cudaError_t err;
-    bool reset;
     int st;
 
-    pthread_rwlock_rdlock(&b->ctx_lock);
-    gen = b->gen;
-    s->need_recovery = false;
+    s->lost = false;
     s->deadline_ns = b->cfg.request_timeout_ms
                      ? now_ns() + (uint64_t)b->cfg.request_timeout_ms * 1000000ull : 0;
 
-    /* Executor threads may be new to the runtime: bind them to our device. */
+    /* The worker's thread is bound to our device once; this is cheap. */
     err = cudaSetDevice(b->device);
     if (err != cudaSuccess) {
         st = cuda_fail(s, err, "cudaSetDevice");
         goto out;
-    }
-    if (s->ready && s->gen != gen) {
-        session_teardown(s, false);
     }
     if (!s->ready) {
         st = session_setup(s);
@@ -673,7 +589,7 @@ static int run_request(struct vgpu_backend *b, struct vgpu_backend_session *s,
     }
 
     st = fn(s, arg, result);
-    if (st != VGPU_S_OK && !s->need_recovery) {
+    if (st != VGPU_S_OK && !s->lost) {
         /* A request that failed half-way may have queued copies into the
          * VM's memory; they must land before its completion is posted. */
         int drained = stream_wait(s);
@@ -682,12 +598,8 @@ static int run_request(struct vgpu_backend *b, struct vgpu_backend_session *s,
         }
     }
 out:
-    /* Read before unlocking: once the lock is dropped another thread's
-     * recovery may rebuild s. */
-    reset = s->need_recovery;
-    pthread_rwlock_unlock(&b->ctx_lock);
-    if (reset) {
-        recover_or_poison(b, gen);
+    if (s->lost) {
+        poison(b);
     }
     return st;
 }
@@ -973,7 +885,6 @@ static int cuda_init(const struct vgpu_backend_config *cfg, struct vgpu_backend 
 {
     struct vgpu_backend *b;
     struct cudaDeviceProp prop;
-    pthread_rwlockattr_t rwattr;
     cudaError_t err;
     int count = 0;
 
@@ -1019,10 +930,6 @@ static int cuda_init(const struct vgpu_backend_config *cfg, struct vgpu_backend 
     b->total_mem = prop.totalGlobalMem;
     snprintf(b->last_error, sizeof(b->last_error), "none");
 
-    pthread_rwlockattr_init(&rwattr);
-    pthread_rwlockattr_setkind_np(&rwattr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    pthread_rwlock_init(&b->ctx_lock, &rwattr);
-    pthread_rwlockattr_destroy(&rwattr);
     pthread_mutex_init(&b->lock, NULL);
 
     err = cudaSetDevice(b->device);
@@ -1071,7 +978,6 @@ static void cuda_fini(struct vgpu_backend *b)
     }
     vgpu_cublas_unload(&b->cublas);
     pthread_mutex_destroy(&b->lock);
-    pthread_rwlock_destroy(&b->ctx_lock);
     free(b);
 }
 
@@ -1081,7 +987,6 @@ static int cuda_session_open(struct vgpu_backend *b, uint32_t vm_id, int gpu,
 {
     (void)gpu;     /* one device */
     struct vgpu_backend_session *s;
-    uint64_t gen;
     int st;
 
     s = calloc(1, sizeof(*s));
@@ -1092,26 +997,22 @@ static int cuda_session_open(struct vgpu_backend *b, uint32_t vm_id, int gpu,
     s->vm_id = vm_id;
     s->shm = *shm;
 
-    pthread_rwlock_rdlock(&b->ctx_lock);
-    gen = b->gen;
     s->deadline_ns = 0;
     if (cudaSetDevice(b->device) != cudaSuccess) {
         (void)cudaGetLastError();
     }
     st = session_setup(s);
     if (st == VGPU_S_OK) {
-        /* Linked under ctx_lock so that a concurrent recovery rebuilds it. */
         pthread_mutex_lock(&b->lock);
         s->next = b->sessions;
         b->sessions = s;
         b->nsessions++;
         pthread_mutex_unlock(&b->lock);
     }
-    pthread_rwlock_unlock(&b->ctx_lock);
 
     if (st != VGPU_S_OK) {
-        if (s->need_recovery) {
-            recover_or_poison(b, gen);
+        if (s->lost) {
+            poison(b);
         }
         free(s);
         return st == VGPU_S_NO_MEMORY ? -ENOMEM : -EIO;
@@ -1127,7 +1028,6 @@ static void cuda_session_close(struct vgpu_backend *b, struct vgpu_backend_sessi
     if (!s) {
         return;
     }
-    pthread_rwlock_rdlock(&b->ctx_lock);
     if (cudaSetDevice(b->device) != cudaSuccess) {
         (void)cudaGetLastError();
     }
@@ -1136,7 +1036,7 @@ static void cuda_session_close(struct vgpu_backend *b, struct vgpu_backend_sessi
         mem_account(s, -(int64_t)vgpu_cu_vm_free(s->cu));
         s->cu = NULL;
     }
-    session_teardown(s, s->ready && s->gen == b->gen);
+    session_teardown(s, s->ready);
     pthread_mutex_lock(&b->lock);
     for (pp = &b->sessions; *pp; pp = &(*pp)->next) {
         if (*pp == s) {
@@ -1146,7 +1046,6 @@ static void cuda_session_close(struct vgpu_backend *b, struct vgpu_backend_sessi
         }
     }
     pthread_mutex_unlock(&b->lock);
-    pthread_rwlock_unlock(&b->ctx_lock);
     free(s);
 }
 
@@ -1205,9 +1104,9 @@ static int cuda_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
 }
 
 /*
- * A driver operation (VGPU_OP_CU_*, cu_ops.c) of queue `queue`. Only in a
- * worker process: the guest's own kernels may fault the context, and only
- * ending the process recovers from that (see Recovery above).
+ * A driver operation (VGPU_OP_CU_*, cu_ops.c) of queue `queue`. The guest's
+ * own kernels may fault the context: that poisons the engine like any sticky
+ * error (see Recovery above).
  */
 static int cu_execute(struct vgpu_backend *b, struct vgpu_backend_session *s, uint32_t queue,
                       const struct vgpu_sqe *sqe, uint64_t *result,
@@ -1226,10 +1125,9 @@ static int cu_execute(struct vgpu_backend *b, struct vgpu_backend_session *s, ui
         env.params = how->params;
         env.params_len = how->params_len;
     }
-    uint64_t gen;
     int st;
 
-    if (!b->worker_mode || b->cu_why) {
+    if (b->cu_why) {
         return VGPU_S_NOT_SUPPORTED;
     }
     if (__atomic_load_n(&b->poisoned, __ATOMIC_ACQUIRE)) {
@@ -1238,30 +1136,25 @@ static int cu_execute(struct vgpu_backend *b, struct vgpu_backend_session *s, ui
     if (!s->cu && !(s->cu = vgpu_cu_vm_new())) {
         return VGPU_S_NO_MEMORY;
     }
-    pthread_rwlock_rdlock(&b->ctx_lock);
-    gen = b->gen;
     env.mem_used = s->mem_used;
     env.deadline_ns = b->cfg.request_timeout_ms
                       ? now_ns() + (uint64_t)b->cfg.request_timeout_ms * 1000000ull : 0;
     st = vgpu_cu_execute(s->cu, &env, queue, sqe, &s->shm, result);
     mem_account(s, env.mem_delta);
-    pthread_rwlock_unlock(&b->ctx_lock);
     if (env.sticky) {
         note_error(b, s->vm_id, vgpu_op_name(sqe->opcode),
                    env.timed_out ? "deadline exceeded" : "sticky driver error");
-        recover_or_poison(b, gen);
+        poison(b);
     }
     return st;
 }
 
 static void cuda_gpu_info(struct vgpu_backend *b, struct vgpu_gpu_info *out)
 {
-    pthread_rwlock_rdlock(&b->ctx_lock);
     if (cudaSetDevice(b->device) != cudaSuccess) {
         (void)cudaGetLastError();
     }
     fill_gpu_info(b, out);
-    pthread_rwlock_unlock(&b->ctx_lock);
 }
 
 static void cuda_health(struct vgpu_backend *b, char *buf, unsigned len)
@@ -1274,9 +1167,8 @@ static void cuda_health(struct vgpu_backend *b, char *buf, unsigned len)
         snprintf(staged, sizeof(staged), " (%u staged, not registered)", b->nstaged);
     }
     snprintf(buf, len,
-             "cuda: %s, %u sessions%s, %llu MiB in use, recoveries %llu, last error %s; %s%s",
-             b->name, b->nsessions, staged, (unsigned long long)(mem >> 20),
-             (unsigned long long)b->recoveries, b->last_error,
+             "cuda: %s, %u sessions%s, %llu MiB in use, last error %s; %s%s",
+             b->name, b->nsessions, staged, (unsigned long long)(mem >> 20), b->last_error,
              b->cublas.dl ? "cublas " : "SGEMM not supported: ", b->cublas.path);
     pthread_mutex_unlock(&b->lock);
 }
@@ -1309,7 +1201,7 @@ int vgpu_cuda_test_drop_cublas(struct vgpu_backend *b)
     struct vgpu_backend_session *s;
     int r = 0;
 
-    pthread_rwlock_wrlock(&b->ctx_lock);
+    pthread_mutex_lock(&b->lock);
     for (s = b->sessions; s; s = s->next) {
         if (s->blas) {
             r = -EBUSY;
@@ -1319,7 +1211,7 @@ int vgpu_cuda_test_drop_cublas(struct vgpu_backend *b)
         vgpu_cublas_unload(&b->cublas);
         snprintf(b->cublas.path, sizeof(b->cublas.path), "unloaded by a test");
     }
-    pthread_rwlock_unlock(&b->ctx_lock);
+    pthread_mutex_unlock(&b->lock);
     return r;
 }
 
@@ -1371,11 +1263,6 @@ void vgpu_cuda_engine_exec_async(struct vgpu_backend *b, struct vgpu_backend_ses
 void vgpu_cuda_engine_set_epoch(struct vgpu_backend_session *s, uint32_t epoch)
 {
     s->epoch = epoch;
-}
-
-void vgpu_cuda_engine_set_worker_mode(struct vgpu_backend *b)
-{
-    b->worker_mode = true;
 }
 
 unsigned vgpu_cuda_engine_device_count(struct vgpu_backend *b)
@@ -1437,17 +1324,13 @@ void vgpu_cuda_test_stats(struct vgpu_backend *b, struct vgpu_backend_session *s
                           struct vgpu_cuda_test_stats *out)
 {
     memset(out, 0, sizeof(*out));
-    pthread_rwlock_rdlock(&b->ctx_lock);
-    out->generation = b->gen;
     if (s) {
         out->session_mem = s->mem_used;
         out->registered = s->registered;
     }
     pthread_mutex_lock(&b->lock);
     out->backend_mem = __atomic_load_n(&b->mem_in_use, __ATOMIC_RELAXED);
-    out->recoveries = b->recoveries;
     out->sessions = b->nsessions;
     pthread_mutex_unlock(&b->lock);
     out->cublas = b->cublas.dl != NULL;
-    pthread_rwlock_unlock(&b->ctx_lock);
 }

@@ -3,7 +3,7 @@
  * Test hooks of the CUDA backend, for tests/gpu only: they exercise paths a
  * well-formed request cannot reach (a GPU fault, a hung kernel, the contents
  * of a fresh device buffer). The mediator never calls them. Each runs like a
- * request of session s: same locking, same deadline, same recovery.
+ * request of session s: same deadline, same poisoning.
  */
 #ifndef VGPU_CUDA_TESTING_H
 #define VGPU_CUDA_TESTING_H
@@ -15,8 +15,6 @@
 struct vgpu_cuda_test_stats {
     uint64_t session_mem;     /* device bytes charged to s */
     uint64_t backend_mem;     /* device bytes of all sessions */
-    uint64_t recoveries;      /* device resets so far */
-    uint64_t generation;      /* context generation */
     int      registered;      /* s's shared memory is cudaHostRegister'ed */
     int      cublas;          /* cuBLAS was loaded */
     unsigned sessions;
@@ -33,11 +31,11 @@ void vgpu_cuda_test_set_knobs(struct vgpu_backend *b, int force_staging, int no_
 int vgpu_cuda_test_drop_cublas(struct vgpu_backend *b);
 
 /* Launches a kernel that stores to an unmapped address on s's stream:
- * expect VGPU_S_GPU_FAULT and one recovery. */
+ * expect VGPU_S_GPU_FAULT and the engine poisoned. */
 int vgpu_cuda_test_fault(struct vgpu_backend *b, struct vgpu_backend_session *s);
 
 /* Runs a kernel that spins for ms milliseconds: VGPU_S_TIMEOUT and one
- * recovery when ms exceeds the backend's request_timeout_ms. */
+ * the engine poisoned when ms exceeds the backend's request_timeout_ms. */
 int vgpu_cuda_test_spin(struct vgpu_backend *b, struct vgpu_backend_session *s,
                         uint32_t ms);
 

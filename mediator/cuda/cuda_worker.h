@@ -24,18 +24,15 @@
 #define VGPU_WORKER_ARG     "--gpu-worker="
 #define VGPU_WORKER_TEXT    192u
 
-/* The in-process engine: what the worker runs (and what
- * --gpu-isolation=thread runs inside the mediator). */
+/* The engine: what the worker runs. */
 extern const struct vgpu_backend_ops vgpu_backend_cuda_engine;
 
 /*
  * Engine hooks for the worker, defined next to the engine (backend_cuda.c;
- * a test defines its own engine). worker_mode: a sticky error or a request
- * that may still run on the GPU is not repaired in process (no device
- * reset); the engine only remembers it, and poisoned() reports it so the
- * worker can ask to be replaced.
+ * a test defines its own engine). A sticky error or a request that may still
+ * run on the GPU is not repaired in process; the engine only remembers it,
+ * and poisoned() reports it so the worker can ask to be replaced.
  */
-void vgpu_cuda_engine_set_worker_mode(struct vgpu_backend *b);
 /* The generation of s's GPU context: bits 0-3 the proxy's count of its
  * worker's restarts from a random start, bits 4-7 how many generations the
  * VM had before (at most 15). Handles of the driver operations carry the

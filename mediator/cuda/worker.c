@@ -161,7 +161,6 @@ static int do_init(struct worker *w, const struct vgpu_worker_req *q)
         w->b = NULL;
         return reply_info(w, r, why ? why : "engine init failed");
     }
-    vgpu_cuda_engine_set_worker_mode(w->b);
     /* The proxy's cap (0 on small hosts), bounded in case of a bad INIT. */
     vgpu_spin_init(&w->spin, q->size < 100000000ull ? q->size : 100000000ull);
     return reply_info(w, 0, NULL);

@@ -43,7 +43,7 @@
 
 struct vgpu_backend {
     struct vgpu_backend_config cfg;
-    bool poisoned, worker_mode;
+    bool poisoned;
     unsigned sessions;
 };
 
@@ -130,7 +130,7 @@ static void fake_gpu_info(struct vgpu_backend *b, struct vgpu_gpu_info *out)
 
 static void fake_health(struct vgpu_backend *b, char *buf, unsigned len)
 {
-    snprintf(buf, len, "fake: %u sessions%s", b->sessions, b->worker_mode ? ", worker" : "");
+    snprintf(buf, len, "fake: %u sessions", b->sessions);
 }
 
 unsigned vgpu_cuda_engine_device_count(struct vgpu_backend *b)
@@ -152,11 +152,6 @@ const struct vgpu_backend_ops vgpu_backend_cuda_engine = {
     .gpu_info = fake_gpu_info,
     .health = fake_health,
 };
-
-void vgpu_cuda_engine_set_worker_mode(struct vgpu_backend *b)
-{
-    b->worker_mode = true;
-}
 
 void vgpu_cuda_engine_exec_async(struct vgpu_backend *b, struct vgpu_backend_session *s,
                                  uint32_t queue, const struct vgpu_sqe *sqe,
@@ -355,7 +350,7 @@ static void test_basic(void **state)
     assert_int_equal(info.sm_count, 7);
     vgpu_backend_cuda.health(f->b, health, sizeof(health));
     /* One worker per VM, each with that VM's memory only. */
-    assert_non_null(strstr(health, "(2 VM worker(s), restarts 0): fake: 1 sessions, worker"));
+    assert_non_null(strstr(health, "(2 VM worker(s), restarts 0): fake: 1 sessions"));
     assert_int_equal(stats(f, NULL).sessions, 2);
     assert_true(stats(f, &f->a).pid > 0);
     assert_true(stats(f, &f->b2).pid > 0);

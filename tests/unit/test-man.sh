@@ -40,14 +40,14 @@ conf=$src/vgpu-mediator.conf.5.scd
 keys=$(sed -n '/^# THE \[mediator\] SECTION/,/^# /p' "$conf" | grep -oE '^\*[a-z][a-z0-9-]*\* =' |
        tr -d '*= ' | sort -u)
 opts=$("$mediator" --help 2>&1 | long_opts | sed 's/^--//' |
-       grep -vxE 'config|check-config|status|help|gpu-isolation')
+       grep -vxE 'config|check-config|status|help')
 missing=$(comm -23 <(echo "$opts") <(echo "$keys") | tr '\n' ' ')
 extra=$(comm -13 <(echo "$opts") <(echo "$keys") | tr '\n' ' ')
 [ -z "$missing" ] && ok "vgpu-mediator.conf.5: a [mediator] key for every option" ||
     not_ok "vgpu-mediator.conf.5 lacks [mediator] keys: $missing"
 [ -z "$extra" ] && ok "vgpu-mediator.conf.5: every [mediator] key is an option" ||
     not_ok "vgpu-mediator.conf.5 has keys that are no option: $extra"
-for o in config check-config status help gpu-isolation; do
+for o in config check-config status help; do
     grep -qF "*$o*" "$conf" || not_ok "vgpu-mediator.conf.5 says where $o goes instead"
 done
 
