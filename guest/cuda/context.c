@@ -7,6 +7,7 @@
  * its own stack of current contexts.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "cuda_internal.h"
 #include "export_tables.h"
@@ -402,45 +403,45 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuCtxGetId(CUcontext ctx, unsigned long long *ct
     return CUDA_SUCCESS;
 }
 
-/* The host context keeps the driver's defaults; only those are reported,
- * and only they can be "set". */
-static const struct { CUlimit limit; size_t value; } limit_defaults[] = {
-    { CU_LIMIT_STACK_SIZE, 1024 },
-    { CU_LIMIT_PRINTF_FIFO_SIZE, 1 << 20 },
-    { CU_LIMIT_MALLOC_HEAP_SIZE, 8 << 20 },
-    { CU_LIMIT_DEV_RUNTIME_SYNC_DEPTH, 2 },
-    { CU_LIMIT_DEV_RUNTIME_PENDING_LAUNCH_COUNT, 2048 },
-    { CU_LIMIT_MAX_L2_FETCH_GRANULARITY, 32 },
-    { CU_LIMIT_PERSISTING_L2_CACHE_SIZE, 0 },
-};
+/* The host context's limits (CU_CTX_LIMIT): the value after setting it,
+ * when set, as the host's driver has it (it may round what it was given).
+ * Every context here is a view of the one host context: so are its limits. */
+static CUresult ctx_limit(CUlimit limit, int set, size_t value, size_t *out)
+{
+    struct vgpu_sqe sqe;
+    uint64_t v = 0;
+    CUresult rv;
+
+    if ((unsigned)limit >= CU_LIMIT_MAX) {
+        return CUDA_ERROR_UNSUPPORTED_LIMIT;
+    }
+    memset(&sqe, 0, sizeof(sqe));
+    sqe.opcode = VGPU_OP_CU_CTX_LIMIT;
+    sqe.args.cu_limit.limit = (uint32_t)limit;
+    sqe.args.cu_limit.set = set ? 1 : 0;
+    sqe.args.cu_limit.value = value;
+    CU_ENTER(rv);
+    if (rv == CUDA_SUCCESS) {
+        rv = cu_result(vgpu_cu_call(cu_rm(), &sqe, &v));
+    }
+    CU_LEAVE();
+    if (rv == CUDA_SUCCESS && out) {
+        *out = (size_t)v;
+    }
+    return rv;
+}
 
 VGPU_CU_EXPORT CUresult CUDAAPI cuCtxGetLimit(size_t *pvalue, CUlimit limit)
 {
-    size_t i;
-
     if (!pvalue) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    for (i = 0; i < sizeof(limit_defaults) / sizeof(limit_defaults[0]); i++) {
-        if (limit_defaults[i].limit == limit) {
-            *pvalue = limit_defaults[i].value;
-            return CUDA_SUCCESS;
-        }
-    }
-    return CUDA_ERROR_UNSUPPORTED_LIMIT;
+    return ctx_limit(limit, 0, 0, pvalue);
 }
 
 VGPU_CU_EXPORT CUresult CUDAAPI cuCtxSetLimit(CUlimit limit, size_t value)
 {
-    size_t cur;
-
-    if (cuCtxGetLimit(&cur, limit) != CUDA_SUCCESS) {
-        return CUDA_ERROR_UNSUPPORTED_LIMIT;
-    }
-    if (value == cur) {
-        return CUDA_SUCCESS;
-    }
-    return vgpu_cu_unsupported("cuCtxSetLimit (other than the default)");
+    return ctx_limit(limit, 1, value, NULL);
 }
 
 VGPU_CU_EXPORT CUresult CUDAAPI cuCtxGetCacheConfig(CUfunc_cache *pconfig)

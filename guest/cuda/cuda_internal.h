@@ -13,8 +13,9 @@
  *   memory.c        device memory, pinned host memory from the shared memory,
  *                   copies and memset
  *   module.c        modules, libraries, kernels, functions, globals
- *   exec.c          launches, streams, events, host functions, occupancy,
- *                   function attributes
+ *   exec.c          launches (thread-block clusters, cooperative), streams,
+ *                   events, host functions, occupancy, function attributes
+ *   tensor_map.c    tensor maps (TMA descriptors), encoded by the host
  *   remote.h        the host: vgpu_cu_* of libvgpu (remote_vgpu.c), or the
  *                   tests' in-process fake
  *
@@ -61,6 +62,8 @@ int cu_trace(void);
 
 /* Logs "libcuda(vgpu): NAME is not supported" once per name. */
 CUresult vgpu_cu_unsupported(const char *name);
+/* Logs "libcuda(vgpu): WHAT is ignored (a performance hint)" once per text. */
+void cu_ignored_once(const char *what);
 
 /* ---- objects ---- */
 #define CU_MAGIC_CTX    0x56637478u

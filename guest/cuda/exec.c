@@ -311,6 +311,11 @@ static CUresult hostfn_launch(CUstream stream, CUhostFn fn, CUstreamCallback cb,
 
 /* ---- launches ---- */
 
+/* The mediator's limits (mediator/ops/cu_launch*.c): dynamic shared memory
+ * and blocks per thread-block cluster (Hopper: 8 portable, 16 opted in). */
+#define LAUNCH_MAX_SHARED   (256u << 10)
+#define LAUNCH_MAX_CLUSTER  16u
+
 /*
  * Packs the parameters into buf (f->info.param_bytes long): each from
  * params[i], or the whole buffer from extra's CU_LAUNCH_PARAM_BUFFER_POINTER.
@@ -354,23 +359,65 @@ CUresult cu_pack_params(const struct CUfunc_st *f, void **params, void **extra, 
     return f->info.param_count == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
+/*
+ * The launch's shape as the mediator and the worker check it (docs/
+ * cuda-remoting.md, "What the mediator checks"), refused here first, as the
+ * driver refuses it natively: at the call. A launch that the host refused
+ * after its CU_LAUNCH_ATTRS was taken would leave those attributes to the
+ * queue's next launch.
+ */
+static CUresult launch_check(const struct CUfunc_st *f, const unsigned grid[3],
+                             const unsigned block[3], unsigned shared)
+{
+    static const unsigned grid_max[3] = { 0x7fffffffu, 65535, 65535 };
+    static const unsigned block_max[3] = { 1024, 1024, 64 };
+    uint64_t threads = (uint64_t)block[0] * block[1] * block[2];
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        if (grid[i] == 0 || block[i] == 0 || grid[i] > grid_max[i] || block[i] > block_max[i]) {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+    }
+    if (threads > 1024 || (f->info.max_threads > 0 && threads > (uint64_t)f->info.max_threads) ||
+        shared > LAUNCH_MAX_SHARED) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+static int launch_attrs_submit(const struct vgpu_args_cu_launch_attrs *at)
+{
+    struct vgpu_sqe sqe;
+
+    memset(&sqe, 0, sizeof(sqe));
+    sqe.opcode = VGPU_OP_CU_LAUNCH_ATTRS;
+    sqe.args.cu_launch_attrs = *at;
+    return vgpu_cu_submit_async(cu_rm(), &sqe);
+}
+
+/*
+ * attrs (may be NULL): what cuLaunchKernelEx's attributes ask beyond a plain
+ * launch, sent as CU_LAUNCH_ATTRS right before the CU_LAUNCH. Both are
+ * asynchronous and on the same queue, submitted under one holding of
+ * cu_lock: the host applies the attributes to exactly this launch.
+ */
 static CUresult launch(CUfunction fn, const unsigned grid[3], const unsigned block[3],
-                       unsigned shared, CUstream stream, void **params, void **extra)
+                       unsigned shared, CUstream stream, void **params, void **extra,
+                       const struct vgpu_args_cu_launch_attrs *attrs)
 {
     struct CUfunc_st *f = cu_func(fn);
     struct vgpu_args_cu_launch a;
     uint8_t small[512], *buf = small;
     uint32_t h;
     CUresult rv;
-    int i;
 
     if (!f) {
         return CUDA_ERROR_INVALID_HANDLE;
     }
-    for (i = 0; i < 3; i++) {
-        if (grid[i] == 0 || block[i] == 0) {
-            return CUDA_ERROR_INVALID_VALUE;
-        }
+    rv = launch_check(f, grid, block, shared);
+    if (rv != CUDA_SUCCESS) {
+        return rv;
     }
     if (f->info.param_bytes > sizeof(small)) {
         buf = malloc(f->info.param_bytes);
@@ -390,9 +437,18 @@ static CUresult launch(CUfunction fn, const unsigned grid[3], const unsigned blo
         if (rv == CUDA_SUCCESS) {
             rv = cu_stream_handle(stream, &h);
         }
+        if (rv == CUDA_SUCCESS && attrs) {
+            rv = cu_result(launch_attrs_submit(attrs));
+        }
         if (rv == CUDA_SUCCESS) {
             a.stream = h;
             rv = cu_result(vgpu_cu_launch_params(cu_rm(), &a, buf));
+            if (rv != CUDA_SUCCESS && attrs) {
+                /* never let them reach a later launch: none is a plain one */
+                static const struct vgpu_args_cu_launch_attrs none;
+
+                (void)launch_attrs_submit(&none);
+            }
         }
         CU_LEAVE();
     }
@@ -411,15 +467,44 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuLaunchKernel(CUfunction f, unsigned int gridDi
     const unsigned grid[3] = { gridDimX, gridDimY, gridDimZ };
     const unsigned block[3] = { blockDimX, blockDimY, blockDimZ };
 
-    return launch(f, grid, block, sharedMemBytes, hStream, kernelParams, extra);
+    return launch(f, grid, block, sharedMemBytes, hStream, kernelParams, extra, NULL);
 }
 
-VGPU_CU_EXPORT CUresult CUDAAPI cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f,
-                                                 void **kernelParams, void **extra)
+/* cuLaunchKernelEx's cluster dimension: none (0,0,0), or 1 .. the host's
+ * largest cluster in each and in all. */
+static CUresult cluster_dims(const CUlaunchAttribute *at, uint32_t out[3])
 {
-    unsigned grid[3], block[3], i;
+    out[0] = at->value.clusterDim.x;
+    out[1] = at->value.clusterDim.y;
+    out[2] = at->value.clusterDim.z;
+    if ((out[0] | out[1] | out[2]) == 0) {
+        return CUDA_SUCCESS;
+    }
+    if (out[0] == 0 || out[1] == 0 || out[2] == 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (out[0] > LAUNCH_MAX_CLUSTER || out[1] > LAUNCH_MAX_CLUSTER ||
+        out[2] > LAUNCH_MAX_CLUSTER || out[0] * out[1] * out[2] > LAUNCH_MAX_CLUSTER) {
+        return CUDA_ERROR_INVALID_CLUSTER_SIZE;
+    }
+    return CUDA_SUCCESS;
+}
 
-    if (!config) {
+/*
+ * The attributes of a cuLaunchKernelEx as CU_LAUNCH_ATTRS (*any: one that
+ * the host must be told of). Those that only tune performance are ignored
+ * (the launch is correct without them); those that change what the launch
+ * means and that the host cannot honour are not supported.
+ */
+static CUresult launch_attrs_of(const CUlaunchConfig *config,
+                                struct vgpu_args_cu_launch_attrs *out, int *any)
+{
+    unsigned i;
+    CUresult rv;
+
+    memset(out, 0, sizeof(*out));
+    *any = 0;
+    if (config->numAttrs && !config->attrs) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     for (i = 0; i < config->numAttrs; i++) {
@@ -427,24 +512,80 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuLaunchKernelEx(const CUlaunchConfig *config, C
 
         switch (at->id) {
         case CU_LAUNCH_ATTRIBUTE_IGNORE:
-        case CU_LAUNCH_ATTRIBUTE_PRIORITY:
-            break;
-        case CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION:
-            /* a permission to overlap: not taking it is always correct */
             break;
         case CU_LAUNCH_ATTRIBUTE_COOPERATIVE:
             if (at->value.cooperative) {
-                return vgpu_cu_unsupported("cuLaunchKernelEx (cooperative)");
+                out->flags |= VGPU_CU_LAUNCH_COOPERATIVE;
+            } else {
+                out->flags &= ~VGPU_CU_LAUNCH_COOPERATIVE;
             }
             break;
         case CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION:
-            if (at->value.clusterDim.x * at->value.clusterDim.y * at->value.clusterDim.z > 1) {
-                return vgpu_cu_unsupported("cuLaunchKernelEx (clusters)");
+            rv = cluster_dims(at, out->cluster);
+            if (rv != CUDA_SUCCESS) {
+                return rv;
             }
             break;
+        case CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE:
+            if ((unsigned)at->value.clusterSchedulingPolicyPreference >
+                CU_CLUSTER_SCHEDULING_POLICY_LOAD_BALANCING) {
+                return CUDA_ERROR_INVALID_VALUE;
+            }
+            out->cluster_policy = (uint32_t)at->value.clusterSchedulingPolicyPreference;
+            break;
+        /* hints: the launch means the same without them */
+        case CU_LAUNCH_ATTRIBUTE_ACCESS_POLICY_WINDOW:
+            cu_ignored_once("cuLaunchKernelEx: the access policy window");
+            break;
+        case CU_LAUNCH_ATTRIBUTE_SYNCHRONIZATION_POLICY:
+            cu_ignored_once("cuLaunchKernelEx: the synchronization policy");
+            break;
+        case CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION:
+            /* a permission to overlap: not taking it is always correct */
+            cu_ignored_once("cuLaunchKernelEx: programmatic stream serialization");
+            break;
+        case CU_LAUNCH_ATTRIBUTE_PRIORITY:
+            cu_ignored_once("cuLaunchKernelEx: the launch priority");
+            break;
+        case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN_MAP:
+        case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN:
+            /* one domain for all: fences only order more */
+            cu_ignored_once("cuLaunchKernelEx: the memory synchronization domain");
+            break;
+        case CU_LAUNCH_ATTRIBUTE_PREFERRED_CLUSTER_DIMENSION:
+            /* the kernel must run with the (minimum) cluster dimension too */
+            cu_ignored_once("cuLaunchKernelEx: the preferred cluster dimension");
+            break;
+        case CU_LAUNCH_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT:
+            cu_ignored_once("cuLaunchKernelEx: the shared memory carveout");
+            break;
+        case CU_LAUNCH_ATTRIBUTE_NVLINK_UTIL_CENTRIC_SCHEDULING:
+            cu_ignored_once("cuLaunchKernelEx: NVLink-centric scheduling");
+            break;
+        /* programmatic and launch-completion events, graph nodes, and any
+         * attribute this library does not know */
         default:
             return vgpu_cu_unsupported("cuLaunchKernelEx (this launch attribute)");
         }
+    }
+    *any = out->flags || out->cluster[0] || out->cluster_policy;
+    return CUDA_SUCCESS;
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f,
+                                                 void **kernelParams, void **extra)
+{
+    struct vgpu_args_cu_launch_attrs attrs;
+    unsigned grid[3], block[3];
+    CUresult rv;
+    int any;
+
+    if (!config) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    rv = launch_attrs_of(config, &attrs, &any);
+    if (rv != CUDA_SUCCESS) {
+        return rv;
     }
     grid[0] = config->gridDimX;
     grid[1] = config->gridDimY;
@@ -452,7 +593,24 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuLaunchKernelEx(const CUlaunchConfig *config, C
     block[0] = config->blockDimX;
     block[1] = config->blockDimY;
     block[2] = config->blockDimZ;
-    return launch(f, grid, block, config->sharedMemBytes, config->hStream, kernelParams, extra);
+    return launch(f, grid, block, config->sharedMemBytes, config->hStream, kernelParams, extra,
+                  any ? &attrs : NULL);
+}
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuLaunchCooperativeKernel(CUfunction f, unsigned int gridDimX,
+                                                          unsigned int gridDimY,
+                                                          unsigned int gridDimZ,
+                                                          unsigned int blockDimX,
+                                                          unsigned int blockDimY,
+                                                          unsigned int blockDimZ,
+                                                          unsigned int sharedMemBytes,
+                                                          CUstream hStream, void **kernelParams)
+{
+    static const struct vgpu_args_cu_launch_attrs coop = { .flags = VGPU_CU_LAUNCH_COOPERATIVE };
+    const unsigned grid[3] = { gridDimX, gridDimY, gridDimZ };
+    const unsigned block[3] = { blockDimX, blockDimY, blockDimZ };
+
+    return launch(f, grid, block, sharedMemBytes, hStream, kernelParams, NULL, &coop);
 }
 
 /* ---- streams ---- */
@@ -1103,17 +1261,56 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuOccupancyAvailableDynamicSMemPerBlock(size_t *
 }
 
 /*
- * Clusters: this library launches no thread-block clusters larger than one
- * block (the ABI carries no cluster dimension), so for larger clusters the
- * truthful answer is that none can be resident; a "cluster" of one block is
- * a block, as many as the occupancy allows on every SM.
+ * Clusters. The host has no occupancy query for them (the driver's
+ * cuOccupancyMaxActiveClusters would need the whole launch configuration in
+ * a request), so the answers come from what the host does answer: a
+ * function's block occupancy and its compile-time cluster dimension. They
+ * count every resident block of every SM as usable by some cluster (an
+ * upper bound: the GPU places a cluster's blocks within one GPC), and take
+ * Hopper's cluster sizes: 8 blocks portable, 16 where the function allows
+ * non-portable sizes.
  */
+
+/* The cluster size a launch of f with config asks for: its attribute,
+ * else the function's own (__cluster_dims__), else 1. */
+static CUresult cluster_size_of(struct CUfunc_st *f, const CUlaunchConfig *config, unsigned *size)
+{
+    static const CUfunction_attribute req[3] = { CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_WIDTH,
+                                                 CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_HEIGHT,
+                                                 CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_DEPTH };
+    uint32_t dims[3] = { 0, 0, 0 };
+    unsigned i;
+    CUresult rv;
+
+    for (i = 0; i < config->numAttrs && config->attrs; i++) {
+        if (config->attrs[i].id == CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION) {
+            rv = cluster_dims(&config->attrs[i], dims);
+            if (rv != CUDA_SUCCESS) {
+                return rv;
+            }
+        }
+    }
+    if (dims[0] == 0) {
+        for (i = 0; i < 3; i++) {
+            int v = 0;
+
+            rv = cuFuncGetAttribute(&v, req[i], f);
+            if (rv != CUDA_SUCCESS) {
+                return rv;
+            }
+            dims[i] = v > 0 ? (uint32_t)v : 1;
+        }
+    }
+    *size = dims[0] * dims[1] * dims[2];
+    return CUDA_SUCCESS;
+}
+
 VGPU_CU_EXPORT CUresult CUDAAPI cuOccupancyMaxActiveClusters(int *numClusters, CUfunction func,
                                                              const CUlaunchConfig *config)
 {
     struct CUfunc_st *f = cu_func(func);
-    unsigned i, size = 1;
-    int blocks = 0;
+    unsigned size = 1;
+    int blocks = 0, sms = cu_attr(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
     CUresult rv;
 
     if (!f) {
@@ -1122,20 +1319,18 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuOccupancyMaxActiveClusters(int *numClusters, C
     if (!numClusters || !config) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    for (i = 0; i < config->numAttrs; i++) {
-        if (config->attrs[i].id == CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION) {
-            size = config->attrs[i].value.clusterDim.x * config->attrs[i].value.clusterDim.y *
-                   config->attrs[i].value.clusterDim.z;
-        }
+    rv = cluster_size_of(f, config, &size);
+    if (rv != CUDA_SUCCESS) {
+        return rv;
     }
-    if (size > 1) {
+    if (size > 1 && !cu_attr(CU_DEVICE_ATTRIBUTE_CLUSTER_LAUNCH)) {
         *numClusters = 0;
         return CUDA_SUCCESS;
     }
     rv = occupancy(f, (int)(config->blockDimX * config->blockDimY * config->blockDimZ),
                    config->sharedMemBytes, &blocks);
     if (rv == CUDA_SUCCESS) {
-        *numClusters = blocks * cu_attr(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+        *numClusters = (int)((long)blocks * (sms > 0 ? sms : 1) / size);
     }
     return rv;
 }
@@ -1143,13 +1338,39 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuOccupancyMaxActiveClusters(int *numClusters, C
 VGPU_CU_EXPORT CUresult CUDAAPI cuOccupancyMaxPotentialClusterSize(int *clusterSize, CUfunction func,
                                                                    const CUlaunchConfig *config)
 {
-    (void)config;
-    if (!cu_func(func)) {
+    struct CUfunc_st *f = cu_func(func);
+    unsigned size = 1;
+    int blocks = 0, nonportable = 0;
+    CUresult rv;
+
+    if (!f) {
         return CUDA_ERROR_INVALID_HANDLE;
     }
-    if (!clusterSize) {
+    if (!clusterSize || !config) {
         return CUDA_ERROR_INVALID_VALUE;
     }
-    *clusterSize = 1;
-    return CUDA_SUCCESS;
+    if (!cu_attr(CU_DEVICE_ATTRIBUTE_CLUSTER_LAUNCH)) {
+        *clusterSize = 1;
+        return CUDA_SUCCESS;
+    }
+    rv = occupancy(f, (int)(config->blockDimX * config->blockDimY * config->blockDimZ),
+                   config->sharedMemBytes, &blocks);
+    if (rv != CUDA_SUCCESS) {
+        return rv;
+    }
+    if (blocks == 0) {
+        *clusterSize = 0;
+        return CUDA_SUCCESS;
+    }
+    /* a compile-time cluster dimension is the only size it runs with */
+    rv = cluster_size_of(f, &(CUlaunchConfig){ .numAttrs = 0 }, &size);
+    if (rv == CUDA_SUCCESS && size == 1) {
+        rv = cuFuncGetAttribute(&nonportable, CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED,
+                                func);
+        size = nonportable ? LAUNCH_MAX_CLUSTER : 8;
+    }
+    if (rv == CUDA_SUCCESS) {
+        *clusterSize = (int)size;
+    }
+    return rv;
 }

@@ -22,7 +22,8 @@ static const char *unsupported_seen[CU_UNSUPPORTED_MAX];
 static unsigned unsupported_n;
 static pthread_mutex_t unsupported_lock = PTHREAD_MUTEX_INITIALIZER;
 
-CUresult vgpu_cu_unsupported(const char *name)
+/* 1 the first time name (compared by text) is said; 0 after. */
+static int first_time(const char *name)
 {
     unsigned i;
     int seen = 0;
@@ -38,10 +39,22 @@ CUresult vgpu_cu_unsupported(const char *name)
         unsupported_seen[unsupported_n++] = name;
     }
     pthread_mutex_unlock(&unsupported_lock);
-    if (!seen) {
+    return !seen;
+}
+
+CUresult vgpu_cu_unsupported(const char *name)
+{
+    if (first_time(name)) {
         fprintf(stderr, "libcuda(vgpu): %s is not supported\n", name);
     }
     return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+void cu_ignored_once(const char *what)
+{
+    if (first_time(what)) {
+        fprintf(stderr, "libcuda(vgpu): %s is ignored (a performance hint)\n", what);
+    }
 }
 
 int cu_trace(void)
@@ -172,14 +185,10 @@ int cu_attr(CUdevice_attribute a)
     case CU_DEVICE_ATTRIBUTE_IPC_EVENT_SUPPORTED:
     case CU_DEVICE_ATTRIBUTE_GPU_DIRECT_RDMA_SUPPORTED:
     case CU_DEVICE_ATTRIBUTE_HOST_NATIVE_ATOMIC_SUPPORTED:
-    case CU_DEVICE_ATTRIBUTE_COOPERATIVE_LAUNCH:
     case CU_DEVICE_ATTRIBUTE_COOPERATIVE_MULTI_DEVICE_LAUNCH:
     case CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_WAIT_VALUE_NOR:
     case CU_DEVICE_ATTRIBUTE_CAN_USE_64_BIT_STREAM_MEM_OPS:
     case CU_DEVICE_ATTRIBUTE_INTEGRATED:
-    /* no cluster dimension in the launch ABI, no tensor-map encoding here */
-    case CU_DEVICE_ATTRIBUTE_CLUSTER_LAUNCH:
-    case CU_DEVICE_ATTRIBUTE_TENSOR_MAP_ACCESS_SUPPORTED:
     case CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_WIN32_HANDLE_SUPPORTED:
     case CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_WIN32_KMT_HANDLE_SUPPORTED:
     case CU_DEVICE_ATTRIBUTE_GPU_DIRECT_RDMA_WITH_CUDA_VMM_SUPPORTED:
@@ -196,6 +205,8 @@ int cu_attr(CUdevice_attribute a)
     case CU_DEVICE_ATTRIBUTE_HOST_NUMA_MULTINODE_IPC_SUPPORTED:
     case CU_DEVICE_ATTRIBUTE_HOST_ALLOC_DMA_BUF_SUPPORTED:
         return 0;
+    /* cooperative and cluster launches (CU_LAUNCH_ATTRS) and tensor maps
+     * (CU_TENSOR_MAP) are the host's: as the GPU says */
     default:
         break;
     }

@@ -13,12 +13,18 @@
 
 #include "vgpu/libvgpu.h"
 
+/* Bytes of the scratch area: the inputs and outputs of this library's
+ * generic requests (vgpu_cu_call), one at a time under cu_lock. */
+#define CU_REMOTE_SCRATCH 512u
+
 struct cu_remote {
     struct vgpu_dev *dev;
     struct vgpu_cu  *cu;
     uint8_t  *heap;       /* mapped: the pinned host memory heap */
     uint64_t  heap_off;   /* its BAR2 offset */
     uint64_t  heap_len;
+    uint8_t  *scratch;    /* mapped, CU_REMOTE_SCRATCH bytes, 64-aligned; */
+    uint64_t  scratch_off;/* NULL/0 when the data area had no room */
 };
 
 /* 0 or -errno (as vgpu_open / vgpu_cu_open); *detail: text for a log line. */

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The host through libvgpu: the device (pci in a guest, sim on a host when
- * VGPU_TRANSPORT=sim or VGPU_SOCKET is set), one vgpu_cu on it, and a part of
- * the data area for pinned host memory: VGPU_CUDA_PINNED_MB, or half of what
- * libvgpu leaves.
+ * VGPU_TRANSPORT=sim or VGPU_SOCKET is set), one vgpu_cu on it, a small
+ * scratch area, and a part of the data area for pinned host memory:
+ * VGPU_CUDA_PINNED_MB, or half of what libvgpu leaves.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -36,6 +36,12 @@ int cu_remote_open(struct cu_remote *r, const char **detail)
     rc = vgpu_get_info(r->dev, &info);
     if (rc < 0) {
         goto err_cu;
+    }
+    /* before the heap, which may take all there is; none: the calls that
+     * need it fail cleanly */
+    if (vgpu_alloc(r->dev, CU_REMOTE_SCRATCH, 64, &off) == 0) {
+        r->scratch = vgpu_ptr(r->dev, off);
+        r->scratch_off = off;
     }
     env = getenv("VGPU_CUDA_PINNED_MB");
     want = env ? strtoull(env, NULL, 0) << 20 : info.data_size / 2;

@@ -6,7 +6,10 @@
  * layout comes from its Itanium-mangled name (natural alignment); launching
  * "_Z4vaddPKfS0_Pfi" adds two float vectors, "_Z5faultv" fails as a fault
  * does (reported at the next synchronising call), any other launch records
- * its packed parameters for fake_last_launch().
+ * its packed parameters for fake_last_launch(). CU_LAUNCH_ATTRS apply to
+ * the next launch (fake_last_attrs()), whose grid must be whole clusters;
+ * CU_TENSOR_MAP writes a map of the request's address, rank and first
+ * dimension; CU_CTX_LIMIT keeps the limits set.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -29,6 +32,10 @@ struct vgpu_cu {
     uint32_t  last_params_len;
     uint32_t  launches;
     uint32_t  last_stream;
+    int       has_attrs;     /* CU_LAUNCH_ATTRS for the next launch */
+    struct vgpu_args_cu_launch_attrs attrs, last_attrs;
+    uint64_t  limits[CU_LIMIT_MAX];
+    uint32_t  tensor_maps;
 };
 
 static struct vgpu_cu fake;
@@ -137,7 +144,7 @@ int cu_remote_open(struct cu_remote *r, const char **detail)
     if (getenv("FAKE_NO_DEVICE")) {
         return -ENODEV;
     }
-    heap = aligned_alloc(4096, HEAP_SIZE);
+    heap = aligned_alloc(4096, HEAP_SIZE + CU_REMOTE_SCRATCH);
     if (!heap) {
         return -ENOMEM;
     }
@@ -147,6 +154,8 @@ int cu_remote_open(struct cu_remote *r, const char **detail)
     r->heap = heap;
     r->heap_off = 0x100000;
     r->heap_len = HEAP_SIZE;
+    r->scratch = heap + HEAP_SIZE;          /* right after the heap */
+    r->scratch_off = 0x100000 + HEAP_SIZE;
     return 0;
 }
 
@@ -378,6 +387,16 @@ int vgpu_cu_launch_params(struct vgpu_cu *cu, const struct vgpu_args_cu_launch *
     cu->last_stream = a->stream;
     memcpy(cu->last_params, params, a->params_len);
     cu->last_params_len = a->params_len;
+    memset(&cu->last_attrs, 0, sizeof(cu->last_attrs));
+    if (cu->has_attrs) {
+        const uint32_t *cl = cu->attrs.cluster;
+
+        cu->has_attrs = 0;
+        cu->last_attrs = cu->attrs;
+        if (cl[0] && (a->grid[0] % cl[0] || a->grid[1] % cl[1] || a->grid[2] % cl[2])) {
+            return fail_async(cu, VGPU_S_CUDA_ERROR, CUDA_ERROR_INVALID_CLUSTER_SIZE);
+        }
+    }
     if (strcmp(name, "_Z5faultv") == 0) {
         return fail_async(cu, VGPU_S_GPU_FAULT, 0);
     }
@@ -505,7 +524,82 @@ int vgpu_cu_occupancy(struct vgpu_cu *cu, uint32_t func, int32_t block_size, int
     return 0;
 }
 
+/* ---- the generic calls ---- */
+
+static int fake_tensor_map(struct vgpu_cu *cu, const struct vgpu_args_cu_tensor_map *a)
+{
+    const struct vgpu_cu_tensor_map_req *q = shm(a->in_off);
+    uint64_t map[VGPU_CU_TENSOR_MAP_BYTES / 8];
+
+    if (a->in_off % 8 || a->out_off % 64 || a->kind > VGPU_CU_TENSOR_MAP_IM2COL) {
+        return VGPU_S_BAD_ARGS;
+    }
+    if (q->rank < 1 || q->rank > 5 || (a->kind == VGPU_CU_TENSOR_MAP_IM2COL && q->rank < 3)) {
+        cu->last_result = CUDA_ERROR_INVALID_VALUE;
+        return VGPU_S_CUDA_ERROR;
+    }
+    memset(map, 0, sizeof(map));
+    map[0] = q->global_address;
+    map[1] = q->rank | (uint64_t)a->kind << 8;
+    map[2] = q->global_dim[0];
+    map[3] = q->box_dim[0] | (uint64_t)q->pixels_per_column << 32;
+    map[15] = 0x766770752d746d61ull;
+    memcpy(shm(a->out_off), map, sizeof(map));
+    cu->tensor_maps++;
+    return 0;
+}
+
+int vgpu_cu_call(struct vgpu_cu *cu, const struct vgpu_sqe *sqe, uint64_t *result)
+{
+    const struct vgpu_args_cu_limit *l = &sqe->args.cu_limit;
+    uint64_t v;
+
+    switch (sqe->opcode) {
+    case VGPU_OP_CU_TENSOR_MAP:
+        return fake_tensor_map(cu, &sqe->args.cu_tensor_map);
+    case VGPU_OP_CU_CTX_LIMIT:
+        if (l->limit >= CU_LIMIT_MAX || l->set > 1) {
+            return VGPU_S_BAD_ARGS;
+        }
+        if (l->set) {
+            /* as the driver does with the stack: rounded up */
+            cu->limits[l->limit] = l->limit == CU_LIMIT_STACK_SIZE ? (l->value + 15) & ~15ull
+                                                                   : l->value;
+        }
+        v = cu->limits[l->limit] ? cu->limits[l->limit] : 1024;
+        if (result) {
+            *result = v;
+        }
+        return 0;
+    default:
+        return VGPU_S_UNKNOWN_OP;
+    }
+}
+
+int vgpu_cu_submit_async(struct vgpu_cu *cu, const struct vgpu_sqe *sqe)
+{
+    if (sqe->opcode != VGPU_OP_CU_LAUNCH_ATTRS) {
+        return fail_async(cu, VGPU_S_UNKNOWN_OP, 0);
+    }
+    cu->attrs = sqe->args.cu_launch_attrs;
+    cu->has_attrs = 1;
+    return 0;
+}
+
 /* ---- for the tests ---- */
+
+FAKE_EXPORT int fake_last_attrs(uint32_t cluster[3], uint32_t *flags, uint32_t *policy)
+{
+    memcpy(cluster, fake.last_attrs.cluster, sizeof(fake.last_attrs.cluster));
+    *flags = fake.last_attrs.flags;
+    *policy = fake.last_attrs.cluster_policy;
+    return fake.has_attrs;
+}
+
+FAKE_EXPORT uint32_t fake_tensor_maps(void)
+{
+    return fake.tensor_maps;
+}
 
 FAKE_EXPORT uint32_t fake_last_launch(void *params, uint32_t max)
 {

@@ -2,8 +2,9 @@
 /*
  * libcuda.so.1 on the fake host: the entry-point table and cuGetProcAddress's
  * versions, error names, the export tables and the integrity hash's MD2,
- * image sizes, parameter marshalling of mixed-size parameters, and
- * asynchronous errors surfacing at the next synchronising call.
+ * image sizes, parameter marshalling of mixed-size parameters,
+ * asynchronous errors surfacing at the next synchronising call, launch
+ * attributes (clusters, cooperative), tensor maps and context limits.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -233,8 +234,21 @@ static void test_device(void **state)
     /* what this library does not offer reads 0, whatever the GPU says */
     assert_int_equal(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY, 0), CUDA_SUCCESS);
     assert_int_equal(v, 0);
-    assert_int_equal(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_CLUSTER_LAUNCH, 0), CUDA_SUCCESS);
+    assert_int_equal(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_IPC_EVENT_SUPPORTED, 0),
+                     CUDA_SUCCESS);
     assert_int_equal(v, 0);
+    assert_int_equal(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_COOPERATIVE_MULTI_DEVICE_LAUNCH,
+                                          0), CUDA_SUCCESS);
+    assert_int_equal(v, 0);
+    /* what the host does for us reads as the GPU says */
+    assert_int_equal(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_CLUSTER_LAUNCH, 0), CUDA_SUCCESS);
+    assert_int_equal(v, 1);
+    assert_int_equal(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_COOPERATIVE_LAUNCH, 0),
+                     CUDA_SUCCESS);
+    assert_int_equal(v, 1);
+    assert_int_equal(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_TENSOR_MAP_ACCESS_SUPPORTED, 0),
+                     CUDA_SUCCESS);
+    assert_int_equal(v, 1);
     assert_int_equal(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_ECC_ENABLED, 0), CUDA_SUCCESS);
     assert_int_equal(v, 1);
     assert_int_equal(cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 1),
@@ -366,6 +380,213 @@ static void test_memory(void **state)
     }
     assert_int_equal(cuMemFree(d), CUDA_SUCCESS);
     assert_int_equal(cuMemFree(d), CUDA_ERROR_INVALID_VALUE);
+}
+
+static CUresult launch_ex(CUfunction f, unsigned grid, unsigned block,
+                          const CUlaunchAttribute *attrs, unsigned n)
+{
+    CUlaunchConfig cfg;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.gridDimX = grid;
+    cfg.gridDimY = 1;
+    cfg.gridDimZ = 1;
+    cfg.blockDimX = block;
+    cfg.blockDimY = 1;
+    cfg.blockDimZ = 1;
+    cfg.attrs = (CUlaunchAttribute *)attrs;
+    cfg.numAttrs = n;
+    return cuLaunchKernelEx(&cfg, f, NULL, NULL);
+}
+
+static void expect_attrs(uint32_t x, uint32_t y, uint32_t z, uint32_t flags, uint32_t policy)
+{
+    uint32_t cl[3], fl, po;
+
+    assert_int_equal(fake_last_attrs(cl, &fl, &po), 0);    /* nothing left for the next */
+    assert_int_equal(cl[0], x);
+    assert_int_equal(cl[1], y);
+    assert_int_equal(cl[2], z);
+    assert_int_equal(fl, flags);
+    assert_int_equal(po, policy);
+}
+
+/* cuLaunchKernelEx's attributes: clusters, their scheduling policy and the
+ * cooperative flag reach the host with exactly their launch; hints are
+ * ignored; what cannot be honoured is refused. */
+static void test_launch_attrs(void **state)
+{
+    static const char ptx[] = ".version 8.0\n.target sm_90\n";
+    CUlaunchAttribute at[3];
+    CUlaunchConfig cfg;
+    CUmodule mod;
+    CUfunction f;
+    uint32_t n;
+    int v = -1;
+
+    (void)state;
+    memset(at, 0, sizeof(at));
+    assert_int_equal(cuModuleLoadData(&mod, ptx), CUDA_SUCCESS);
+    assert_int_equal(cuModuleGetFunction(&f, mod, "_Z4nopsv"), CUDA_SUCCESS);
+
+    at[0].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    at[0].value.clusterDim.x = 2;
+    at[0].value.clusterDim.y = 1;
+    at[0].value.clusterDim.z = 1;
+    assert_int_equal(launch_ex(f, 4, 128, at, 1), CUDA_SUCCESS);
+    expect_attrs(2, 1, 1, 0, 0);
+    at[1].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE;
+    at[1].value.clusterSchedulingPolicyPreference = CU_CLUSTER_SCHEDULING_POLICY_SPREAD;
+    at[2].id = CU_LAUNCH_ATTRIBUTE_PRIORITY;              /* a hint: ignored */
+    at[2].value.priority = -1;
+    assert_int_equal(launch_ex(f, 8, 128, at, 3), CUDA_SUCCESS);
+    expect_attrs(2, 1, 1, 0, CU_CLUSTER_SCHEDULING_POLICY_SPREAD);
+    assert_int_equal(cuCtxSynchronize(), CUDA_SUCCESS);
+
+    /* a grid of partial clusters: the host's error, at the next sync, once */
+    assert_int_equal(launch_ex(f, 3, 128, at, 1), CUDA_SUCCESS);
+    assert_int_equal(cuStreamSynchronize(NULL), CUDA_ERROR_INVALID_CLUSTER_SIZE);
+    assert_int_equal(cuStreamSynchronize(NULL), CUDA_SUCCESS);
+
+    /* a plain launch after: no attributes */
+    assert_int_equal(cuLaunchKernel(f, 3, 1, 1, 128, 1, 1, 0, NULL, NULL, NULL), CUDA_SUCCESS);
+    expect_attrs(0, 0, 0, 0, 0);
+    assert_int_equal(launch_ex(f, 3, 128, at + 2, 1), CUDA_SUCCESS);  /* hints only */
+    expect_attrs(0, 0, 0, 0, 0);
+
+    /* cooperative: both ways */
+    assert_int_equal(cuLaunchCooperativeKernel(f, 4, 1, 1, 64, 1, 1, 0, NULL, NULL),
+                     CUDA_SUCCESS);
+    expect_attrs(0, 0, 0, VGPU_CU_LAUNCH_COOPERATIVE, 0);
+    at[1].id = CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
+    at[1].value.cooperative = 1;
+    assert_int_equal(launch_ex(f, 4, 64, at, 2), CUDA_SUCCESS);
+    expect_attrs(2, 1, 1, VGPU_CU_LAUNCH_COOPERATIVE, 0);
+    assert_int_equal(cuCtxSynchronize(), CUDA_SUCCESS);
+
+    /* refused at the call, nothing sent */
+    n = fake_launches();
+    at[0].value.clusterDim.y = 0;
+    assert_int_equal(launch_ex(f, 4, 64, at, 1), CUDA_ERROR_INVALID_VALUE);
+    at[0].value.clusterDim.x = 4;
+    at[0].value.clusterDim.y = 4;
+    at[0].value.clusterDim.z = 2;                          /* 32 blocks */
+    assert_int_equal(launch_ex(f, 8, 64, at, 1), CUDA_ERROR_INVALID_CLUSTER_SIZE);
+    at[0].value.clusterDim.x = 2;
+    at[1].id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT;   /* changes what runs when */
+    assert_int_equal(launch_ex(f, 8, 64, at + 1, 1), CUDA_ERROR_NOT_SUPPORTED);
+    assert_int_equal(launch_ex(f, 8, 2048, NULL, 0), CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(cuLaunchKernel(f, 1, 70000, 1, 1, 1, 1, 0, NULL, NULL, NULL),
+                     CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(fake_launches(), n);
+    expect_attrs(2, 1, 1, VGPU_CU_LAUNCH_COOPERATIVE, 0);
+
+    /* occupancy of clusters: 8 blocks of 256 per SM (the fake), 132 SMs */
+    at[0].value.clusterDim.y = 1;
+    at[0].value.clusterDim.z = 1;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.gridDimX = cfg.gridDimY = cfg.gridDimZ = 1;
+    cfg.blockDimX = 256;
+    cfg.blockDimY = cfg.blockDimZ = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = 1;
+    assert_int_equal(cuOccupancyMaxActiveClusters(&v, f, &cfg), CUDA_SUCCESS);
+    assert_int_equal(v, 8 * 132 / 2);
+    assert_int_equal(cuOccupancyMaxPotentialClusterSize(&v, f, &cfg), CUDA_SUCCESS);
+    assert_int_equal(v, 8);
+    assert_int_equal(cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_WIDTH, f),
+                     CUDA_SUCCESS);
+    assert_int_equal(v, 0);
+    assert_int_equal(cuModuleUnload(mod), CUDA_SUCCESS);
+}
+
+/* Tensor maps: encoded by the host, its bytes in the caller's map; the
+ * address replaced by encoding the kept request again. */
+static void test_tensor_map(void **state)
+{
+    const cuuint64_t dim[5] = { 64, 32, 4, 4, 4 };
+    const cuuint64_t strides[4] = { 256, 8192, 32768, 131072 };
+    const cuuint32_t box[5] = { 16, 8, 1, 1, 1 }, es[5] = { 1, 1, 1, 1, 1 };
+    const int lo[3] = { 0, 0, 0 }, hi[3] = { 1, 1, 1 };
+    CUtensorMap m, m2, other;
+    CUdeviceptr d;
+    uint32_t n;
+
+    (void)state;
+    assert_int_equal(cuMemAlloc(&d, 1u << 20), CUDA_SUCCESS);
+    memset(&m, 0xee, sizeof(m));
+    assert_int_equal(cuTensorMapEncodeTiled(&m, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, (void *)d, dim,
+                                            strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                            CU_TENSOR_MAP_SWIZZLE_128B,
+                                            CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE), CUDA_SUCCESS);
+    assert_true(m.opaque[0] == d);
+    assert_int_equal(m.opaque[1], 2);
+    assert_int_equal(m.opaque[2], 64);
+    assert_int_equal(m.opaque[3], 16);
+    assert_true(m.opaque[15] == 0x766770752d746d61ull);
+
+    /* refused here: a rank the request cannot hold, missing arrays */
+    n = fake_tensor_maps();
+    assert_int_equal(cuTensorMapEncodeTiled(&m2, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 9, (void *)d,
+                                            dim, strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                            CU_TENSOR_MAP_SWIZZLE_NONE,
+                                            CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+                     CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(cuTensorMapEncodeTiled(&m2, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, (void *)d,
+                                            dim, NULL, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                            CU_TENSOR_MAP_SWIZZLE_NONE,
+                                            CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+                     CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(cuTensorMapEncodeIm2col(&m2, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2, (void *)d,
+                                             dim, strides, lo, hi, 8, 16, es,
+                                             CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                             CU_TENSOR_MAP_SWIZZLE_NONE,
+                                             CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                                             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+                     CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(fake_tensor_maps(), n);
+
+    assert_int_equal(cuTensorMapEncodeIm2col(&m2, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 4, (void *)d,
+                                             dim, strides, lo, hi, 8, 16, es,
+                                             CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                             CU_TENSOR_MAP_SWIZZLE_NONE,
+                                             CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                                             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE), CUDA_SUCCESS);
+    assert_int_equal(m2.opaque[1], 4 | VGPU_CU_TENSOR_MAP_IM2COL << 8);
+    assert_true(m2.opaque[3] >> 32 == 16);
+
+    /* another address: the same map otherwise, and again from the new one */
+    assert_int_equal(cuTensorMapReplaceAddress(&m, (void *)(d + 4096)), CUDA_SUCCESS);
+    assert_true(m.opaque[0] == d + 4096);
+    assert_int_equal(m.opaque[2], 64);
+    assert_int_equal(cuTensorMapReplaceAddress(&m, (void *)(d + 8192)), CUDA_SUCCESS);
+    assert_true(m.opaque[0] == d + 8192);
+    assert_int_equal(cuTensorMapReplaceAddress(&m2, (void *)(d + 4096)), CUDA_SUCCESS);
+    assert_int_equal(m2.opaque[1], 4 | VGPU_CU_TENSOR_MAP_IM2COL << 8);
+    memset(&other, 0x5a, sizeof(other));                 /* not ours */
+    assert_int_equal(cuTensorMapReplaceAddress(&other, (void *)d), CUDA_ERROR_NOT_SUPPORTED);
+    assert_int_equal(cuMemFree(d), CUDA_SUCCESS);
+}
+
+static void test_ctx_limits(void **state)
+{
+    size_t v = 0;
+
+    (void)state;
+    assert_int_equal(cuCtxGetLimit(&v, CU_LIMIT_STACK_SIZE), CUDA_SUCCESS);
+    assert_int_equal(v, 1024);
+    assert_int_equal(cuCtxSetLimit(CU_LIMIT_STACK_SIZE, 1000), CUDA_SUCCESS);
+    assert_int_equal(cuCtxGetLimit(&v, CU_LIMIT_STACK_SIZE), CUDA_SUCCESS);
+    assert_int_equal(v, 1008);                           /* as the host rounded it */
+    assert_int_equal(cuCtxSetLimit(CU_LIMIT_MALLOC_HEAP_SIZE, 64u << 20), CUDA_SUCCESS);
+    assert_int_equal(cuCtxGetLimit(&v, CU_LIMIT_MALLOC_HEAP_SIZE), CUDA_SUCCESS);
+    assert_int_equal(v, 64u << 20);
+    assert_int_equal(cuCtxGetLimit(&v, CU_LIMIT_MAX), CUDA_ERROR_UNSUPPORTED_LIMIT);
+    assert_int_equal(cuCtxSetLimit((CUlimit)99, 1), CUDA_ERROR_UNSUPPORTED_LIMIT);
+    assert_int_equal(cuCtxGetLimit(NULL, CU_LIMIT_STACK_SIZE), CUDA_ERROR_INVALID_VALUE);
 }
 
 static void host_fn(void *p)
@@ -621,6 +842,9 @@ int main(void)
         cmocka_unit_test(test_param_marshalling),
         cmocka_unit_test(test_async_error),
         cmocka_unit_test(test_memory),
+        cmocka_unit_test(test_launch_attrs),
+        cmocka_unit_test(test_tensor_map),
+        cmocka_unit_test(test_ctx_limits),
         cmocka_unit_test(test_contexts_and_host_fn),
         cmocka_unit_test(test_host_fn_order),
         cmocka_unit_test(test_per_thread_stream),
