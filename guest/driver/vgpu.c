@@ -29,9 +29,10 @@
  * Locking: vdev->lock (a mutex) protects the queue states, the list of open
  * files and vdev->dead; the interrupt handler reads only the rings and each
  * queue's cq_seen, which only it writes; vdev->irq_lock (a spinlock) the
- * queues' armed flags and the completion interrupt's mask (vgpu_arm()). BAR0 and BAR2 stay mapped until the
- * last reference to the device goes, so a file that outlives a hot-unplug
- * never touches an unmapped address; it sees ENODEV.
+ * queues' armed flags and the completion interrupt's mask (vgpu_arm()).
+ * BAR0 and BAR2 stay mapped until the last reference to the device goes, so
+ * a file that outlives a hot-unplug never touches an unmapped address; it
+ * sees ENODEV.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -156,18 +157,22 @@ static void vgpu_kick(struct vgpu_device *vdev, struct vgpu_queue *q)
 	writel(q->index, vdev->regs + VGPU_REG_DOORBELL);
 }
 
-/* Writes queue q's window into the queue table (queue 0's control page). */
+/*
+ * Writes queue q's window into the queue table (queue 0's control page). On
+ * a one-queue device the process owns that page: the entry is reset to
+ * len 0 (the whole data area), whatever the previous owner wrote there.
+ */
 static void vgpu_qtable_set(struct vgpu_device *vdev, struct vgpu_queue *q)
 {
 	void __iomem *d = vdev->shm + VGPU_SHM_QTABLE_OFFSET +
 			  q->index * sizeof(struct vgpu_queue_desc);
+	u64 off = vdev->nq > 1 ? q->win_off : 0;
+	u64 len = vdev->nq > 1 ? q->win_len : 0;
 
-	if (vdev->nq < 2)
-		return;		/* one queue: len 0, the whole data area */
-	writel(lower_32_bits(q->win_off), d);
-	writel(upper_32_bits(q->win_off), d + 4);
-	writel(lower_32_bits(q->win_len), d + 8);
-	writel(upper_32_bits(q->win_len), d + 12);
+	writel(lower_32_bits(off), d);
+	writel(upper_32_bits(off), d + 4);
+	writel(lower_32_bits(len), d + 8);
+	writel(upper_32_bits(len), d + 12);
 	/* The window is in place before a request of the new owner. */
 	wmb();
 }
@@ -298,6 +303,14 @@ static bool vgpu_queue_quiet(struct vgpu_device *vdev, struct vgpu_queue *q)
 /* Clears what the previous owner left and frees the queue. Lock held. */
 static void vgpu_queue_scrub(struct vgpu_device *vdev, struct vgpu_queue *q)
 {
+	u32 head = vgpu_ctrl_read(vdev, q, VGPU_CTRL(sq_head));
+
+	/*
+	 * exec_index is the host's, but nothing executes now; a value the
+	 * previous owner left equal to sq_head (with EXEC_UNSAFE) would make
+	 * a restarted mediator fail the next owner's first request.
+	 */
+	vgpu_ctrl_write(vdev, q, VGPU_CTRL(exec_index), head - 1);
 	memset_io(vdev->shm + q->off + VGPU_SHM_SQ_OFFSET, 0,
 		  VGPU_SHM_QUEUE_SIZE - VGPU_SHM_SQ_OFFSET);
 	memset_io(vdev->shm + q->win_off, 0, q->win_len);
@@ -786,7 +799,7 @@ static char *vgpu_devnode(struct device *dev, umode_t *mode,
 {
 	if (mode)
 		*mode = 0660;
-	if (gidp && gid)
+	if (gidp && gid && gid_valid(make_kgid(&init_user_ns, gid)))
 		*gidp = make_kgid(&init_user_ns, gid);
 	return NULL;
 }
