@@ -4,7 +4,9 @@
  * transport to a vgpu-mediator whose worker runs the mock driver
  * (tests/gpu/mock_cudadrv.c; VGPU_SOCKET names its socket). A driver-API
  * program: a module, kernels with mixed-size parameters, copies through
- * pageable and pinned memory, and a fault reported at the next sync.
+ * pageable and pinned memory, thread-block clusters (whole and partial) and
+ * a cooperative launch, a tensor map encoded by the host, context limits,
+ * and a fault reported at the next sync.
  * Prints PASS; exits nonzero at the first difference.
  */
 #include <stdio.h>
@@ -112,6 +114,91 @@ int main(void)
     if (out[0] != 7.0f || out[1] != 2.5f || out[2] != -3.0f || out[3] != (float)(1 << 20)) {
         fprintf(stderr, "mixed: %f %f %f %f\n", out[0], out[1], out[2], out[3]);
         return 1;
+    }
+
+    /* clusters of 2 over the whole grid; then a grid of partial clusters,
+     * whose error the next sync reports (once); a cooperative launch */
+    {
+        void *args[] = { &da, &db, &dc, &n };
+        CUlaunchAttribute at[2];
+        CUlaunchConfig cfg;
+
+        memset(at, 0, sizeof(at));
+        at[0].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+        at[0].value.clusterDim.x = 2;
+        at[0].value.clusterDim.y = 1;
+        at[0].value.clusterDim.z = 1;
+        at[1].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE;
+        at[1].value.clusterSchedulingPolicyPreference = CU_CLUSTER_SCHEDULING_POLICY_SPREAD;
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.gridDimX = N / 256;
+        cfg.gridDimY = cfg.gridDimZ = 1;
+        cfg.blockDimX = 256;
+        cfg.blockDimY = cfg.blockDimZ = 1;
+        cfg.attrs = at;
+        cfg.numAttrs = 2;
+        CHECK(cuMemsetD32(dc, 0, N), CUDA_SUCCESS);
+        CHECK(cuLaunchKernelEx(&cfg, vadd, args, NULL), CUDA_SUCCESS);
+        CHECK(cuMemcpyDtoH(c, dc, sizeof(c)), CUDA_SUCCESS);
+        for (int i = 0; i < N; i++) {
+            if (c[i] != 3.0f * i) {
+                fprintf(stderr, "vadd in clusters: c[%d] = %f\n", i, c[i]);
+                return 1;
+            }
+        }
+        cfg.gridDimX = 3;
+        CHECK(cuLaunchKernelEx(&cfg, vadd, args, NULL), CUDA_SUCCESS);
+        CHECK(cuCtxSynchronize(), CUDA_ERROR_INVALID_CLUSTER_SIZE);
+        CHECK(cuCtxSynchronize(), CUDA_SUCCESS);
+        CHECK(cuLaunchKernel(vadd, 3, 1, 1, 256, 1, 1, 0, NULL, args, NULL), CUDA_SUCCESS);
+        CHECK(cuCtxSynchronize(), CUDA_SUCCESS);    /* the attributes went with their launch */
+        CHECK(cuLaunchCooperativeKernel(vadd, N / 256, 1, 1, 256, 1, 1, 0, NULL, args),
+              CUDA_SUCCESS);
+        CHECK(cuCtxSynchronize(), CUDA_SUCCESS);
+    }
+
+    /* a tensor map: the host's bytes in ours (the mock's: address, rank,
+     * first dimension); rank 9 refused; the address replaced */
+    {
+        const cuuint64_t dim[2] = { 64, 64 }, strides[1] = { 256 };
+        const cuuint32_t box[2] = { 16, 16 }, es[2] = { 1, 1 };
+        CUtensorMap map;
+
+        memset(&map, 0xee, sizeof(map));
+        CHECK(cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, (void *)da, dim,
+                                     strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                     CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                                     CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE), CUDA_SUCCESS);
+        if (map.opaque[0] != da || map.opaque[1] != 2 || map.opaque[2] != 64 ||
+            map.opaque[3] != 0) {
+            fprintf(stderr, "tensor map: %llx %llx %llx %llx\n",
+                    (unsigned long long)map.opaque[0], (unsigned long long)map.opaque[1],
+                    (unsigned long long)map.opaque[2], (unsigned long long)map.opaque[3]);
+            return 1;
+        }
+        CHECK(cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 9, (void *)da, dim,
+                                     strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                     CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                                     CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+              CUDA_ERROR_INVALID_VALUE);
+        CHECK(cuTensorMapReplaceAddress(&map, (void *)db), CUDA_SUCCESS);
+        if (map.opaque[0] != db || map.opaque[2] != 64) {
+            fprintf(stderr, "tensor map after replace: %llx\n", (unsigned long long)map.opaque[0]);
+            return 1;
+        }
+    }
+
+    /* context limits, as the host's driver keeps them */
+    {
+        size_t v = 0;
+
+        CHECK(cuCtxSetLimit(CU_LIMIT_PRINTF_FIFO_SIZE, 4u << 20), CUDA_SUCCESS);
+        CHECK(cuCtxGetLimit(&v, CU_LIMIT_PRINTF_FIFO_SIZE), CUDA_SUCCESS);
+        if (v != 4u << 20) {
+            fprintf(stderr, "printf FIFO limit: %zu\n", v);
+            return 1;
+        }
+        CHECK(cuCtxGetLimit(&v, CU_LIMIT_MAX), CUDA_ERROR_UNSUPPORTED_LIMIT);
     }
 
     /* a fault: the launch returns, the next synchronising call reports it */
