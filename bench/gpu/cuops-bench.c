@@ -210,7 +210,7 @@ static void vm_open(struct vm *v, uint32_t vm_id, uint64_t shm)
 {
     struct vgpu_open_opts o = { .transport = "sim", .socket_path = sock, .shm_size = shm,
                                 .vm_id = vm_id, .weight = 1 };
-    struct vgpu_args_cu_module_load ml;
+    struct vgpu_args_cu_module_load ml = { 0 };
     struct vgpu_cqe c;
     uint64_t img;
     int r;

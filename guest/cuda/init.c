@@ -136,7 +136,13 @@ CUresult cu_result(int r)
         c = CUDA_ERROR_LAUNCH_TIMEOUT;
         break;
     case VGPU_S_GPU_FAULT:
-        c = CUDA_ERROR_ILLEGAL_ADDRESS;
+        /* The host sends the fault's own CUresult (an assert is 710, not
+         * 700); anything else from it reads as an illegal address. */
+        c = (CUresult)vgpu_cu_last_result(cu_rm());
+        if (!((c >= 700 && c < 800) || c == CUDA_ERROR_ECC_UNCORRECTABLE ||
+              c == CUDA_ERROR_UNKNOWN)) {
+            c = CUDA_ERROR_ILLEGAL_ADDRESS;
+        }
         break;
     case VGPU_S_NOT_SUPPORTED:
     case VGPU_S_UNKNOWN_OP:
