@@ -49,10 +49,16 @@ static struct tmap_entry *tmap_find(const void *map)
     return NULL;
 }
 
-static void tmap_keep(uint32_t kind, const struct vgpu_cu_tensor_map_req *q, const void *map)
+/* reuse (may be NULL): the entry of the map this one replaces, so that a
+ * map whose address is replaced over and over keeps one entry. */
+static void tmap_keep(uint32_t kind, const struct vgpu_cu_tensor_map_req *q, const void *map,
+                      struct tmap_entry *reuse)
 {
     struct tmap_entry *e = tmap_find(map);
 
+    if (!e) {
+        e = reuse;
+    }
     if (!e) {
         e = &tmap_cache[tmap_next];
         tmap_next = (tmap_next + 1) % TMAP_CACHE;
@@ -63,9 +69,9 @@ static void tmap_keep(uint32_t kind, const struct vgpu_cu_tensor_map_req *q, con
     memcpy(e->map, map, VGPU_CU_TENSOR_MAP_BYTES);
 }
 
-/* CU_TENSOR_MAP of *q into *map; cu_lock held. */
+/* CU_TENSOR_MAP of *q into *map, kept (in reuse, if not NULL); cu_lock held. */
 static CUresult tmap_encode_locked(uint32_t kind, const struct vgpu_cu_tensor_map_req *q,
-                                   CUtensorMap *map)
+                                   CUtensorMap *map, struct tmap_entry *reuse)
 {
     const struct cu_remote *r = &cu_g.remote;
     struct vgpu_sqe sqe;
@@ -83,7 +89,7 @@ static CUresult tmap_encode_locked(uint32_t kind, const struct vgpu_cu_tensor_ma
     rv = cu_result(vgpu_cu_call(cu_rm(), &sqe, NULL));
     if (rv == CUDA_SUCCESS) {
         memcpy(map, r->scratch + TMAP_OUT, VGPU_CU_TENSOR_MAP_BYTES);
-        tmap_keep(kind, q, map);
+        tmap_keep(kind, q, map, reuse);
     }
     return rv;
 }
@@ -95,7 +101,7 @@ static CUresult tmap_encode(uint32_t kind, const struct vgpu_cu_tensor_map_req *
 
     CU_ENTER(rv);
     if (rv == CUDA_SUCCESS) {
-        rv = tmap_encode_locked(kind, q, map);
+        rv = tmap_encode_locked(kind, q, map, NULL);
     }
     CU_LEAVE();
     return rv;
@@ -178,8 +184,8 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuTensorMapEncodeIm2col(
 }
 
 /* The same map over another address: its request again, re-encoded. A map
- * this library did not encode lately (or a copy changed since) cannot be
- * re-encoded here. */
+ * this library did not encode lately (or one changed since, or a copy of
+ * a map whose address was replaced since) cannot be re-encoded here. */
 VGPU_CU_EXPORT CUresult CUDAAPI cuTensorMapReplaceAddress(CUtensorMap *tensorMap,
                                                           void *globalAddress)
 {
@@ -201,7 +207,7 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuTensorMapReplaceAddress(CUtensorMap *tensorMap
         q = e->req;
         kind = e->kind;
         q.global_address = (uint64_t)(uintptr_t)globalAddress;
-        rv = tmap_encode_locked(kind, &q, tensorMap);
+        rv = tmap_encode_locked(kind, &q, tensorMap, e);
     }
     CU_LEAVE();
     return rv;
