@@ -16,6 +16,8 @@
  *                     one index, zeroed SQ/CQ slots and window, a NOP whose
  *                     completion is its own), then holds it SECONDS
  *   open              opens /dev/vgpu0 and prints the errno name (EACCES ...)
+ *   hostile           bad ioctls and reads are refused; then leaves its
+ *                     queue's ring corrupt and exits (the driver reclaims it)
  *   mmap              mmap of anything but the queue region and the window
  *                     fails (beyond the window, another queue, the queue
  *                     table, MAP_PRIVATE, PROT_EXEC, huge offsets)
@@ -325,6 +327,59 @@ static int cmd_mmap(void)
     return 0;
 }
 
+/*
+ * A buggy or hostile process: bad ioctls and reads (refused), then it
+ * leaves its queue's ring corrupt (cq_head and sq_tail far off, garbage
+ * entries) and exits without cleaning up. The driver must reclaim the queue
+ * (tests/e2e/driver.sh checks it comes back clean).
+ */
+static int cmd_hostile(void)
+{
+    struct vgpu_dev_info info;
+    struct vgpu_dev *dev;
+    struct vgpu_shm_ctrl *ctrl;
+    struct vgpu_drv_info di;
+    uint64_t size, qoff;
+    uint8_t *base;
+    char small[2];
+    int fd, bad = 0, i;
+
+    fd = open("/dev/vgpu0", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        return fail("open /dev/vgpu0: %s", strerror(errno));
+    }
+    bad += !(ioctl(fd, _IO(VGPU_IOC_MAGIC, 99)) < 0 && errno == ENOTTY);
+    bad += !(ioctl(fd, 0x1234) < 0 && errno == ENOTTY);
+    bad += !(ioctl(fd, VGPU_IOCTL_INFO, (void *)16) < 0 && errno == EFAULT);
+    bad += !(ioctl(fd, VGPU_IOCTL_INFO, &di) == 0);
+    bad += !(read(fd, small, sizeof(small)) < 0 && errno == EINVAL);
+    bad += !(lseek(fd, 4096, SEEK_SET) < 0);
+    close(fd);
+    if (bad) {
+        return fail("%d bad-argument checks wrong", bad);
+    }
+
+    dev = open_dev(&info);
+    if (!dev) {
+        return 1;
+    }
+    base = vgpu_shm_base(dev, &size);
+    qoff = info.queue ? VGPU_SHM_QUEUE_OFFSET(size, info.queue) : 0;
+    ctrl = vgpu_shm_ctrl(base + qoff);
+    for (i = 0; i < 16; i++) {
+        memset(vgpu_shm_sq(base + qoff) + i, 0xa5, sizeof(struct vgpu_sqe));
+    }
+    vgpu_store_release(&ctrl->cq_head, vgpu_load_acquire(&ctrl->cq_head) + 77777);
+    vgpu_store_release(&ctrl->sq_tail, vgpu_load_acquire(&ctrl->sq_tail) + 100000);
+    for (i = 0; i < 100; i++) {
+        vgpu_kick(dev);
+    }
+    printf("drv-hostile: pid %d queue %u: 6 bad ioctl/read/lseek calls refused; ring left "
+           "corrupt (sq_tail +100000, cq_head +77777, garbage entries); exiting\n",
+           (int)getpid(), info.queue);
+    _exit(0);  /* no vgpu_close(): the kernel closes the fd */
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -472,7 +527,7 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
         fprintf(stderr, "usage: vgpu-drv-test loop COUNT N [SECONDS] | busy COUNT DIM | clean SECONDS |"
-                " open | mmap | nop COUNT | nop-rate SECONDS | syscall-cost COUNT |"
+                " open | mmap | hostile | nop COUNT | nop-rate SECONDS | syscall-cost COUNT |"
                 " kick-cost COUNT\n");
         return 2;
     }
@@ -488,6 +543,9 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "open") && argc == 2) {
         return cmd_open();
+    }
+    if (!strcmp(cmd, "hostile") && argc == 2) {
+        return cmd_hostile();
     }
     if (!strcmp(cmd, "mmap") && argc == 2) {
         return cmd_mmap();

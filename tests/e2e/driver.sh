@@ -4,7 +4,8 @@
 # vector_adds; EACCES for a user outside group vgpu; only the queue region and
 # the window map; a process SIGKILLed with requests in flight while 7 others
 # run, its queue quarantined until the mediator is done and handed out again
-# clean; rmmod refused while open, unload and reload.
+# clean; a hostile process's bad ioctls refused and its corrupt ring rewound;
+# rmmod refused while open, unload and reload.
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 require
@@ -25,7 +26,9 @@ for what in "identity and health in sysfs without root" \
             "8 processes at once as user, each on its own queue (8 distinct)" \
             "the 7 other processes were unaffected by the SIGKILL" \
             "the killed process's queue is quarantined while the mediator finishes its requests" \
+            "bad ioctls/read/lseek refused; a process left its ring corrupt and exited" \
             "every queue handed out again clean" \
+            "the corrupt ring was rewound" \
             "rmmod refused while a process has /dev/vgpu0 open" \
             "rmmod vgpu: /dev/vgpu0" \
             "insmod again" \
