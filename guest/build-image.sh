@@ -15,9 +15,13 @@
 #             runs in the guest as it is).
 #   modules   uio.ko + uio_pci_generic.ko from that kernel (decompressed when
 #             Debian ships them as .ko.xz / .ko.zst: busybox insmod loads
-#             plain ELF only).
+#             plain ELF only); virtio_pci, virtio_blk and ext4 with their
+#             dependencies, for the CUDA disk (guest/build-cuda-disk.sh)
+#             that init mounts at /opt/cuda when a VM has one.
 #   binaries  $VGPU_BUILD_DIR/client/vgpu-client-static -> /bin/vgpu-client
-#             (required), and any other *-static in $VGPU_BUILD_DIR/{client,bench}.
+#             (required), and any other *-static in $VGPU_BUILD_DIR/{client,bench};
+#             $VGPU_BUILD_DIR/guest/cuda/libcuda.so.1 -> /usr/lib/vgpu/ when
+#             built (the CUDA driver API for unmodified CUDA programs).
 #   guest/    init (PID 1), lspci, run/* (named scenarios for vgpu.run=).
 #
 # Environment:
@@ -117,6 +121,13 @@ add_module() {
 }
 add_module uio
 add_module uio_pci_generic
+# The CUDA disk: loaded by init in this order whether or not a vgpu device
+# is there (lib/modules/load-order-disk).
+mods_device=${#modules[@]}
+add_module virtio_pci
+add_module virtio_blk
+add_module crc32c_generic
+add_module ext4
 
 # vgpu.ko (guest/driver/) built against this kernel's headers, cached.
 kver_deb=$(dpkg-deb -f "$kdeb" Version)
@@ -159,6 +170,11 @@ for f in "$build_dir"/guest/driver/vgpu-drv-test; do
     dyn_bins+=("$f")
 done
 
+# Our libcuda.so.1, when this build has it (meson builds it where the
+# toolkit's cuda.h is found).
+libcuda=""
+[ -f "$build_dir/guest/cuda/libcuda.so.1" ] && libcuda=$build_dir/guest/cuda/libcuda.so.1
+
 # --- 3. up to date? ------------------------------------------------------------
 
 guest_files=("$top/guest/init" "$top/guest/lspci" "$top/guest/build-image.sh"
@@ -176,6 +192,7 @@ inputs=$( {
     for f in "${dyn_bins[@]}"; do sum "$f" "/bin/$(basename "$f")"; done
     for f in "${modules[@]}"; do sum "$f" "/lib/modules/$(basename "$f")"; done
     sum "$vgpu_ko" /lib/modules/vgpu.ko
+    [ -n "$libcuda" ] && sum "$libcuda" /usr/lib/vgpu/libcuda.so.1
     for f in "${runtime_libs[@]}"; do sum "$f" "$f"; done
     for f in "${guest_files[@]}"; do sum "$f" "${f#"$top"/}"; done
 } )
@@ -194,7 +211,7 @@ msg "assembling initramfs (kernel $krel, busybox $($busybox | head -n 1 | awk '{
 root=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-guest-root.XXXXXX")
 trap 'rm -rf "$root"' EXIT
 
-mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc,lib/modules,usr/share/vgpu/run}
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc,lib/modules,usr/share/vgpu/run,opt/cuda}
 chmod 1777 "$root/tmp"
 install -m 0755 "$busybox" "$root/bin/busybox"
 # Applet links for everything this busybox build offers.
@@ -231,8 +248,9 @@ for f in "${modules[@]}"; do
     esac
     msg "  /lib/modules/${name%.ko*}.ko"
 done
-# init loads the modules in this order.
-for f in "${modules[@]}"; do b=$(basename "$f"); echo "${b%%.ko*}"; done >"$root/lib/modules/load-order"
+# init loads the modules in this order: the device's, then the disk's.
+for f in "${modules[@]:0:mods_device}"; do b=$(basename "$f"); echo "${b%%.ko*}"; done >"$root/lib/modules/load-order"
+for f in "${modules[@]:mods_device}"; do b=$(basename "$f"); echo "${b%%.ko*}"; done >"$root/lib/modules/load-order-disk"
 install -m 0644 "$vgpu_ko" "$root/lib/modules/vgpu.ko"
 msg "  /lib/modules/vgpu.ko <- $vgpu_ko"
 echo vgpu >>"$root/lib/modules/load-order"
@@ -243,6 +261,13 @@ for f in "${runtime_libs[@]}"; do
     cp -L "$f" "$root$f"
     chmod 0755 "$root$f"
 done
+
+if [ -n "$libcuda" ]; then
+    mkdir -p "$root/usr/lib/vgpu"
+    install -m 0755 "$libcuda" "$root/usr/lib/vgpu/libcuda.so.1"
+    ln -s libcuda.so.1 "$root/usr/lib/vgpu/libcuda.so"
+    msg "  /usr/lib/vgpu/libcuda.so.1 <- ${libcuda#"$top"/}"
+fi
 
 cat >"$root/etc/vgpu-image" <<EOF
 kernel=$krel
