@@ -149,8 +149,9 @@ start_mediator() {
 
 if want phase1; then
 # ---- 1. the engine in process against the CPU backend; recovery through ---
-# ----    the proxy and its worker process (test_cuda re-execs itself) -------
-step test_cuda 150 "$test_cuda"
+# ----    the proxy and its worker process (test_cuda re-execs itself), ------
+# ----    from its own faulting and spinning kernels (the cuops PTX) ---------
+step test_cuda 150 env CUOPS_IMAGE="$build/tests/gpu/cuops_kernels.ptx" "$test_cuda"
 
 # ---- 1b. the functional kill loop and the bounded-wait figures on cuda -----
 # (mediator SIGKILLed 32 times under checked in-place load: 0 wrong-ok; a

@@ -44,9 +44,14 @@
 
 #include "cu_ops.h"
 #include "cublas_loader.h"
-#include "cuda_testing.h"
 #include "cuda_worker.h"
 #include "kernels.h"
+#ifdef VGPU_CUDA_TESTING
+#include "cuda_testing.h"
+#define TEST_KNOB(b, knob) ((b)->knob)
+#else
+#define TEST_KNOB(b, knob) false
+#endif
 
 #define CUDA_SLOTS          3u              /* device operands of one request, at most */
 #define CUDA_STAGING_SIZE   (32ull << 20)   /* bounce buffer when not registered */
@@ -58,7 +63,6 @@
 #define CUDA_SMALL_ALIGN    (64ull << 10)
 #define CUDA_LARGE_ALIGN    (2ull << 20)    /* the driver's large-page granule */
 #define CUDA_PARTIALS_BYTES ((VGPU_K_REDUCE_MAX_PARTIALS + 1) * sizeof(double))
-#define CUDA_FAULT_ADDR     ((uintptr_t)0x1000) /* never mapped for the GPU */
 
 struct cuda_buf {
     void    *ptr;
@@ -100,7 +104,9 @@ struct vgpu_backend {
     int      driver_version, runtime_version;
     uint64_t total_mem;
     struct vgpu_cublas cublas;
-    bool     force_staging, no_scrub;   /* test knobs */
+#ifdef VGPU_CUDA_TESTING
+    bool     force_staging, no_scrub;   /* cuda_testing.h */
+#endif
     bool     poisoned;                  /* CUDA state lost: replace the worker (atomic) */
     const char *cu_why;                 /* why the driver operations are off; NULL: on */
 
@@ -349,7 +355,7 @@ static int buf_alloc(struct vgpu_backend_session *s, unsigned i, uint64_t cap)
         return cuda_fail(s, err, "cudaMalloc");
     }
     /* Isolation: the driver may hand back memory another VM just freed. */
-    if (!s->b->no_scrub) {
+    if (!TEST_KNOB(s->b, no_scrub)) {
         err = cudaMemsetAsync(p, 0, cap, s->stream);
         if (err != cudaSuccess) {
             int st = cuda_fail(s, err, "cudaMemsetAsync (scrub)");
@@ -492,7 +498,7 @@ static int session_setup(struct vgpu_backend_session *s)
         what = "cudaStreamCreate";
         goto err;
     }
-    if (!b->force_staging) {
+    if (!TEST_KNOB(b, force_staging)) {
         /* Portable: pinned for the queues' own contexts too (VGPU_OP_CU_*). */
         err = cudaHostRegister(s->shm.base, s->shm.size, cudaHostRegisterPortable);
         if (err == cudaSuccess) {
@@ -1187,62 +1193,6 @@ const struct vgpu_backend_ops vgpu_backend_cuda_engine = {
 };
 
 /* ------------------------------------------------------------------------
- * Test hooks (cuda_testing.h)
- * ------------------------------------------------------------------------ */
-
-void vgpu_cuda_test_set_knobs(struct vgpu_backend *b, int force_staging, int no_scrub)
-{
-    b->force_staging = force_staging != 0;
-    b->no_scrub = no_scrub != 0;
-}
-
-int vgpu_cuda_test_drop_cublas(struct vgpu_backend *b)
-{
-    struct vgpu_backend_session *s;
-    int r = 0;
-
-    pthread_mutex_lock(&b->lock);
-    for (s = b->sessions; s; s = s->next) {
-        if (s->blas) {
-            r = -EBUSY;
-        }
-    }
-    if (r == 0 && b->cublas.dl) {
-        vgpu_cublas_unload(&b->cublas);
-        snprintf(b->cublas.path, sizeof(b->cublas.path), "unloaded by a test");
-    }
-    pthread_mutex_unlock(&b->lock);
-    return r;
-}
-
-static int test_fault(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
-{
-    (void)arg;
-    (void)result;
-    TRY(launch_status(s, vgpu_k_fault(CUDA_FAULT_ADDR, s->stream), "fault kernel"));
-    return stream_wait(s);
-}
-
-int vgpu_cuda_test_fault(struct vgpu_backend *b, struct vgpu_backend_session *s)
-{
-    uint64_t result = 0;
-    return run_request(b, s, test_fault, NULL, &result);
-}
-
-static int test_spin(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
-{
-    (void)result;
-    TRY(launch_status(s, vgpu_k_spin(*(const uint64_t *)arg, s->stream), "spin kernel"));
-    return stream_wait(s);
-}
-
-int vgpu_cuda_test_spin(struct vgpu_backend *b, struct vgpu_backend_session *s, uint32_t ms)
-{
-    uint64_t ns = (uint64_t)ms * 1000000ull, result = 0;
-    return run_request(b, s, test_spin, &ns, &result);
-}
-
-/* ------------------------------------------------------------------------
  * Worker hooks (cuda_worker.h)
  * ------------------------------------------------------------------------ */
 
@@ -1275,17 +1225,36 @@ bool vgpu_cuda_engine_poisoned(struct vgpu_backend *b)
     return __atomic_load_n(&b->poisoned, __ATOMIC_ACQUIRE);
 }
 
-int vgpu_cuda_engine_test(struct vgpu_backend *b, struct vgpu_backend_session *s,
-                          uint32_t kind, uint32_t arg)
+/* ------------------------------------------------------------------------
+ * Test hooks (cuda_testing.h): only in the test executables' build of the
+ * engine (-DVGPU_CUDA_TESTING), never in vgpu-mediator.
+ * ------------------------------------------------------------------------ */
+
+#ifdef VGPU_CUDA_TESTING
+
+void vgpu_cuda_test_set_knobs(struct vgpu_backend *b, int force_staging, int no_scrub)
 {
-    switch (kind) {
-    case VGPU_WORKER_TEST_FAULT:
-        return vgpu_cuda_test_fault(b, s);
-    case VGPU_WORKER_TEST_SPIN:
-        return vgpu_cuda_test_spin(b, s, arg);
-    default:
-        return VGPU_S_BAD_ARGS;
+    b->force_staging = force_staging != 0;
+    b->no_scrub = no_scrub != 0;
+}
+
+int vgpu_cuda_test_drop_cublas(struct vgpu_backend *b)
+{
+    struct vgpu_backend_session *s;
+    int r = 0;
+
+    pthread_mutex_lock(&b->lock);
+    for (s = b->sessions; s; s = s->next) {
+        if (s->blas) {
+            r = -EBUSY;
+        }
     }
+    if (r == 0 && b->cublas.dl) {
+        vgpu_cublas_unload(&b->cublas);
+        snprintf(b->cublas.path, sizeof(b->cublas.path), "unloaded by a test");
+    }
+    pthread_mutex_unlock(&b->lock);
+    return r;
 }
 
 struct peek_arg {
@@ -1334,3 +1303,4 @@ void vgpu_cuda_test_stats(struct vgpu_backend *b, struct vgpu_backend_session *s
     pthread_mutex_unlock(&b->lock);
     out->cublas = b->cublas.dl != NULL;
 }
+#endif /* VGPU_CUDA_TESTING */

@@ -52,9 +52,6 @@ void vgpu_cuda_engine_exec_async(struct vgpu_backend *b, struct vgpu_backend_ses
                                  uint32_t queue, const struct vgpu_sqe *sqe,
                                  const struct vgpu_shm_view *shm, const void *params,
                                  uint32_t len);
-/* Test requests (VGPU_WORKER_TEST_*), run as a request of s. */
-int vgpu_cuda_engine_test(struct vgpu_backend *b, struct vgpu_backend_session *s,
-                          uint32_t kind, uint32_t arg);
 
 enum vgpu_worker_msg_type {
     VGPU_WMSG_INIT = 1,     /* cfg, size = spin cap in ns -> READY (status 0, info,
@@ -63,7 +60,6 @@ enum vgpu_worker_msg_type {
     VGPU_WMSG_CLOSE,        /* key -> status */
     VGPU_WMSG_EXEC,         /* key, sqe -> status, result */
     VGPU_WMSG_HEALTH,       /* -> info, text */
-    VGPU_WMSG_TEST,         /* key, test kind, arg -> status */
     VGPU_WMSG_BYE,          /* no reply; the worker exits */
     VGPU_WMSG_EXEC_ASYNC,   /* key, arg = queue, sqe, size = payload bytes, then the
                              * payload (a launch's parameters) -> no reply: an
@@ -73,13 +69,6 @@ enum vgpu_worker_msg_type {
 /* Largest payload after a struct vgpu_worker_req. */
 #define VGPU_WORKER_PAYLOAD_MAX VGPU_CU_MAX_PARAM_BYTES
 
-enum vgpu_worker_test_kind {
-    VGPU_WORKER_TEST_FAULT = 1, /* illegal address on s's stream */
-    VGPU_WORKER_TEST_SPIN,      /* a kernel that spins arg ms */
-    VGPU_WORKER_TEST_HANG,      /* the worker stops answering (sleeps arg ms) */
-    VGPU_WORKER_TEST_CRASH,     /* the worker dies (SIGKILL) */
-};
-
 /* Reply flags. */
 #define VGPU_WREPLY_RESTART  0x1u   /* the worker's CUDA state is lost: replace it */
 
@@ -87,8 +76,8 @@ struct vgpu_worker_req {
     uint32_t type;
     uint32_t key;           /* the proxy's session key */
     uint32_t vm_id;
-    uint32_t arg;           /* TEST: kind; EXEC: the VM's queue; OPEN: the epoch */
-    uint64_t size;          /* OPEN: shm size; TEST: argument */
+    uint32_t arg;           /* EXEC: the VM's queue; OPEN: the epoch */
+    uint64_t size;          /* OPEN: shm size; EXEC_ASYNC: payload bytes */
     union {
         struct vgpu_backend_config cfg;     /* INIT */
         struct vgpu_sqe sqe;                /* EXEC */
@@ -96,7 +85,7 @@ struct vgpu_worker_req {
 };
 
 struct vgpu_worker_reply {
-    int32_t  status;        /* enum vgpu_status (EXEC, TEST) or 0/-errno */
+    int32_t  status;        /* enum vgpu_status (EXEC) or 0/-errno */
     uint32_t flags;         /* VGPU_WREPLY_* */
     uint64_t result;
 };
@@ -113,23 +102,6 @@ struct vgpu_worker_info_reply {
 /* The worker's main loop; returns the process exit status. */
 int vgpu_cuda_worker_main(const char *arg);
 
-/* Proxy statistics (tests, health). */
-struct vgpu_cuda_proxy_stats {
-    int      pid;           /* s's worker, 0 if none (or s NULL) */
-    int      gpu;           /* the GPU s was placed on (-1: s NULL) */
-    uint64_t restarts;      /* of s's worker */
-    uint64_t restarts_all;  /* of every VM's worker */
-    unsigned sessions;
-};
-/* s may be NULL. */
-void vgpu_cuda_proxy_stats(struct vgpu_backend *b, struct vgpu_backend_session *s,
-                           struct vgpu_cuda_proxy_stats *out);
-/* Sends a VGPU_WMSG_TEST for s through the normal request path (timeouts,
- * restart); returns the request's status. */
-int vgpu_cuda_proxy_test(struct vgpu_backend *b, struct vgpu_backend_session *s,
-                         uint32_t kind, uint32_t arg);
-/* The binary the proxy exec's as the worker (default /proc/self/exe). */
-void vgpu_cuda_proxy_set_exe(const char *path);
 /* Cap of the adaptive spins of the proxy (waiting for a reply) and of the
  * worker (waiting for the next request); 0 (default): never spin. Takes
  * effect for backends initialised (workers started) afterwards. */

@@ -88,21 +88,6 @@ __global__ void k_reduce_final(const double *partials, unsigned count, double *o
     }
 }
 
-__global__ void k_fault(uintptr_t addr)
-{
-    *(volatile unsigned *)addr = 0xdeadbeefu;
-}
-
-__global__ void k_spin(uint64_t ns)
-{
-    uint64_t start, now;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
-    do {
-        __nanosleep(1000);
-        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-    } while (now - start < ns);
-}
-
 } // namespace
 
 extern "C" cudaError_t vgpu_k_vector_add(const float *a, const float *b, float *out,
@@ -139,17 +124,5 @@ extern "C" cudaError_t vgpu_k_reduce_sum(const float *in, uint64_t n, double *pa
         return err;
     }
     k_reduce_final<<<1, VGPU_K_BLOCK, 0, st>>>(partials, blocks, out);
-    return cudaGetLastError();
-}
-
-extern "C" cudaError_t vgpu_k_fault(uintptr_t addr, cudaStream_t st)
-{
-    k_fault<<<1, 1, 0, st>>>(addr);
-    return cudaGetLastError();
-}
-
-extern "C" cudaError_t vgpu_k_spin(uint64_t ns, cudaStream_t st)
-{
-    k_spin<<<1, 1, 0, st>>>(ns);
     return cudaGetLastError();
 }

@@ -44,12 +44,6 @@ cudaError_t vgpu_k_scale(float beta, float *y, uint64_t n, int sms, cudaStream_t
 cudaError_t vgpu_k_reduce_sum(const float *in, uint64_t n, double *partials, double *out,
                               int sms, cudaStream_t st);
 
-/* Test hooks. vgpu_k_fault stores to addr, which must be an address the GPU
- * cannot reach, and so raises a sticky cudaErrorIllegalAddress (or similar).
- * vgpu_k_spin keeps one thread busy for ns nanoseconds of GPU time. */
-cudaError_t vgpu_k_fault(uintptr_t addr, cudaStream_t st);
-cudaError_t vgpu_k_spin(uint64_t ns, cudaStream_t st);
-
 #ifdef __cplusplus
 }
 #endif

@@ -50,6 +50,9 @@
 #include "vgpu/abi.h"
 
 #include "cuda_worker.h"
+#ifdef VGPU_CUDA_TESTING
+#include "cuda_testing.h"
+#endif
 
 extern char **environ;
 
@@ -63,7 +66,11 @@ extern char **environ;
 #define RESTART_BACKOFF_MAX_MS 10000u
 #define MAX_GPUS             64u
 
+#ifdef VGPU_CUDA_TESTING
 static const char *worker_exe = "/proc/self/exe";
+#else
+static const char *const worker_exe = "/proc/self/exe";
+#endif
 static uint64_t spin_cap_ns;
 
 /* One worker process and its channel. */
@@ -126,11 +133,6 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-void vgpu_cuda_proxy_set_exe(const char *path)
-{
-    worker_exe = path;
 }
 
 void vgpu_cuda_proxy_set_spin_ns(uint64_t ns)
@@ -983,8 +985,14 @@ const struct vgpu_backend_ops vgpu_backend_cuda = {
 };
 
 /* ------------------------------------------------------------------------
- * Tests and statistics
+ * Test hooks (cuda_testing.h): only in the test executables' build
  * ------------------------------------------------------------------------ */
+
+#ifdef VGPU_CUDA_TESTING
+void vgpu_cuda_proxy_set_exe(const char *path)
+{
+    worker_exe = path;
+}
 
 void vgpu_cuda_proxy_stats(struct vgpu_backend *b, struct vgpu_backend_session *s,
                            struct vgpu_cuda_proxy_stats *out)
@@ -1003,17 +1011,4 @@ void vgpu_cuda_proxy_stats(struct vgpu_backend *b, struct vgpu_backend_session *
         pthread_mutex_unlock(&s->lock);
     }
 }
-
-int vgpu_cuda_proxy_test(struct vgpu_backend *b, struct vgpu_backend_session *s,
-                         uint32_t kind, uint32_t arg)
-{
-    struct vgpu_worker_req q;
-    uint64_t result = 0;
-
-    memset(&q, 0, sizeof(q));
-    q.type = VGPU_WMSG_TEST;
-    q.vm_id = s->vm_id;
-    q.arg = kind;
-    q.size = arg;
-    return proxy_call(b, s, &q, &result);
-}
+#endif /* VGPU_CUDA_TESTING */

@@ -252,29 +252,6 @@ static void do_exec_async(struct worker *w, const struct vgpu_worker_req *q, con
                                 q->size ? payload : NULL, (uint32_t)q->size);
 }
 
-static int do_test(struct worker *w, const struct vgpu_worker_req *q)
-{
-    struct wsess *s = wsess_find(w, q->key);
-
-    if (!s) {
-        return reply(w, VGPU_S_INTERNAL, 0);
-    }
-    switch (q->arg) {
-    case VGPU_WORKER_TEST_HANG: {
-        struct timespec ts = { .tv_sec = (time_t)(q->size / 1000),
-                               .tv_nsec = (long)(q->size % 1000) * 1000000L };
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-        }
-        return reply(w, VGPU_S_OK, 0);
-    }
-    case VGPU_WORKER_TEST_CRASH:
-        kill(getpid(), SIGKILL);    /* abrupt, and no core file */
-        return reply(w, VGPU_S_INTERNAL, 0);
-    default:
-        return reply(w, vgpu_cuda_engine_test(w->b, s->bs, q->arg, (uint32_t)q->size), 0);
-    }
-}
-
 static int parse_fd(const char *arg)
 {
     char *end;
@@ -373,9 +350,6 @@ int vgpu_cuda_worker_main(const char *arg)
             break;
         case VGPU_WMSG_HEALTH:
             ret = reply_info(&w, 0, NULL);
-            break;
-        case VGPU_WMSG_TEST:
-            ret = do_test(&w, &q);
             break;
         case VGPU_WMSG_BYE:
             ret = -1;

@@ -9,11 +9,8 @@
  * What it models, deliberately strictly:
  *   - "device" memory is malloc'ed; cudaFree keeps freed blocks and hands
  *     them out again uncleared (as a driver may), so a missing scrub shows;
- *   - copies and kernels run synchronously at enqueue time; vgpu_k_spin
- *     only marks its stream busy until a deadline (cudaStreamQuery says
- *     cudaErrorNotReady until then);
- *   - vgpu_k_fault makes every later call fail with cudaErrorIllegalAddress
- *     until cudaDeviceReset (a sticky error);
+ *   - copies and kernels run synchronously at enqueue time (the driver
+ *     operations' "fault" and "spin" kernels are mock_cudadrv.c's);
  *   - cudaDeviceReset invalidates every allocation, registration, stream and
  *     cuBLAS handle; any later use of one counts as a misuse
  *     (vgpu_mock_misuses()), as does a double registration or a copy from a
@@ -583,32 +580,6 @@ cudaError_t vgpu_k_reduce_sum(const float *in, uint64_t n, double *partials, dou
         total += partials[bl];
     }
     *out = total;
-    return cudaSuccess;
-}
-
-cudaError_t vgpu_k_fault(uintptr_t addr, cudaStream_t st)
-{
-    (void)addr;
-    pthread_mutex_lock(&mu);
-    if (!stream_ok(st)) {
-        misuse("fault kernel on a stale stream");
-    }
-    sticky = cudaErrorIllegalAddress;   /* reported asynchronously, later */
-    pthread_mutex_unlock(&mu);
-    return cudaSuccess;
-}
-
-cudaError_t vgpu_k_spin(uint64_t ns, cudaStream_t st)
-{
-    struct mock_stream *s = (struct mock_stream *)st;
-
-    pthread_mutex_lock(&mu);
-    if (!stream_ok(st)) {
-        misuse("spin kernel on a stale stream");
-    } else if (s) {
-        s->busy_until_ns = now_ns() + ns;
-    }
-    pthread_mutex_unlock(&mu);
     return cudaSuccess;
 }
 

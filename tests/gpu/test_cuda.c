@@ -5,7 +5,12 @@
  * fresh device buffers never show another VM's data) and quota. Deadline and
  * recovery from a sticky GPU fault (while another VM keeps working) go
  * through the exported backend, the proxy, whose worker process is this
- * binary re-exec'ed: each fault must replace the worker exactly once.
+ * binary re-exec'ed: each fault must replace the worker exactly once. The
+ * fault and the runaway kernel are the VM's own, loaded and launched with
+ * the driver operations (the image of tests/gpu/cuops_kernels.cu:
+ * $CUOPS_IMAGE, else cuops_kernels.ptx beside this binary); a worker that
+ * dies is SIGKILLed by this test. Built with -DVGPU_CUDA_TESTING, for the
+ * engine's test hooks (cuda_testing.h).
  *
  * Tolerances (GPU result vs CPU result, inputs uniform in [-1, 1]):
  *   VECTOR_ADD, MEMCPY, GPU zero-fill   bit-exact (one rounding, same on both)
@@ -23,13 +28,15 @@
  * sizes (2^24, SGEMM 1024^3).
  *
  * Built a second time as test_cuda_mock (suite unit) with VGPU_CUDA_MOCK,
- * against tests/gpu/mock_cudart.c instead of the CUDA runtime: that runs the
- * backend's host logic everywhere nvcc is installed, and additionally checks
- * that the backend never touched a stale handle after a reset.
+ * against tests/gpu/mock_cudart.c and mock_cudadrv.c instead of the CUDA
+ * runtime and driver: that runs the backend's host logic everywhere nvcc is
+ * installed, and additionally checks that the engine never used a stale or
+ * unknown handle.
  */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -683,6 +690,166 @@ static void *bg_loop(void *arg)
     return NULL;
 }
 
+/* ------------------------------------------------------------------------
+ * The VM's own kernels: driver operations through the proxy
+ * ------------------------------------------------------------------------ */
+
+#ifdef VGPU_CUDA_MOCK
+/* The mock driver's module image (tests/gpu/mock_cudadrv.c), with its NUL. */
+static const char mock_image[] = "VGPU-MOCK-MODULE\nfunc fault 8\nfunc spin 8\n";
+#endif
+
+static uint8_t *image;
+static uint64_t image_len;
+
+/*
+ * The image of tests/gpu/cuops_kernels.cu, whose fault(int *) stores to an
+ * illegal address and spin(u64 ns) runs ns nanoseconds: $CUOPS_IMAGE, else
+ * the PTX meson builds beside this binary. On the mock, its text image.
+ */
+static int load_image(void)
+{
+#ifdef VGPU_CUDA_MOCK
+    image = (uint8_t *)mock_image;
+    image_len = sizeof(mock_image);
+    return 0;
+#else
+    const char *env = getenv("CUOPS_IMAGE");
+    char path[4096];
+    FILE *f;
+    long n;
+
+    if (env && *env) {
+        snprintf(path, sizeof(path), "%s", env);
+    } else {
+        ssize_t len = readlink("/proc/self/exe", path, sizeof(path) - 32);
+        char *slash;
+
+        if (len <= 0) {
+            return -errno;
+        }
+        path[len] = '\0';
+        slash = strrchr(path, '/');
+        snprintf(slash ? slash + 1 : path, 32, "cuops_kernels.ptx");
+    }
+    f = fopen(path, "rb");
+    if (!f) {
+        printf("INFO  cannot read the kernels' image %s: %s\n", path, strerror(errno));
+        return -ENOENT;
+    }
+    if (fseek(f, 0, SEEK_END) < 0 || (n = ftell(f)) <= 0 || fseek(f, 0, SEEK_SET) < 0 ||
+        !(image = malloc((size_t)n + 1)) || fread(image, 1, (size_t)n, f) != (size_t)n) {
+        fclose(f);
+        return -EIO;
+    }
+    fclose(f);
+    image[n] = 0;               /* PTX is text */
+    image_len = (uint64_t)n + 1;
+    return 0;
+#endif
+}
+
+/* The driver operations' scratch: the last MiB of the VM's memory (names,
+ * function info, parameters, then the image). */
+#define CU_SCRATCH(s)    ((s)->v.size - (1ull << 20))
+#define CU_IMAGE_MAX     ((1ull << 20) - 16384)
+
+struct kernels {
+    uint32_t fault, spin;
+};
+
+/* Loads the image into the VM's current context and looks up its kernels. */
+static int cu_kernels(struct ctx *c, struct vgpu_backend_session *gs, const struct shm *s,
+                      struct kernels *k)
+{
+    static const char *const names[] = { "fault", "spin" };
+    uint32_t *out[] = { &k->fault, &k->spin };
+    uint64_t scr = CU_SCRATCH(s), res = 0;
+    struct vgpu_sqe sqe = { .opcode = VGPU_OP_CU_MODULE_LOAD };
+    uint32_t module;
+    int st;
+
+    if (!image || image_len > CU_IMAGE_MAX) {
+        return VGPU_S_BAD_ARGS;
+    }
+    memcpy(s->v.base + scr + 16384, image, image_len);
+    sqe.args.cu_module_load.image_off = scr + 16384;
+    sqe.args.cu_module_load.image_len = image_len;
+    st = run_gpu(c, gs, s, &sqe, &res, NULL);
+    if (st != VGPU_S_OK) {
+        return st;
+    }
+    module = (uint32_t)res;
+    for (unsigned i = 0; i < 2; i++) {
+        memset(&sqe, 0, sizeof(sqe));
+        sqe.opcode = VGPU_OP_CU_MODULE_GET_FUNCTION;
+        snprintf((char *)s->v.base + scr, 64, "%s", names[i]);
+        sqe.args.cu_symbol = (struct vgpu_args_cu_symbol){
+            .name_off = scr, .out_off = scr + 4096,
+            .name_len = (uint32_t)strlen(names[i]) + 1, .out_len = 4096, .module = module };
+        st = run_gpu(c, gs, s, &sqe, &res, NULL);
+        if (st != VGPU_S_OK) {
+            return st;
+        }
+        *out[i] = (uint32_t)res;
+    }
+    return VGPU_S_OK;
+}
+
+/* f(arg) on one thread of the VM's default stream: completes once queued. */
+static int cu_launch(struct ctx *c, struct vgpu_backend_session *gs, const struct shm *s,
+                     uint32_t f, uint64_t arg)
+{
+    struct vgpu_sqe sqe = { .opcode = VGPU_OP_CU_LAUNCH };
+    uint64_t scr = CU_SCRATCH(s), res = 0;
+
+    memcpy(s->v.base + scr + 8192, &arg, sizeof(arg));
+    sqe.args.cu_launch = (struct vgpu_args_cu_launch){
+        .func = f, .grid = { 1, 1, 1 }, .block = { 1, 1, 1 },
+        .params_len = sizeof(arg), .params_off = scr + 8192 };
+    return run_gpu(c, gs, s, &sqe, &res, NULL);
+}
+
+/* Waits for the VM's default stream: the status of what ran on it. */
+static int cu_sync(struct ctx *c, struct vgpu_backend_session *gs, const struct shm *s)
+{
+    struct vgpu_sqe sqe = { .opcode = VGPU_OP_CU_STREAM_SYNC };
+    uint64_t res = 0;
+
+    return run_gpu(c, gs, s, &sqe, &res, NULL);
+}
+
+/* VM gs runs kernel `which` (0: fault, 1: spin) with arg, then syncs. */
+static int cu_run(struct ctx *c, struct vgpu_backend_session *gs, const struct shm *s,
+                  unsigned which, uint64_t arg)
+{
+    struct kernels k;
+    int st = cu_kernels(c, gs, s, &k);
+
+    if (st == VGPU_S_OK) {
+        st = cu_launch(c, gs, s, which ? k.spin : k.fault, arg);
+    }
+    return st == VGPU_S_OK ? cu_sync(c, gs, s) : st;
+}
+
+/* SIGKILLs a worker after a delay, from a thread of its own. */
+struct killer {
+    pthread_t th;
+    int pid;
+    unsigned delay_ms;
+};
+
+static void *killer_main(void *arg)
+{
+    struct killer *k = arg;
+
+    usleep(k->delay_ms * 1000u);
+    if (k->pid > 0) {           /* never 0 or -1: a group, or everything */
+        kill(k->pid, SIGKILL);
+    }
+    return NULL;
+}
+
 static uint64_t proxy_restarts(struct ctx *c)
 {
     struct vgpu_cuda_proxy_stats ps;
@@ -694,8 +861,8 @@ static uint64_t proxy_restarts(struct ctx *c)
 /*
  * Recovery goes through the exported backend, the proxy: the engine runs in
  * a worker process (this binary, re-exec'ed), and a sticky fault or a kernel
- * past its deadline replaces that process. An in-process device reset does
- * not bring a GPU back from an illegal address (measured on an H100).
+ * past its deadline replaces that process. The fault and the long kernel are
+ * the VM's own (driver operations), the dying worker is SIGKILLed from here.
  */
 static void test_recovery(struct ctx *c, const struct vgpu_backend_config *cfg)
 {
@@ -704,6 +871,7 @@ static void test_recovery(struct ctx *c, const struct vgpu_backend_config *cfg)
     struct vgpu_backend_session *sa = NULL, *sb = NULL;
     struct shm a = { .v.fd = -1 }, b = { .v.fd = -1 };
     struct bg g = { 0 };
+    struct killer k;
     const char *why = NULL;
     char health[512];
     uint64_t r0, r1;
@@ -727,9 +895,14 @@ static void test_recovery(struct ctx *c, const struct vgpu_backend_config *cfg)
     test_vector_add(c, sa, &a, 1ull << 20, false);
     test_sgemm(c, sb, &b, 128, 128, 128, 1.0f, 0.0f);
 
+    if (load_image() < 0) {
+        result(c, false, "recovery: the kernels' image", "set CUOPS_IMAGE to cuops_kernels.ptx");
+        goto out;
+    }
+
     /* A sticky fault in VM A. */
     r0 = proxy_restarts(c);
-    st = vgpu_cuda_proxy_test(c->gpu, sa, VGPU_WORKER_TEST_FAULT, 0);
+    st = cu_run(c, sa, &a, 0, 0);
     r1 = proxy_restarts(c);
     result(c, st == VGPU_S_GPU_FAULT && r1 == r0 + 1,
            "recovery: illegal address in VM A", "%s (want gpu-fault), worker restarts %llu -> %llu",
@@ -744,7 +917,7 @@ static void test_recovery(struct ctx *c, const struct vgpu_backend_config *cfg)
      * includes starting the new worker. */
     r0 = proxy_restarts(c);
     t0 = now_ms();
-    st = vgpu_cuda_proxy_test(c->gpu, sa, VGPU_WORKER_TEST_SPIN, 3 * TIMEOUT_MS);
+    st = cu_run(c, sa, &a, 1, 3ull * TIMEOUT_MS * 1000000ull);
     el = now_ms() - t0;
     r1 = proxy_restarts(c);
     result(c, st == VGPU_S_TIMEOUT && r1 == r0 + 1,
@@ -754,12 +927,30 @@ static void test_recovery(struct ctx *c, const struct vgpu_backend_config *cfg)
            "completed after %.0f ms (restart included) for a %u ms limit and a %u ms kernel",
            el, TIMEOUT_MS, 3 * TIMEOUT_MS);
     test_vector_add(c, sb, &b, 1ull << 20, false);
-    st = vgpu_cuda_proxy_test(c->gpu, sa, VGPU_WORKER_TEST_SPIN, 20);
+    st = cu_run(c, sa, &a, 1, 20ull * 1000000ull);
     result(c, st == VGPU_S_OK, "deadline: short kernel", "20 ms kernel: %s", vgpu_status_name(st));
 
-    /* A worker that dies (as a driver crash would kill it). */
-    r0 = proxy_restarts(c);
-    st = vgpu_cuda_proxy_test(c->gpu, sa, VGPU_WORKER_TEST_CRASH, 0);
+    /* A worker that dies during a request (as a driver crash would kill it):
+     * SIGKILLed while VM A waits for a kernel of 1.5 s. */
+    {
+        struct kernels kk;
+        struct vgpu_cuda_proxy_stats pa;
+
+        st = cu_kernels(c, sa, &a, &kk);
+        vgpu_cuda_proxy_stats(c->gpu, sa, &pa);
+        r0 = proxy_restarts(c);
+        if (st == VGPU_S_OK) {
+            st = cu_launch(c, sa, &a, kk.spin, 1500ull * 1000000ull);
+        }
+        k.pid = pa.pid;
+        k.delay_ms = 300;
+        if (st == VGPU_S_OK && pa.pid > 0 && pthread_create(&k.th, NULL, killer_main, &k) == 0) {
+            st = cu_sync(c, sa, &a);
+            pthread_join(k.th, NULL);
+        } else {
+            st = VGPU_S_INTERNAL;
+        }
+    }
     r1 = proxy_restarts(c);
     result(c, st == VGPU_S_GPU_FAULT && r1 == r0 + 1, "recovery: worker died",
            "%s (want gpu-fault), worker restarts %llu -> %llu", vgpu_status_name(st),
@@ -775,7 +966,7 @@ static void test_recovery(struct ctx *c, const struct vgpu_backend_config *cfg)
         goto out;
     }
     usleep(300 * 1000);
-    st = vgpu_cuda_proxy_test(c->gpu, sa, VGPU_WORKER_TEST_FAULT, 0);
+    st = cu_run(c, sa, &a, 0, 0);
     __atomic_store_n(&g.fault_done_us, (uint64_t)(now_ms() * 1e3), __ATOMIC_RELEASE);
     usleep(500 * 1000);
     __atomic_store_n(&g.stop, 1, __ATOMIC_RELEASE);

@@ -9,8 +9,13 @@
  * worker of its own that another VM's failure leaves alone; the VM's memory
  * re-opened in its new worker with correct results; back-off when respawning fails; no
  * zombie left behind.
+ *
+ * Faults and long kernels are ordinary requests to the fake engine (see its
+ * execute); a hung or dying worker is this test signalling the worker
+ * process (SIGSTOP, SIGKILL), whose pid vgpu_cuda_proxy_stats() gives.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -31,11 +36,15 @@
 #include "mediator/op.h"
 #include "vgpu/abi.h"
 
+#include "cuda_testing.h"
 #include "cuda_worker.h"
 
 #define SHM_SIZE    (4ull << 20)
 #define TIMEOUT_MS  300u
 #define N           1000u
+/* The fake engine's "kernels": a SAXPY with one of these alphas. */
+#define FAULT_ALPHA (-1.0f)     /* faults (sticky) */
+#define SPIN_ALPHA  (-2.0f)     /* runs n milliseconds */
 
 /* ------------------------------------------------------------------------
  * The fake engine (runs in the worker)
@@ -105,6 +114,11 @@ static void fake_session_close(struct vgpu_backend *b, struct vgpu_backend_sessi
     }
 }
 
+/*
+ * Requests run on the CPU, except two SAXPYs that stand for a guest's own
+ * kernels: alpha FAULT_ALPHA faults, SPIN_ALPHA runs n ms (past the request
+ * timeout it ends with TIMEOUT, and the "kernel still runs").
+ */
 static int fake_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
                         uint32_t queue, const struct vgpu_op *op, const struct vgpu_sqe *sqe,
                         const struct vgpu_shm_view *shm, uint64_t *result)
@@ -115,6 +129,22 @@ static int fake_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
     }
     if (shm->base != s->shm.base) {
         return VGPU_S_INTERNAL;
+    }
+    if (sqe->opcode == VGPU_OP_SAXPY && sqe->args.saxpy.alpha == FAULT_ALPHA) {
+        b->poisoned = true;
+        return VGPU_S_GPU_FAULT;
+    }
+    if (sqe->opcode == VGPU_OP_SAXPY && sqe->args.saxpy.alpha == SPIN_ALPHA) {
+        uint64_t ms = sqe->args.saxpy.n;
+
+        if (b->cfg.request_timeout_ms && ms > b->cfg.request_timeout_ms) {
+            usleep(b->cfg.request_timeout_ms * 1000u);
+            b->poisoned = true;
+            return VGPU_S_TIMEOUT;
+        }
+        usleep((useconds_t)ms * 1000u);
+        *result = 0;
+        return VGPU_S_OK;
     }
     return op->exec_cpu(sqe, shm, result);
 }
@@ -176,27 +206,6 @@ void vgpu_cuda_engine_set_epoch(struct vgpu_backend_session *s, uint32_t epoch)
 bool vgpu_cuda_engine_poisoned(struct vgpu_backend *b)
 {
     return b->poisoned;
-}
-
-int vgpu_cuda_engine_test(struct vgpu_backend *b, struct vgpu_backend_session *s,
-                          uint32_t kind, uint32_t arg)
-{
-    (void)s;
-    switch (kind) {
-    case VGPU_WORKER_TEST_FAULT:
-        b->poisoned = true;
-        return VGPU_S_GPU_FAULT;
-    case VGPU_WORKER_TEST_SPIN:
-        if (b->cfg.request_timeout_ms && arg > b->cfg.request_timeout_ms) {
-            usleep(b->cfg.request_timeout_ms * 1000u);
-            b->poisoned = true;     /* "the kernel still runs" */
-            return VGPU_S_TIMEOUT;
-        }
-        usleep(arg * 1000u);
-        return VGPU_S_OK;
-    default:
-        return VGPU_S_BAD_ARGS;
-    }
 }
 
 /* ------------------------------------------------------------------------
@@ -268,12 +277,51 @@ static int vadd(struct fx *f, struct vm *vm, float bias)
     return res == N;
 }
 
+/* One of the fake engine's "kernels" (FAULT_ALPHA, SPIN_ALPHA for n ms):
+ * the request's status. */
+static int kernel(struct fx *f, struct vm *vm, float alpha, uint64_t n)
+{
+    struct vgpu_sqe sqe = { .opcode = VGPU_OP_SAXPY };
+    uint64_t res = 0;
+
+    sqe.args.saxpy = (struct vgpu_args_saxpy){ .x_off = VGPU_SHM_DATA_OFFSET,
+                                               .y_off = VGPU_SHM_DATA_OFFSET + (1u << 20),
+                                               .n = n, .alpha = alpha };
+    return vgpu_backend_cuda.execute(f->b, vm->s, 0, vgpu_op_lookup(sqe.opcode), &sqe, &vm->v,
+                                     &res);
+}
+
 static struct vgpu_cuda_proxy_stats stats(struct fx *f, struct vm *vm)
 {
     struct vgpu_cuda_proxy_stats ps;
 
     vgpu_cuda_proxy_stats(f->b, vm ? vm->s : NULL, &ps);
     return ps;
+}
+
+/* SIGKILLs pid after delay_ms, from a thread of its own. */
+struct killer {
+    pthread_t th;
+    int pid;
+    unsigned delay_ms;
+};
+
+static void *killer_main(void *arg)
+{
+    struct killer *k = arg;
+
+    usleep(k->delay_ms * 1000u);
+    if (k->pid > 0) {           /* never 0 or -1: a group, or everything */
+        kill(k->pid, SIGKILL);
+    }
+    return NULL;
+}
+
+static void kill_later(struct killer *k, int pid, unsigned delay_ms)
+{
+    k->pid = pid;
+    k->delay_ms = delay_ms;
+    assert_int_equal(pthread_create(&k->th, NULL, killer_main, k), 0);
 }
 
 static void no_children(void)
@@ -366,8 +414,7 @@ static void test_sticky_fault(void **state)
     assert_int_equal(vadd(f, &f->b2, 1.0f), 1);
     pid_a = stats(f, &f->a).pid;
     pid_b = stats(f, &f->b2).pid;
-    assert_int_equal(vgpu_cuda_proxy_test(f->b, f->a.s, VGPU_WORKER_TEST_FAULT, 0),
-                     VGPU_S_GPU_FAULT);
+    assert_int_equal(kernel(f, &f->a, FAULT_ALPHA, 1), VGPU_S_GPU_FAULT);
     /* Only A's worker is replaced; B's never noticed. */
     assert_int_equal(stats(f, &f->a).restarts, 1);
     assert_true(stats(f, &f->a).pid != pid_a);
@@ -382,23 +429,27 @@ static void test_deadline(void **state)
 {
     struct fx *f = *state;
 
-    assert_int_equal(vgpu_cuda_proxy_test(f->b, f->a.s, VGPU_WORKER_TEST_SPIN, 10),
-                     VGPU_S_OK);
+    assert_int_equal(kernel(f, &f->a, SPIN_ALPHA, 10), VGPU_S_OK);
     assert_int_equal(stats(f, &f->a).restarts, 0);
-    assert_int_equal(vgpu_cuda_proxy_test(f->b, f->a.s, VGPU_WORKER_TEST_SPIN, 5000),
-                     VGPU_S_TIMEOUT);
+    assert_int_equal(kernel(f, &f->a, SPIN_ALPHA, 5000), VGPU_S_TIMEOUT);
     assert_int_equal(stats(f, &f->a).restarts, 1);
     assert_int_equal(vadd(f, &f->b2, 1.0f), 1);
 }
 
-/* The worker stops answering: SIGKILL after the timeout plus the grace. */
+/* The worker stops answering (stopped here, as a driver call that never
+ * returns would stop it): SIGKILL after the timeout plus the grace. */
 static void test_hang(void **state)
 {
     struct fx *f = *state;
-    double t0 = now_ms(), el;
+    double t0, el;
+    int pid;
 
-    assert_int_equal(vgpu_cuda_proxy_test(f->b, f->a.s, VGPU_WORKER_TEST_HANG, 60000),
-                     VGPU_S_TIMEOUT);
+    assert_int_equal(vadd(f, &f->a, 1.0f), 1);
+    pid = stats(f, &f->a).pid;
+    assert_true(pid > 0);
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    t0 = now_ms();
+    assert_int_equal(vadd(f, &f->a, 2.0f), -VGPU_S_TIMEOUT);
     el = now_ms() - t0;
     assert_true(el >= TIMEOUT_MS);
     assert_true(el < TIMEOUT_MS + 5000 + 3000);
@@ -407,13 +458,21 @@ static void test_hang(void **state)
     assert_int_equal(vadd(f, &f->b2, 1.0f), 1);
 }
 
+/* The worker dies during a request (a driver crash would kill it). */
 static void test_crash(void **state)
 {
     struct fx *f = *state;
+    struct killer k;
+    int pid;
 
-    assert_int_equal(vgpu_cuda_proxy_test(f->b, f->a.s, VGPU_WORKER_TEST_CRASH, 0),
-                     VGPU_S_GPU_FAULT);
+    assert_int_equal(vadd(f, &f->a, 1.0f), 1);
+    pid = stats(f, &f->a).pid;
+    assert_true(pid > 0);
+    kill_later(&k, pid, 50);
+    assert_int_equal(kernel(f, &f->a, SPIN_ALPHA, TIMEOUT_MS - 50), VGPU_S_GPU_FAULT);
+    pthread_join(k.th, NULL);
     assert_int_equal(stats(f, &f->a).restarts, 1);
+    assert_true(stats(f, &f->a).pid != pid);
     assert_int_equal(vadd(f, &f->a, 5.0f), 1);
 }
 
@@ -441,11 +500,20 @@ static void test_respawn_backoff(void **state)
     struct fx *f = *state;
     double t0;
     char health[256];
-    int r;
+    int r, pid_a, pid_b;
 
+    /* Both workers up first: their starters spawn them in the background. */
+    assert_int_equal(vadd(f, &f->a, 1.0f), 1);
+    assert_int_equal(vadd(f, &f->b2, 1.0f), 1);
+    pid_a = stats(f, &f->a).pid;
+    pid_b = stats(f, &f->b2).pid;
+    assert_true(pid_a > 0 && pid_b > 0);
     vgpu_cuda_proxy_set_exe("/nonexistent/vgpu-mediator");
-    assert_int_equal(vgpu_cuda_proxy_test(f->b, f->a.s, VGPU_WORKER_TEST_CRASH, 0),
-                     VGPU_S_GPU_FAULT);
+    assert_int_equal(kill(pid_a, SIGKILL), 0);
+    assert_int_equal(kill(pid_b, SIGKILL), 0);
+    usleep(50 * 1000);
+    assert_int_equal(vadd(f, &f->a, 1.0f), -VGPU_S_INTERNAL);
+    assert_int_equal(vadd(f, &f->b2, 1.0f), -VGPU_S_INTERNAL);
     assert_int_equal(stats(f, &f->a).pid, 0);
     t0 = now_ms();
     for (int i = 0; i < 50; i++) {
