@@ -224,12 +224,19 @@ DESTDIR=$r PREFIX=/usr LIBDIR="/usr/lib/$multiarch" UDEVDIR=/lib/udev \
 strip_elves "$r"
 gzip_man "$r"
 copyright "$r" vgpu-guest
+if [ -f "$r/etc/ld.so.conf.d/vgpu-cuda.conf" ]; then
+    mkdir -p "$r/DEBIAN"
+    echo /etc/ld.so.conf.d/vgpu-cuda.conf >"$r/DEBIAN/conffiles"
+    echo "activate-noawait ldconfig" >"$r/DEBIAN/triggers"
+fi
 control "$r" vgpu-guest "" \
     "guest side of vgpu: client, library, device binding
  For inside a VM with the vgpu device (PCI 1b36:10f0): vgpu-client
  (statically linked), libvgpu.a with its headers, and the binding of the
  device to uio_pci_generic (a modules-load.d entry and a udev rule), so
- that programs get the device's interrupts. No GPU driver in the guest." \
+ that programs get the device's interrupts; libcuda.so.1, the CUDA driver
+ API on the device, so that unmodified CUDA programs (NVIDIA's runtime and
+ libraries beside them) run on the host's GPU. No GPU driver in the guest." \
     "Recommends: udev, kmod" "Conflicts: vgpu-mediator"
 build_deb "$r"
 

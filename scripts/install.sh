@@ -10,7 +10,11 @@
 #           into the build cache) to LIBDIR/vgpu/qemu-system-x86_64
 #   guest   what a guest needs: the static vgpu-client (and its man page), libvgpu + headers,
 #           the uio_pci_generic binding (modules-load.d + udev rule),
-#           the smoke-test scenarios
+#           the smoke-test scenarios, and when built our libcuda.so.1 (the
+#           CUDA driver API for unmodified CUDA programs) at LIBDIR/vgpu/
+#           with SYSCONFDIR/ld.so.conf.d/vgpu-cuda.conf putting it on the
+#           loader's path (a guest has no NVIDIA driver it could shadow;
+#           never install this part on a host)
 #
 # Environment (make passes its variables of the same names):
 #   DESTDIR     staging root (default empty: the real system)
@@ -141,6 +145,22 @@ install_guest() {
     for s in "$top"/guest/run/*; do
         inst 0755 "$s" "$DATADIR/vgpu/run/$(basename "$s")"
     done
+    if [ -f "$build/guest/cuda/libcuda.so.1" ]; then
+        inst 0755 "$build/guest/cuda/libcuda.so.1" "$LIBDIR/vgpu/libcuda.so.1"
+        ln -sf libcuda.so.1 "$D$LIBDIR/vgpu/libcuda.so"
+        echo "  $D$LIBDIR/vgpu/libcuda.so -> libcuda.so.1"
+        local conf
+        conf=$(mktemp)
+        printf '# vgpu: the CUDA driver API on the vgpu device (guest only)\n%s\n' \
+            "$LIBDIR/vgpu" >"$conf"
+        inst 0644 "$conf" "$SYSCONFDIR/ld.so.conf.d/vgpu-cuda.conf"
+        rm -f "$conf"
+        if [ -z "$D" ] && [ "$(id -u)" = 0 ]; then
+            ldconfig
+        fi
+    else
+        echo "  (no $build/guest/cuda/libcuda.so.1: built where the CUDA toolkit's cuda.h is found)"
+    fi
 }
 
 for c in "$@"; do

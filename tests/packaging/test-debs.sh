@@ -75,6 +75,11 @@ check "install.sh guest (DESTDIR)" \
 check "guest: static vgpu-client, udev rule, modules-load entry" \
     test -x "$work/guest/usr/bin/vgpu-client" -a -f "$work/guest/usr/lib/udev/rules.d/60-vgpu.rules" \
          -a -f "$work/guest/usr/lib/modules-load.d/vgpu.conf"
+if [ -f "$build/guest/cuda/libcuda.so.1" ]; then
+    check "guest: libcuda.so.1 at LIBDIR/vgpu, on the loader's path by ld.so.conf.d" \
+        bash -c "test -x '$work/guest/usr/lib/vgpu/libcuda.so.1' &&
+                 grep -qx /usr/lib/vgpu '$work/guest/etc/ld.so.conf.d/vgpu-cuda.conf'"
+fi
 check "install.sh refuses a relative PREFIX" \
     bash -c "! DESTDIR='$work/bad' PREFIX=usr '$top/scripts/install.sh' '$build' host 2>/dev/null"
 
