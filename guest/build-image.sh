@@ -17,12 +17,20 @@
 #             Debian ships them as .ko.xz / .ko.zst: busybox insmod loads
 #             plain ELF only); virtio_pci, virtio_blk and ext4 with their
 #             dependencies, for the CUDA disk (guest/build-cuda-disk.sh)
-#             that init mounts at /opt/cuda when a VM has one.
+#             that init mounts at /opt/cuda when a VM has one; and the guest
+#             driver vgpu.ko, built against the kernel's linux-headers package
+#             (guest/driver/build-module.sh, cached in the same cache dir).
 #   binaries  $VGPU_BUILD_DIR/client/vgpu-client-static -> /bin/vgpu-client
 #             (required), and any other *-static in $VGPU_BUILD_DIR/{client,bench};
 #             $VGPU_BUILD_DIR/guest/cuda/libcuda.so.1 -> /usr/lib/vgpu/ when
-#             built (the CUDA driver API for unmodified CUDA programs).
-#   guest/    init (PID 1), lspci, run/* (named scenarios for vgpu.run=).
+#             built (the CUDA driver API for unmodified CUDA programs);
+#             dynamically linked: guest/driver/vgpu-drv-test.
+#   runtime   the host's (Debian 12) dynamic loader and shared C/C++ runtime
+#             (libc, libm, libdl, libpthread, librt, libgcc_s, libstdc++) at
+#             their Debian paths, so ordinary dynamic programs run.
+#   users     root; user (1000, in group vgpu: may open /dev/vgpuN); other
+#             (1001, not in it).
+#   guest/    init (PID 1), lspci, vgpu-bind, run/* (named scenarios for vgpu.run=).
 #
 # Environment:
 #   VGPU_BUILD_DIR        host build dir holding the static binaries (default ./build)

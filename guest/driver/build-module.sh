@@ -23,20 +23,6 @@ msg() { echo ">> guest: $*" >&2; }
 die() { echo "build-module: error: $*" >&2; exit 1; }
 
 hpkg=${kpkg/linux-image-/linux-headers-}
-have=$(dpkg-query -W -f='${Status} ${Version}' "$hpkg" 2>/dev/null || true)
-if [ "$have" != "install ok installed $kver" ]; then
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    msg "installing $hpkg=$kver (headers to build vgpu.ko)"
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get install -y -q --no-install-recommends "$hpkg=$kver" >&2 || {
-        $SUDO apt-get update -q >&2
-        $SUDO apt-get install -y -q --no-install-recommends "$hpkg=$kver" >&2
-    } || die "cannot install $hpkg=$kver"
-fi
-kdir=/usr/src/linux-headers-$krel
-[ -f "$kdir/Makefile" ] || die "$kdir missing after installing $hpkg"
-
 srcs=(guest/driver/Kbuild guest/driver/vgpu.c guest/driver/compat/stdint.h
       include/vgpu/abi.h include/vgpu/driver.h)
 cc_ver=$(gcc --version | head -n 1)
@@ -50,6 +36,20 @@ if [ -s "$out/guest/driver/vgpu.ko" ]; then
     echo "$out/guest/driver/vgpu.ko"
     exit 0
 fi
+
+have=$(dpkg-query -W -f='${Status} ${Version}' "$hpkg" 2>/dev/null || true)
+if [ "$have" != "install ok installed $kver" ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    msg "installing $hpkg=$kver (headers to build vgpu.ko)"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y -q --no-install-recommends "$hpkg=$kver" >&2 || {
+        $SUDO apt-get update -q >&2
+        $SUDO apt-get install -y -q --no-install-recommends "$hpkg=$kver" >&2
+    } || die "cannot install $hpkg=$kver"
+fi
+kdir=/usr/src/linux-headers-$krel
+[ -f "$kdir/Makefile" ] || die "$kdir missing after installing $hpkg"
 
 msg "building vgpu.ko against $hpkg $kver"
 tmp=$(mktemp -d "$cache/.vgpu-ko.XXXXXX")

@@ -25,6 +25,7 @@
  *   nop-rate SECONDS  NOPs back to back, their count (bench)
  *   syscall-cost COUNT  what getppid() and the driver's ioctls cost (bench)
  *   kick-cost COUNT   what one vgpu_kick() costs on the transport in use
+ *   rawnop COUNT      NOPs on the raw driver interface, spinning (bench)
  *
  * Each prints one summary line "drv-<cmd>: ... ok" or "... FAIL: why"
  * (exit status 0 or 1).
@@ -380,6 +381,63 @@ static int cmd_hostile(void)
     _exit(0);  /* no vgpu_close(): the kernel closes the fd */
 }
 
+static int cmp_u64(const void *a, const void *b);
+
+/*
+ * NOP round trips on the raw driver interface, spinning on cq_tail with no
+ * library in between: what the ioctl doorbell and the device path cost.
+ */
+static int cmd_rawnop(int count)
+{
+    int fd = open("/dev/vgpu0", O_RDWR | O_CLOEXEC);
+    struct vgpu_drv_info di;
+    struct vgpu_shm_ctrl *ctrl;
+    struct vgpu_sqe *sq;
+    uint64_t *ns;
+    uint32_t tail, head;
+    uint8_t *q;
+    int i;
+
+    if (fd < 0 || ioctl(fd, VGPU_IOCTL_INFO, &di) < 0) {
+        return fail("open/info: %s", strerror(errno));
+    }
+    q = mmap(NULL, di.queue_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)di.queue_off);
+    ns = calloc((size_t)count, sizeof(*ns));
+    if (q == MAP_FAILED || !ns) {
+        return fail("mmap: %s", strerror(errno));
+    }
+    ctrl = vgpu_shm_ctrl(q);
+    sq = vgpu_shm_sq(q);
+    tail = vgpu_load_acquire(&ctrl->sq_tail);
+    head = vgpu_load_acquire(&ctrl->cq_head);
+    for (i = 0; i < count; i++) {
+        struct timespec t0, t1;
+        uint64_t spins = 0;
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        memset(&sq[vgpu_ring_slot(tail, VGPU_SQ_ENTRIES)], 0, sizeof(*sq));
+        tail++;
+        vgpu_store_release(&ctrl->sq_tail, tail);
+        if (ioctl(fd, VGPU_IOCTL_KICK) < 0) {
+            return fail("kick: %s", strerror(errno));
+        }
+        while (vgpu_load_acquire(&ctrl->cq_tail) == head) {
+            if (++spins > 2000000000ull) {
+                return fail("no completion");
+            }
+        }
+        head++;
+        vgpu_store_release(&ctrl->cq_head, head);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ns[i] = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull +
+                (uint64_t)(t1.tv_nsec - t0.tv_nsec);
+    }
+    qsort(ns, (size_t)count, sizeof(*ns), cmp_u64);
+    printf("drv-rawnop: queue %u: %d NOPs, spinning, p50 %.1f us p99 %.1f us\n", di.queue, count,
+           ns[count / 2] / 1e3, ns[(count * 99) / 100] / 1e3);
+    return 0;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -528,7 +586,7 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(stderr, "usage: vgpu-drv-test loop COUNT N [SECONDS] | busy COUNT DIM | clean SECONDS |"
                 " open | mmap | hostile | nop COUNT | nop-rate SECONDS | syscall-cost COUNT |"
-                " kick-cost COUNT\n");
+                " kick-cost COUNT | rawnop COUNT\n");
         return 2;
     }
     cmd = argv[1];
@@ -552,6 +610,9 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "nop") && argc == 3 && atoi(argv[2]) > 0) {
         return cmd_nop(atoi(argv[2]));
+    }
+    if (!strcmp(cmd, "rawnop") && argc == 3 && atoi(argv[2]) > 0) {
+        return cmd_rawnop(atoi(argv[2]));
     }
     if (!strcmp(cmd, "kick-cost") && argc == 3 && atoi(argv[2]) > 0) {
         return cmd_kick_cost(atoi(argv[2]));
