@@ -32,9 +32,12 @@
 # Environment: VGPU_QEMU (default BUILD_DIR/qemu/carry/qemu-system-x86_64,
 # else BUILD_DIR/qemu/qemu-system-x86_64), VGPU_GUEST_DIR (BUILD_DIR/guest),
 # VGPU_ACCEL (tcg), GPU (0), CUDA_LIB (/usr/local/cuda/lib64), VM_MEM (1536M),
-# VM_SMP (2), VM_SHM (256M), VM_TIMEOUT (s, 480), ISO_SECONDS (60), BUILDS
+# VM_SMP (2), VM_SHM (256M), VM_TIMEOUT (s, 400), ISO_SECONDS (60), BUILDS
 # (static,shared), VM_BENCH (8192,20,20000,2000: SGEMM N, iterations,
-# launches, syncs), HOST_PASS (1), MEDIATOR.
+# launches, syncs), HOST_PASS (1; at most 150 s), HOST_RESULTS (a directory
+# with runs.tsv and figures.tsv of an earlier bench/cuda-programs.sh, used
+# instead of the host pass), MEDIATOR. The defaults keep the whole run under
+# 10 minutes.
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,7 +60,7 @@ med=${MEDIATOR:-$build/mediator/vgpu-mediator}
 vm_mem=${VM_MEM:-1536M}
 vm_smp=${VM_SMP:-2}
 vm_shm=${VM_SHM:-256M}
-vm_timeout=${VM_TIMEOUT:-480}
+vm_timeout=${VM_TIMEOUT:-400}
 iso_secs=${ISO_SECONDS:-60}
 builds=${BUILDS:-static,shared}
 vm_bench=${VM_BENCH:-8192,20,20000,2000}
@@ -109,11 +112,15 @@ if [ "$missing" = 1 ]; then
 fi
 
 # ---- 1. the host's own figures (native, and the benchmarks native vs sim) -----
-if [ "$host_pass" = 1 ] && [ ! -s "$out/cuda-programs/runs.tsv" ]; then
+host_dir=$out/cuda-programs
+if [ -n "${HOST_RESULTS:-}" ]; then
+    host_dir=$HOST_RESULTS
+    say "host figures from $host_dir (runs.tsv, figures.tsv of an earlier bench/cuda-programs.sh)"
+elif [ "$host_pass" = 1 ] && [ ! -s "$host_dir/runs.tsv" ]; then
     say ""
     say "=== host pass: bench/cuda-programs.sh MODES=\"native bench\" ($(date -u +%H:%M:%S)); its log: cuda-programs.log"
     OUT=$out MODES="native bench" MEDIATOR=$med GPU=$gpu CUDA_LIB=$cuda_lib \
-        timeout -k 10 300 bench/cuda-programs.sh "$build" >/dev/null 2>&1
+        timeout -k 10 150 bench/cuda-programs.sh "$build" >/dev/null 2>&1
     say "host pass: $(tail -n 1 "$out/cuda-programs.log" 2>/dev/null)"
 fi
 
@@ -197,8 +204,8 @@ say "isolation: vm-a oob_kernel ${oob:-did not run} (${rounds:-0} faults in ${is
 say "device printf lines in the mediator's log (the VMs' kernels print there): $(grep -c 'vgpu-device-printf block' "$medlog")"
 
 # In-VM figures vs the host's (native; sim) from the host pass.
-hostruns=$out/cuda-programs/runs.tsv
-hostfigs=$out/cuda-programs/figures.tsv
+hostruns=$host_dir/runs.tsv
+hostfigs=$host_dir/figures.tsv
 figs=$tmp/vm-figs.tsv
 : >"$figs"
 bline() { grep -h -m1 "^\[vm-b\] cuda-vm-bench: $1" "$out/cuda-in-vm-vm-b.console" | sed 's/^\[vm-b\] cuda-vm-bench: //'; }

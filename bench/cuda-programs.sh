@@ -32,7 +32,9 @@
 #
 # Environment: GPU (CUDA ordinal for the mediator, default 0), CUDA_LIB
 # (NVIDIA's libcudart.so.13 and libcublas*.so.13, default /usr/local/cuda/lib64),
-# PROGRAM_TIMEOUT (s per program run, default 180), ISO_SECONDS (default 30),
+# PROGRAM_TIMEOUT (s per program run, default 60), TIME_BUDGET (s for the
+# whole run, default 540: what would start later is reported as not run,
+# failed, so one command stays under 10 minutes), ISO_SECONDS (default 30),
 # SGEMM_N (8192), SGEMM_ITERS (20), LAUNCHES (100000), SYNCS (5000),
 # MODES (default "native sim isolation bench": any subset, in that order),
 # MEDIATOR (default BUILD_DIR/mediator/vgpu-mediator).
@@ -44,7 +46,8 @@ build=${1:-${BUILD:-build}}
 out=${OUT:?set OUT to the directory for results}
 gpu=${GPU:-0}
 cuda_lib=${CUDA_LIB:-/usr/local/cuda/lib64}
-ptimeout=${PROGRAM_TIMEOUT:-180}
+ptimeout=${PROGRAM_TIMEOUT:-60}
+budget=${TIME_BUDGET:-540}
 iso_secs=${ISO_SECONDS:-30}
 sgemm_n=${SGEMM_N:-8192}
 sgemm_iters=${SGEMM_ITERS:-20}
@@ -132,13 +135,15 @@ mode_env() {
 }
 
 now_ns() { date +%s%N; }
+# Seconds left of the budget, at most $1.
+left() { local l=$((budget - SECONDS)); [ "$l" -gt "$1" ] && l=$1; echo "$l"; }
 ms_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.1f", (b - a) / 1e6 }'; }
 
 # run_prog MODE LABEL PROG KIND [ENV...] -- [ARGS...]: one run, its verdict
 # (PASS: exit 0 and its "PASS NAME" line) and wall time into the log and runs.tsv.
 run_prog() {
     local mode=$1 label=$2 prog=$3 kind=$4; shift 4
-    local envs=() args=() bin name outf t0 rc ms verdict why
+    local envs=() args=() bin name outf t0 rc ms verdict why lim
     while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
     [ "${1:-}" = -- ] && shift
     args=("$@")
@@ -151,9 +156,15 @@ run_prog() {
         printf '%s\t%s\t%s\tFAIL\t0\n' "$label" "$prog" "$kind" >>"$runs"
         return 1
     fi
+    lim=$(left "$ptimeout")
+    if [ "$lim" -lt 5 ]; then
+        printf '%-10s %-16s %-7s FAIL  not run: the time budget (%s s) is spent\n' "$label" "$prog" "$kind" "$budget" | tee -a "$log"
+        printf '%s\t%s\t%s\tFAIL\t0\n' "$label" "$prog" "$kind" >>"$runs"
+        return 1
+    fi
     t0=$(now_ns)
     # shellcheck disable=SC2046
-    timeout -k 5 "$ptimeout" $(mode_env "$mode") "${envs[@]}" "$bin" "${args[@]}" >"$outf" 2>&1
+    timeout -k 5 "$lim" $(mode_env "$mode") "${envs[@]}" "$bin" "${args[@]}" >"$outf" 2>&1
     rc=$?
     ms=$(ms_since "$t0")
     if [ "$rc" = 0 ] && grep -q "^PASS $prog\b" "$outf"; then
@@ -163,7 +174,7 @@ run_prog() {
         verdict=FAIL
         why=$(grep -m1 "^FAIL $prog" "$outf" | sed "s/^FAIL $prog: *//")
         [ -n "$why" ] || why=$(tail -n 3 "$outf" | tr '\n' ' ' | cut -c1-200)
-        [ "$rc" = 124 ] || [ "$rc" = 137 ] && why="timed out after ${ptimeout}s; $why"
+        [ "$rc" = 124 ] || [ "$rc" = 137 ] && why="timed out after ${lim}s; $why"
         why="rc $rc: $why"
     fi
     printf '%-10s %-16s %-7s %-5s %9s ms  %s\n' "$label" "$prog" "$kind" "$verdict" "$ms" "$why" | tee -a "$log"
@@ -212,6 +223,8 @@ want sim && mode_set sim
 if want isolation; then
     say ""
     say "=== isolation ($(date -u +%H:%M:%S)): VGPU_VM_ID=101 runs oob_kernel $iso_secs while VGPU_VM_ID=102 runs the set"
+    # oob_kernel must end while the run has time left
+    [ "$(left "$iso_secs")" -lt "$iso_secs" ] && iso_secs=$(( $(left "$iso_secs") / 2 ))
     run_prog sim isolation-a oob_kernel static VGPU_VM_ID=101 -- "$iso_secs" &
     bg_pid=$!
     sleep 1
@@ -230,9 +243,13 @@ if want bench; then
     say "=== benchmarks ($(date -u +%H:%M:%S))"
     for mode in native sim; do
         f=$out/cuda-programs/bench-$mode-sgemm.out
+        if [ "$(left 120)" -lt 10 ]; then
+            say "benchmarks $mode: not run, the time budget ($budget s) is spent"
+            continue
+        fi
         if [ -x "$sgemm" ]; then
             # shellcheck disable=SC2046
-            timeout -k 5 300 $(mode_env "$mode") "$sgemm" "$sgemm_n" "$sgemm_iters" >"$f" 2>&1
+            timeout -k 5 "$(left 120)" $(mode_env "$mode") "$sgemm" "$sgemm_n" "$sgemm_iters" >"$f" 2>&1
             rc=$?
             g=$(grep -m1 -o '[0-9.]* GFLOP/s' "$f" | cut -d' ' -f1)
             say "sgemm $sgemm_n $mode: ${g:-FAILED (rc $rc: $(tail -n 1 "$f"))}${g:+ GFLOP/s}"
@@ -241,9 +258,9 @@ if want bench; then
             say "sgemm $mode: $sgemm missing"
         fi
         f=$out/cuda-programs/bench-$mode-launch.out
-        if [ -x "$launch" ]; then
+        if [ -x "$launch" ] && [ "$(left 120)" -ge 10 ]; then
             # shellcheck disable=SC2046
-            timeout -k 5 300 $(mode_env "$mode") "$launch" "$launches" "$syncs" >"$f" 2>&1
+            timeout -k 5 "$(left 120)" $(mode_env "$mode") "$launch" "$launches" "$syncs" >"$f" 2>&1
             rc=$?
             rate=$(grep -m1 '^launch async' "$f" | grep -o '[0-9.]* launches/s' | cut -d' ' -f1)
             p50=$(grep -m1 '^launch+sync' "$f" | sed -n 's/.*p50 \([0-9.]*\) us.*/\1/p')
