@@ -32,7 +32,7 @@
 # Environment: VGPU_QEMU (default BUILD_DIR/qemu/carry/qemu-system-x86_64,
 # else BUILD_DIR/qemu/qemu-system-x86_64), VGPU_GUEST_DIR (BUILD_DIR/guest),
 # VGPU_ACCEL (tcg), GPU (0), CUDA_LIB (/usr/local/cuda/lib64), VM_MEM (1536M),
-# VM_SMP (2), VM_SHM (256M), VM_TIMEOUT (s, 400), ISO_SECONDS (60), BUILDS
+# VM_SMP (2), VM_SHM (256M), VM_TIMEOUT (s, 400; the guest's own deadline 25 s less), ISO_SECONDS (45), BUILDS
 # (static,shared), VM_BENCH (8192,20,20000,2000: SGEMM N, iterations,
 # launches, syncs), HOST_PASS (1; at most 150 s), HOST_RESULTS (a directory
 # with runs.tsv and figures.tsv of an earlier bench/cuda-programs.sh, used
@@ -61,7 +61,7 @@ vm_mem=${VM_MEM:-1536M}
 vm_smp=${VM_SMP:-2}
 vm_shm=${VM_SHM:-256M}
 vm_timeout=${VM_TIMEOUT:-400}
-iso_secs=${ISO_SECONDS:-60}
+iso_secs=${ISO_SECONDS:-45}
 builds=${BUILDS:-static,shared}
 vm_bench=${VM_BENCH:-8192,20,20000,2000}
 host_pass=${HOST_PASS:-1}
@@ -159,6 +159,7 @@ boot() {
     local name=$1 id=$2 run=$3
     scripts/vm.sh --name "$name" --vm-id "$id" --priority 1 --weight 1 --queues 3 \
         --shm "$vm_shm" --socket "$sock" --timeout "$vm_timeout" --run "$run" \
+        --append "vgpu.timeout=$((vm_timeout - 25))" \
         -- -m "$vm_mem" -smp "$vm_smp" -drive "file=$disk,format=raw,if=virtio,readonly=on" \
         >"$out/cuda-in-vm-$name.console" 2>&1
 }
