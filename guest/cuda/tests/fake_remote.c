@@ -5,7 +5,8 @@
  * malloc'ed (a device address is the host pointer); a function's parameter
  * layout comes from its Itanium-mangled name (natural alignment); launching
  * "_Z4vaddPKfS0_Pfi" adds two float vectors, "_Z5faultv" fails as a fault
- * does (reported at the next synchronising call), any other launch records
+ * does (reported at the next synchronising call), "_Z7refusedv" is never
+ * submitted (a transport error), any other launch records
  * its packed parameters for fake_last_launch(). CU_LAUNCH_ATTRS apply to
  * the next launch (fake_last_attrs()), whose grid must be whole clusters;
  * CU_TENSOR_MAP writes a map of the request's address, rank and first
@@ -382,6 +383,9 @@ int vgpu_cu_launch_params(struct vgpu_cu *cu, const struct vgpu_args_cu_launch *
 
     if (!name) {
         return VGPU_S_BAD_ARGS;
+    }
+    if (strcmp(name, "_Z7refusedv") == 0) {
+        return -EIO;                /* the transport failed: not submitted */
     }
     cu->launches++;
     cu->last_stream = a->stream;

@@ -454,6 +454,17 @@ static void test_launch_attrs(void **state)
     assert_int_equal(launch_ex(f, 3, 128, at + 2, 1), CUDA_SUCCESS);  /* hints only */
     expect_attrs(0, 0, 0, 0, 0);
 
+    /* a launch that never left: its attributes do not reach the next one */
+    {
+        CUfunction refused;
+
+        assert_int_equal(cuModuleGetFunction(&refused, mod, "_Z7refusedv"), CUDA_SUCCESS);
+        assert_int_equal(launch_ex(refused, 4, 128, at, 1), CUDA_ERROR_UNKNOWN);
+        assert_int_equal(cuLaunchKernel(f, 3, 1, 1, 128, 1, 1, 0, NULL, NULL, NULL),
+                         CUDA_SUCCESS);
+        expect_attrs(0, 0, 0, 0, 0);
+    }
+
     /* cooperative: both ways */
     assert_int_equal(cuLaunchCooperativeKernel(f, 4, 1, 1, 64, 1, 1, 0, NULL, NULL),
                      CUDA_SUCCESS);
