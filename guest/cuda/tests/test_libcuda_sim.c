@@ -36,7 +36,8 @@ static const char image[] =
     "VGPU-MOCK-MODULE\n"
     "func vadd 8,8,8,4\n"
     "func mixed 1,8,2,4,8\n"
-    "func fault -\n";
+    "func fault -\n"
+    "func tma 128,8\n";
 
 int main(void)
 {
@@ -185,6 +186,15 @@ int main(void)
         if (map.opaque[0] != db || map.opaque[2] != 64) {
             fprintf(stderr, "tensor map after replace: %llx\n", (unsigned long long)map.opaque[0]);
             return 1;
+        }
+        /* by value, as a __grid_constant__ parameter: its 128 bytes packed */
+        {
+            CUfunction tma;
+            void *args[] = { &map, &dout };
+
+            CHECK(cuModuleGetFunction(&tma, mod, "tma"), CUDA_SUCCESS);
+            CHECK(cuLaunchKernel(tma, 1, 1, 1, 128, 1, 1, 0, NULL, args, NULL), CUDA_SUCCESS);
+            CHECK(cuCtxSynchronize(), CUDA_SUCCESS);
         }
     }
 
