@@ -15,7 +15,7 @@
 pthread_mutex_t cu_lock = PTHREAD_MUTEX_INITIALIZER;
 struct cu_state cu_g;
 
-/* ---- not supported, said once per name ---- */
+/* ---- said once per name: not supported, or ignored ---- */
 
 #define CU_UNSUPPORTED_MAX 256
 static const char *unsupported_seen[CU_UNSUPPORTED_MAX];
