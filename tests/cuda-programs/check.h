@@ -30,7 +30,7 @@ static void fail(const char *fmt, ...)
     exit(1);
 }
 
-static void pass(const char *detail)
+static inline void pass(const char *detail)
 {
     if (detail && *detail) {
         printf("PASS %s (%s)\n", prog_name, detail);
@@ -56,7 +56,7 @@ static void pass(const char *detail)
 // at the next synchronising call).
 #define CK_LAUNCH() CK(cudaGetLastError())
 
-static double now_ms(void)
+static inline double now_ms(void)
 {
     struct timespec ts;
 
@@ -65,7 +65,7 @@ static double now_ms(void)
 }
 
 // Deterministic inputs without rand(): the same on every run and machine.
-static float lcg_float(unsigned *state)
+static inline float lcg_float(unsigned *state)
 {
     *state = *state * 1664525u + 1013904223u;
     return (float)((*state >> 8) & 0xffff) / 65536.0f - 0.5f;
@@ -73,7 +73,7 @@ static float lcg_float(unsigned *state)
 
 // The device the program runs on, as a detail line (native: the GPU; through
 // vgpu: the host GPU as the guest library reports it).
-static void print_device(void)
+static inline void print_device(void)
 {
     cudaDeviceProp p;
     int dev = 0, drv = 0, rt = 0;
