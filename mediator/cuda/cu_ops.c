@@ -1225,7 +1225,6 @@ static int launch_ex(struct cu_req *r, const struct vgpu_args_cu_launch *a,
         attr[n].value.cooperative = 1;
         n++;
     }
-    r->cq->has_attrs = false;
     memset(&cfg, 0, sizeof(cfg));
     cfg.gridDimX = a->grid[0];
     cfg.gridDimY = a->grid[1];
@@ -1250,8 +1249,11 @@ static int op_launch(struct cu_req *r)
     const uint8_t *p = NULL;
     struct cu_func *f = NULL;
     CUstream s = NULL;
+    bool attrs = r->cq->has_attrs;
     int st;
 
+    /* Pending CU_LAUNCH_ATTRS are this launch's, whether it runs or not. */
+    r->cq->has_attrs = false;
     if ((st = func_of(r, a->func, &f)) != VGPU_S_OK ||
         (st = stream_of(r, a->stream, &s)) != VGPU_S_OK) {
         return st;
@@ -1282,7 +1284,7 @@ static int op_launch(struct cu_req *r)
     if (p) {
         memcpy(buf, p, a->params_len);
     }
-    if (r->cq->has_attrs) {
+    if (attrs) {
         return launch_ex(r, a, f, s, a->params_len ? extra : NULL);
     }
     return cu_status(r->env,
