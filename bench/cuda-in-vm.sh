@@ -98,7 +98,7 @@ trap 'say "interrupted"; exit 130' INT TERM
 
 say "vgpu CUDA programs in VMs $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname) ($(uname -r)), $(nproc) cpus, build $build"
 say "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-say "gpu: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader -i "$gpu" 2>/dev/null || echo 'nvidia-smi failed')"
+say "gpu: $(nvidia-smi --query-gpu=name,driver_version,memory.total,compute_mode --format=csv,noheader -i "$gpu" 2>/dev/null || echo "nvidia-smi failed")"
 missing=0
 for f in "$VGPU_QEMU" "$VGPU_GUEST_DIR/vmlinuz" "$VGPU_GUEST_DIR/initramfs.img" "$med" \
          "$build/guest/cuda/libcuda.so.1" "$build/tests/cuda-programs/vector_add"; do

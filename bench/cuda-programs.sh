@@ -205,7 +205,7 @@ mode_set() {
 
 say "vgpu CUDA program set $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname) ($(uname -r)), build $build"
 say "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-say "gpu: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader -i "$gpu" 2>/dev/null || echo 'nvidia-smi failed')"
+say "gpu: $(nvidia-smi --query-gpu=name,driver_version,memory.total,compute_mode --format=csv,noheader -i "$gpu" 2>/dev/null || echo "nvidia-smi failed")"
 say "toolkit libraries: $cuda_lib ($(ls "$cuda_lib"/libcudart.so.* "$cuda_lib"/libcublas.so.* 2>/dev/null | xargs -n1 basename 2>/dev/null | tr '\n' ' '))"
 for f in "$med" "$libcuda_dir/libcuda.so.1" "$progdir" "$sgemm" "$launch"; do
     [ -e "$f" ] && say "artifact $f" || say "artifact $f: MISSING"
