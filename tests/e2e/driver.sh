@@ -11,7 +11,8 @@
 require
 
 start_mediator || { fail "mediator starts"; finish; }
-VM_ARGS=(--queues 9)
+# 128 MiB of BAR2: 8 windows of ~16 MiB, room for the selftest's 12 MiB.
+VM_ARGS=(--queues 9 --shm 128M)
 start_vm vm-drv 21 1 3 220 drv-e2e 8 16384
 wait_vm vm-drv
 rc=$?
@@ -23,6 +24,7 @@ check "/dev/vgpu0 is root:vgpu 0660" has "$c" "bound to vgpu (/dev/vgpu0 crw-rw-
 for what in "identity and health in sysfs without root" \
             "a user outside group vgpu gets EACCES" \
             "mmap: only the queue region and the window" \
+            "vgpu-client as user: info, vector-add, selftest" \
             "8 processes at once as user, each on its own queue (8 distinct)" \
             "the 7 other processes were unaffected by the SIGKILL" \
             "the killed process's queue is quarantined while the mediator finishes its requests" \
