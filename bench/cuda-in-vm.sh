@@ -31,7 +31,8 @@
 #
 # Environment: VGPU_QEMU (default BUILD_DIR/qemu/carry/qemu-system-x86_64,
 # else BUILD_DIR/qemu/qemu-system-x86_64), VGPU_GUEST_DIR (BUILD_DIR/guest),
-# VGPU_ACCEL (tcg), GPU (0), CUDA_LIB (/usr/local/cuda/lib64), VM_MEM (1536M),
+# VGPU_ACCEL (tcg), GPU (0), CUDA_LIB (/usr/local/cuda/lib64), VM_MEM (1536M;
+# 3G when the CUDA tree has to ride in the initramfs: no mke2fs here),
 # VM_SMP (2), VM_SHM (256M), VM_TIMEOUT (s, 400; the guest's own deadline 25 s less), ISO_SECONDS (45), BUILDS
 # (static,shared), VM_BENCH (8192,20,20000,2000: SGEMM N, iterations,
 # launches, syncs), HOST_PASS (1; at most 150 s), HOST_RESULTS (a directory
@@ -57,7 +58,7 @@ export VGPU_QEMU
 export VGPU_GUEST_DIR=${VGPU_GUEST_DIR:-$build/guest}
 export VGPU_ACCEL=${VGPU_ACCEL:-tcg}
 med=${MEDIATOR:-$build/mediator/vgpu-mediator}
-vm_mem=${VM_MEM:-1536M}
+vm_mem=${VM_MEM:-}
 vm_smp=${VM_SMP:-2}
 vm_shm=${VM_SHM:-256M}
 vm_timeout=${VM_TIMEOUT:-400}
@@ -104,7 +105,7 @@ for f in "$VGPU_QEMU" "$VGPU_GUEST_DIR/vmlinuz" "$VGPU_GUEST_DIR/initramfs.img" 
          "$build/guest/cuda/libcuda.so.1" "$build/tests/cuda-programs/vector_add"; do
     if [ -e "$f" ]; then say "artifact $f"; else say "artifact $f: MISSING"; missing=1; fi
 done
-[ -x "$VGPU_QEMU" ] && say "qemu: $("$VGPU_QEMU" -version 2>&1 | head -n 1), accel $VGPU_ACCEL, $vm_smp vCPU, $vm_mem, BAR2 $vm_shm"
+[ -x "$VGPU_QEMU" ] && say "qemu: $("$VGPU_QEMU" -version 2>&1 | head -n 1), accel $VGPU_ACCEL, $vm_smp vCPU, BAR2 $vm_shm"
 say "guest image: $(grep -m1 '^# vgpu guest image' "$VGPU_GUEST_DIR/manifest.txt" 2>/dev/null); libcuda.so.1 in the image: $(grep -c 'usr/lib/vgpu/libcuda.so.1' "$VGPU_GUEST_DIR/manifest.txt" 2>/dev/null)"
 if [ "$missing" = 1 ]; then
     say "cuda programs in VM: 0 passed, 1 failed"
@@ -155,12 +156,33 @@ if [ ! -S "$sock" ]; then
     exit 1
 fi
 
+# The disk as a virtio disk (ext4), or where this host has no mke2fs its
+# cpio twin appended to the initramfs (unpacked into the guest's RAM).
+vm_args=()
+if [ "$(cat "$disk.format" 2>/dev/null)" = cpio ]; then
+    gdir=$tmp/guest
+    mkdir -p "$gdir"
+    ln -s "$VGPU_GUEST_DIR/vmlinuz" "$gdir/vmlinuz"
+    cp "$VGPU_GUEST_DIR/initramfs.img" "$gdir/initramfs.img"
+    # the kernel takes the next archive at a 4-byte boundary
+    pad=$(( (512 - $(stat -c %s "$gdir/initramfs.img") % 512) % 512 ))
+    head -c "$pad" /dev/zero >>"$gdir/initramfs.img"
+    cat "$disk" >>"$gdir/initramfs.img"
+    rm -f "$disk"
+    export VGPU_GUEST_DIR=$gdir
+    vm_mem=${vm_mem:-3G}
+    say "no ext4 disk: the CUDA tree rides in the initramfs ($(du -sm "$gdir/initramfs.img" | cut -f1) MiB), VM memory $vm_mem"
+else
+    vm_mem=${vm_mem:-1536M}
+    vm_args+=(-drive "file=$disk,format=raw,if=virtio,readonly=on")
+fi
+
 boot() {
     local name=$1 id=$2 run=$3
     scripts/vm.sh --name "$name" --vm-id "$id" --priority 1 --weight 1 --queues 3 \
         --shm "$vm_shm" --socket "$sock" --timeout "$vm_timeout" --run "$run" \
         --append "vgpu.timeout=$((vm_timeout - 25))" \
-        -- -m "$vm_mem" -smp "$vm_smp" -drive "file=$disk,format=raw,if=virtio,readonly=on" \
+        -- -m "$vm_mem" -smp "$vm_smp" ${vm_args[@]+"${vm_args[@]}"} \
         >"$out/cuda-in-vm-$name.console" 2>&1
 }
 say "=== booting vm-a and vm-b ($(date -u +%H:%M:%S)), timeout ${vm_timeout}s each"
@@ -252,7 +274,8 @@ awk -F'\t' '($1 == "native" || $1 == "sim" || $1 == "vm") { t[$2 "\t" $3 "\t" $1
     printf '{\n  "date": "%s",\n  "host": "%s",\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(hostname)"
     printf '  "gpu": "%s",\n' "$(nvidia-smi --query-gpu=name --format=csv,noheader -i "$gpu" 2>/dev/null | head -n 1)"
     printf '  "commit": "%s",\n' "$(git rev-parse --short HEAD 2>/dev/null)"
-    printf '  "vm": {"accel": "%s", "vcpus": %s, "memory": "%s", "bar2": "%s"},\n' "$VGPU_ACCEL" "$vm_smp" "$vm_mem" "$vm_shm"
+    printf '  "vm": {"accel": "%s", "vcpus": %s, "memory": "%s", "bar2": "%s", "cuda_tree": "%s"},\n' \
+        "$VGPU_ACCEL" "$vm_smp" "$vm_mem" "$vm_shm" "$( [ ${#vm_args[@]} -gt 0 ] && echo 'ext4 virtio disk' || echo 'initramfs')"
     printf '  "builds": {"static": "nvcc defaults (cudart linked statically)", "shared": "-cudart shared"},\n'
     printf '  "runs": [\n'
     awk -F'\t' '{ printf "%s    {\"vm\": \"%s\", \"program\": \"%s\", \"build\": \"%s\", \"verdict\": \"%s\", \"wall_time\": {\"value\": %s, \"unit\": \"ms\"}}",

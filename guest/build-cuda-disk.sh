@@ -20,8 +20,15 @@
 # In the guest: LD_LIBRARY_PATH=/opt/cuda/lib ./program (guest/run/cuda-programs
 # sets it).
 #
+# Where mke2fs is missing (e2fsprogs), or CUDA_DISK_FORMAT=cpio, the same
+# tree is written instead as an uncompressed cpio archive of opt/cuda/ (by
+# python3): appended to the image's initramfs.img (cat) it unpacks at
+# /opt/cuda in the guest's RAM (give the VM 3 GiB). The first line of
+# OUT.img.format says which ("ext4" or "cpio").
+#
 # Environment: CUDA_LIB (default /usr/local/cuda/lib64), CUDA_DISK_LIBS
-# (library name patterns, default "libcudart.so.* libcublas.so.* libcublasLt.so.*").
+# (library name patterns, default "libcudart.so.* libcublas.so.* libcublasLt.so.*"),
+# CUDA_DISK_FORMAT (ext4 or cpio; default ext4 where mke2fs is found).
 set -euo pipefail
 
 img=${1:?usage: build-cuda-disk.sh OUT.img [BUILD_DIR] [-- FILE|DIR ...]}
@@ -45,7 +52,16 @@ mke2fs=$(command -v mke2fs || true)
 for c in /usr/sbin/mke2fs /sbin/mke2fs; do
     [ -n "$mke2fs" ] || { [ -x "$c" ] && mke2fs=$c; }
 done
-[ -n "$mke2fs" ] || die "mke2fs not found (package e2fsprogs)"
+format=${CUDA_DISK_FORMAT:-}
+if [ -z "$format" ]; then
+    format=ext4
+    [ -n "$mke2fs" ] || { format=cpio; msg "mke2fs not found (package e2fsprogs): writing a cpio archive instead"; }
+fi
+case "$format" in
+    ext4) [ -n "$mke2fs" ] || die "mke2fs not found (package e2fsprogs)" ;;
+    cpio) command -v python3 >/dev/null || die "neither mke2fs nor python3: cannot write the disk" ;;
+    *) die "CUDA_DISK_FORMAT=$format: ext4 or cpio" ;;
+esac
 [ -f "$build/guest/cuda/libcuda.so.1" ] || die "$build/guest/cuda/libcuda.so.1 missing (ninja -C $build)"
 [ -d "$cuda_lib" ] || die "CUDA_LIB $cuda_lib is not a directory"
 
@@ -91,6 +107,49 @@ chmod -R a+rX "$stage"
     (cd "$stage" && find . -type f ! -name .vgpu-cuda-disk | LC_ALL=C sort | xargs -r du -k | awk '{ print $2 "  " $1 " KiB" }')
 } >"$stage/.vgpu-cuda-disk"
 
+if [ "$format" = cpio ]; then
+    # newc, uncompressed (nothing to gain on these libraries; no tool
+    # needed in the guest), everything under opt/cuda/, owned by root.
+    rm -f "$img.tmp"
+    python3 - "$stage" "$img.tmp" <<'PY'
+import os, stat, sys
+src, out = sys.argv[1], sys.argv[2]
+ino = [1000]
+def entry(f, name, mode, data=b"", mtime=0):
+    ino[0] += 1
+    nb = name.encode() + b"\0"
+    hdr = "070701" + "".join("%08x" % v for v in (ino[0], mode, 0, 0, 1, mtime, len(data),
+                                                    0, 0, 0, 0, len(nb), 0))
+    f.write(hdr.encode() + nb)
+    f.write(b"\0" * ((4 - (110 + len(nb)) % 4) % 4))
+    f.write(data)
+    f.write(b"\0" * ((4 - len(data) % 4) % 4))
+with open(out, "wb") as f:
+    entry(f, "opt", stat.S_IFDIR | 0o755)
+    entry(f, "opt/cuda", stat.S_IFDIR | 0o755)
+    for dirpath, dirs, files in os.walk(src):
+        dirs.sort()
+        rel = os.path.relpath(dirpath, src)
+        base = "opt/cuda" if rel == "." else "opt/cuda/" + rel
+        for d in dirs:
+            entry(f, base + "/" + d, stat.S_IFDIR | 0o755)
+        for n in sorted(files):
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                entry(f, base + "/" + n, stat.S_IFLNK | 0o777, os.readlink(p).encode())
+            else:
+                with open(p, "rb") as g:
+                    entry(f, base + "/" + n, stat.S_IFREG | (st.st_mode & 0o777), g.read(),
+                          int(st.st_mtime))
+    entry(f, "TRAILER!!!", 0)
+PY
+    mv "$img.tmp" "$img"
+    echo cpio >"$img.format"
+    msg "wrote $img (cpio, $(du -sm "$img" | cut -f1) MiB): $(head -n 1 "$stage/.vgpu-cuda-disk")"
+    exit 0
+fi
+
 # Room for the files, their inodes and ext4's own metadata.
 mib=$(du -sm "$stage" | cut -f1)
 size=$((mib + mib / 10 + 32))
@@ -100,4 +159,5 @@ rm -f "$img.tmp"
 "$mke2fs" -q -F -t ext4 -O ^has_journal,^metadata_csum -m 0 -L vgpu-cuda \
     -d "$stage" "$img.tmp" "${size}M"
 mv "$img.tmp" "$img"
+echo ext4 >"$img.format"
 msg "wrote $img (${size} MiB): $(head -n 1 "$stage/.vgpu-cuda-disk")"
