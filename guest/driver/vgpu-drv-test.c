@@ -9,9 +9,11 @@
  *                     one queue (one open), COUNT vector_adds of N floats
  *                     (and more until SECONDS have passed), every element
  *                     checked, fresh inputs each time
- *   busy COUNT DIM    submits COUNT SGEMMs DIM^3 (long on the cpu backend),
- *                     says "busy: submitted", then sleeps: to be SIGKILLed
- *                     with requests in flight
+ *   busy COUNT DIM [after-down]
+ *                     submits COUNT SGEMMs DIM^3 (long on the cpu backend;
+ *                     after-down: once the link is down), says "busy:
+ *                     submitted", then sleeps: to be SIGKILLed with
+ *                     requests in flight
  *   clean SECONDS     checks that the queue it got is clean (empty rings at
  *                     one index, zeroed SQ/CQ slots and window, a NOP whose
  *                     completion is its own), then holds it SECONDS
@@ -144,7 +146,9 @@ static int cmd_loop(int count, uint64_t n, int seconds)
     return 0;
 }
 
-static int cmd_busy(int count, uint32_t dim)
+/* COUNT SGEMMs DIM^3, submitted at once (after the link went down if
+ * after_down), then sleeps until killed. */
+static int cmd_busy(int count, uint32_t dim, bool after_down)
 {
     struct vgpu_dev_info info;
     struct vgpu_dev *dev = open_dev(&info);
@@ -160,6 +164,13 @@ static int cmd_busy(int count, uint32_t dim)
     }
     memset(vgpu_ptr(dev, a), 0, bytes);
     memset(vgpu_ptr(dev, b), 0, bytes);
+    if (after_down) {
+        printf("drv-busy: pid %d queue %u: waiting for the link to go down\n", (int)getpid(),
+               info.queue);
+        while (vgpu_get_info(dev, &info) == 0 && (info.link_status & VGPU_LINK_UP)) {
+            usleep(50000);
+        }
+    }
     for (i = 0; i < count; i++) {
         struct vgpu_sqe s = { .opcode = VGPU_OP_SGEMM, .tag = (uint32_t)i };
 
@@ -584,7 +595,7 @@ int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
-        fprintf(stderr, "usage: vgpu-drv-test loop COUNT N [SECONDS] | busy COUNT DIM | clean SECONDS |"
+        fprintf(stderr, "usage: vgpu-drv-test loop COUNT N [SECONDS] | busy COUNT DIM [after-down] | clean SECONDS |"
                 " open | mmap | hostile | nop COUNT | nop-rate SECONDS | syscall-cost COUNT |"
                 " kick-cost COUNT | rawnop COUNT\n");
         return 2;
@@ -593,8 +604,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "loop") && (argc == 4 || argc == 5)) {
         return cmd_loop(atoi(argv[2]), strtoull(argv[3], NULL, 0), argc == 5 ? atoi(argv[4]) : 0);
     }
-    if (!strcmp(cmd, "busy") && argc == 4) {
-        return cmd_busy(atoi(argv[2]), (uint32_t)atoi(argv[3]));
+    if (!strcmp(cmd, "busy") && (argc == 4 || (argc == 5 && !strcmp(argv[4], "after-down")))) {
+        return cmd_busy(atoi(argv[2]), (uint32_t)atoi(argv[3]), argc == 5);
     }
     if (!strcmp(cmd, "clean") && argc == 3) {
         return cmd_clean(atoi(argv[2]));
