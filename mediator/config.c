@@ -48,7 +48,9 @@ static void usage(FILE *f, const char *prog)
 "                       GPU, each VM placed on the one with the fewest VMs)\n"
 "  --config FILE        settings file (INI: [mediator] with any option below as\n"
 "                       key = value, flags win; [vm NAME|ID] with priority,\n"
-"                       weight, gpu), or lines \"vm <name|id> priority P weight W gpu N\"\n"
+"                       weight, gpu, and for QEMU's stock ivshmem-doorbell device\n"
+"                       ivshmem-socket, vm-id, shm-size), or lines\n"
+"                       \"vm <name|id> priority P weight W gpu N\"\n"
 "                       (its VM settings are read again on SIGHUP)\n"
 "  --check-config FILE  validate a settings file and exit (0: usable)\n"
 "  --log-level LEVEL    error|warn|info|debug (default info)\n"
@@ -94,6 +96,36 @@ bad:
 }
 
 /* Set while one line of a settings file goes through parse_argv(). */
+/*
+ * A shared-memory size: bytes, or with a K, M or G suffix (binary). QEMU's
+ * ivshmem puts it in a PCI BAR, which must be a power of two, and the ABI
+ * wants 1 MiB .. 64 GiB.
+ */
+static int parse_size(const char *what, const char *s, uint64_t *out)
+{
+    unsigned long long v, mul = 1;
+    char *end;
+
+    errno = 0;
+    v = s ? strtoull(s, &end, 10) : 0;
+    if (!s || errno || end == s) {
+        log_error("%s: '%s' is not a size (e.g. 64M)", what, s ? s : "");
+        return -EINVAL;
+    }
+    switch (*end) {
+    case 'K': case 'k': mul = 1ull << 10; end++; break;
+    case 'M': case 'm': mul = 1ull << 20; end++; break;
+    case 'G': case 'g': mul = 1ull << 30; end++; break;
+    }
+    if (*end || v > VGPU_SHM_MAX_SIZE / mul || v * mul < VGPU_SHM_MIN_SIZE ||
+        ((v * mul) & (v * mul - 1))) {
+        log_error("%s: '%s': a power of two from 1M to 64G", what, s);
+        return -EINVAL;
+    }
+    *out = v * mul;
+    return 0;
+}
+
 static bool checking_file;
 
 static int parse_argv(struct vgpu_config *cfg, int argc, char **argv)
@@ -419,6 +451,7 @@ static int vm_who(const char *where, const char *who, struct vgpu_vm_override *o
             return -EINVAL;
         }
         o->by_id = true;
+        o->has_vm_id = true;
         o->vm_id = (uint32_t)v;
     } else if (strlen(who) >= sizeof(o->name)) {
         log_error("%s: vm name longer than 63 bytes", where);
@@ -446,9 +479,49 @@ static int vm_key(const char *where, const char *key, const char *value,
     } else if (strcmp(key, "gpu") == 0) {
         if (parse_uint(what, value, 0, 255, &v)) return -EINVAL;
         o->gpu = (int32_t)v;
+    } else if (strcmp(key, "ivshmem-socket") == 0) {
+        if (!value || value[0] != '/' || strlen(value) >= sizeof(o->ivshmem_socket)) {
+            log_error("%s: an absolute path of at most %zu bytes", what,
+                      sizeof(o->ivshmem_socket) - 1);
+            return -EINVAL;
+        }
+        strcpy(o->ivshmem_socket, value);
+    } else if (strcmp(key, "vm-id") == 0) {
+        if (o->by_id) {
+            log_error("%s: the section names the vm by id already", what);
+            return -EINVAL;
+        }
+        if (parse_uint(what, value, 0, UINT32_MAX, &v)) return -EINVAL;
+        o->vm_id = (uint32_t)v;
+        o->has_vm_id = true;
+    } else if (strcmp(key, "shm-size") == 0) {
+        if (parse_size(what, value, &o->shm_size)) return -EINVAL;
     } else {
-        log_error("%s: unknown vm key '%s' (priority, weight, gpu)", where, key);
+        log_error("%s: unknown vm key '%s' (priority, weight, gpu, ivshmem-socket, vm-id, "
+                  "shm-size)", where, key);
         return -EINVAL;
+    }
+    return 0;
+}
+
+/* The ivshmem keys of one [vm] are complete and consistent. 0 or -EINVAL. */
+static int vm_check(const char *where, struct vgpu_vm_override *o)
+{
+    if (!o->ivshmem_socket[0]) {
+        if (o->shm_size || (o->has_vm_id && !o->by_id)) {
+            log_error("%s: vm %s: vm-id and shm-size go with ivshmem-socket", where,
+                      o->by_id ? "(by id)" : o->name);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    if (!o->has_vm_id) {
+        log_error("%s: vm %s: ivshmem-socket needs vm-id (the VM's identity comes from here)",
+                  where, o->name);
+        return -EINVAL;
+    }
+    if (!o->shm_size) {
+        o->shm_size = VGPU_DEFAULT_SHM_SIZE;
     }
     return 0;
 }
@@ -510,7 +583,13 @@ static int ini_vm_flush(struct ini_ctx *c)
 {
     int r = 0;
 
-    if (c->in_vm && c->cfg) {
+    if (c->in_vm) {
+        char where[160];
+
+        snprintf(where, sizeof(where), "config %s", c->path);
+        r = vm_check(where, &c->vm);
+    }
+    if (r == 0 && c->in_vm && c->cfg) {
         r = push_override(c->cfg, &c->vm);
         if (r < 0) {
             fprintf(stderr, "vgpu-mediator: config %s: more than %u [vm] sections\n", c->path,
@@ -833,7 +912,10 @@ static int load_lines(struct vgpu_config *cfg, const char *path)
                 goto out;
             }
         }
-        ret = push_override(cfg, &o);
+        ret = vm_check(where, &o);
+        if (ret == 0) {
+            ret = push_override(cfg, &o);
+        }
         if (ret < 0) {
             if (ret == -E2BIG) {
                 log_error("%s: more than %u vm lines", where, VGPU_MAX_VM_OVERRIDES);

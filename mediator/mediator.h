@@ -6,6 +6,7 @@
  *   main.c      options, backend selection, signals, --status
  *   config.c    command line and the per-VM config file
  *   server.c    listening socket, epoll loop, message parsing, HELLO
+ *   ivshmem.c   the ivshmem server mode: QEMU's stock ivshmem-doorbell device
  *   session.c   shared-memory rings: resume, take, complete, teardown
  *   executor.c  executor threads and the inline fast path
  *   sched.c     the scheduler (pure)
@@ -47,6 +48,11 @@ struct vgpu_vm_override {
     int32_t  priority;   /* -1: keep the device's */
     int32_t  weight;     /* -1: keep the device's */
     int32_t  gpu;        /* -1: the backend places the VM */
+    /* [vm] ivshmem-socket: the VM comes through QEMU's stock ivshmem-doorbell
+     * device on this socket (ivshmem.c), with this identity; "": none. */
+    char     ivshmem_socket[108];
+    uint64_t shm_size;   /* shm-size: its memory, a power of two (default 64 MiB) */
+    bool     has_vm_id;  /* vm-id given (a section named by id has it) */
 };
 
 struct vgpu_config {
@@ -227,6 +233,12 @@ struct vgpu_session {
     struct vgpu_session *busy_next;     /* m->busy */
     struct vgpu_ratelimit corrupt_rl;
 
+    /* A VM served through QEMU's ivshmem-doorbell (ivshmem.c), or NULL. Its
+     * completions are signalled on notify_fd (the guest's vector 0 eventfd)
+     * instead of NOTIFY messages; nothing of this protocol goes on fd. */
+    struct vgpu_ivshmem *ivshmem;
+    int      notify_fd;
+
     struct vgpu_sched_entity ent;
     struct vgpu_vm_stats st;
 };
@@ -294,6 +306,9 @@ struct vgpu_mediator {
     } recent_closed[VGPU_RECENT_CLOSED];
     unsigned recent_closed_next;        /* total ever recorded; slot = next % N */
     struct vgpu_ratelimit conn_rl;
+
+    struct vgpu_ivshmem *ivshmem;       /* one per configured ivshmem socket */
+    unsigned n_ivshmem;
 };
 
 /*
@@ -376,6 +391,30 @@ void vgpu_session_notify(struct vgpu_session *s);
 char *vgpu_mediator_stats_text(struct vgpu_mediator *m, size_t *len);
 /* Writes the status table to stderr (SIGUSR1, exit). */
 void vgpu_server_dump_stats(struct vgpu_mediator *m);
+/* For ivshmem.c (I/O thread): */
+/* Unix socket helpers: bind+listen born with mode; unlink only our own file. */
+int  vgpu_server_listen_unix(const char *path, mode_t mode, bool replace_live, int *fdp,
+                             bool *bound, dev_t *dev, ino_t *ino);
+void vgpu_server_unlink_own(const char *path, bool *bound, dev_t dev, ino_t ino);
+/* Takes s (a new connection on fd s->fd) into the list and the epoll set. 0 or -errno. */
+int  vgpu_server_adopt(struct vgpu_mediator *m, struct vgpu_session *s);
+/* Watches s->doorbell_fd in the epoll set. 0 or -errno. */
+int  vgpu_server_watch_doorbell(struct vgpu_mediator *m, struct vgpu_session *s);
+void vgpu_server_conn_close(struct vgpu_mediator *m, struct vgpu_session *s, const char *why);
+
+/* ivshmem.c: the ivshmem server mode, one socket per [vm] with ivshmem-socket
+ * (I/O thread). */
+struct vgpu_ivshmem;
+/* Listens on every configured socket (after the epoll set exists). 0 or -errno. */
+int  vgpu_ivshmem_open(struct vgpu_mediator *m);
+void vgpu_ivshmem_close(struct vgpu_mediator *m);
+/* The listener that epoll data p names, or NULL. */
+struct vgpu_ivshmem *vgpu_ivshmem_listener(struct vgpu_mediator *m, void *p);
+void vgpu_ivshmem_accept(struct vgpu_mediator *m, struct vgpu_ivshmem *iv);
+/* The connection of s is readable: QEMU never sends, so EOF or garbage. */
+void vgpu_ivshmem_readable(struct vgpu_mediator *m, struct vgpu_session *s);
+/* conn_close() of an ivshmem session: link down in its header, socket free. */
+void vgpu_ivshmem_closed(struct vgpu_session *s);
 
 /* session.c (all with m->lock held unless said otherwise) */
 struct vgpu_session *vgpu_session_new(struct vgpu_mediator *m, int fd);  /* lock not held */

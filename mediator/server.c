@@ -98,6 +98,16 @@ void vgpu_session_notify(struct vgpu_session *s)
     struct vgpu_msg_notify n = { 0 };
     int r;
 
+    if (s->notify_fd >= 0) {
+        /* ivshmem: the guest's vector 0 eventfd; QEMU raises its MSI-X. A
+         * full counter (EAGAIN) has an interrupt pending already. */
+        uint64_t one = 1;
+
+        pthread_mutex_lock(&s->tx_lock);
+        (void)!write(s->notify_fd, &one, sizeof(one));
+        pthread_mutex_unlock(&s->tx_lock);
+        return;
+    }
     hdr_init(&n.hdr, VGPU_MSG_NOTIFY, sizeof(n), 0);
     /* queue 0's: a hint, and the device reads every CQ anyway */
     n.cq_tail = s->q ? __atomic_load_n(&s->q[0].cq_tail, __ATOMIC_RELAXED) : 0;
@@ -164,6 +174,9 @@ static void conn_close(struct vgpu_mediator *m, struct vgpu_session *s, const ch
     shutdown(s->fd, SHUT_RDWR);
     close_rx_fds(s);
 
+    if (s->ivshmem) {
+        vgpu_ivshmem_closed(s);
+    }
     pthread_mutex_lock(&m->lock);
     if (s->state == VGPU_CONN_ACTIVE) {
         log_info("session %u (vm %u '%s') closed: %s; %llu requests, %llu completed", s->id,
@@ -191,6 +204,11 @@ static void conn_close(struct vgpu_mediator *m, struct vgpu_session *s, const ch
     /* Events of this epoll batch may still name s: drop our reference later. */
     s->close_next = m->closing;
     m->closing = s;
+}
+
+void vgpu_server_conn_close(struct vgpu_mediator *m, struct vgpu_session *s, const char *why)
+{
+    conn_close(m, s, why);
 }
 
 static void flush_closing(struct vgpu_mediator *m)
@@ -1049,6 +1067,35 @@ static void handle_accept(struct vgpu_mediator *m, bool ro)
     }
 }
 
+int vgpu_server_adopt(struct vgpu_mediator *m, struct vgpu_session *s)
+{
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = s };
+
+    if (epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, s->fd, &ev) < 0) {
+        return -errno;
+    }
+    pthread_mutex_lock(&m->lock);
+    s->id = m->next_session_id++;
+    if (m->next_session_id == 0) {
+        m->next_session_id = 1;
+    }
+    s->next = m->conns;
+    if (m->conns) {
+        m->conns->prev = s;
+    }
+    m->conns = s;
+    m->nconns++;
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+int vgpu_server_watch_doorbell(struct vgpu_mediator *m, struct vgpu_session *s)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = doorbell_tag(s) };
+
+    return epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, s->doorbell_fd, &ev) < 0 ? -errno : 0;
+}
+
 /* ---------------------------------------------------------------- socket */
 
 static int mkdir_parents(const char *path)
@@ -1138,7 +1185,7 @@ static int remove_stale_socket(const struct sockaddr_un *sa, bool replace_live)
  * reconnect. Called before the listening socket is closed, so our inode is
  * still referenced and its number cannot have been reused.
  */
-static void unlink_own(const char *path, bool *bound, dev_t dev, ino_t ino)
+void vgpu_server_unlink_own(const char *path, bool *bound, dev_t dev, ino_t ino)
 {
     struct stat st;
 
@@ -1166,13 +1213,14 @@ static void unlink_own(const char *path, bool *bound, dev_t dev, ino_t ino)
 
 static void unlink_own_socket(struct vgpu_mediator *m)
 {
-    unlink_own(m->cfg.socket_path, &m->socket_bound, m->socket_dev, m->socket_ino);
+    vgpu_server_unlink_own(m->cfg.socket_path, &m->socket_bound, m->socket_dev, m->socket_ino);
 }
 
 static void unlink_own_admin(struct vgpu_mediator *m)
 {
     if (m->cfg.admin_socket_path) {
-        unlink_own(m->cfg.admin_socket_path, &m->admin_bound, m->admin_dev, m->admin_ino);
+        vgpu_server_unlink_own(m->cfg.admin_socket_path, &m->admin_bound, m->admin_dev,
+                               m->admin_ino);
     }
 }
 
@@ -1182,8 +1230,8 @@ static void unlink_own_admin(struct vgpu_mediator *m)
  * success *fdp, *bound, *dev, *ino are set. 0 or -errno (logged); on failure
  * nothing is left behind.
  */
-static int listen_unix(const char *path, mode_t mode, bool replace_live, int *fdp, bool *bound,
-                       dev_t *dev, ino_t *ino)
+int vgpu_server_listen_unix(const char *path, mode_t mode, bool replace_live, int *fdp,
+                            bool *bound, dev_t *dev, ino_t *ino)
 {
     struct stat st;
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -1236,7 +1284,7 @@ static int listen_unix(const char *path, mode_t mode, bool replace_live, int *fd
     return 0;
 
 err_unlink:
-    unlink_own(path, bound, *dev, *ino);
+    vgpu_server_unlink_own(path, bound, *dev, *ino);
 err_close:
     close(fd);
 err:
@@ -1250,8 +1298,8 @@ int vgpu_server_open(struct vgpu_mediator *m)
     int r;
 
     m->listen_fd = m->epoll_fd = m->admin_fd = -1;
-    r = listen_unix(m->cfg.socket_path, 0660, false, &m->listen_fd, &m->socket_bound, &m->socket_dev,
-                    &m->socket_ino);
+    r = vgpu_server_listen_unix(m->cfg.socket_path, 0660, false, &m->listen_fd, &m->socket_bound,
+                                &m->socket_dev, &m->socket_ino);
     if (r < 0) {
         return r;
     }
@@ -1261,8 +1309,8 @@ int vgpu_server_open(struct vgpu_mediator *m)
      * predecessor's admin socket too (that one's exit leaves it alone).
      */
     if (m->cfg.admin_socket_path) {
-        r = listen_unix(m->cfg.admin_socket_path, m->cfg.admin_socket_mode, true, &m->admin_fd,
-                        &m->admin_bound, &m->admin_dev, &m->admin_ino);
+        r = vgpu_server_listen_unix(m->cfg.admin_socket_path, m->cfg.admin_socket_mode, true,
+                                    &m->admin_fd, &m->admin_bound, &m->admin_dev, &m->admin_ino);
         if (r < 0) {
             goto err_listen;
         }
@@ -1287,6 +1335,10 @@ int vgpu_server_open(struct vgpu_mediator *m)
     ev.data.ptr = &m->signal_fd;
     if (epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, m->signal_fd, &ev) < 0) {
         r = -errno;
+        goto err_epoll;
+    }
+    r = vgpu_ivshmem_open(m);
+    if (r < 0) {
         goto err_epoll;
     }
     return 0;
@@ -1357,6 +1409,8 @@ int vgpu_server_run(struct vgpu_mediator *m)
 
             if (p == &m->listen_fd || p == &m->admin_fd) {
                 handle_accept(m, p == &m->admin_fd);
+            } else if (vgpu_ivshmem_listener(m, p)) {
+                vgpu_ivshmem_accept(m, vgpu_ivshmem_listener(m, p));
             } else if (p == &m->signal_fd) {
                 struct signalfd_siginfo si;
                 while (read(m->signal_fd, &si, sizeof(si)) == sizeof(si)) {
@@ -1385,7 +1439,9 @@ int vgpu_server_run(struct vgpu_mediator *m)
                 if (s->state == VGPU_CONN_CLOSED) {
                     continue;
                 }
-                if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)) {
+                if (s->ivshmem) {
+                    vgpu_ivshmem_readable(m, s);
+                } else if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)) {
                     conn_readable(m, s);
                 }
             }
@@ -1406,7 +1462,7 @@ void vgpu_server_close(struct vgpu_mediator *m)
 {
     while (m->conns) {
         struct vgpu_session *s = m->conns;
-        if (s->state == VGPU_CONN_ACTIVE) {
+        if (s->state == VGPU_CONN_ACTIVE && !s->ivshmem) {   /* QEMU's ivshmem: no BYE */
             struct vgpu_msg_bye b = { 0 };
             hdr_init(&b.hdr, VGPU_MSG_BYE, sizeof(b), 0);
             b.reason = VGPU_BYE_SHUTDOWN;
@@ -1415,7 +1471,8 @@ void vgpu_server_close(struct vgpu_mediator *m)
         conn_close(m, s, "mediator shutting down");
     }
     flush_closing(m);
-    unlink_own_socket(m);   /* before close(): see unlink_own() */
+    vgpu_ivshmem_close(m);
+    unlink_own_socket(m);   /* before close(): see vgpu_server_unlink_own() */
     unlink_own_admin(m);
     if (m->listen_fd >= 0) {
         close(m->listen_fd);

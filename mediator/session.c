@@ -36,6 +36,7 @@ struct vgpu_session *vgpu_session_new(struct vgpu_mediator *m, int fd)
     s->fd = fd;
     s->shm.fd = -1;
     s->doorbell_fd = -1;
+    s->notify_fd = -1;
     s->refs = 1;
     s->state = VGPU_CONN_NEW;
     s->connect_ns = vgpu_now_ns();
@@ -622,6 +623,9 @@ void vgpu_session_destroy(struct vgpu_session *s)
     }
     if (s->doorbell_fd >= 0) {
         close(s->doorbell_fd);
+    }
+    if (s->notify_fd >= 0) {
+        close(s->notify_fd);
     }
     for (unsigned i = 0; i < s->n_rx_fds; i++) {
         close(s->rx_fds[i]);

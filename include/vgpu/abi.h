@@ -190,6 +190,63 @@ _Static_assert(VGPU_SHM_QTABLE_OFFSET + VGPU_MAX_QUEUES * sizeof(struct vgpu_que
                <= VGPU_SHM_SQ_OFFSET, "qtable fits in the control page");
 
 /* ------------------------------------------------------------------------
+ * Addition (ABI 1.2): the shared-memory header of a device with no vgpu
+ * registers. On QEMU's stock ivshmem-doorbell device (PCI 1af4:1110,
+ * served by vgpu-mediator over the ivshmem server protocol) BAR0 has only
+ * ivshmem's own registers (below), so what a guest reads from vgpu-stub's
+ * BAR0 lives in struct vgpu_shm_header at VGPU_SHM_HEADER_OFFSET of BAR2,
+ * in queue 0's control page after the queue table. The mediator writes it
+ * (it created the memory); a guest only reads it, and the mediator never
+ * reads it back. The rings, the data area and the operations are those of
+ * vgpu-stub; such a device has one queue pair. vgpu-stub leaves the header
+ * zero (magic 0). docs/register-map.md, "ivshmem".
+ * ------------------------------------------------------------------------ */
+#define VGPU_SHM_HEADER_OFFSET  0x0800u
+#define VGPU_SHM_HEADER_MAGIC   0x48504756u /* "VGPH" as little-endian bytes */
+
+struct vgpu_shm_header {
+    uint32_t magic;          /* VGPU_SHM_HEADER_MAGIC once the mediator laid it out */
+    uint32_t abi_version;    /* VGPU_ABI_VERSION */
+    uint32_t header_size;    /* sizeof(struct vgpu_shm_header) */
+    uint32_t link_status;    /* VGPU_LINK_*: UP while the mediator serves it */
+    uint32_t vm_id;          /* from the mediator's config, never the guest's */
+    uint32_t priority;
+    uint32_t weight;
+    uint32_t session_id;
+    uint32_t backend;        /* VGPU_BACKEND_* */
+    uint32_t max_inflight;
+    uint32_t sq_entries;     /* VGPU_SQ_ENTRIES */
+    uint32_t cq_entries;     /* VGPU_CQ_ENTRIES */
+    uint64_t shm_size;       /* bytes, = BAR2 */
+    uint64_t data_offset;    /* VGPU_SHM_DATA_OFFSET */
+    uint64_t data_end;       /* end of the data area */
+    uint32_t queues;         /* 1 */
+    uint32_t doorbell;       /* the value to write to ivshmem's DOORBELL register:
+                              * (mediator's peer id << 16) | vector 0 */
+    uint32_t gpu_mem_mib;
+    uint32_t gpu_sms;
+    uint32_t gpu_cc;         /* major << 8 | minor */
+    uint32_t pad;
+    char     vm_name[VGPU_REG_NAME_LEN];   /* NUL-padded ASCII */
+    char     gpu_name[VGPU_REG_NAME_LEN];
+    uint8_t  reserved[32];   /* 0 */
+};
+_Static_assert(sizeof(struct vgpu_shm_header) == 256, "vgpu_shm_header size");
+_Static_assert(VGPU_SHM_HEADER_OFFSET >= VGPU_SHM_QTABLE_OFFSET +
+               VGPU_MAX_QUEUES * sizeof(struct vgpu_queue_desc), "header after the qtable");
+_Static_assert(VGPU_SHM_HEADER_OFFSET + sizeof(struct vgpu_shm_header) <= VGPU_SHM_SQ_OFFSET,
+               "header fits in the control page");
+
+/* ivshmem's BAR0 (QEMU docs/specs/ivshmem-spec): 32-bit registers. */
+#define VGPU_IVSHMEM_VENDOR_ID      0x1af4
+#define VGPU_IVSHMEM_DEVICE_ID      0x1110
+#define VGPU_IVSHMEM_REG_INTR_MASK  0x00
+#define VGPU_IVSHMEM_REG_INTR_STATUS 0x04
+#define VGPU_IVSHMEM_REG_IV_POSITION 0x08 /* RO the guest's own peer id */
+#define VGPU_IVSHMEM_REG_DOORBELL   0x0c  /* WO (peer << 16) | vector */
+#define VGPU_IVSHMEM_REGS_SIZE      0x100
+
+/* ------------------------------------------------------------------------
  * Operations. The argument structs are laid over sqe.args; every offset is a
  * BAR2 offset that must lie inside the data area, every length is in bytes
  * unless named "n" (elements).
