@@ -23,7 +23,7 @@
 #include "notify.h"
 #include "util.h"
 #ifdef HAVE_CUDA
-#include "cuda_worker.h"
+#include "cuda/worker.h"
 #endif
 
 /* ---------------------------------------------------------------- --status */

@@ -2,7 +2,7 @@
 /*
  * The CUDA driver operations (VGPU_OP_CU_*, ABI 1.2) as the VM's GPU worker
  * executes them (cu_ops.c), with the real driver API. The engine
- * (backend_cuda.c) owns the session and the deadline; this module owns one
+ * (engine.c) owns the session and the deadline; this module owns one
  * VM's driver objects: per queue pair a GPU context (queue 0: the device's
  * primary context, which the Phase 1 operations use too; queue q >= 1: a
  * context of its own, so guest processes on different queues share no

@@ -21,7 +21,7 @@
 
 #include "mediator/backend.h"
 
-/* ---- the engine (backend_cuda.c), run in process by test_cuda ---------- */
+/* ---- the engine (engine.c), run in process by test_cuda ---------------- */
 
 struct vgpu_cuda_test_stats {
     uint64_t session_mem;     /* device bytes charged to s */

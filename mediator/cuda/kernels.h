@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
 /*
  * The CUDA kernels of the vgpu operations, behind a C interface so that the
- * backend (backend_cuda.c), the GPU tests and the native benchmark baseline
+ * engine (ops/<op>.c), the GPU tests and the native benchmark baseline
  * launch exactly the same code. Compiled by nvcc (kernels.cu).
  *
  * Every launcher enqueues on the given stream and returns the launch status

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
 /*
  * The exported CUDA backend: a proxy that never calls CUDA itself. The engine
- * (backend_cuda.c) runs in worker processes (worker.c), the mediator's own
+ * (engine.c) runs in worker processes (worker.c), the mediator's own
  * binary exec'ed with VGPU_WORKER_ARG: one per VM, so every VM has its own
  * CUDA context (its own GPU address space: a guest's kernels cannot reach
  * another VM's memory), its faults end only its own worker, and the driver
@@ -49,7 +49,7 @@
 #include "mediator/mediator.h"
 #include "vgpu/abi.h"
 
-#include "cuda_worker.h"
+#include "worker.h"
 #ifdef VGPU_CUDA_TESTING
 #include "cuda_testing.h"
 #endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
 /*
- * The CUDA worker process: runs the engine (backend_cuda.c) for the proxy
+ * The CUDA worker process: runs the engine (engine.c) for the proxy
  * (proxy.c) over one SOCK_SEQPACKET channel, one request at a time. It owns
  * nothing the mediator needs to survive: when CUDA state becomes unusable it
  * says so (VGPU_WREPLY_RESTART) and the proxy replaces it. It exits when the
@@ -22,7 +22,8 @@
 #include "mediator/op.h"
 #include "vgpu/abi.h"
 
-#include "cuda_worker.h"
+#include "engine.h"
+#include "worker.h"
 
 struct wsess {
     struct wsess *next;
@@ -95,7 +96,7 @@ static void wsess_free(struct worker *w, struct wsess *s)
         }
     }
     if (s->bs) {
-        vgpu_backend_cuda_engine.session_close(w->b, s->bs);
+        vgpu_cuda_engine.session_close(w->b, s->bs);
     }
     if (s->shm.base) {
         munmap(s->shm.base, s->shm.size);
@@ -133,10 +134,10 @@ static int reply_info(struct worker *w, int32_t status, const char *text)
     memset(&r, 0, sizeof(r));
     r.r.status = status;
     if (w->b) {
-        vgpu_backend_cuda_engine.gpu_info(w->b, &r.info);
+        vgpu_cuda_engine.gpu_info(w->b, &r.info);
         r.device_count = vgpu_cuda_engine_device_count(w->b);
-        if (vgpu_backend_cuda_engine.health) {
-            vgpu_backend_cuda_engine.health(w->b, r.text, sizeof(r.text));
+        if (vgpu_cuda_engine.health) {
+            vgpu_cuda_engine.health(w->b, r.text, sizeof(r.text));
         }
         if (vgpu_cuda_engine_poisoned(w->b)) {
             r.r.flags |= VGPU_WREPLY_RESTART;
@@ -156,7 +157,7 @@ static int do_init(struct worker *w, const struct vgpu_worker_req *q)
     if (w->b) {
         return reply_info(w, -EALREADY, "already initialised");
     }
-    r = vgpu_backend_cuda_engine.init(&q->u.cfg, &w->b, &why);
+    r = vgpu_cuda_engine.init(&q->u.cfg, &w->b, &why);
     if (r < 0) {
         w->b = NULL;
         return reply_info(w, r, why ? why : "engine init failed");
@@ -195,7 +196,7 @@ static int do_open(struct worker *w, const struct vgpu_worker_req *q, int fd)
     s->shm.fd = fd;
     s->next = w->sessions;
     w->sessions = s;
-    r = vgpu_backend_cuda_engine.session_open(w->b, q->vm_id, -1, &s->shm, &s->bs);
+    r = vgpu_cuda_engine.session_open(w->b, q->vm_id, -1, &s->shm, &s->bs);
     if (r < 0) {
         s->bs = NULL;
         wsess_free(w, s);
@@ -234,7 +235,7 @@ static int do_exec(struct worker *w, const struct vgpu_worker_req *q)
     /* Defence in depth: the mediator validated this copy already. */
     st = op->validate(&q->u.sqe, s->shm.size);
     if (st == VGPU_S_OK) {
-        st = vgpu_backend_cuda_engine.execute(w->b, s->bs, q->arg, op, &q->u.sqe, &s->shm, &result);
+        st = vgpu_cuda_engine.execute(w->b, s->bs, q->arg, op, &q->u.sqe, &s->shm, &result);
     }
     return reply(w, st, result);
 }
@@ -368,7 +369,7 @@ int vgpu_cuda_worker_main(const char *arg)
         wsess_free(&w, w.sessions);
     }
     if (w.b) {
-        vgpu_backend_cuda_engine.fini(w.b);
+        vgpu_cuda_engine.fini(w.b);
     }
     close(w.fd);
     return ret;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
 /*
  * A CPU stand-in for the parts of the CUDA runtime, the vgpu kernels and
- * cuBLAS that mediator/cuda/backend_cuda.c uses, so that test_cuda.c can run
- * the backend's host logic (pools, quota, staging, deadlines, the recovery
- * protocol, locking) on a machine without a GPU. It proves nothing about
+ * cuBLAS that the engine (mediator/cuda/engine.c, ops/) uses, so that
+ * test_cuda.c can run the engine's host logic (pools, quota, staging,
+ * deadlines, poisoning) on a machine without a GPU. It proves nothing about
  * the GPU itself; bench/gpu-run.sh runs the same test on real hardware.
  *
  * What it models, deliberately strictly:

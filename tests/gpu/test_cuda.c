@@ -52,7 +52,8 @@
 #include "vgpu/abi.h"
 
 #include "cuda_testing.h"
-#include "cuda_worker.h"
+#include "engine.h"
+#include "worker.h"
 #ifdef VGPU_CUDA_MOCK
 #include "mock_cudart.h"
 #endif
@@ -1048,7 +1049,7 @@ int main(int argc, char **argv)
     struct vgpu_backend_config cfg = { .gpu_index = 0, .vm_mem_quota = QUOTA,
                                        .request_timeout_ms = TIMEOUT_MS };
     struct vgpu_cuda_test_stats stats;
-    struct ctx c = { .rng = 0x9e3779b97f4a7c15ull, .gops = &vgpu_backend_cuda_engine };
+    struct ctx c = { .rng = 0x9e3779b97f4a7c15ull, .gops = &vgpu_cuda_engine };
     const char *why = NULL;
     char health[512];
     double t0 = now_ms();

@@ -37,7 +37,8 @@
 #include "vgpu/abi.h"
 
 #include "cuda_testing.h"
-#include "cuda_worker.h"
+#include "engine.h"
+#include "worker.h"
 
 #define SHM_SIZE    (4ull << 20)
 #define TIMEOUT_MS  300u
@@ -171,7 +172,7 @@ unsigned vgpu_cuda_engine_device_count(struct vgpu_backend *b)
     return e && atoi(e) > 0 ? (unsigned)atoi(e) : 1;
 }
 
-const struct vgpu_backend_ops vgpu_backend_cuda_engine = {
+const struct vgpu_backend_ops vgpu_cuda_engine = {
     .name = "cuda",
     .kind = VGPU_BACKEND_CUDA,
     .init = fake_init,

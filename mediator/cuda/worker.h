@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR MIT */
 /*
- * The CUDA backend runs in a worker process (mediator/cuda/worker.c) that the
- * exported vgpu_backend_cuda (mediator/cuda/proxy.c) spawns and restarts:
- * after a sticky GPU error (illegal address, launch failure, ...) a CUDA
- * process cannot be repaired, only terminated and relaunched.
+ * The channel between the proxy (proxy.c, in the mediator) and a VM's worker
+ * process (worker.c, which runs the engine, engine.h). The exported
+ * vgpu_backend_cuda spawns and restarts the workers: after a sticky GPU
+ * error (illegal address, launch failure, ...) a CUDA process cannot be
+ * repaired, only terminated and relaunched.
  *
  * The worker is the mediator's own binary, exec'ed with a hidden first
  * argument VGPU_WORKER_ARG<fd>; main() hands such an invocation to
@@ -15,7 +16,6 @@
 #ifndef VGPU_CUDA_WORKER_H
 #define VGPU_CUDA_WORKER_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 #include "mediator/backend.h"
@@ -23,35 +23,6 @@
 
 #define VGPU_WORKER_ARG     "--gpu-worker="
 #define VGPU_WORKER_TEXT    192u
-
-/* The engine: what the worker runs. */
-extern const struct vgpu_backend_ops vgpu_backend_cuda_engine;
-
-/*
- * Engine hooks for the worker, defined next to the engine (backend_cuda.c;
- * a test defines its own engine). A sticky error or a request that may still
- * run on the GPU is not repaired in process; the engine only remembers it,
- * and poisoned() reports it so the worker can ask to be replaced.
- */
-/* The generation of s's GPU context: bits 0-3 the proxy's count of its
- * worker's restarts from a random start, bits 4-7 how many generations the
- * VM had before (at most 15). Handles of the driver operations carry the
- * generation, so one from before a restart is context-lost, not another
- * object. */
-void vgpu_cuda_engine_set_epoch(struct vgpu_backend_session *s, uint32_t epoch);
-bool vgpu_cuda_engine_poisoned(struct vgpu_backend *b);
-/* How many GPUs the engine's runtime sees (the proxy places VMs on them). */
-unsigned vgpu_cuda_engine_device_count(struct vgpu_backend *b);
-/*
- * A driver operation that completes once queued (VGPU_WMSG_EXEC_ASYNC): run
- * with the launch parameters the proxy copied (params, len; NULL for other
- * operations), its failure kept for the queue's next sync or query
- * (cu_ops.h) instead of returned.
- */
-void vgpu_cuda_engine_exec_async(struct vgpu_backend *b, struct vgpu_backend_session *s,
-                                 uint32_t queue, const struct vgpu_sqe *sqe,
-                                 const struct vgpu_shm_view *shm, const void *params,
-                                 uint32_t len);
 
 enum vgpu_worker_msg_type {
     VGPU_WMSG_INIT = 1,     /* cfg, size = spin cap in ns -> READY (status 0, info,

@@ -2,7 +2,10 @@
 /*
  * The CUDA engine: executes validated requests on one NVIDIA GPU. It runs
  * only in a VM's worker process (worker.c), behind the exported
- * vgpu_backend_cuda proxy (proxy.c).
+ * vgpu_backend_cuda proxy (proxy.c). This file is the engine's frame: its
+ * table (engine.h), sessions, device buffers, the deadline and the dispatch;
+ * each Phase 1 operation is its own file in ops/ (engine-priv.h), the driver
+ * operations (VGPU_OP_CU_*) are cu_ops.c.
  *
  * Data path. Each VM's whole shared memory is registered with
  * cudaHostRegister when its session opens, so operands are DMAed straight
@@ -43,9 +46,8 @@
 #include "vgpu/abi.h"
 
 #include "cu_ops.h"
-#include "cublas_loader.h"
-#include "cuda_worker.h"
-#include "kernels.h"
+#include "engine.h"
+#include "engine-priv.h"
 #ifdef VGPU_CUDA_TESTING
 #include "cuda_testing.h"
 #define TEST_KNOB(b, knob) ((b)->knob)
@@ -53,7 +55,6 @@
 #define TEST_KNOB(b, knob) false
 #endif
 
-#define CUDA_SLOTS          3u              /* device operands of one request, at most */
 #define CUDA_STAGING_SIZE   (32ull << 20)   /* bounce buffer when not registered */
 #define CUDA_SPIN_NS        2000000ull      /* busy-poll window of a request */
 #define CUDA_SLEEP_MIN_NS   20000ull
@@ -62,61 +63,6 @@
 #define CUDA_TRY_NS         200000ull       /* a sync's first try (VGPU_EXEC_TRY) */
 #define CUDA_SMALL_ALIGN    (64ull << 10)
 #define CUDA_LARGE_ALIGN    (2ull << 20)    /* the driver's large-page granule */
-#define CUDA_PARTIALS_BYTES ((VGPU_K_REDUCE_MAX_PARTIALS + 1) * sizeof(double))
-
-struct cuda_buf {
-    void    *ptr;
-    uint64_t cap;
-};
-
-struct vgpu_backend_session {
-    struct vgpu_backend *b;
-    struct vgpu_backend_session *next;  /* b->sessions, under b->lock */
-    uint32_t vm_id;
-    struct vgpu_shm_view shm;
-
-    /* Context handles, valid while ready. */
-    bool          ready;
-    bool          registered;           /* shm is cudaHostRegister'ed */
-    cudaStream_t  stream;
-    uint8_t      *staging;              /* pinned; only when !registered */
-    uint64_t      staging_size;
-    double       *host_result;          /* pinned, one double */
-    double       *dev_partials;         /* REDUCE_SUM partials + result */
-    struct cuda_buf buf[CUDA_SLOTS];
-    uint64_t      mem_used;             /* device bytes charged to the quota */
-    cublasHandle_t blas;                /* created on the first SGEMM */
-    struct vgpu_cu_vm *cu;              /* driver operations' objects */
-    uint32_t      epoch;                /* generation (bits 0-3) and earlier generations
-                                         * (bits 4-7) of the VM's context, for handles */
-
-    /* The request being executed. */
-    uint64_t deadline_ns;               /* CLOCK_MONOTONIC; 0: none */
-    bool     lost;                      /* a sticky error or a missed deadline */
-};
-
-struct vgpu_backend {
-    struct vgpu_backend_config cfg;
-    int      device;
-    unsigned device_count;      /* GPUs visible to this process */
-    char     name[64];
-    int      sms, cc_major, cc_minor, clock_khz;
-    int      driver_version, runtime_version;
-    uint64_t total_mem;
-    struct vgpu_cublas cublas;
-#ifdef VGPU_CUDA_TESTING
-    bool     force_staging, no_scrub;   /* cuda_testing.h */
-#endif
-    bool     poisoned;                  /* CUDA state lost: replace the worker (atomic) */
-    const char *cu_why;                 /* why the driver operations are off; NULL: on */
-
-    pthread_mutex_t lock;               /* everything below */
-    struct vgpu_backend_session *sessions;
-    unsigned nsessions;
-    unsigned nstaged;
-    uint64_t mem_in_use;
-    char     last_error[112];
-};
 
 static uint64_t now_ns(void)
 {
@@ -137,8 +83,8 @@ static uint64_t align_up(uint64_t v, uint64_t a)
     return (v + a - 1) / a * a;
 }
 
-static void note_error(struct vgpu_backend *b, uint32_t vm_id, const char *what,
-                       const char *detail)
+void cuda_note_error(struct vgpu_backend *b, uint32_t vm_id, const char *what,
+                     const char *detail)
 {
     pthread_mutex_lock(&b->lock);
     snprintf(b->last_error, sizeof(b->last_error), "vm %u: %s: %s", vm_id, what, detail);
@@ -199,9 +145,9 @@ static int cuda_error_status(cudaError_t err)
  * status. A non-sticky error is cleared so that it is not reported again by
  * an unrelated later call; a sticky one poisons the engine.
  */
-static int cuda_fail(struct vgpu_backend_session *s, cudaError_t err, const char *what)
+int cuda_fail(struct vgpu_backend_session *s, cudaError_t err, const char *what)
 {
-    note_error(s->b, s->vm_id, what, cudaGetErrorString(err));
+    cuda_note_error(s->b, s->vm_id, what, cudaGetErrorString(err));
     if (cuda_error_is_sticky(err)) {
         s->lost = true;
     } else {
@@ -210,8 +156,7 @@ static int cuda_fail(struct vgpu_backend_session *s, cudaError_t err, const char
     return cuda_error_status(err);
 }
 
-/* Waits for everything queued on s's stream, within the request deadline. */
-static int stream_wait(struct vgpu_backend_session *s)
+int cuda_stream_wait(struct vgpu_backend_session *s)
 {
     uint64_t start = now_ns(), nap;
 
@@ -229,7 +174,7 @@ static int stream_wait(struct vgpu_backend_session *s)
         if (s->deadline_ns && now >= s->deadline_ns) {
             /* The work is still on the GPU and may still write into this
              * VM's memory: only the end of the process stops it. */
-            note_error(s->b, s->vm_id, "request", "deadline exceeded");
+            cuda_note_error(s->b, s->vm_id, "request", "deadline exceeded");
             s->lost = true;
             return VGPU_S_TIMEOUT;
         }
@@ -250,19 +195,12 @@ static int stream_wait(struct vgpu_backend_session *s)
     }
 }
 
-/* Defence in depth: validators already checked the range against the size. */
-static bool shm_range_ok(const struct vgpu_backend_session *s, uint64_t off, uint64_t len)
-{
-    return len <= s->shm.size && off <= s->shm.size - len;
-}
-
-/* Shared memory [off, off+len) -> device dst, on s's stream. */
-static int h2d(struct vgpu_backend_session *s, void *dst, uint64_t off, uint64_t len)
+int cuda_h2d(struct vgpu_backend_session *s, void *dst, uint64_t off, uint64_t len)
 {
     cudaError_t err;
     int st;
 
-    if (!shm_range_ok(s, off, len)) {
+    if (!cuda_shm_range_ok(s, off, len)) {
         return VGPU_S_BAD_RANGE;
     }
     if (s->registered) {
@@ -279,7 +217,7 @@ static int h2d(struct vgpu_backend_session *s, void *dst, uint64_t off, uint64_t
             return cuda_fail(s, err, "cudaMemcpyAsync H2D (staged)");
         }
         /* The staging buffer is reused by the next chunk. */
-        st = stream_wait(s);
+        st = cuda_stream_wait(s);
         if (st != VGPU_S_OK) {
             return st;
         }
@@ -288,13 +226,12 @@ static int h2d(struct vgpu_backend_session *s, void *dst, uint64_t off, uint64_t
     return VGPU_S_OK;
 }
 
-/* Device src -> shared memory [off, off+len), on s's stream. */
-static int d2h(struct vgpu_backend_session *s, uint64_t off, const void *src, uint64_t len)
+int cuda_d2h(struct vgpu_backend_session *s, uint64_t off, const void *src, uint64_t len)
 {
     cudaError_t err;
     int st;
 
-    if (!shm_range_ok(s, off, len)) {
+    if (!cuda_shm_range_ok(s, off, len)) {
         return VGPU_S_BAD_RANGE;
     }
     if (s->registered) {
@@ -309,7 +246,7 @@ static int d2h(struct vgpu_backend_session *s, uint64_t off, const void *src, ui
         if (err != cudaSuccess) {
             return cuda_fail(s, err, "cudaMemcpyAsync D2H (staged)");
         }
-        st = stream_wait(s);
+        st = cuda_stream_wait(s);
         if (st != VGPU_S_OK) {
             return st;
         }
@@ -376,7 +313,7 @@ static int buf_alloc(struct vgpu_backend_session *s, unsigned i, uint64_t cap)
  * request does not use would break the quota, the pool is emptied and
  * rebuilt with exact sizes. VGPU_S_QUOTA when the request alone exceeds it.
  */
-static int bufs_reserve(struct vgpu_backend_session *s, const uint64_t need[CUDA_SLOTS])
+int cuda_bufs_reserve(struct vgpu_backend_session *s, const uint64_t need[CUDA_SLOTS])
 {
     uint64_t quota = s->b->cfg.vm_mem_quota;
     uint64_t fixed = s->mem_used, required = 0, after = 0;
@@ -504,7 +441,8 @@ static int session_setup(struct vgpu_backend_session *s)
         if (err == cudaSuccess) {
             s->registered = true;
         } else {
-            note_error(b, s->vm_id, "cudaHostRegister (using staging)", cudaGetErrorString(err));
+            cuda_note_error(b, s->vm_id, "cudaHostRegister (using staging)",
+                            cudaGetErrorString(err));
             (void)cudaGetLastError();
         }
     }
@@ -542,7 +480,7 @@ static int session_setup(struct vgpu_backend_session *s)
     return VGPU_S_OK;
 
 err:
-    note_error(b, s->vm_id, what, cudaGetErrorString(err));
+    cuda_note_error(b, s->vm_id, what, cudaGetErrorString(err));
     {
         bool sticky = cuda_error_is_sticky(err);
         int st = cuda_error_status(err);
@@ -598,7 +536,7 @@ static int run_request(struct vgpu_backend *b, struct vgpu_backend_session *s,
     if (st != VGPU_S_OK && !s->lost) {
         /* A request that failed half-way may have queued copies into the
          * VM's memory; they must land before its completion is posted. */
-        int drained = stream_wait(s);
+        int drained = cuda_stream_wait(s);
         if (drained == VGPU_S_TIMEOUT) {
             st = drained;
         }
@@ -608,233 +546,6 @@ out:
         poison(b);
     }
     return st;
-}
-
-/* ------------------------------------------------------------------------
- * Operations
- * ------------------------------------------------------------------------ */
-
-static int launch_status(struct vgpu_backend_session *s, cudaError_t err, const char *what)
-{
-    return err == cudaSuccess ? VGPU_S_OK : cuda_fail(s, err, what);
-}
-
-#define TRY(expr)                   \
-    do {                            \
-        int st_ = (expr);           \
-        if (st_ != VGPU_S_OK) {     \
-            return st_;             \
-        }                           \
-    } while (0)
-
-static int op_vector_add(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
-{
-    const struct vgpu_args_vector_add *a = &((const struct vgpu_sqe *)arg)->args.vector_add;
-    uint64_t bytes = a->n * sizeof(float);
-    uint64_t need[CUDA_SLOTS] = { bytes, bytes, bytes };
-
-    TRY(bufs_reserve(s, need));
-    TRY(h2d(s, s->buf[0].ptr, a->a_off, bytes));
-    TRY(h2d(s, s->buf[1].ptr, a->b_off, bytes));
-    TRY(launch_status(s, vgpu_k_vector_add(s->buf[0].ptr, s->buf[1].ptr, s->buf[2].ptr,
-                                           a->n, s->b->sms, s->stream), "vector_add"));
-    TRY(d2h(s, a->out_off, s->buf[2].ptr, bytes));
-    TRY(stream_wait(s));
-    *result = a->n;
-    return VGPU_S_OK;
-}
-
-static int op_saxpy(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
-{
-    const struct vgpu_args_saxpy *a = &((const struct vgpu_sqe *)arg)->args.saxpy;
-    uint64_t bytes = a->n * sizeof(float);
-    uint64_t need[CUDA_SLOTS] = { bytes, bytes, 0 };
-
-    TRY(bufs_reserve(s, need));
-    TRY(h2d(s, s->buf[0].ptr, a->x_off, bytes));
-    TRY(h2d(s, s->buf[1].ptr, a->y_off, bytes));
-    TRY(launch_status(s, vgpu_k_saxpy(a->alpha, s->buf[0].ptr, s->buf[1].ptr, a->n,
-                                      s->b->sms, s->stream), "saxpy"));
-    TRY(d2h(s, a->y_off, s->buf[1].ptr, bytes));
-    TRY(stream_wait(s));
-    *result = a->n;
-    return VGPU_S_OK;
-}
-
-static int op_reduce_sum(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
-{
-    const struct vgpu_args_reduce_sum *a = &((const struct vgpu_sqe *)arg)->args.reduce_sum;
-    uint64_t bytes = a->n * sizeof(float);
-    uint64_t need[CUDA_SLOTS] = { bytes, 0, 0 };
-    double *dev_sum = s->dev_partials + VGPU_K_REDUCE_MAX_PARTIALS;
-    cudaError_t err;
-    double sum;
-
-    TRY(bufs_reserve(s, need));
-    TRY(h2d(s, s->buf[0].ptr, a->in_off, bytes));
-    TRY(launch_status(s, vgpu_k_reduce_sum(s->buf[0].ptr, a->n, s->dev_partials, dev_sum,
-                                           s->b->sms, s->stream), "reduce_sum"));
-    err = cudaMemcpyAsync(s->host_result, dev_sum, sizeof(double), cudaMemcpyDeviceToHost,
-                          s->stream);
-    TRY(launch_status(s, err, "cudaMemcpyAsync D2H"));
-    TRY(stream_wait(s));
-    sum = *s->host_result;
-    memcpy(result, &sum, sizeof(sum));
-    return VGPU_S_OK;
-}
-
-static int blas_status(struct vgpu_backend_session *s, cublasStatus_t cst, const char *what)
-{
-    char detail[32];
-
-    if (cst == CUBLAS_STATUS_SUCCESS) {
-        return VGPU_S_OK;
-    }
-    snprintf(detail, sizeof(detail), "cublas status %d", (int)cst);
-    note_error(s->b, s->vm_id, what, detail);
-    switch (cst) {
-    case CUBLAS_STATUS_ALLOC_FAILED:
-        return VGPU_S_NO_MEMORY;
-    case CUBLAS_STATUS_NOT_SUPPORTED:
-    case CUBLAS_STATUS_ARCH_MISMATCH:
-        return VGPU_S_NOT_SUPPORTED;
-    case CUBLAS_STATUS_EXECUTION_FAILED: {
-        /* Usually a sticky fault underneath: let the stream say which. */
-        cudaError_t err = cudaStreamQuery(s->stream);
-        if (err != cudaSuccess && err != cudaErrorNotReady) {
-            return cuda_fail(s, err, what);
-        }
-        return VGPU_S_GPU_FAULT;
-    }
-    default:
-        return VGPU_S_INTERNAL;
-    }
-}
-
-/* C = beta * C without touching A and B: BLAS semantics for alpha == 0. */
-static int sgemm_scale_only(struct vgpu_backend_session *s, const struct vgpu_args_sgemm *a,
-                            uint64_t c_bytes)
-{
-    uint64_t need[CUDA_SLOTS] = { 0, 0, c_bytes };
-
-    TRY(bufs_reserve(s, need));
-    if (a->beta == 0.0f) {
-        TRY(launch_status(s, cudaMemsetAsync(s->buf[2].ptr, 0, c_bytes, s->stream),
-                          "cudaMemsetAsync"));
-    } else {
-        TRY(h2d(s, s->buf[2].ptr, a->c_off, c_bytes));
-        TRY(launch_status(s, vgpu_k_scale(a->beta, s->buf[2].ptr, (uint64_t)a->m * a->n,
-                                          s->b->sms, s->stream), "scale"));
-    }
-    return VGPU_S_OK;
-}
-
-static int op_sgemm(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
-{
-    const struct vgpu_args_sgemm *a = &((const struct vgpu_sqe *)arg)->args.sgemm;
-    const struct vgpu_cublas *cb = &s->b->cublas;
-    uint64_t a_bytes = (uint64_t)a->m * a->k * sizeof(float);
-    uint64_t b_bytes = (uint64_t)a->k * a->n * sizeof(float);
-    uint64_t c_bytes = (uint64_t)a->m * a->n * sizeof(float);
-    uint64_t need[CUDA_SLOTS] = { a_bytes, b_bytes, c_bytes };
-
-    if (a->alpha == 0.0f) {
-        TRY(sgemm_scale_only(s, a, c_bytes));
-        goto copy_out;
-    }
-    if (!cb->dl) {
-        return VGPU_S_NOT_SUPPORTED;
-    }
-    if (!s->blas) {
-        cublasHandle_t h = NULL;
-
-        TRY(blas_status(s, cb->create(&h), "cublasCreate"));
-        if (cb->set_stream(h, s->stream) != CUBLAS_STATUS_SUCCESS) {
-            cb->destroy(h);
-            note_error(s->b, s->vm_id, "cublasSetStream", "failed");
-            return VGPU_S_INTERNAL;
-        }
-        s->blas = h;
-    }
-    TRY(bufs_reserve(s, need));
-    TRY(h2d(s, s->buf[0].ptr, a->a_off, a_bytes));
-    TRY(h2d(s, s->buf[1].ptr, a->b_off, b_bytes));
-    /* With beta == 0, BLAS does not read C (NaNs in it do not propagate). */
-    if (a->beta != 0.0f) {
-        TRY(h2d(s, s->buf[2].ptr, a->c_off, c_bytes));
-    }
-    TRY(blas_status(s, vgpu_cublas_sgemm_rowmajor(cb, s->blas, (int)a->m, (int)a->n,
-                                                  (int)a->k, a->alpha, s->buf[0].ptr,
-                                                  s->buf[1].ptr, a->beta, s->buf[2].ptr),
-                    "cublasSgemm"));
-copy_out:
-    TRY(d2h(s, a->c_off, s->buf[2].ptr, c_bytes));
-    TRY(stream_wait(s));
-    *result = (uint64_t)a->m * a->n;
-    return VGPU_S_OK;
-}
-
-static int op_memcpy(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
-{
-    const struct vgpu_args_memcpy *a = &((const struct vgpu_sqe *)arg)->args.memcpy;
-    uint64_t need[CUDA_SLOTS] = { a->len, 0, 0 };
-
-    TRY(bufs_reserve(s, need));
-    switch (a->mode) {
-    case VGPU_MEMCPY_ROUNDTRIP:
-        TRY(h2d(s, s->buf[0].ptr, a->src_off, a->len));
-        TRY(d2h(s, a->dst_off, s->buf[0].ptr, a->len));
-        break;
-    case VGPU_MEMCPY_H2D:
-        TRY(h2d(s, s->buf[0].ptr, a->src_off, a->len));
-        break;
-    case VGPU_MEMCPY_D2H:
-        TRY(launch_status(s, cudaMemsetAsync(s->buf[0].ptr, 0, a->len, s->stream),
-                          "cudaMemsetAsync"));
-        TRY(d2h(s, a->dst_off, s->buf[0].ptr, a->len));
-        break;
-    default:
-        return VGPU_S_BAD_ARGS;
-    }
-    TRY(stream_wait(s));
-    *result = a->len;
-    return VGPU_S_OK;
-}
-
-static void fill_gpu_info(struct vgpu_backend *b, struct vgpu_gpu_info *out)
-{
-    size_t free_b = 0, total_b = 0;
-
-    memset(out, 0, sizeof(*out));
-    snprintf(out->name, sizeof(out->name), "%s", b->name);
-    out->backend = VGPU_BACKEND_CUDA;
-    out->sm_count = (uint32_t)b->sms;
-    out->cc_major = (uint32_t)b->cc_major;
-    out->cc_minor = (uint32_t)b->cc_minor;
-    out->total_mem = b->total_mem;
-    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
-        out->free_mem = free_b;
-        out->total_mem = total_b;
-    } else {
-        (void)cudaGetLastError();
-    }
-    out->driver_version = (uint32_t)b->driver_version;
-    out->runtime_version = (uint32_t)b->runtime_version;
-    out->multiprocessor_clock_khz = (uint32_t)b->clock_khz;
-}
-
-static int op_gpu_info(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
-{
-    const struct vgpu_args_gpu_info *a = &((const struct vgpu_sqe *)arg)->args.gpu_info;
-    struct vgpu_gpu_info info;
-
-    if (!shm_range_ok(s, a->out_off, sizeof(info))) {
-        return VGPU_S_BAD_RANGE;
-    }
-    fill_gpu_info(s->b, &info);
-    memcpy(s->shm.base + a->out_off, &info, sizeof(info));
-    *result = sizeof(info);
-    return VGPU_S_OK;
 }
 
 /* ------------------------------------------------------------------------
@@ -1055,12 +766,12 @@ static void cuda_session_close(struct vgpu_backend *b, struct vgpu_backend_sessi
     free(s);
 }
 
-static int op_nop(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
+/* A Phase 1 operation (ops/<op>.c) as run_request's fn; arg is the sqe. */
+static int run_op(struct vgpu_backend_session *s, const void *arg, uint64_t *result)
 {
-    (void)s;
-    (void)arg;
-    *result = 0;
-    return VGPU_S_OK;
+    const struct vgpu_sqe *sqe = arg;
+
+    return vgpu_cuda_op_lookup(sqe->opcode)->run(s, sqe, result);
 }
 
 static int cu_execute(struct vgpu_backend *b, struct vgpu_backend_session *s, uint32_t queue,
@@ -1071,8 +782,6 @@ static int cuda_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
                         uint32_t queue, const struct vgpu_op *op, const struct vgpu_sqe *sqe,
                         const struct vgpu_shm_view *shm, uint64_t *result)
 {
-    ctx_fn fn;
-
     (void)op;
     /* The session's view is the one registered; a different one is a bug. */
     if (shm->base != s->shm.base || shm->size != s->shm.size) {
@@ -1082,31 +791,13 @@ static int cuda_execute(struct vgpu_backend *b, struct vgpu_backend_session *s,
     if (sqe->opcode >= VGPU_OP_CU_FIRST) {
         return cu_execute(b, s, queue, sqe, result, NULL);
     }
-    switch (sqe->opcode) {
-    case VGPU_OP_NOP:
-        return op_nop(s, sqe, result);  /* the pathway check never touches the GPU */
-    case VGPU_OP_GPU_INFO:
-        fn = op_gpu_info;
-        break;
-    case VGPU_OP_VECTOR_ADD:
-        fn = op_vector_add;
-        break;
-    case VGPU_OP_SAXPY:
-        fn = op_saxpy;
-        break;
-    case VGPU_OP_REDUCE_SUM:
-        fn = op_reduce_sum;
-        break;
-    case VGPU_OP_SGEMM:
-        fn = op_sgemm;
-        break;
-    case VGPU_OP_MEMCPY:
-        fn = op_memcpy;
-        break;
-    default:
+    if (sqe->opcode == VGPU_OP_NOP) {
+        return VGPU_S_OK;   /* the pathway check never touches the GPU */
+    }
+    if (!vgpu_cuda_op_lookup(sqe->opcode)) {
         return VGPU_S_UNKNOWN_OP;
     }
-    return run_request(b, s, fn, sqe, result);
+    return run_request(b, s, run_op, sqe, result);
 }
 
 /*
@@ -1148,8 +839,8 @@ static int cu_execute(struct vgpu_backend *b, struct vgpu_backend_session *s, ui
     st = vgpu_cu_execute(s->cu, &env, queue, sqe, &s->shm, result);
     mem_account(s, env.mem_delta);
     if (env.sticky) {
-        note_error(b, s->vm_id, vgpu_op_name(sqe->opcode),
-                   env.timed_out ? "deadline exceeded" : "sticky driver error");
+        cuda_note_error(b, s->vm_id, vgpu_op_name(sqe->opcode),
+                        env.timed_out ? "deadline exceeded" : "sticky driver error");
         poison(b);
     }
     return st;
@@ -1160,7 +851,7 @@ static void cuda_gpu_info(struct vgpu_backend *b, struct vgpu_gpu_info *out)
     if (cudaSetDevice(b->device) != cudaSuccess) {
         (void)cudaGetLastError();
     }
-    fill_gpu_info(b, out);
+    cuda_fill_gpu_info(b, out);
 }
 
 static void cuda_health(struct vgpu_backend *b, char *buf, unsigned len)
@@ -1180,7 +871,7 @@ static void cuda_health(struct vgpu_backend *b, char *buf, unsigned len)
 }
 
 /* The engine; the exported vgpu_backend_cuda is the proxy (proxy.c). */
-const struct vgpu_backend_ops vgpu_backend_cuda_engine = {
+const struct vgpu_backend_ops vgpu_cuda_engine = {
     .name = "cuda",
     .kind = VGPU_BACKEND_CUDA,
     .init = cuda_init,
@@ -1193,7 +884,7 @@ const struct vgpu_backend_ops vgpu_backend_cuda_engine = {
 };
 
 /* ------------------------------------------------------------------------
- * Worker hooks (cuda_worker.h)
+ * Worker hooks (engine.h)
  * ------------------------------------------------------------------------ */
 
 void vgpu_cuda_engine_exec_async(struct vgpu_backend *b, struct vgpu_backend_session *s,
@@ -1270,11 +961,11 @@ static int test_peek(struct vgpu_backend_session *s, const void *arg, uint64_t *
 
     (void)result;
     need[p->slot] = p->bytes;
-    TRY(bufs_reserve(s, need));
-    TRY(launch_status(s, cudaMemcpyAsync(p->out, s->buf[p->slot].ptr, p->bytes,
-                                         cudaMemcpyDeviceToHost, s->stream),
-                      "cudaMemcpyAsync D2H"));
-    return stream_wait(s);
+    TRY(cuda_bufs_reserve(s, need));
+    TRY(cuda_launch_status(s, cudaMemcpyAsync(p->out, s->buf[p->slot].ptr, p->bytes,
+                                              cudaMemcpyDeviceToHost, s->stream),
+                           "cudaMemcpyAsync D2H"));
+    return cuda_stream_wait(s);
 }
 
 int vgpu_cuda_test_peek(struct vgpu_backend *b, struct vgpu_backend_session *s,
