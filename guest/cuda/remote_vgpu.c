@@ -28,14 +28,24 @@ int cu_remote_open(struct cu_remote *r, const char **detail)
         *detail = vgpu_open_detail();
         return rc;
     }
-    rc = vgpu_cu_open(r->dev, NULL, &r->cu);
+    rc = vgpu_get_info(r->dev, &info);
+    if (rc < 0) {
+        goto err_dev;
+    }
+    {
+        /* Module images are staged whole: the toolkit's libraries have
+         * fatbins of several MiB (cuBLASLt: up to 6 MiB), more than the
+         * 4 MiB default. A quarter of the data area, 4 .. 64 MiB. */
+        struct vgpu_cu_opts co = { .staging_size = info.data_size / 4 };
+
+        co.staging_size = co.staging_size < (4ull << 20) ? 0
+                          : co.staging_size > (64ull << 20) ? (64ull << 20)
+                                                             : co.staging_size & ~0xfffull;
+        rc = vgpu_cu_open(r->dev, &co, &r->cu);
+    }
     if (rc < 0) {
         *detail = "the data area has no room for the CUDA rings";
         goto err_dev;
-    }
-    rc = vgpu_get_info(r->dev, &info);
-    if (rc < 0) {
-        goto err_cu;
     }
     /* before the heap, which may take all there is; none: the calls that
      * need it fail cleanly */
@@ -56,8 +66,6 @@ int cu_remote_open(struct cu_remote *r, const char **detail)
     /* no pinned heap is no error: pinned allocations then fail cleanly */
     return 0;
 
-err_cu:
-    vgpu_cu_close(r->cu);
 err_dev:
     vgpu_close(r->dev);
     memset(r, 0, sizeof(*r));
