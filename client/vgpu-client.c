@@ -35,13 +35,15 @@ static void usage(FILE *f)
 "usage: vgpu-client [OPTIONS] COMMAND [COMMAND OPTIONS]\n"
 "\n"
 "Options:\n"
-"  --transport dev|pci|sim\n"
+"  --transport dev|pci|ivshmem|sim\n"
 "                        dev: a queue of /dev/vgpuN (guest with vgpu.ko, any\n"
 "                        member of its group); pci: the vgpu PCI device\n"
-"                        through sysfs (guest, root); sim: connect to the\n"
-"                        mediator socket with a memfd (host). Default: dev if\n"
-"                        a /dev/vgpuN exists, else pci if a device exists,\n"
-"                        else sim\n"
+"                        through sysfs (guest, root); ivshmem: QEMU's stock\n"
+"                        ivshmem-doorbell device served by the mediator\n"
+"                        (guest, root); sim: connect to the mediator socket\n"
+"                        with a memfd (host). Default: dev if a /dev/vgpuN\n"
+"                        exists, else pci if a device exists, else ivshmem if\n"
+"                        one is served by the mediator, else sim\n"
 "  --socket PATH         sim: mediator socket (default $VGPU_SOCKET or\n"
 "                        " VGPU_DEFAULT_SOCKET ")\n"
 "  --vm-id N --priority P --weight W --name S\n"
@@ -54,7 +56,7 @@ static void usage(FILE *f)
 "  --reconnect-ms N      sim: after the mediator closes the link, connect again\n"
 "                        with the same memory every N ms, as QEMU's chardev\n"
 "                        reconnect does (default $VGPU_RECONNECT_MS, else never)\n"
-"  --pci ADDR            pci: device address, e.g. 0000:00:04.0\n"
+"  --pci ADDR            pci, ivshmem: device address, e.g. 0000:00:04.0\n"
 "  --irq                 pci: wait for interrupts via /dev/uioN (uio_pci_generic)\n"
 "  --timeout-ms N        link and per-request timeout (default 5000)\n"
 "  --spin-us N           cap of the adaptive spin before sleeping for a\n"
@@ -1066,8 +1068,9 @@ int main(int argc, char **argv)
         }
         switch (opt) {
         case 't':
-            if (strcmp(optarg, "pci") && strcmp(optarg, "sim") && strcmp(optarg, "dev")) {
-                fprintf(stderr, "vgpu-client: --transport is dev, pci or sim\n");
+            if (strcmp(optarg, "pci") && strcmp(optarg, "sim") && strcmp(optarg, "dev") &&
+                strcmp(optarg, "ivshmem")) {
+                fprintf(stderr, "vgpu-client: --transport is dev, pci, ivshmem or sim\n");
                 return EXIT_USAGE;
             }
             c.opts.transport = optarg;

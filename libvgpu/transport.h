@@ -52,6 +52,7 @@ extern const struct vgpu_transport_ops vgpu_transport_sim;
 extern const struct vgpu_transport_ops vgpu_transport_pci;
 extern const struct vgpu_transport_ops vgpu_transport_mem;
 extern const struct vgpu_transport_ops vgpu_transport_dev;
+extern const struct vgpu_transport_ops vgpu_transport_ivshmem;
 
 struct vgpu_dev {
     const struct vgpu_transport_ops *ops;

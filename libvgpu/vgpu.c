@@ -407,6 +407,9 @@ int vgpu_open(const struct vgpu_open_opts *opts, struct vgpu_dev **out)
     if (opts->transport && strcmp(opts->transport, "dev") == 0) {
         return open_with(&vgpu_transport_dev, opts, out);
     }
+    if (opts->transport && strcmp(opts->transport, "ivshmem") == 0) {
+        return open_with(&vgpu_transport_ivshmem, opts, out);
+    }
     if (opts->transport) {
         return -EINVAL;
     }
@@ -417,6 +420,11 @@ int vgpu_open(const struct vgpu_open_opts *opts, struct vgpu_dev **out)
         return r;
     }
     r = open_with(&vgpu_transport_pci, opts, out);
+    if (r != -ENODEV) {
+        return r;
+    }
+    /* Stock QEMU: ivshmem-doorbell memory laid out by vgpu-mediator. */
+    r = open_with(&vgpu_transport_ivshmem, opts, out);
     if (r != -ENODEV) {
         return r;
     }

@@ -24,7 +24,8 @@
  * HELLO would make it, whose doorbell eventfd is the first eventfd and
  * whose NOTIFY is a write to the second. Nothing is ever read from the
  * peer: EOF ends the session, any byte (or descriptor) from it is garbage
- * and drops it. A second connection while one is live is refused. All
+ * and drops it. A second connection while one is live is refused
+ * (REFUSED_VERSION). All
  * sockets are non-blocking; the five messages (40 bytes) fit any fresh
  * socket's buffer, and a peer that does not take them is dropped.
  *
@@ -52,6 +53,13 @@
 
 #define MEDIATOR_PEER 0
 #define GUEST_PEER    1
+/*
+ * A refused connection gets this "protocol version" and EOF: QEMU's
+ * ivshmem-doorbell then fails to realize with "server sent version 99,
+ * expecting 0" and exits. Plain EOF would not do: QEMU 7.2 reads the setup
+ * in a loop that retries a read returning 0 and would spin for ever.
+ */
+#define REFUSED_VERSION 99
 
 struct vgpu_ivshmem {
     struct vgpu_mediator *m;
@@ -414,6 +422,7 @@ void vgpu_ivshmem_accept(struct vgpu_mediator *m, struct vgpu_ivshmem *iv)
             refuse_log(m, "ivshmem: vm %u '%s': refusing a second connection on %s (pid %u) "
                        "while session %u is live", iv->vm_id, iv->name, iv->path, peer_pid(fd),
                        iv->live->id);
+            (void)send_msg(fd, REFUSED_VERSION, -1);
             close(fd);
             continue;
         }
@@ -426,6 +435,7 @@ void vgpu_ivshmem_accept(struct vgpu_mediator *m, struct vgpu_ivshmem *iv)
             refuse_log(m, "ivshmem: vm %u '%s': refusing a connection on %s: %s", iv->vm_id,
                        iv->name, iv->path, taken ? "the vm id is connected on another socket"
                                                  : "too many sessions");
+            (void)send_msg(fd, REFUSED_VERSION, -1);
             close(fd);
             continue;
         }

@@ -38,7 +38,8 @@ ops="$src/mediator/ops/range.c $src/mediator/ops/registry.c $src/mediator/ops/no
      $src/mediator/ops/cu_memory.c $src/mediator/ops/cu_copy.c $src/mediator/ops/cu_module.c
      $src/mediator/ops/cu_launch.c $src/mediator/ops/cu_stream.c $src/mediator/ops/cu_event.c
      $src/mediator/backend_cpu.c"
-lib="$src/libvgpu/vgpu.c $src/libvgpu/transport_sim.c $src/libvgpu/transport_pci.c"
+lib="$src/libvgpu/vgpu.c $src/libvgpu/transport_sim.c $src/libvgpu/transport_pci.c
+     $src/libvgpu/transport_dev.c $src/libvgpu/transport_ivshmem.c"
 
 for t in $targets; do
     case $t in
