@@ -409,6 +409,9 @@ static int cmd_rawnop(int count)
     uint8_t *q;
     int i;
 
+    const bool raw_pause = getenv("VGPU_RAW_PAUSE") != NULL;
+    const bool raw_clock = getenv("VGPU_RAW_CLOCK") != NULL;
+
     if (fd < 0 || ioctl(fd, VGPU_IOCTL_INFO, &di) < 0) {
         return fail("open/info: %s", strerror(errno));
     }
@@ -435,6 +438,14 @@ static int cmd_rawnop(int count)
         while (vgpu_load_acquire(&ctrl->cq_tail) == head) {
             if (++spins > 2000000000ull) {
                 return fail("no completion");
+            }
+            if (raw_pause) {
+                __builtin_ia32_pause();
+            }
+            if (raw_clock) {
+                struct timespec tn;
+
+                clock_gettime(CLOCK_MONOTONIC, &tn);
             }
         }
         head++;
