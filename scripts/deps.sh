@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages a step needs, only those missing.
-# usage: scripts/deps.sh build|test|testtools|qemu|guest|libvirt|debs|all
+# usage: scripts/deps.sh build|test|testtools|qemu|stock-qemu|guest|libvirt|debs|all
 set -euo pipefail
 
 # libmicrohttpd-dev: the mediator's Prometheus /metrics (--metrics-listen).
@@ -13,6 +13,10 @@ pkgs_build="gcc make meson ninja-build pkg-config libcmocka-dev python3 clang li
   libmicrohttpd-dev libsystemd-dev scdoc libinih-dev libxxhash-dev"
 pkgs_qemu="dpkg-dev libglib2.0-dev libpixman-1-dev zlib1g-dev flex bison python3-venv \
   libfdt-dev libcap-ng-dev libattr1-dev xz-utils bzip2 seabios qemu-system-data ipxe-qemu"
+# Debian's own QEMU, unmodified (tests/e2e/ivshmem.sh: the path with no patched
+# QEMU, ivshmem-doorbell served by the mediator); the project's patched QEMU is
+# separate (scripts/build-qemu.sh, /var/cache/vgpu) and never replaced by it.
+pkgs_stock_qemu="qemu-system-x86"
 pkgs_guest="busybox-static cpio gzip kmod xz-utils dpkg apt binutils"
 # libvirt's daemon with its QEMU driver and virsh (tests/e2e/libvirt-*.sh
 # start the daemon themselves: no systemd, no libvirt-daemon-system);
@@ -29,13 +33,14 @@ want=()
 for group in "$@"; do
   case "$group" in
     build) want+=($pkgs_build) ;;
-    qemu)  want+=($pkgs_build $pkgs_qemu) ;;
+    qemu)  want+=($pkgs_build $pkgs_qemu $pkgs_stock_qemu) ;;
+    stock-qemu) want+=($pkgs_stock_qemu) ;;
     guest) want+=($pkgs_guest) ;;
     libvirt) want+=($pkgs_libvirt) ;;
     debs)  want+=($pkgs_debs) ;;
     testtools) want+=($pkgs_test) ;;
-    test|all) want+=($pkgs_build $pkgs_qemu $pkgs_guest $pkgs_libvirt $pkgs_debs $pkgs_test) ;;
-    *) echo "deps.sh: unknown group '$group' (build|qemu|guest|libvirt|debs|testtools|test|all)" >&2; exit 2 ;;
+    test|all) want+=($pkgs_build $pkgs_qemu $pkgs_stock_qemu $pkgs_guest $pkgs_libvirt $pkgs_debs $pkgs_test) ;;
+    *) echo "deps.sh: unknown group '$group' (build|qemu|stock-qemu|guest|libvirt|debs|testtools|test|all)" >&2; exit 2 ;;
   esac
 done
 
