@@ -419,7 +419,10 @@ void vgpu_ivshmem_closed(struct vgpu_session *s);
 /* session.c (all with m->lock held unless said otherwise) */
 struct vgpu_session *vgpu_session_new(struct vgpu_mediator *m, int fd);  /* lock not held */
 /* Checks the memfd and maps it with nq queue pairs (vgpu_session_queues());
- * lock not held. 0 or -VGPU_PERR_*, with *why. */
+ * lock not held. 0, or -errno with *why: -EINVAL (a size), -EBADF (not a
+ * regular file), -EPERM (not sealed against shrinking), mmap's -errno, or
+ * vgpu_session_queues()'s. The HELLO handler answers any of them with
+ * VGPU_PERR_SHM. */
 int  vgpu_session_map(struct vgpu_session *s, int fd, uint64_t shm_size, uint32_t nq,
                       const char **why);
 /* Lays out nq queue pairs (1 .. VGPU_MAX_QUEUES) over the mapped s->shm.

@@ -618,7 +618,8 @@ static void handle_stats_query(struct vgpu_mediator *m, struct vgpu_session *s)
 /*
  * The doorbell descriptor of a HELLO must be an eventfd: anything else (a
  * pipe, a socket, a file) is refused rather than guessed at. It is made
- * non-blocking (eventfds are created so by QEMU and libvgpu anyway).
+ * non-blocking (eventfds are created so by QEMU and libvgpu anyway). 0, or
+ * -errno with *why (-EBADF: not an eventfd); the caller answers VGPU_PERR_FD.
  */
 static int doorbell_check(int fd, const char **why)
 {
@@ -630,17 +631,17 @@ static int doorbell_check(int fd, const char **why)
     n = readlink(path, target, sizeof(target) - 1);
     if (n < 0) {
         *why = "cannot inspect the doorbell descriptor";
-        return VGPU_PERR_FD;
+        return -errno;
     }
     target[n] = '\0';
     if (strcmp(target, "anon_inode:[eventfd]") != 0) {
         *why = "the doorbell descriptor is not an eventfd";
-        return VGPU_PERR_FD;
+        return -EBADF;
     }
     fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
         *why = "cannot make the doorbell eventfd non-blocking";
-        return VGPU_PERR_FD;
+        return -errno;
     }
     return 0;
 }
@@ -694,8 +695,8 @@ static void handle_hello(struct vgpu_mediator *m, struct vgpu_session *s)
     }
     if (s->n_rx_fds == 2) {
         r = doorbell_check(s->rx_fds[1], &why);
-        if (r) {
-            conn_fail(m, s, (uint32_t)r, h.hdr.seq, "%s", why);
+        if (r < 0) {
+            conn_fail(m, s, VGPU_PERR_FD, h.hdr.seq, "%s", why);
             return;
         }
         s->doorbell_fd = s->rx_fds[1];
@@ -741,7 +742,7 @@ static void handle_hello(struct vgpu_mediator *m, struct vgpu_session *s)
     r = vgpu_session_map(s, fd, h.shm_size, nq, &why);
     if (r < 0) {
         close(fd);
-        conn_fail(m, s, (uint32_t)-r, h.hdr.seq, "%s", why);
+        conn_fail(m, s, VGPU_PERR_SHM, h.hdr.seq, "%s", why);
         return;
     }
     r = m->bops->session_open(m->backend, h.vm_id, vgpu_config_gpu(&m->cfg, h.vm_id, s->vm_name),

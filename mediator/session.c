@@ -86,45 +86,42 @@ int vgpu_session_map(struct vgpu_session *s, int fd, uint64_t shm_size, uint32_t
                      const char **why)
 {
     struct stat st;
-    int seals;
+    int seals, r;
     void *p;
 
     if (shm_size < VGPU_SHM_MIN_SIZE || shm_size > VGPU_SHM_MAX_SIZE) {
         *why = "shm_size outside 1 MiB .. 64 GiB";
-        return -VGPU_PERR_SHM;
+        return -EINVAL;
     }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         *why = "the fd is not a regular file (memfd)";
-        return -VGPU_PERR_SHM;
+        return -EBADF;
     }
     if ((uint64_t)st.st_size < shm_size) {
         *why = "the memfd is smaller than shm_size";
-        return -VGPU_PERR_SHM;
+        return -EINVAL;
     }
     /* Without F_SEAL_SHRINK the peer could truncate the file and make any
      * access to the mapping SIGBUS the whole mediator. */
     seals = fcntl(fd, F_GET_SEALS);
     if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
         *why = "the memfd is not sealed against shrinking (F_SEAL_SHRINK)";
-        return -VGPU_PERR_SHM;
+        return -EPERM;
     }
     p = mmap(NULL, shm_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
-        *why = errno == ENOMEM ? "mmap: out of address space" : "mmap of the memfd failed";
-        return -VGPU_PERR_SHM;
+        r = -errno;
+        *why = r == -ENOMEM ? "mmap: out of address space" : "mmap of the memfd failed";
+        return r;
     }
     s->shm.base = p;
     s->shm.size = shm_size;
     s->shm_dev = (uint64_t)st.st_dev;
     s->shm_ino = (uint64_t)st.st_ino;
-    switch (vgpu_session_queues(s, nq)) {
-    case 0:
-        break;
-    case -ENOMEM:
-        *why = "out of memory for the queue pairs";
-        goto err_unmap;
-    default:
-        *why = "the queue pairs leave less than 64 KiB of data area";
+    r = vgpu_session_queues(s, nq);
+    if (r < 0) {
+        *why = r == -ENOMEM ? "out of memory for the queue pairs"
+                            : "the queue pairs leave less than 64 KiB of data area";
         goto err_unmap;
     }
     s->shm.fd = fd;
@@ -134,7 +131,7 @@ err_unmap:
     munmap(p, shm_size);
     s->shm.base = NULL;
     s->shm.size = 0;
-    return -VGPU_PERR_SHM;
+    return r;
 }
 
 static void ring_corrupt(struct vgpu_session *s, uint32_t qi, const char *what, uint32_t a,

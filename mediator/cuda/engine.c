@@ -364,6 +364,15 @@ int cuda_bufs_reserve(struct vgpu_backend_session *s, const uint64_t need[CUDA_S
     return VGPU_S_OK;
 }
 
+/*
+ * The engine's CUDA state is lost: the worker reports it in its reply and the
+ * proxy replaces the process (see Recovery above).
+ */
+static void poison(struct vgpu_backend *b)
+{
+    __atomic_store_n(&b->poisoned, true, __ATOMIC_RELEASE);
+}
+
 /* ------------------------------------------------------------------------
  * Session context handles
  * ------------------------------------------------------------------------ */
@@ -423,7 +432,8 @@ static void session_teardown(struct vgpu_backend_session *s, bool live)
     memset(s->buf, 0, sizeof(s->buf));
 }
 
-/* Creates s's handles in the context. */
+/* Creates s's handles in the context, when its session opens. 0, -ENOMEM
+ * or -EIO; a sticky error also poisons the engine. */
 static int session_setup(struct vgpu_backend_session *s)
 {
     struct vgpu_backend *b = s->b;
@@ -477,29 +487,15 @@ static int session_setup(struct vgpu_backend_session *s)
         b->nstaged++;
     }
     pthread_mutex_unlock(&b->lock);
-    return VGPU_S_OK;
+    return 0;
 
 err:
     cuda_note_error(b, s->vm_id, what, cudaGetErrorString(err));
-    {
-        bool sticky = cuda_error_is_sticky(err);
-        int st = cuda_error_status(err);
-
-        session_teardown(s, !sticky);
-        if (sticky) {
-            s->lost = true;
-        }
-        return st == VGPU_S_OK ? VGPU_S_INTERNAL : st;
+    session_teardown(s, !cuda_error_is_sticky(err));
+    if (cuda_error_is_sticky(err)) {
+        poison(b);
     }
-}
-
-/*
- * The engine's CUDA state is lost: the worker reports it in its reply and the
- * proxy replaces the process (see Recovery above).
- */
-static void poison(struct vgpu_backend *b)
-{
-    __atomic_store_n(&b->poisoned, true, __ATOMIC_RELEASE);
+    return err == cudaErrorMemoryAllocation ? -ENOMEM : -EIO;
 }
 
 typedef int (*ctx_fn)(struct vgpu_backend_session *s, const void *arg, uint64_t *result);
@@ -525,13 +521,6 @@ static int run_request(struct vgpu_backend *b, struct vgpu_backend_session *s,
         st = cuda_fail(s, err, "cudaSetDevice");
         goto out;
     }
-    if (!s->ready) {
-        st = session_setup(s);
-        if (st != VGPU_S_OK) {
-            goto out;
-        }
-    }
-
     st = fn(s, arg, result);
     if (st != VGPU_S_OK && !s->lost) {
         /* A request that failed half-way may have queued copies into the
@@ -704,7 +693,7 @@ static int cuda_session_open(struct vgpu_backend *b, uint32_t vm_id, int gpu,
 {
     (void)gpu;     /* one device */
     struct vgpu_backend_session *s;
-    int st;
+    int r;
 
     s = calloc(1, sizeof(*s));
     if (!s) {
@@ -714,26 +703,19 @@ static int cuda_session_open(struct vgpu_backend *b, uint32_t vm_id, int gpu,
     s->vm_id = vm_id;
     s->shm = *shm;
 
-    s->deadline_ns = 0;
     if (cudaSetDevice(b->device) != cudaSuccess) {
         (void)cudaGetLastError();
     }
-    st = session_setup(s);
-    if (st == VGPU_S_OK) {
-        pthread_mutex_lock(&b->lock);
-        s->next = b->sessions;
-        b->sessions = s;
-        b->nsessions++;
-        pthread_mutex_unlock(&b->lock);
-    }
-
-    if (st != VGPU_S_OK) {
-        if (s->lost) {
-            poison(b);
-        }
+    r = session_setup(s);
+    if (r < 0) {
         free(s);
-        return st == VGPU_S_NO_MEMORY ? -ENOMEM : -EIO;
+        return r;
     }
+    pthread_mutex_lock(&b->lock);
+    s->next = b->sessions;
+    b->sessions = s;
+    b->nsessions++;
+    pthread_mutex_unlock(&b->lock);
     *out = s;
     return 0;
 }

@@ -730,9 +730,17 @@ static void proxy_session_close(struct vgpu_backend *b, struct vgpu_backend_sess
     pthread_mutex_unlock(&s->lock);
 }
 
+/* The status of a request that found no worker to run it: worker_restart()'s
+ * -errno, mapped once here (the proxy's execute is where statuses are made). */
+static int no_worker_status(int r)
+{
+    return r == -ENOMEM ? VGPU_S_NO_MEMORY : VGPU_S_INTERNAL;
+}
+
 /*
  * One request in the VM's worker. The restart after it (if any) happens
  * before the lock is dropped, so the VM's next request finds a fresh worker.
+ * Returns the request's status.
  */
 static int proxy_call(struct vgpu_backend *b, struct vgpu_backend_session *s,
                       struct vgpu_worker_req *q, uint64_t *result)
@@ -747,7 +755,7 @@ static int proxy_call(struct vgpu_backend *b, struct vgpu_backend_session *s,
         r = worker_restart(b, s, s->w.fd < 0 ? NULL : "its memory is not open in it");
         if (r < 0) {
             pthread_mutex_unlock(&s->lock);
-            return r == -ENOMEM ? VGPU_S_NO_MEMORY : VGPU_S_INTERNAL;
+            return no_worker_status(r);
         }
     }
     if (b->cfg.request_timeout_ms) {
@@ -757,9 +765,10 @@ static int proxy_call(struct vgpu_backend *b, struct vgpu_backend_session *s,
     if (r < 0) {
         /* Not delivered: the worker died between requests (killed, driver
          * crash). Nothing of this request ran, so it runs on a new one. */
-        if (worker_restart(b, s, "the worker is gone") < 0) {
+        r = worker_restart(b, s, "the worker is gone");
+        if (r < 0) {
             pthread_mutex_unlock(&s->lock);
-            return VGPU_S_INTERNAL;
+            return no_worker_status(r);
         }
         r = chan_send(s->w.fd, q, -1);
     }
@@ -804,7 +813,8 @@ static bool completes_queued(uint16_t opcode)
 }
 
 /* Sends q (and a launch's parameters) with no reply to wait for. The
- * worker reads requests in order, so a later sync sees everything before. */
+ * worker reads requests in order, so a later sync sees everything before.
+ * Returns the request's status. */
 static int proxy_send_async(struct vgpu_backend *b, struct vgpu_backend_session *s,
                             struct vgpu_worker_req *q)
 {
@@ -829,7 +839,7 @@ static int proxy_send_async(struct vgpu_backend *b, struct vgpu_backend_session 
         r = worker_restart(b, s, s->w.fd < 0 ? NULL : "its memory is not open in it");
         if (r < 0) {
             pthread_mutex_unlock(&s->lock);
-            return r == -ENOMEM ? VGPU_S_NO_MEMORY : VGPU_S_INTERNAL;
+            return no_worker_status(r);
         }
     }
     r = chan_send_payload(s->w.fd, q, -1, params, (size_t)q->size);

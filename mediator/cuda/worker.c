@@ -107,6 +107,11 @@ static void wsess_free(struct worker *w, struct wsess *s)
     free(s);
 }
 
+/*
+ * Every reply below, and so every do_*(), returns 0 or -EPIPE (the channel
+ * is gone, and with it the mediator). The status a reply carries is the
+ * request's enum vgpu_status for EXEC, 0 or -errno for everything else.
+ */
 static int send_reply(struct worker *w, const void *buf, size_t len)
 {
     ssize_t n;
@@ -276,7 +281,7 @@ int vgpu_cuda_worker_main(const char *arg)
         char buf[CMSG_SPACE(sizeof(int))];
     } cbuf;
     sigset_t none;
-    int ret = 0;
+    int status = 0;     /* the process's exit status */
 
     if (w.fd < 0) {
         fprintf(stderr, "vgpu-mediator: bad worker argument '%s'\n", arg);
@@ -302,7 +307,7 @@ int vgpu_cuda_worker_main(const char *arg)
         struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2,
                              .msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf) };
         struct cmsghdr *cm;
-        int fd = -1;
+        int fd = -1, r = 0;
         ssize_t n;
 
         n = next_request(&w, &mh);
@@ -318,7 +323,7 @@ int vgpu_cuda_worker_main(const char *arg)
         if ((size_t)n < sizeof(q) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
             (size_t)n - sizeof(q) != (q.type == VGPU_WMSG_EXEC_ASYNC ? q.size : 0)) {
             fprintf(stderr, "vgpu-mediator[gpu-worker]: malformed request (%zd bytes)\n", n);
-            ret = 1;
+            status = 1;
             if (fd >= 0) {
                 close(fd);
             }
@@ -330,41 +335,40 @@ int vgpu_cuda_worker_main(const char *arg)
         }
         switch (q.type) {
         case VGPU_WMSG_INIT:
-            ret = do_init(&w, &q);
+            r = do_init(&w, &q);
             break;
         case VGPU_WMSG_OPEN:
-            ret = do_open(&w, &q, fd);
+            r = do_open(&w, &q, fd);
             break;
         case VGPU_WMSG_CLOSE: {
             struct wsess *s = wsess_find(&w, q.key);
             if (s) {
                 wsess_free(&w, s);
             }
-            ret = reply(&w, s ? 0 : -ENOENT, 0);
+            r = reply(&w, s ? 0 : -ENOENT, 0);
             break;
         }
         case VGPU_WMSG_EXEC:
-            ret = do_exec(&w, &q);
+            r = do_exec(&w, &q);
             break;
         case VGPU_WMSG_EXEC_ASYNC:
             do_exec_async(&w, &q, payload);
             break;
         case VGPU_WMSG_HEALTH:
-            ret = reply_info(&w, 0, NULL);
+            r = reply_info(&w, 0, NULL);
             break;
         case VGPU_WMSG_BYE:
-            ret = -1;
-            break;
+            goto out;   /* no reply */
         default:
-            ret = reply(&w, -EINVAL, 0);
+            r = reply(&w, -EINVAL, 0);
             break;
         }
-        if (ret < 0) {
-            ret = 0;
-            break;
+        if (r < 0) {
+            break;      /* a reply could not be sent: the mediator is gone */
         }
     }
 
+out:
     while (w.sessions) {
         wsess_free(&w, w.sessions);
     }
@@ -372,5 +376,5 @@ int vgpu_cuda_worker_main(const char *arg)
         vgpu_cuda_engine.fini(w.b);
     }
     close(w.fd);
-    return ret;
+    return status;
 }
