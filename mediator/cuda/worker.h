@@ -48,7 +48,8 @@ struct vgpu_worker_req {
     uint32_t key;           /* the proxy's session key */
     uint32_t vm_id;
     uint32_t arg;           /* EXEC: the VM's queue; OPEN: the epoch */
-    uint64_t size;          /* OPEN: shm size; EXEC_ASYNC: payload bytes */
+    uint64_t size;          /* INIT: spin cap (ns); OPEN: shm size; EXEC_ASYNC:
+                             * payload bytes */
     union {
         struct vgpu_backend_config cfg;     /* INIT */
         struct vgpu_sqe sqe;                /* EXEC */
