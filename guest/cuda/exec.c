@@ -12,6 +12,7 @@
  * Host functions run in the guest, on a thread of this library, once the
  * host reports the stream reached them (see "host functions" below).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -455,6 +456,12 @@ static CUresult launch(CUfunction fn, const unsigned grid[3], const unsigned blo
     if (buf != small) {
         free(buf);
     }
+    if (rv != CUDA_SUCCESS && cu_trace()) {
+        fprintf(stderr, "libcuda(vgpu): launch failed: %d (grid %u,%u,%u block %u,%u,%u, "
+                "shared %u, %u parameter bytes, max threads %d)\n", (int)rv, grid[0], grid[1],
+                grid[2], block[0], block[1], block[2], shared, f->info.param_bytes,
+                f->info.max_threads);
+    }
     return rv;
 }
 
@@ -861,6 +868,24 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuStreamGetCaptureInfo_v3(CUstream hStream,
     }
     *captureStatus_out = CU_STREAM_CAPTURE_STATUS_NONE;
     return CUDA_SUCCESS;
+}
+
+/* The CUDA 12 form cuBLAS 13 still asks for (cuda.h declares it only for the
+ * driver's own build). */
+CUresult CUDAAPI cuStreamGetCaptureInfo_v2(CUstream hStream,
+                                           CUstreamCaptureStatus *captureStatus_out,
+                                           cuuint64_t *id_out, CUgraph *graph_out,
+                                           const CUgraphNode **dependencies_out,
+                                           size_t *numDependencies_out);
+
+VGPU_CU_EXPORT CUresult CUDAAPI cuStreamGetCaptureInfo_v2(CUstream hStream,
+                                                          CUstreamCaptureStatus *captureStatus_out,
+                                                          cuuint64_t *id_out, CUgraph *graph_out,
+                                                          const CUgraphNode **dependencies_out,
+                                                          size_t *numDependencies_out)
+{
+    return cuStreamGetCaptureInfo_v3(hStream, captureStatus_out, id_out, graph_out,
+                                     dependencies_out, NULL, numDependencies_out);
 }
 
 VGPU_CU_EXPORT CUresult CUDAAPI cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)

@@ -100,6 +100,51 @@ static CUresult tools_tls_current(CUcontext *out)
 
 static void *t_tools_tls[4] = { SLOTS(4), [2] = (void *)tools_tls_current };
 
+/* ---- 8: 21318c60..., context identity: cuBLASLt keys its kernel registry
+ * by context and asks slot 4 for the context's id (what cuCtxGetId says);
+ * a table it does not get makes its heuristics find no kernel at all
+ * (cublasSgemm: CUBLAS_STATUS_NOT_SUPPORTED, measured on the H200). Only
+ * slot 4's meaning is known as a fact; the others (cuBLASLt was seen to
+ * call beyond a 5-slot table) answer not-supported.
+ * ---- */
+static CUresult ctx_identity_unknown(void)
+{
+    return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+/* Tracing (VGPU_CUDA_TRACE) which of the unknown slots a library calls. */
+#define IDENT_SLOT(n)                                                                  \
+    static CUresult ctx_identity_slot_##n(void *a, void *b, void *c, void *d)          \
+    {                                                                                  \
+        if (cu_trace()) {                                                              \
+            fprintf(stderr, "libcuda(vgpu): context identity slot %d (%p, %p, %p, %p)\n", \
+                    n, a, b, c, d);                                                    \
+        }                                                                              \
+        return ctx_identity_unknown();                                                 \
+    }
+IDENT_SLOT(1) IDENT_SLOT(2) IDENT_SLOT(3) IDENT_SLOT(5) IDENT_SLOT(6) IDENT_SLOT(7)
+IDENT_SLOT(8) IDENT_SLOT(9) IDENT_SLOT(10) IDENT_SLOT(11) IDENT_SLOT(12) IDENT_SLOT(13)
+IDENT_SLOT(14) IDENT_SLOT(15) IDENT_SLOT(16) IDENT_SLOT(17) IDENT_SLOT(18) IDENT_SLOT(19)
+IDENT_SLOT(20) IDENT_SLOT(30) IDENT_SLOT(39) IDENT_SLOT(40)
+
+#define CTX_IDENTITY_SLOTS 64      /* the driver's has more than 40 */
+static void *t_ctx_identity[CTX_IDENTITY_SLOTS] = {
+    SLOTS(CTX_IDENTITY_SLOTS),
+    [1] = (void *)ctx_identity_slot_1, [2] = (void *)ctx_identity_slot_2,
+    [3] = (void *)ctx_identity_slot_3,
+    [4] = (void *)cuCtxGetId,
+    [5] = (void *)ctx_identity_slot_5, [6] = (void *)ctx_identity_slot_6,
+    [7] = (void *)ctx_identity_slot_7, [8] = (void *)ctx_identity_slot_8,
+    [9] = (void *)ctx_identity_slot_9, [10] = (void *)ctx_identity_slot_10,
+    [11] = (void *)ctx_identity_slot_11, [12] = (void *)ctx_identity_slot_12,
+    [13] = (void *)ctx_identity_slot_13, [14] = (void *)ctx_identity_slot_14,
+    [15] = (void *)ctx_identity_slot_15, [16] = (void *)ctx_identity_slot_16,
+    [17] = (void *)ctx_identity_slot_17, [18] = (void *)ctx_identity_slot_18,
+    [19] = (void *)ctx_identity_slot_19, [20] = (void *)ctx_identity_slot_20,
+    [30] = (void *)ctx_identity_slot_30, [39] = (void *)ctx_identity_slot_39,
+    [40] = (void *)ctx_identity_slot_40,
+};
+
 /* ---- 5: c693336e..., context-local storage (no size header) ----
  * The runtime keeps its per-context state here: put(ctx, key, value, dtor),
  * delete(ctx, key), get(&value, ctx, key). ctx NULL means the current one.
@@ -449,6 +494,8 @@ static const struct {
         0x92, 0xf6, 0xbb, 0xd5, 0x00, 0x6d, 0xfa, 0x7e }, t_ctx_checks, 4 },
     { { 0xd4, 0x08, 0x20, 0x55, 0xbd, 0xe6, 0x70, 0x4b,
         0x8d, 0x34, 0xba, 0x12, 0x3c, 0x66, 0xe1, 0xf2 }, t_integrity, 3 },
+    { { 0x21, 0x31, 0x8c, 0x60, 0x97, 0x14, 0x32, 0x48,
+        0x8c, 0xa6, 0x41, 0xff, 0x73, 0x24, 0xc8, 0xf2 }, t_ctx_identity, CTX_IDENTITY_SLOTS },
 };
 
 static pthread_once_t fill_once = PTHREAD_ONCE_INIT;
@@ -460,7 +507,8 @@ static void fill_empty_slots(void)
     for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         for (j = tables[i].table == t_cls ? 0 : 1; j < tables[i].slots; j++) {
             if (!tables[i].table[j]) {
-                tables[i].table[j] = (void *)slot_nop;
+                tables[i].table[j] = tables[i].table == t_ctx_identity
+                                     ? (void *)ctx_identity_unknown : (void *)slot_nop;
             }
         }
     }
