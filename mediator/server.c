@@ -850,7 +850,8 @@ static int conn_recv(struct vgpu_session *s, void *buf, size_t want)
     return (int)n;
 }
 
-/* Checks a complete header; 0, or a VGPU_PERR_* after conn_fail(). */
+/* Checks a complete header; 0, or -EPROTO once conn_fail() has answered the
+ * peer with the protocol's code (vgpu_msg_check_header()'s VGPU_PERR_*). */
 static int check_header(struct vgpu_mediator *m, struct vgpu_session *s,
                         const struct vgpu_msg_hdr *h)
 {
@@ -859,13 +860,13 @@ static int check_header(struct vgpu_mediator *m, struct vgpu_session *s,
 
     if (r) {
         conn_fail(m, s, (uint32_t)r, h->seq, "%s", why);
-        return r;
+        return -EPROTO;
     }
     /* Whoever may read statistics may not attach: that needs the VM socket. */
     if (s->read_only && (h->type == VGPU_MSG_HELLO || h->type == VGPU_MSG_KICK)) {
         conn_fail(m, s, VGPU_PERR_TYPE, h->seq, "%s on the read-only admin socket",
                   vgpu_msg_name(h->type));
-        return VGPU_PERR_TYPE;
+        return -EPROTO;
     }
     return 0;
 }
@@ -947,7 +948,7 @@ static void conn_readable(struct vgpu_mediator *m, struct vgpu_session *s)
             if (s->rx_len < sizeof(*h)) {
                 continue;
             }
-            if (check_header(m, s, h)) {
+            if (check_header(m, s, h) < 0) {
                 return;
             }
         } else {
