@@ -48,6 +48,7 @@ for f in /usr/local/bin/vgpu-mediator /usr/local/bin/vgpu-client \
          /usr/local/lib/systemd/system/vgpu-mediator.service /etc/vgpu/mediator.conf \
          /usr/local/share/doc/vgpu/operations.md /usr/local/share/doc/vgpu/examples/mediator.conf \
          /usr/local/share/doc/vgpu/examples/libvirt/vgpu-vm1.xml \
+         /usr/local/share/doc/vgpu/examples/libvirt/vgpu-ivshmem-vm1.xml \
          /usr/local/share/doc/vgpu/examples/cloudstack/vgpu-extraconfig.xml \
          /usr/local/share/doc/vgpu/examples/grafana/vgpu-mediator.json \
          /usr/local/lib/vgpu/qemu-system-x86_64 /usr/local/share/man/man8/vgpu-mediator.8 \
