@@ -85,6 +85,16 @@ struct bad_req {
 };
 
 /* Appends an entry (the last one is reused if the table is full). */
+/* This handle's queue region: queue 0 at the start of BAR2, queue q >= 1 at
+ * its end (ABI 1.2), e.g. the queue vgpu.ko handed to a dev-transport handle. */
+static uint8_t *queue_base(struct ctx *c)
+{
+    uint64_t size;
+    uint8_t *base = vgpu_shm_base(c->dev, &size);
+
+    return c->info.queue ? base + VGPU_SHM_QUEUE_OFFSET(size, c->info.queue) : base;
+}
+
 static struct vgpu_sqe *bad_add(struct ctx *c, struct bad_req *b, size_t *n, size_t max,
                                 const char *what, uint16_t op)
 {
@@ -354,7 +364,7 @@ static void phase_rewrite(struct hstate *h, double seconds)
         return;
     }
     memset(&rw, 0, sizeof(rw));
-    rw.sq = (struct vgpu_sqe *)((uint8_t *)vgpu_shm_base(c->dev, NULL) + VGPU_SHM_SQ_OFFSET);
+    rw.sq = vgpu_shm_sq(queue_base(c));
     vadd_sqe(c, &v, &rw.variant[0]);
     rw.variant[1] = rw.variant[0];
     rw.variant[1].args.vector_add.n = VGPU_MAX_ELEMS * 2;
@@ -413,7 +423,7 @@ static void phase_rewrite(struct hstate *h, double seconds)
 static void phase_indexes(struct hstate *h)
 {
     struct ctx *c = h->c;
-    struct vgpu_shm_ctrl *ctrl = vgpu_shm_ctrl(vgpu_shm_base(c->dev, NULL));
+    struct vgpu_shm_ctrl *ctrl = vgpu_shm_ctrl(queue_base(c));
     uint32_t tail = vgpu_load_acquire(&ctrl->sq_tail);
     uint32_t head = vgpu_load_acquire(&ctrl->cq_head);
     uint32_t cq_tail = vgpu_load_acquire(&ctrl->cq_tail);
@@ -467,7 +477,7 @@ static void phase_indexes(struct hstate *h)
 static void phase_storm(struct hstate *h)
 {
     struct ctx *c = h->c;
-    struct vgpu_shm_ctrl *ctrl = vgpu_shm_ctrl(vgpu_shm_base(c->dev, NULL));
+    struct vgpu_shm_ctrl *ctrl = vgpu_shm_ctrl(queue_base(c));
     double end = now_us() + 200000;
     struct vgpu_sqe s;
     struct vgpu_cqe cqe;

@@ -27,6 +27,7 @@ for what in "identity and health in sysfs without root" \
             "a user outside group vgpu gets EACCES" \
             "mmap: only the queue region and the window" \
             "vgpu-client as user: info, vector-add, selftest" \
+            "vgpu-client hostile as user on its queue: 0 violations" \
             "8 processes at once as user, each on its own queue (8 distinct)" \
             "the 7 other processes were unaffected by the SIGKILL" \
             "the killed process's queue is quarantined while the mediator finishes its requests" \
