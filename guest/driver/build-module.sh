@@ -18,6 +18,7 @@ kver=${2:?}
 krel=${3:?}
 cache=${4:?}
 top=$(cd "$(dirname "$0")/../.." && pwd)
+mkdir -p "$cache"
 
 msg() { echo ">> guest: $*" >&2; }
 die() { echo "build-module: error: $*" >&2; exit 1; }
