@@ -4,7 +4,8 @@
  *
  * Module map:
  *   init.c          cuInit, versions, device queries, error names/strings,
- *                   cuGetProcAddress (the table entry_points.c is generated)
+ *                   cuGetProcAddress (the table entry_points.c is generated,
+ *                   with a tracing twin of each function: VGPU_CUDA_TRACE)
  *   export_tables.c cuGetExportTable: the private tables NVIDIA's runtime
  *                   needs, and the integrity check computed here (it cannot
  *                   be forwarded: its inputs are this process's)
@@ -46,6 +47,7 @@ struct cu_proc {
     int         min_version;
     int         ptds;
     void       *fn;
+    void       *traced;     /* fn, logging its failures (VGPU_CUDA_TRACE >= 2) */
 };
 extern const struct cu_proc cu_procs[];
 extern const unsigned cu_procs_count;
@@ -57,8 +59,22 @@ struct cu_error_name {
 extern const struct cu_error_name cu_error_names[];
 extern const unsigned cu_error_names_count;
 
-/* VGPU_CUDA_TRACE set: log lookups to stderr. */
+/*
+ * The VGPU_CUDA_TRACE level, read once: 0 (unset, empty or "0"), 1 (log
+ * lookups and unknown export tables to stderr), 2 (also every call that does
+ * not return CUDA_SUCCESS, through the tracing twins cuGetProcAddress then
+ * hands out), 3 (every call). A value that is not a number means 1.
+ */
 int cu_trace(void);
+
+/* One argument of a traced call: its bytes, printed raw (as hex). */
+struct cu_trace_arg {
+    const void *p;
+    size_t      size;
+};
+#define CU_TRACE_ARG(x) { &(x), sizeof(x) }
+/* Logs "libcuda(vgpu): NAME(ARG, ...) -> ERRNAME (CODE)". */
+void cu_trace_call(const char *name, const struct cu_trace_arg *args, unsigned n, CUresult r);
 
 /* Logs "libcuda(vgpu): NAME is not supported" once per name. */
 CUresult vgpu_cu_unsupported(const char *name);

@@ -117,33 +117,32 @@ static CUresult ctx_identity_unknown(void)
     static CUresult ctx_identity_slot_##n(void *a, void *b, void *c, void *d)          \
     {                                                                                  \
         if (cu_trace()) {                                                              \
-            fprintf(stderr, "libcuda(vgpu): context identity slot %d (%p, %p, %p, %p)\n", \
-                    n, a, b, c, d);                                                    \
+            fprintf(stderr, "libcuda(vgpu): context identity slot %d (%p, %p, %p, %p)"  \
+                    " -> CUDA_ERROR_NOT_SUPPORTED (801)\n", n, a, b, c, d);            \
         }                                                                              \
         return ctx_identity_unknown();                                                 \
     }
+#define IDENT_SLOT8(t)                                                                 \
+    IDENT_SLOT(t##0) IDENT_SLOT(t##1) IDENT_SLOT(t##2) IDENT_SLOT(t##3)                \
+    IDENT_SLOT(t##4) IDENT_SLOT(t##5) IDENT_SLOT(t##6) IDENT_SLOT(t##7)
+#define IDENT_SLOT10(t) IDENT_SLOT8(t) IDENT_SLOT(t##8) IDENT_SLOT(t##9)
 IDENT_SLOT(1) IDENT_SLOT(2) IDENT_SLOT(3) IDENT_SLOT(5) IDENT_SLOT(6) IDENT_SLOT(7)
-IDENT_SLOT(8) IDENT_SLOT(9) IDENT_SLOT(10) IDENT_SLOT(11) IDENT_SLOT(12) IDENT_SLOT(13)
-IDENT_SLOT(14) IDENT_SLOT(15) IDENT_SLOT(16) IDENT_SLOT(17) IDENT_SLOT(18) IDENT_SLOT(19)
-IDENT_SLOT(20) IDENT_SLOT(30) IDENT_SLOT(39) IDENT_SLOT(40)
+IDENT_SLOT(8) IDENT_SLOT(9) IDENT_SLOT10(1) IDENT_SLOT10(2) IDENT_SLOT10(3) IDENT_SLOT10(4)
+IDENT_SLOT10(5) IDENT_SLOT(60) IDENT_SLOT(61) IDENT_SLOT(62) IDENT_SLOT(63)
 
+#define IS(n) [n] = (void *)ctx_identity_slot_##n
+#define IS10(t) IS(t##0), IS(t##1), IS(t##2), IS(t##3), IS(t##4), IS(t##5), IS(t##6), \
+                IS(t##7), IS(t##8), IS(t##9)
 #define CTX_IDENTITY_SLOTS 64      /* the driver's has more than 40 */
 static void *t_ctx_identity[CTX_IDENTITY_SLOTS] = {
     SLOTS(CTX_IDENTITY_SLOTS),
-    [1] = (void *)ctx_identity_slot_1, [2] = (void *)ctx_identity_slot_2,
-    [3] = (void *)ctx_identity_slot_3,
+    IS(1), IS(2), IS(3),
     [4] = (void *)cuCtxGetId,
-    [5] = (void *)ctx_identity_slot_5, [6] = (void *)ctx_identity_slot_6,
-    [7] = (void *)ctx_identity_slot_7, [8] = (void *)ctx_identity_slot_8,
-    [9] = (void *)ctx_identity_slot_9, [10] = (void *)ctx_identity_slot_10,
-    [11] = (void *)ctx_identity_slot_11, [12] = (void *)ctx_identity_slot_12,
-    [13] = (void *)ctx_identity_slot_13, [14] = (void *)ctx_identity_slot_14,
-    [15] = (void *)ctx_identity_slot_15, [16] = (void *)ctx_identity_slot_16,
-    [17] = (void *)ctx_identity_slot_17, [18] = (void *)ctx_identity_slot_18,
-    [19] = (void *)ctx_identity_slot_19, [20] = (void *)ctx_identity_slot_20,
-    [30] = (void *)ctx_identity_slot_30, [39] = (void *)ctx_identity_slot_39,
-    [40] = (void *)ctx_identity_slot_40,
+    IS(5), IS(6), IS(7), IS(8), IS(9), IS10(1), IS10(2), IS10(3), IS10(4), IS10(5),
+    IS(60), IS(61), IS(62), IS(63),
 };
+#undef IS10
+#undef IS
 
 /* ---- 5: c693336e..., context-local storage (no size header) ----
  * The runtime keeps its per-context state here: put(ctx, key, value, dtor),
@@ -498,17 +497,110 @@ static const struct {
         0x8c, 0xa6, 0x41, 0xff, 0x73, 0x24, 0xc8, 0xf2 }, t_ctx_identity, CTX_IDENTITY_SLOTS },
 };
 
+/*
+ * VGPU_CUDA_TRACE >= 2: the slots whose signatures are known get tracing
+ * twins in place (the tables keep their addresses: the integrity check
+ * hashes them, and hashes the slot it is called through as the runtime got
+ * it), chosen once, at the first cuGetExportTable.
+ */
+#define TRACE_RESULT(fn, n)                                                        \
+    do {                                                                           \
+        if (r != CUDA_SUCCESS || cu_trace() >= 3) {                                \
+            cu_trace_call("exportTable." #fn, a_, n, r);                           \
+        }                                                                          \
+    } while (0)
+#define TRACED1(fn, T1)                                                            \
+    static CUresult fn##_traced(T1 x1)                                             \
+    {                                                                              \
+        CUresult r = fn(x1);                                                       \
+        const struct cu_trace_arg a_[] = { CU_TRACE_ARG(x1) };                     \
+        TRACE_RESULT(fn, 1);                                                       \
+        return r;                                                                  \
+    }
+#define TRACED2(fn, T1, T2)                                                        \
+    static CUresult fn##_traced(T1 x1, T2 x2)                                      \
+    {                                                                              \
+        CUresult r = fn(x1, x2);                                                   \
+        const struct cu_trace_arg a_[] = { CU_TRACE_ARG(x1), CU_TRACE_ARG(x2) };   \
+        TRACE_RESULT(fn, 2);                                                       \
+        return r;                                                                  \
+    }
+#define TRACED3(fn, T1, T2, T3)                                                    \
+    static CUresult fn##_traced(T1 x1, T2 x2, T3 x3)                               \
+    {                                                                              \
+        CUresult r = fn(x1, x2, x3);                                               \
+        const struct cu_trace_arg a_[] = { CU_TRACE_ARG(x1), CU_TRACE_ARG(x2),     \
+                                           CU_TRACE_ARG(x3) };                     \
+        TRACE_RESULT(fn, 3);                                                       \
+        return r;                                                                  \
+    }
+#define TRACED4(fn, T1, T2, T3, T4)                                                \
+    static CUresult fn##_traced(T1 x1, T2 x2, T3 x3, T4 x4)                        \
+    {                                                                              \
+        CUresult r = fn(x1, x2, x3, x4);                                           \
+        const struct cu_trace_arg a_[] = { CU_TRACE_ARG(x1), CU_TRACE_ARG(x2),     \
+                                           CU_TRACE_ARG(x3), CU_TRACE_ARG(x4) };   \
+        TRACE_RESULT(fn, 4);                                                       \
+        return r;                                                                  \
+    }
+#define TRACED5(fn, T1, T2, T3, T4, T5)                                            \
+    static CUresult fn##_traced(T1 x1, T2 x2, T3 x3, T4 x4, T5 x5)                 \
+    {                                                                              \
+        CUresult r = fn(x1, x2, x3, x4, x5);                                       \
+        const struct cu_trace_arg a_[] = { CU_TRACE_ARG(x1), CU_TRACE_ARG(x2),     \
+                                           CU_TRACE_ARG(x3), CU_TRACE_ARG(x4),     \
+                                           CU_TRACE_ARG(x5) };                     \
+        TRACE_RESULT(fn, 5);                                                       \
+        return r;                                                                  \
+    }
+
+TRACED2(cudart_module_from_fatbin, CUmodule *, const void *)
+TRACED2(cudart_primary_ctx, CUcontext *, CUdevice)
+TRACED5(cudart_module_from_fatbin_ext1, CUmodule *, const void *, void *, void *, unsigned)
+TRACED5(cudart_module_from_fatbin_ext2, const void *, CUmodule *, void *, void *, unsigned)
+TRACED1(tools_tls_current, CUcontext *)
+TRACED2(cuCtxGetId, CUcontext, unsigned long long *)
+TRACED4(cls_put, CUcontext, void *, void *, cls_dtor_fn)
+TRACED2(cls_delete, CUcontext, void *)
+TRACED3(cls_get, void **, CUcontext, void *)
+TRACED3(ctx_check, CUcontext, uint32_t *, const void **)
+TRACED3(integrity_check, uint32_t, uint64_t, uint64_t *)
+
+static const struct {
+    void *fn;
+    void *traced;
+} traced_slots[] = {
+    { (void *)cudart_module_from_fatbin, (void *)cudart_module_from_fatbin_traced },
+    { (void *)cudart_primary_ctx, (void *)cudart_primary_ctx_traced },
+    { (void *)cudart_module_from_fatbin_ext1, (void *)cudart_module_from_fatbin_ext1_traced },
+    { (void *)cudart_module_from_fatbin_ext2, (void *)cudart_module_from_fatbin_ext2_traced },
+    { (void *)tools_tls_current, (void *)tools_tls_current_traced },
+    { (void *)cuCtxGetId, (void *)cuCtxGetId_traced },
+    { (void *)cls_put, (void *)cls_put_traced },
+    { (void *)cls_delete, (void *)cls_delete_traced },
+    { (void *)cls_get, (void *)cls_get_traced },
+    { (void *)ctx_check, (void *)ctx_check_traced },
+    { (void *)integrity_check, (void *)integrity_check_traced },
+};
+
 static pthread_once_t fill_once = PTHREAD_ONCE_INIT;
 
 static void fill_empty_slots(void)
 {
-    size_t i, j;
+    int trace = cu_trace() >= 2;
+    size_t i, j, k;
 
     for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         for (j = tables[i].table == t_cls ? 0 : 1; j < tables[i].slots; j++) {
             if (!tables[i].table[j]) {
                 tables[i].table[j] = tables[i].table == t_ctx_identity
                                      ? (void *)ctx_identity_unknown : (void *)slot_nop;
+            }
+            for (k = 0; trace && k < sizeof(traced_slots) / sizeof(traced_slots[0]); k++) {
+                if (tables[i].table[j] == traced_slots[k].fn) {
+                    tables[i].table[j] = traced_slots[k].traced;
+                    break;
+                }
             }
         }
     }

@@ -4,6 +4,7 @@
  * cuGetProcAddress over the generated entry-point table.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,14 +60,72 @@ void cu_ignored_once(const char *what)
 
 int cu_trace(void)
 {
-    static int t = -1;
+    static int level = -1;
+    int t = __atomic_load_n(&level, __ATOMIC_RELAXED);
 
     if (t < 0) {
         const char *e = getenv("VGPU_CUDA_TRACE");
+        char *end;
+        long v;
 
-        t = e && *e && *e != '0';
+        t = 0;
+        if (e && *e) {
+            v = strtol(e, &end, 10);
+            t = *end || v < 0 ? 1 : v > 3 ? 3 : (int)v;
+        }
+        __atomic_store_n(&level, t, __ATOMIC_RELAXED);
     }
     return t;
+}
+
+/* Appends to line[0..*len), never past its end. */
+static void __attribute__((format(printf, 4, 5)))
+line_put(char *line, size_t size, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    int k;
+
+    va_start(ap, fmt);
+    k = vsnprintf(line + *len, size - *len, fmt, ap);
+    va_end(ap);
+    if (k > 0) {
+        *len = *len + (size_t)k < size ? *len + (size_t)k : size - 1;
+    }
+}
+
+/* Formatted whole, then written in one go: lines of several threads do not
+ * interleave. An argument wider than 8 bytes (a structure passed by value)
+ * is printed as its 8-byte words. */
+void cu_trace_call(const char *name, const struct cu_trace_arg *args, unsigned n, CUresult r)
+{
+    char line[1024];
+    const char *ename = NULL;
+    size_t len = 0;
+    unsigned i;
+
+    line_put(line, sizeof(line), &len, "libcuda(vgpu): %s(", name);
+    for (i = 0; i < n; i++) {
+        const unsigned char *b = args[i].p;
+        size_t off = 0;
+
+        line_put(line, sizeof(line), &len, "%s%s", i ? ", " : "", args[i].size > 8 ? "{" : "");
+        do {
+            uint64_t v = 0;
+            size_t w = args[i].size - off < 8 ? args[i].size - off : 8;
+
+            memcpy(&v, b + off, w);   /* little-endian: the value, zero-extended */
+            line_put(line, sizeof(line), &len, "%s0x%llx", off ? ", " : "",
+                     (unsigned long long)v);
+            off += w;
+        } while (off < args[i].size);
+        line_put(line, sizeof(line), &len, "%s", args[i].size > 8 ? "}" : "");
+    }
+    if (cuGetErrorName(r, &ename) != CUDA_SUCCESS) {
+        ename = "?";
+    }
+    line_put(line, sizeof(line), &len, ") -> %s (%d)\n", ename, (int)r);
+    line[len - 1] = '\n';   /* cut short: still one line */
+    fputs(line, stderr);
 }
 
 /* ---- results ---- */
@@ -660,7 +719,8 @@ VGPU_CU_EXPORT CUresult CUDAAPI cuGetProcAddress_v2(const char *symbol, void **p
         }
         return CUDA_ERROR_NOT_FOUND;
     }
-    *pfn = best->fn;
+    /* decided here, not per call: the default path is the function itself */
+    *pfn = cu_trace() >= 2 ? best->traced : best->fn;
     if (symbolStatus) {
         *symbolStatus = CU_GET_PROC_ADDRESS_SUCCESS;
     }
