@@ -122,26 +122,21 @@ static CUresult ctx_identity_unknown(void)
         }                                                                              \
         return ctx_identity_unknown();                                                 \
     }
-#define IDENT_SLOT8(t)                                                                 \
-    IDENT_SLOT(t##0) IDENT_SLOT(t##1) IDENT_SLOT(t##2) IDENT_SLOT(t##3)                \
-    IDENT_SLOT(t##4) IDENT_SLOT(t##5) IDENT_SLOT(t##6) IDENT_SLOT(t##7)
-#define IDENT_SLOT10(t) IDENT_SLOT8(t) IDENT_SLOT(t##8) IDENT_SLOT(t##9)
+/* M(t0) .. M(t9) */
+#define TEN(M, t) M(t##0) M(t##1) M(t##2) M(t##3) M(t##4) M(t##5) M(t##6) M(t##7) M(t##8) M(t##9)
 IDENT_SLOT(1) IDENT_SLOT(2) IDENT_SLOT(3) IDENT_SLOT(5) IDENT_SLOT(6) IDENT_SLOT(7)
-IDENT_SLOT(8) IDENT_SLOT(9) IDENT_SLOT10(1) IDENT_SLOT10(2) IDENT_SLOT10(3) IDENT_SLOT10(4)
-IDENT_SLOT10(5) IDENT_SLOT(60) IDENT_SLOT(61) IDENT_SLOT(62) IDENT_SLOT(63)
+IDENT_SLOT(8) IDENT_SLOT(9) TEN(IDENT_SLOT, 1) TEN(IDENT_SLOT, 2) TEN(IDENT_SLOT, 3)
+TEN(IDENT_SLOT, 4) TEN(IDENT_SLOT, 5) IDENT_SLOT(60) IDENT_SLOT(61) IDENT_SLOT(62) IDENT_SLOT(63)
 
-#define IS(n) [n] = (void *)ctx_identity_slot_##n
-#define IS10(t) IS(t##0), IS(t##1), IS(t##2), IS(t##3), IS(t##4), IS(t##5), IS(t##6), \
-                IS(t##7), IS(t##8), IS(t##9)
+#define IS(n) [n] = (void *)ctx_identity_slot_##n,
 #define CTX_IDENTITY_SLOTS 64      /* the driver's has more than 40 */
 static void *t_ctx_identity[CTX_IDENTITY_SLOTS] = {
     SLOTS(CTX_IDENTITY_SLOTS),
-    IS(1), IS(2), IS(3),
+    IS(1) IS(2) IS(3)
     [4] = (void *)cuCtxGetId,
-    IS(5), IS(6), IS(7), IS(8), IS(9), IS10(1), IS10(2), IS10(3), IS10(4), IS10(5),
-    IS(60), IS(61), IS(62), IS(63),
+    IS(5) IS(6) IS(7) IS(8) IS(9) TEN(IS, 1) TEN(IS, 2) TEN(IS, 3) TEN(IS, 4) TEN(IS, 5)
+    IS(60) IS(61) IS(62) IS(63)
 };
-#undef IS10
 #undef IS
 
 /* ---- 5: c693336e..., context-local storage (no size header) ----
@@ -478,23 +473,25 @@ static const struct {
     uint8_t id[16];
     void **table;
     size_t slots;
+    const char *name;     /* in traces */
 } tables[] = {
     { { 0xf8, 0xcf, 0xf9, 0x51, 0x21, 0x46, 0x8b, 0x4e,
-        0xb9, 0xe2, 0xfb, 0x46, 0x9e, 0x7c, 0x0d, 0xd9 }, t_cuda13, 8 },
+        0xb9, 0xe2, 0xfb, 0x46, 0x9e, 0x7c, 0x0d, 0xd9 }, t_cuda13, 8, "cuda13" },
     { { 0x6b, 0xd5, 0xfb, 0x6c, 0x5b, 0xf4, 0xe7, 0x4a,
-        0x89, 0x87, 0xd9, 0x39, 0x12, 0xfd, 0x9d, 0xf9 }, t_cudart, 13 },
+        0x89, 0x87, 0xd9, 0x39, 0x12, 0xfd, 0x9d, 0xf9 }, t_cudart, 13, "cudart" },
     { { 0xa0, 0x94, 0x79, 0x8c, 0x2e, 0x74, 0x2e, 0x74,
-        0x93, 0xf2, 0x08, 0x00, 0x20, 0x0c, 0x0a, 0x66 }, t_hooks, 7 },
+        0x93, 0xf2, 0x08, 0x00, 0x20, 0x0c, 0x0a, 0x66 }, t_hooks, 7, "hooks" },
     { { 0x42, 0xd8, 0x5a, 0x81, 0x23, 0xf6, 0xcb, 0x47,
-        0x82, 0x98, 0xf6, 0xe7, 0x8a, 0x3a, 0xec, 0xdc }, t_tools_tls, 4 },
+        0x82, 0x98, 0xf6, 0xe7, 0x8a, 0x3a, 0xec, 0xdc }, t_tools_tls, 4, "toolsTls" },
     { { 0xc6, 0x93, 0x33, 0x6e, 0x11, 0x21, 0xdf, 0x11,
-        0xa8, 0xc3, 0x68, 0xf3, 0x55, 0xd8, 0x95, 0x93 }, t_cls, 4 },
+        0xa8, 0xc3, 0x68, 0xf3, 0x55, 0xd8, 0x95, 0x93 }, t_cls, 4, "cls" },
     { { 0x26, 0x3e, 0x88, 0x60, 0x7c, 0xd2, 0x61, 0x43,
-        0x92, 0xf6, 0xbb, 0xd5, 0x00, 0x6d, 0xfa, 0x7e }, t_ctx_checks, 4 },
+        0x92, 0xf6, 0xbb, 0xd5, 0x00, 0x6d, 0xfa, 0x7e }, t_ctx_checks, 4, "ctxChecks" },
     { { 0xd4, 0x08, 0x20, 0x55, 0xbd, 0xe6, 0x70, 0x4b,
-        0x8d, 0x34, 0xba, 0x12, 0x3c, 0x66, 0xe1, 0xf2 }, t_integrity, 3 },
+        0x8d, 0x34, 0xba, 0x12, 0x3c, 0x66, 0xe1, 0xf2 }, t_integrity, 3, "integrity" },
     { { 0x21, 0x31, 0x8c, 0x60, 0x97, 0x14, 0x32, 0x48,
-        0x8c, 0xa6, 0x41, 0xff, 0x73, 0x24, 0xc8, 0xf2 }, t_ctx_identity, CTX_IDENTITY_SLOTS },
+        0x8c, 0xa6, 0x41, 0xff, 0x73, 0x24, 0xc8, 0xf2 }, t_ctx_identity, CTX_IDENTITY_SLOTS,
+      "ctxIdentity" },
 };
 
 /*
@@ -583,15 +580,60 @@ static const struct {
     { (void *)integrity_check, (void *)integrity_check_traced },
 };
 
+/*
+ * VGPU_CUDA_TRACE >= 2: the slots of unknown meaning (they succeed and do
+ * nothing) say when they are called, with the first four argument
+ * registers, whatever the slot takes: a caller that expected something of
+ * one is the thing to look for.
+ */
+#define UNKNOWN_SLOTS 40
+static struct {
+    const char *table;
+    unsigned slot;
+} unknown_at[UNKNOWN_SLOTS];
+
+static CUresult unknown_slot(unsigned k, void *a, void *b, void *c, void *d)
+{
+    const struct cu_trace_arg a_[] = { CU_TRACE_ARG(a), CU_TRACE_ARG(b), CU_TRACE_ARG(c),
+                                       CU_TRACE_ARG(d) };
+    char name[64];
+
+    snprintf(name, sizeof(name), "exportTable.%s[%u]", unknown_at[k].table, unknown_at[k].slot);
+    cu_trace_call(name, a_, 4, CUDA_SUCCESS);
+    return CUDA_SUCCESS;
+}
+
+#define UNKNOWN_SLOT(k)                                                            \
+    static CUresult unknown_slot_##k(void *a, void *b, void *c, void *d)           \
+    {                                                                              \
+        return unknown_slot(k, a, b, c, d);                                        \
+    }
+UNKNOWN_SLOT(0) UNKNOWN_SLOT(1) UNKNOWN_SLOT(2) UNKNOWN_SLOT(3) UNKNOWN_SLOT(4)
+UNKNOWN_SLOT(5) UNKNOWN_SLOT(6) UNKNOWN_SLOT(7) UNKNOWN_SLOT(8) UNKNOWN_SLOT(9)
+TEN(UNKNOWN_SLOT, 1) TEN(UNKNOWN_SLOT, 2) TEN(UNKNOWN_SLOT, 3)
+
+#define US(k) (void *)unknown_slot_##k,
+static void *const unknown_slots[UNKNOWN_SLOTS] = {
+    US(0) US(1) US(2) US(3) US(4) US(5) US(6) US(7) US(8) US(9)
+    TEN(US, 1) TEN(US, 2) TEN(US, 3)
+};
+#undef US
+
 static pthread_once_t fill_once = PTHREAD_ONCE_INIT;
 
 static void fill_empty_slots(void)
 {
     int trace = cu_trace() >= 2;
-    size_t i, j, k;
+    size_t i, j, k, unknown = 0;
 
     for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         for (j = tables[i].table == t_cls ? 0 : 1; j < tables[i].slots; j++) {
+            if (!tables[i].table[j] && trace && tables[i].table != t_ctx_identity &&
+                unknown < UNKNOWN_SLOTS) {
+                unknown_at[unknown].table = tables[i].name;
+                unknown_at[unknown].slot = (unsigned)j;
+                tables[i].table[j] = unknown_slots[unknown++];
+            }
             if (!tables[i].table[j]) {
                 tables[i].table[j] = tables[i].table == t_ctx_identity
                                      ? (void *)ctx_identity_unknown : (void *)slot_nop;

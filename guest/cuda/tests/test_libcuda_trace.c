@@ -90,7 +90,8 @@ static void test_success(void **state)
         snprintf(want, sizeof(want),
                  "libcuda(vgpu): cuInit(0x0) -> CUDA_SUCCESS (0)\n"
                  "libcuda(vgpu): cuDeviceGet(%#llx, 0x0) -> CUDA_SUCCESS (0)\n"
-                 "libcuda(vgpu): cuDeviceGet(%#llx, 0xfffffffe) -> CUDA_ERROR_INVALID_DEVICE (101)\n",
+                 "libcuda(vgpu): cuDeviceGet(%#llx, 0xfffffffe)"
+                 " -> CUDA_ERROR_INVALID_DEVICE (101)\n",
                  (unsigned long long)(uintptr_t)&dev, (unsigned long long)(uintptr_t)&dev);
         assert_string_equal(captured(), want);
     } else if (level == 2) {
@@ -145,6 +146,28 @@ static void test_export_table(void **state)
         : "");
 }
 
+/* A slot of unknown meaning (the tool hooks' first): it succeeds, doing
+ * nothing, and says so from 2 on. */
+static void test_unknown_slot(void **state)
+{
+    static const uint8_t hooks_id[16] = {
+        0xa0, 0x94, 0x79, 0x8c, 0x2e, 0x74, 0x2e, 0x74,
+        0x93, 0xf2, 0x08, 0x00, 0x20, 0x0c, 0x0a, 0x66,
+    };
+    CUresult (*slot)(void *, void *, void *, void *);
+    CUuuid id;
+    const void *t;
+
+    (void)state;
+    memcpy(id.bytes, hooks_id, 16);
+    assert_int_equal(cuGetExportTable(&t, &id), CUDA_SUCCESS);
+    slot = ((void *const *)t)[1];
+    capture();
+    assert_int_equal(slot((void *)1, (void *)2, (void *)3, (void *)4), CUDA_SUCCESS);
+    assert_string_equal(captured(), level >= 2
+        ? "libcuda(vgpu): exportTable.hooks[1](0x1, 0x2, 0x3, 0x4) -> CUDA_SUCCESS (0)\n" : "");
+}
+
 /* A structure passed by value is printed as its 8-byte words. */
 static void test_wide_argument(void **state)
 {
@@ -154,8 +177,8 @@ static void test_wide_argument(void **state)
     (void)state;
     capture();
     cu_trace_call("wide", a, 1, CUDA_ERROR_INVALID_VALUE);
-    assert_string_equal(captured(),
-                        "libcuda(vgpu): wide({0x11, 0x22, 0x33}) -> CUDA_ERROR_INVALID_VALUE (1)\n");
+    assert_string_equal(captured(), "libcuda(vgpu): wide({0x11, 0x22, 0x33})"
+                                    " -> CUDA_ERROR_INVALID_VALUE (1)\n");
 }
 
 int main(void)
@@ -165,6 +188,7 @@ int main(void)
         cmocka_unit_test(test_success),
         cmocka_unit_test(test_unsupported),
         cmocka_unit_test(test_export_table),
+        cmocka_unit_test(test_unknown_slot),
         cmocka_unit_test(test_wide_argument),
     };
     const char *e = getenv("VGPU_CUDA_TRACE");
