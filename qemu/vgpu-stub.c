@@ -38,8 +38,53 @@
 #include "hw/qdev-properties.h"
 #include "hw/qdev-properties-system.h"
 #include "chardev/char-fe.h"
-#include "sysemu/hostmem.h"
 #include "migration/blocker.h"
+
+/*
+ * The device builds against QEMU 7.2 (Debian 12) and 10.0 (Debian 13,
+ * bookworm-backports), no other. Where their APIs differ, the difference is
+ * here and nowhere else, written to 10.0's API with 7.2's shims;
+ * QEMU_VERSION_MAJOR comes from config-host.h (qemu/osdep.h). The release
+ * that made each change:
+ *  - include/sysemu/ became include/system/ (10.0).
+ *  - Property arrays are const and have no terminator: device_class_set_props()
+ *    takes the array's size itself (9.2).
+ *  - The reset hold phase is given the reset type (9.0).
+ *  - migrate_add_blocker() takes the reason by reference and frees it on
+ *    failure; migrate_del_blocker() frees it (8.2).
+ */
+#if QEMU_VERSION_MAJOR >= 10
+#include "system/hostmem.h"
+#define VGPU_PROPERTIES            static const Property
+#define VGPU_PROP_END
+#define VGPU_RESET_HOLD(fn)        static void fn(Object *obj, ResetType type)
+#define vgpu_add_blocker           migrate_add_blocker
+#define vgpu_del_blocker           migrate_del_blocker
+#else
+#include "sysemu/hostmem.h"
+#define VGPU_PROPERTIES            static Property
+#define VGPU_PROP_END              DEFINE_PROP_END_OF_LIST(),
+#define VGPU_RESET_HOLD(fn)        static void fn(Object *obj)
+
+/* The 8.2 migrate_add_blocker()/migrate_del_blocker(): they own the reason. */
+static int vgpu_add_blocker(Error **reasonp, Error **errp)
+{
+    int ret = migrate_add_blocker(*reasonp, errp);
+
+    if (ret < 0) {
+        error_free(*reasonp);
+        *reasonp = NULL;
+    }
+    return ret;
+}
+
+static void vgpu_del_blocker(Error **reasonp)
+{
+    migrate_del_blocker(*reasonp);
+    error_free(*reasonp);
+    *reasonp = NULL;
+}
+#endif
 
 #include "vgpu/abi.h"
 #include "vgpu/protocol.h"
@@ -902,9 +947,7 @@ static void vgpu_realize(PCIDevice *pdev, Error **errp)
 
     error_setg(&s->migration_blocker,
                "vgpu-stub: the mediator's session is not migratable");
-    if (migrate_add_blocker(s->migration_blocker, errp) < 0) {
-        error_free(s->migration_blocker);
-        s->migration_blocker = NULL;
+    if (vgpu_add_blocker(&s->migration_blocker, errp) < 0) {
         goto err_msi;
     }
 
@@ -957,9 +1000,7 @@ static void vgpu_unrealize(PCIDevice *pdev)
     qemu_bh_delete(s->kick_bh);
     s->kick_bh = NULL;
     host_memory_backend_set_mapped(s->hostmem, false);
-    migrate_del_blocker(s->migration_blocker);
-    error_free(s->migration_blocker);
-    s->migration_blocker = NULL;
+    vgpu_del_blocker(&s->migration_blocker);
     msi_uninit(pdev);
 }
 
@@ -967,9 +1008,9 @@ static void vgpu_unrealize(PCIDevice *pdev)
  * Reset is guest-visible state only. The link, the session and the identity
  * survive: the mediator's view of the ring is the guest driver's business.
  */
-static void vgpu_reset(DeviceState *dev)
+VGPU_RESET_HOLD(vgpu_reset_hold)
 {
-    VgpuStubState *s = VGPU_STUB(dev);
+    VgpuStubState *s = VGPU_STUB(obj);
 
     s->irq_status = 0;
     s->irq_mask = 0;
@@ -979,7 +1020,7 @@ static void vgpu_reset(DeviceState *dev)
     pci_set_irq(PCI_DEVICE(s), 0);
 }
 
-static Property vgpu_properties[] = {
+VGPU_PROPERTIES vgpu_properties[] = {
     DEFINE_PROP_CHR("chardev", VgpuStubState, chr),
     DEFINE_PROP_LINK("memdev", VgpuStubState, hostmem, TYPE_MEMORY_BACKEND,
                      HostMemoryBackend *),
@@ -991,12 +1032,13 @@ static Property vgpu_properties[] = {
     DEFINE_PROP_UINT16("device-id", VgpuStubState, device_id, VGPU_PCI_DEVICE_ID),
     DEFINE_PROP_BOOL("ioeventfd", VgpuStubState, ioeventfd, true),
     DEFINE_PROP_UINT32("queues", VgpuStubState, queues, 1),
-    DEFINE_PROP_END_OF_LIST(),
+    VGPU_PROP_END
 };
 
 static void vgpu_class_init(ObjectClass *klass, void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(klass);
+    ResettableClass *rc = RESETTABLE_CLASS(klass);
     PCIDeviceClass *k = PCI_DEVICE_CLASS(klass);
 
     k->realize = vgpu_realize;
@@ -1007,7 +1049,7 @@ static void vgpu_class_init(ObjectClass *klass, void *data)
     k->revision = VGPU_PCI_REVISION;
     k->class_id = VGPU_PCI_CLASS_CODE << 8;
     dc->desc = "vGPU request forwarder to vgpu-mediator";
-    dc->reset = vgpu_reset;
+    rc->phases.hold = vgpu_reset_hold;
     device_class_set_props(dc, vgpu_properties);
     set_bit(DEVICE_CATEGORY_MISC, dc->categories);
 }
