@@ -11,12 +11,18 @@
 # Environment:
 #   VGPU_CACHE_DIR  cache root (default /var/cache/vgpu, or ~/.cache/vgpu when
 #                   that is not writable)
+#   VGPU_QEMU_VERSION  which QEMU: 7.2 (default: Debian 12's source package)
+#                   or 10.0 (Debian 13's, `apt-get source qemu/trixie`; it
+#                   needs meson >= 1.5, taken from bookworm-backports' package
+#                   into the cache, the system's meson is left alone)
 #   QEMU_SRC        use this QEMU source tree (copied into the cache) instead
 #                   of Debian's `apt-get source qemu`
 #   VGPU_QEMU_JOBS  ninja parallelism (default 2)
 #
 # Cache layout (outside the clone, shared by every clone on the machine):
 #   src/qemu-<ver>/            extracted Debian source (dpkg-source -x), patched
+#                              (7.2; 10.0's under src/v10.0/)
+#   tools/meson-<ver>/         10.0 only: meson from bookworm-backports in a venv
 #   qemu-build-<ver>/          QEMU's build tree, kept so that a change to the
 #                              device recompiles only vgpu-stub.c and relinks
 #   qemu-<ver>-<hash>/         finished result for one (device, headers, script)
@@ -27,11 +33,20 @@ set -euo pipefail
 out=${1:?usage: build-qemu.sh OUT_DIR}
 top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=${VGPU_QEMU_JOBS:-2}
+qver=${VGPU_QEMU_VERSION:-7.2}
 
 msg() { echo ">> build-qemu: $*" >&2; }
 die() { echo "build-qemu: error: $*" >&2; exit 1; }
 
 . "$top/scripts/cache.sh"
+
+# What differs between the two QEMUs: where apt finds the source, where it
+# is kept in the cache, and the meson its configure needs.
+case "$qver" in
+    7.2)  suite=""; srcsub=src; meson_min="" ;;
+    10.0) suite=trixie; srcsub=src/v10.0; meson_min=1.5 ;;
+    *)    die "VGPU_QEMU_VERSION=$qver: 7.2 or 10.0" ;;
+esac
 cache=$(vgpu_cache_dir "") || exit 1
 vgpu_cache_lock "$cache/.qemu.lock"
 
@@ -42,6 +57,7 @@ fw_dirs=(/usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu)
 fw_path=$(IFS=:; echo "${fw_dirs[*]}")
 
 # Hash of everything our part of the build depends on.
+# (The QEMU version is in the result's name, next to the hash.)
 hash=$(cat "$top/qemu/vgpu-stub.c" "$top"/include/vgpu/*.h "$top/scripts/build-qemu.sh" |
        sha256sum | cut -c1-16)
 
@@ -53,6 +69,10 @@ add_deb_src() {
     local list=/etc/apt/sources.list.d/vgpu-deb-src.sources
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo
+    if [ -n "$suite" ]; then
+        add_debian_suite deb-src "$suite"
+        return
+    fi
     if [ ! -f "$list" ]; then
         local tmp
         tmp=$(mktemp)
@@ -91,23 +111,97 @@ add_deb_src() {
         -o Dir::Etc::sourceparts="-" -o APT::Get::List-Cleanup="0"
 }
 
+# add_debian_suite TYPE SUITE: a sources list of our own for one suite of
+# Debian's archive (deb-src trixie: QEMU 10.0's source), refreshed alone.
+add_debian_suite() {
+    local type=$1 name=$2 sudo=""
+    local list=/etc/apt/sources.list.d/vgpu-$1-$2.sources
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    if [ ! -f "$list" ]; then
+        msg "adding $list"
+        printf 'Types: %s\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: %s\n' \
+            "$type" "$(debian_uri)" "$name" /usr/share/keyrings/debian-archive-keyring.gpg |
+            $sudo tee "$list" >/dev/null
+    fi
+    msg "apt-get update ($type $name only)"
+    $sudo apt-get update -q \
+        -o Dir::Etc::sourcelist="sources.list.d/$(basename "$list")" \
+        -o Dir::Etc::sourceparts="-" -o APT::Get::List-Cleanup="0"
+}
+
+# QEMU 10.0's configure wants meson >= 1.5, Debian 12 has 1.0. Meson is pure
+# Python: bookworm-backports' package is unpacked into a venv of the cache,
+# and QEMU is configured with that venv's python (QEMU's own venv then finds
+# that meson). The system's meson is not touched, and the backports entry
+# lives in the cache, not in the machine's apt sources. Prints the python.
+meson_python() {
+    local d
+    for d in "$cache"/tools/meson-*/; do
+        [ -f "$d/.complete" ] && { echo "${d%/}/venv/bin/python3"; return 0; }
+    done
+    local tmp=$cache/tools/download sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    rm -rf "$tmp" && mkdir -p "$tmp"
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: %s\n' \
+        "$(debian_uri)" /usr/share/keyrings/debian-archive-keyring.gpg >"$tmp/bpo.sources"
+    local apt_opts=(-o Dir::Etc::sourcelist="$tmp/bpo.sources" -o Dir::Etc::sourceparts="-"
+                    -o APT::Get::List-Cleanup="0")
+    msg "apt-get download meson/bookworm-backports (for QEMU $qver, once)"
+    $sudo apt-get update -q "${apt_opts[@]}" >&2 || die "apt-get update (bookworm-backports) failed"
+    (cd "$tmp" && $sudo apt-get download -q "${apt_opts[@]}" meson/bookworm-backports >&2) ||
+        die "apt-get download meson/bookworm-backports failed"
+    local deb mver
+    deb=$(ls "$tmp"/meson_*.deb) || die "no meson package downloaded"
+    mver=$(dpkg-deb -f "$deb" Version | sed 's/-[^-]*$//')
+    d=$cache/tools/meson-$mver
+    rm -rf "$d" && mkdir -p "$d"
+    dpkg-deb -x "$deb" "$d/root"
+    /usr/bin/python3 -m venv --without-pip "$d/venv" || die "python3 -m venv failed (package python3-venv)"
+    local site
+    site=$("$d/venv/bin/python3" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    cp -a "$d/root/usr/lib/python3/dist-packages/." "$site/"
+    "$d/venv/bin/python3" - "$meson_min" <<'PY' || die "meson $mver from bookworm-backports is older than $meson_min"
+import sys, importlib.metadata as m
+have = tuple(int(x) for x in m.version("meson").split(".")[:2])
+sys.exit(have < tuple(int(x) for x in sys.argv[1].split(".")))
+PY
+    rm -rf "$tmp"
+    touch "$d/.complete"
+    echo "$d/venv/bin/python3"
+}
+
+# The machine's Debian mirror (its deb stanzas), deb.debian.org when none.
+debian_uri() {
+    local uri=""
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        uri=$(awk '$1 == "URIs:" { print $2; exit }' /etc/apt/sources.list.d/debian.sources)
+    elif [ -f /etc/apt/sources.list ]; then
+        uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list)
+    fi
+    echo "${uri:-http://deb.debian.org/debian}"
+}
+
 # Prints the extracted source dir; fetches and extracts only when no cached
-# extraction exists.
+# extraction of this QEMU version exists.
 debian_source() {
-    local srcroot=$cache/src d
+    local srcroot=$cache/$srcsub d
     mkdir -p "$srcroot"
     for d in "$srcroot"/qemu-*/; do
-        [ -f "$d/.vgpu-extracted" ] && { echo "${d%/}"; return 0; }
+        [ -f "$d/.vgpu-extracted" ] && [ "$(cut -d. -f1-2 "$d/VERSION")" = "$qver" ] &&
+            { echo "${d%/}"; return 0; }
     done
     # dpkg-source (dpkg-dev) extracts what apt-get source downloads.
     "$top/scripts/deps.sh" qemu >&2
     add_deb_src >&2
     local dl=$srcroot/download
     rm -rf "$dl" && mkdir -p "$dl"
-    msg "apt-get source qemu (download + dpkg-source -x, once)"
-    (cd "$dl" && apt-get source -q qemu >&2) || die "apt-get source qemu failed"
+    local pkg=qemu${suite:+/$suite}
+    msg "apt-get source $pkg (download + dpkg-source -x, once)"
+    (cd "$dl" && apt-get source -q "$pkg" >&2) || die "apt-get source $pkg failed"
     d=$(find "$dl" -mindepth 1 -maxdepth 1 -type d -name 'qemu-*' | head -n1)
     [ -n "$d" ] && [ -f "$d/VERSION" ] || die "apt-get source produced no qemu tree"
+    [ "$(cut -d. -f1-2 "$d/VERSION")" = "$qver" ] ||
+        die "apt-get source $pkg gave QEMU $(cat "$d/VERSION"), not $qver"
     local name
     name=$(basename "$d")
     rm -rf "${srcroot:?}/$name"
@@ -191,7 +285,10 @@ config VGPU_STUB
 EOF
 fi
 if ! grep -q 'CONFIG_VGPU_STUB' "$src/hw/misc/meson.build"; then
-    echo "softmmu_ss.add(when: 'CONFIG_VGPU_STUB', if_true: files('vgpu-stub.c'))" >>"$src/hw/misc/meson.build"
+    # 8.1 renamed the source set of system emulation softmmu_ss -> system_ss.
+    ss=softmmu_ss
+    grep -q '^system_ss' "$src/hw/misc/meson.build" && ss=system_ss
+    echo "$ss.add(when: 'CONFIG_VGPU_STUB', if_true: files('vgpu-stub.c'))" >>"$src/hw/misc/meson.build"
 fi
 
 # --- 3. Configure (once) and build ---------------------------------------------
@@ -209,6 +306,10 @@ configure_args=(
     --disable-install-blobs
     --firmwarepath="$fw_path"
 )
+if [ -n "$meson_min" ]; then
+    # Offline: the +ds source has no bundled wheels and never downloads.
+    configure_args+=(--python="$(meson_python)" --disable-download)
+fi
 cfg_stamp=$(printf '%s\n' "${configure_args[@]}" | sha256sum | cut -c1-16)
 if [ ! -f "$build/build.ninja" ] || [ "$(cat "$build/.vgpu-configure" 2>/dev/null)" != "$cfg_stamp" ]; then
     msg "configuring QEMU $ver in $build"
