@@ -4,6 +4,7 @@
 #
 # Other targets: build, qemu, guest, bench, test-<suite> (unit, functional,
 # qtest, e2e, packaging, gpu), fuzz (FUZZ_SECONDS per target), clean;
+# qemu-10.0 and test-qtest-10.0 (QEMU 10.0 with the device, and its qtests);
 # install (host: mediator, tools, unit, config, docs, and QEMU with
 # vgpu-stub as $(PREFIX)/lib/vgpu/qemu-system-x86_64; PREFIX, DESTDIR),
 # install-guest (the guest-side pieces), debs (Debian packages in
@@ -16,6 +17,20 @@ MESON_OPTS += -Dwerror=true
 endif
 # Where the QEMU build (with vgpu-stub) and the guest image land; the
 # expensive parts are cached outside the clone (see scripts/build-qemu.sh).
+# QEMU 7.2 (Debian 12's) in $(BUILD)/qemu is the default: demo, e2e, install
+# and packages use it. QEMU 10.0 (Debian 13's) goes to $(BUILD)/qemu-10.0; its
+# qtests are suite qtest-10.0. VGPU_QEMU_VERSION=10.0 makes `make qemu` and
+# `make test-qtest` take 10.0.
+VGPU_QEMU_VERSION ?= 7.2
+ifneq ($(filter-out 7.2 10.0,$(VGPU_QEMU_VERSION)),)
+$(error VGPU_QEMU_VERSION=$(VGPU_QEMU_VERSION): 7.2 or 10.0)
+endif
+QTEST_SUITE = $(if $(filter 7.2,$(VGPU_QEMU_VERSION)),qtest,qtest-$(VGPU_QEMU_VERSION))
+# `make test` and QEMU 10.0's qtests: QEMU10=1 builds 10.0 (once, long: see
+# docs/operations.md) and runs them; QEMU10=auto (the default) runs them when
+# 10.0's build is in the cache (a device change then recompiles only the
+# device); QEMU10=0 leaves them out. VGPU_QEMU_VERSION=10.0 means QEMU10=1.
+QEMU10 ?= $(if $(filter 10.0,$(VGPU_QEMU_VERSION)),1,auto)
 export VGPU_QEMU      ?= $(CURDIR)/$(BUILD)/qemu/qemu-system-x86_64
 export VGPU_GUEST_DIR ?= $(CURDIR)/$(BUILD)/guest
 export VGPU_BUILD_DIR  = $(CURDIR)/$(BUILD)
@@ -28,8 +43,9 @@ INSTALL_VARS = DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)
     $(foreach v,BINDIR LIBDIR DATADIR DOCDIR MANDIR INCLUDEDIR UNITDIR UDEVDIR MODLOADDIR,\
       $(if $($(v)),$(v)="$($(v))"))
 
-.PHONY: all deps build qemu guest test demo bench fuzz clean install install-guest debs \
-        test-unit test-functional test-qtest test-e2e test-packaging test-gpu
+.PHONY: all deps build qemu qemu-7.2 qemu-10.0 guest test demo bench fuzz clean install \
+        install-guest debs test-unit test-functional test-qtest test-qtest-10.0 test-e2e \
+        test-packaging test-gpu
 
 all: build
 
@@ -44,8 +60,13 @@ build: $(BUILD)/build.ninja
 	@scripts/deps.sh build
 	ninja -C $(BUILD)
 
-qemu: build
-	@scripts/build-qemu.sh $(BUILD)/qemu
+qemu: qemu-$(VGPU_QEMU_VERSION)
+
+qemu-7.2: build
+	@VGPU_QEMU_VERSION=7.2 scripts/build-qemu.sh $(BUILD)/qemu
+
+qemu-10.0: build
+	@VGPU_QEMU_VERSION=10.0 scripts/build-qemu.sh $(BUILD)/qemu-10.0
 
 guest: build
 	@guest/build-image.sh $(BUILD)/guest
@@ -53,28 +74,42 @@ guest: build
 # promtool (package prometheus) checks /metrics; without it that check is skipped.
 TESTTOOLS = scripts/deps.sh testtools || echo ">> promtool not installed: the /metrics format check is skipped"
 
-test: build qemu guest
+# Exit status 3 of build-qemu.sh with VGPU_QEMU_CACHED=1: not in the cache.
+test: build qemu-7.2 guest
 	@$(TESTTOOLS)
-	@scripts/run-tests.sh $(BUILD)
+	@qemu10=0; case "$(QEMU10)" in \
+	  1) VGPU_QEMU_VERSION=10.0 scripts/build-qemu.sh $(BUILD)/qemu-10.0 || exit 1; qemu10=1 ;; \
+	  auto) rc=0; VGPU_QEMU_VERSION=10.0 VGPU_QEMU_CACHED=1 \
+	          scripts/build-qemu.sh $(BUILD)/qemu-10.0 || rc=$$?; \
+	        case $$rc in 0) qemu10=1 ;; 3) echo ">> QEMU 10.0 is not built: suite qtest-10.0" \
+	          "left out (QEMU10=1 builds it)" ;; *) exit $$rc ;; esac ;; \
+	esac; VGPU_TEST_QEMU10=$$qemu10 scripts/run-tests.sh $(BUILD)
 
-test-unit test-functional test-qtest test-e2e test-packaging test-gpu: build
+test-unit test-functional test-e2e test-packaging test-gpu test-qtest-10.0: build
 	@$(TESTTOOLS)
 	@scripts/run-tests.sh $(BUILD) $(patsubst test-%,%,$@)
+test-qtest: build
+	@$(TESTTOOLS)
+	@scripts/run-tests.sh $(BUILD) $(QTEST_SUITE)
 # The e2e suite boots VMs: it needs QEMU with vgpu-stub and the guest image;
-# the packaging suite packs that QEMU.
-test-e2e: qemu guest
-test-packaging: qemu
+# the packaging suite packs that QEMU. QEMU 10.0's qtests need it built.
+test-e2e: qemu-7.2 guest
+test-packaging: qemu-7.2
+test-qtest-10.0: qemu-10.0
+ifneq ($(VGPU_QEMU_VERSION),7.2)
+test-qtest: qemu-$(VGPU_QEMU_VERSION)
+endif
 
-install: build qemu
+install: build qemu-7.2
 	@$(INSTALL_VARS) scripts/install.sh $(BUILD) host qemu
 
 install-guest: build
 	@$(INSTALL_VARS) scripts/install.sh $(BUILD) guest
 
-debs: build qemu
+debs: build qemu-7.2
 	@scripts/build-debs.sh $(BUILD) $(BUILD)/debs
 
-demo: build qemu guest
+demo: build qemu-7.2 guest
 	@scripts/demo.sh
 
 bench: build
