@@ -103,9 +103,15 @@ static void *t_tools_tls[4] = { SLOTS(4), [2] = (void *)tools_tls_current };
 /* ---- 8: 21318c60..., context identity: cuBLASLt keys its kernel registry
  * by context and asks slot 4 for the context's id (what cuCtxGetId says);
  * a table it does not get makes its heuristics find no kernel at all
- * (cublasSgemm: CUBLAS_STATUS_NOT_SUPPORTED, measured on the H200). Only
- * slot 4's meaning is known as a fact; the others (cuBLASLt was seen to
- * call beyond a 5-slot table) answer not-supported.
+ * (cublasSgemm: CUBLAS_STATUS_NOT_SUPPORTED, measured on the H200). Slot
+ * 4's meaning is a public fact; slots 51 and 39 are inferred from what
+ * cuBLASLt passes them before every GEMM (traced with VGPU_CUDA_TRACE=3):
+ * 51 (ctx, stream, &out) wants an object of the stream it then hands to
+ * 39 (ctx, that object, &out) for a 32-bit count, which cuBLAS uses as the
+ * SMs the work may occupy (a green context's share; an ordinary context has
+ * the whole device). With those answers cuBLAS's SGEMM/DGEMM tests pass on
+ * the H200; with not-supported it fails with CUBLAS_STATUS_INTERNAL_ERROR.
+ * The other slots answer not-supported.
  * ---- */
 static CUresult ctx_identity_unknown(void)
 {
@@ -114,7 +120,8 @@ static CUresult ctx_identity_unknown(void)
 
 /* Tracing (VGPU_CUDA_TRACE) which of the unknown slots a library calls. */
 #define IDENT_SLOT(n)                                                                  \
-    static CUresult ctx_identity_slot_##n(void *a, void *b, void *c, void *d)          \
+    static __attribute__((unused)) CUresult ctx_identity_slot_##n(void *a, void *b,   \
+                                                                  void *c, void *d)    \
     {                                                                                  \
         if (cu_trace()) {                                                              \
             fprintf(stderr, "libcuda(vgpu): context identity slot %d (%p, %p, %p, %p)"  \
@@ -128,13 +135,48 @@ IDENT_SLOT(1) IDENT_SLOT(2) IDENT_SLOT(3) IDENT_SLOT(5) IDENT_SLOT(6) IDENT_SLOT
 IDENT_SLOT(8) IDENT_SLOT(9) TEN(IDENT_SLOT, 1) TEN(IDENT_SLOT, 2) TEN(IDENT_SLOT, 3)
 TEN(IDENT_SLOT, 4) TEN(IDENT_SLOT, 5) IDENT_SLOT(60) IDENT_SLOT(61) IDENT_SLOT(62) IDENT_SLOT(63)
 
+/* Slot 51: the stream's execution context. Every stream of this library
+ * runs in the process's one host context: the context asked about. */
+static CUresult ctx_identity_stream_ctx(CUcontext ctx, CUstream stream, CUcontext *out)
+{
+    if (cu_trace()) {
+        fprintf(stderr, "libcuda(vgpu): context identity slot 51 (%p, %p, %p)\n",
+                (void *)ctx, (void *)stream, (void *)out);
+    }
+    if (!out) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *out = ctx ? ctx : cu_current_ctx();
+    return CUDA_SUCCESS;
+}
+
+/* Slot 39: the SMs an execution context may use: all of the device's. */
+static CUresult ctx_identity_sm_count(CUcontext ctx, CUcontext exec, unsigned *out)
+{
+    if (cu_trace()) {
+        fprintf(stderr, "libcuda(vgpu): context identity slot 39 (%p, %p, %p)\n",
+                (void *)ctx, (void *)exec, (void *)out);
+    }
+    if (!out) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    *out = (unsigned)cu_attr(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+    return CUDA_SUCCESS;
+}
+
 #define IS(n) [n] = (void *)ctx_identity_slot_##n,
-#define CTX_IDENTITY_SLOTS 64      /* the driver's has more than 40 */
+#define CTX_IDENTITY_SLOTS 64      /* the driver's has more than 51 */
 static void *t_ctx_identity[CTX_IDENTITY_SLOTS] = {
     SLOTS(CTX_IDENTITY_SLOTS),
     IS(1) IS(2) IS(3)
     [4] = (void *)cuCtxGetId,
-    IS(5) IS(6) IS(7) IS(8) IS(9) TEN(IS, 1) TEN(IS, 2) TEN(IS, 3) TEN(IS, 4) TEN(IS, 5)
+    IS(5) IS(6) IS(7) IS(8) IS(9) TEN(IS, 1) TEN(IS, 2)
+    IS(30) IS(31) IS(32) IS(33) IS(34) IS(35) IS(36) IS(37) IS(38)
+    [39] = (void *)ctx_identity_sm_count,
+    TEN(IS, 4)
+    IS(50)
+    [51] = (void *)ctx_identity_stream_ctx,
+    IS(52) IS(53) IS(54) IS(55) IS(56) IS(57) IS(58) IS(59)
     IS(60) IS(61) IS(62) IS(63)
 };
 #undef IS
