@@ -18,9 +18,6 @@
 #   QEMU_SRC        use this QEMU source tree (copied into the cache) instead
 #                   of Debian's `apt-get source qemu`
 #   VGPU_QEMU_JOBS  ninja parallelism (default 2)
-#   VGPU_QEMU_CACHED=1  build only what the cache has begun: exit 3, doing
-#                   nothing, when it has neither a result nor a build tree of
-#                   this QEMU version (`make test` and QEMU 10.0)
 #
 # Cache layout (outside the clone, shared by every clone on the machine):
 #   src/qemu-<ver>/            extracted Debian source (dpkg-source -x), patched
@@ -193,7 +190,6 @@ debian_source() {
         [ -f "$d/.vgpu-extracted" ] && [ "$(cut -d. -f1-2 "$d/VERSION")" = "$qver" ] &&
             { echo "${d%/}"; return 0; }
     done
-    [ "${VGPU_QEMU_CACHED:-0}" = 1 ] && return 3
     # dpkg-source (dpkg-dev) extracts what apt-get source downloads.
     "$top/scripts/deps.sh" qemu >&2
     add_deb_src >&2
@@ -232,13 +228,7 @@ if [ -n "${QEMU_SRC:-}" ]; then
     fi
     ver=$(cat "$src/VERSION")-local-$(echo "$real" | sha256sum | cut -c1-8)
 else
-    rc=0
-    src=$(debian_source) || rc=$?
-    if [ "$rc" -eq 3 ]; then
-        msg "QEMU $qver is not in the cache (VGPU_QEMU_CACHED=1): nothing done"
-        exit 3
-    fi
-    [ "$rc" -eq 0 ] || exit "$rc"
+    src=$(debian_source)
     ver=$(cat "$src/VERSION")
     if [ -f "$src/debian/changelog" ]; then
         ver=$(dpkg-parsechangelog -l "$src/debian/changelog" -S Version | sed 's/^[0-9]*://; s/[^A-Za-z0-9.+~-]/_/g')
@@ -265,10 +255,6 @@ link_out() {
 if [ -x "$result/qemu-system-x86_64" ] && [ -f "$result/.complete" ]; then
     link_out
     exit 0
-fi
-if [ "${VGPU_QEMU_CACHED:-0}" = 1 ] && [ ! -f "$build/build.ninja" ]; then
-    msg "QEMU $ver has no build tree in the cache (VGPU_QEMU_CACHED=1): nothing done"
-    exit 3
 fi
 
 "$top/scripts/deps.sh" qemu

@@ -5,8 +5,8 @@
 set -uo pipefail
 build=${1:?usage: run-tests.sh BUILD_DIR [suite...]}; shift
 suites=("$@")
-# VGPU_TEST_QEMU10=1 (the Makefile sets it when QEMU 10.0 is built): the
-# qtests against QEMU 10.0 as well, suite qtest-10.0.
+# VGPU_TEST_QEMU10=1 (`make test` sets it unless QEMU10=0): the qtests
+# against QEMU 10.0 as well, suite qtest-10.0.
 if [ ${#suites[@]} -eq 0 ]; then
   suites=(unit functional qtest packaging e2e)
   [ "${VGPU_TEST_QEMU10:-0}" = 1 ] && suites+=(qtest-10.0)
