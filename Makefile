@@ -26,7 +26,7 @@ ifneq ($(filter-out 7.2 10.0,$(VGPU_QEMU_VERSION)),)
 $(error VGPU_QEMU_VERSION=$(VGPU_QEMU_VERSION): 7.2 or 10.0)
 endif
 QTEST_SUITE = $(if $(filter 7.2,$(VGPU_QEMU_VERSION)),qtest,qtest-$(VGPU_QEMU_VERSION))
-# `make test` builds QEMU 10.0 too (once, cached: ~10 minutes on two cores)
+# `make test` builds QEMU 10.0 too (once, cached: 8-14 minutes on two cores)
 # and runs suite qtest-10.0; QEMU10=0 leaves both out.
 QEMU10 ?= 1
 export VGPU_QEMU      ?= $(CURDIR)/$(BUILD)/qemu/qemu-system-x86_64
