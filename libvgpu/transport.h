@@ -108,5 +108,12 @@ void vgpu_set_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 
 /* Monotonic clock in nanoseconds. */
 uint64_t vgpu_now_ns(void);
+void vgpu_sleep_ns(uint64_t ns);
+
+/* The PCI devices directory of sysfs ($VGPU_PCI_SYSFS: a fake tree, tests),
+ * and one hex or decimal number read from an attribute file of a device
+ * directory there (0 or -errno), for the pci and ivshmem transports. */
+const char *vgpu_sysfs_root(void);
+int vgpu_sysfs_num(const char *dir, const char *attr, unsigned long *val);
 
 #endif /* VGPU_LIBVGPU_TRANSPORT_H */

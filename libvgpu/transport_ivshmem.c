@@ -53,43 +53,14 @@ struct ivshmem {
     char     addr[32];
 };
 
-/* Tests point this at a fake sysfs tree, as for the pci transport. */
-static const char *sysfs_root(void)
-{
-    const char *r = secure_getenv("VGPU_PCI_SYSFS");
 
-    return r && *r ? r : "/sys/bus/pci/devices";
-}
-
-static int read_sysfs_num(const char *dir, const char *attr, unsigned long *val)
-{
-    char path[512], buf[64];
-    ssize_t n;
-    char *end;
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, attr);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return -errno;
-    }
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0) {
-        return n < 0 ? -errno : -EINVAL;
-    }
-    buf[n] = '\0';
-    errno = 0;
-    *val = strtoul(buf, &end, 0);
-    return errno || end == buf ? -EINVAL : 0;
-}
 
 static bool is_ivshmem(const char *dir)
 {
     unsigned long vendor, device;
 
-    return read_sysfs_num(dir, "vendor", &vendor) == 0 &&
-           read_sysfs_num(dir, "device", &device) == 0 &&
+    return vgpu_sysfs_num(dir, "vendor", &vendor) == 0 &&
+           vgpu_sysfs_num(dir, "device", &device) == 0 &&
            vendor == VGPU_IVSHMEM_VENDOR_ID && device == VGPU_IVSHMEM_DEVICE_ID;
 }
 
@@ -100,7 +71,7 @@ static int find_device(const char *want, unsigned idx, char *addr, size_t len)
     int n, r = -ENODEV;
     unsigned seen = 0;
 
-    n = scandir(sysfs_root(), &list, NULL, alphasort);
+    n = scandir(vgpu_sysfs_root(), &list, NULL, alphasort);
     if (n < 0) {
         return -ENODEV;
     }
@@ -111,7 +82,7 @@ static int find_device(const char *want, unsigned idx, char *addr, size_t len)
             (want && strcmp(want, list[i]->d_name) != 0)) {
             continue;
         }
-        snprintf(dir, sizeof(dir), "%s/%s", sysfs_root(), list[i]->d_name);
+        snprintf(dir, sizeof(dir), "%s/%s", vgpu_sysfs_root(), list[i]->d_name);
         if (is_ivshmem(dir) && strlen(list[i]->d_name) < len && seen++ == idx) {
             strcpy(addr, list[i]->d_name);
             r = 0;
@@ -142,7 +113,7 @@ static int map_bar(const char *addr, int bar, uint64_t *size, void **map, size_t
     void *p;
     int fd;
 
-    snprintf(path, sizeof(path), "%s/%s/resource", sysfs_root(), addr);
+    snprintf(path, sizeof(path), "%s/%s/resource", vgpu_sysfs_root(), addr);
     f = fopen(path, "re");
     for (int i = 0; f && i <= bar && fgets(line, sizeof(line), f); i++) {
         if (i == bar && sscanf(line, "%llx %llx %llx", &start, &end, &flags) == 3) {
@@ -152,7 +123,7 @@ static int map_bar(const char *addr, int bar, uint64_t *size, void **map, size_t
     if (f) {
         fclose(f);
     }
-    snprintf(path, sizeof(path), "%s/%s/resource%d", sysfs_root(), addr, bar);
+    snprintf(path, sizeof(path), "%s/%s/resource%d", vgpu_sysfs_root(), addr, bar);
     fd = open(path, O_RDWR | O_SYNC | O_CLOEXEC);
     if (fd < 0) {
         return -errno;
@@ -205,12 +176,6 @@ static void read_identity(struct ivshmem *iv, struct vgpu_dev_info *info)
              iv->regs[VGPU_IVSHMEM_REG_IV_POSITION / 4]);
 }
 
-static void sleep_ns(uint64_t ns)
-{
-    struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
-
-    nanosleep(&ts, NULL);
-}
 
 static int ivshmem_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
 {
@@ -240,7 +205,7 @@ static int ivshmem_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
         goto err_free;
     }
     /* Two handles would both own the guest's ring indexes. */
-    snprintf(path, sizeof(path), "%s/%s/resource%d", sysfs_root(), iv->addr, VGPU_BAR_SHM);
+    snprintf(path, sizeof(path), "%s/%s/resource%d", vgpu_sysfs_root(), iv->addr, VGPU_BAR_SHM);
     iv->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
     if (iv->lock_fd < 0) {
         r = -errno;
@@ -252,7 +217,7 @@ static int ivshmem_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
         vgpu_set_detail("%s is in use by another process", iv->addr);
         goto err_unlock;
     }
-    snprintf(path, sizeof(path), "%s/%s/enable", sysfs_root(), iv->addr);
+    snprintf(path, sizeof(path), "%s/%s/enable", vgpu_sysfs_root(), iv->addr);
     fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd >= 0) {
         (void)!write(fd, "1", 1);
@@ -322,7 +287,7 @@ static int ivshmem_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
             r = -ENOLINK;
             goto err_unmap_regs;
         }
-        sleep_ns(1000000);
+        vgpu_sleep_ns(1000000);
     }
     dev->priv = iv;
     vgpu_dev_attach_shm(dev, shm, hdr_size);
@@ -386,7 +351,7 @@ static int ivshmem_wait_event(struct vgpu_dev *dev, int timeout_ms)
         if (now >= deadline) {
             return -ETIMEDOUT;
         }
-        sleep_ns(sleep < deadline - now ? sleep : deadline - now);
+        vgpu_sleep_ns(sleep < deadline - now ? sleep : deadline - now);
         if (sleep < POLL_SLEEP_MAX_NS) {
             sleep *= 2;
         }

@@ -42,15 +42,7 @@
 #include "vgpu/ring.h"
 #include "transport.h"
 
-#define SYSFS_PCI_DEVICES "/sys/bus/pci/devices"
 
-/* Tests point this at a fake sysfs tree (regular files mmap like BARs). */
-static const char *sysfs_root(void)
-{
-    const char *r = secure_getenv("VGPU_PCI_SYSFS");
-
-    return r && *r ? r : SYSFS_PCI_DEVICES;
-}
 
 #define POLL_SLEEP_MIN_NS   1000u
 #define POLL_SLEEP_MAX_NS   50000u
@@ -77,32 +69,6 @@ static inline void reg_write(struct pci *p, uint32_t off, uint32_t val)
     p->regs[off / 4] = val;
 }
 
-/* Reads a sysfs attribute holding one hex or decimal number. */
-static int read_sysfs_num(const char *dir, const char *attr, unsigned long *val)
-{
-    char path[512], buf[64];
-    ssize_t n;
-    char *end;
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, attr);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return -errno;
-    }
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0) {
-        return n < 0 ? -errno : -EINVAL;
-    }
-    buf[n] = '\0';
-    errno = 0;
-    *val = strtoul(buf, &end, 0);
-    if (errno || end == buf) {
-        return -EINVAL;
-    }
-    return 0;
-}
 
 /*
  * 1 when the device at dir is a vgpu device: class 0xff, not NVIDIA, and
@@ -113,9 +79,9 @@ static int is_vgpu(const char *dir, bool named)
 {
     unsigned long vendor, device, class;
 
-    if (read_sysfs_num(dir, "vendor", &vendor) < 0 ||
-        read_sysfs_num(dir, "device", &device) < 0 ||
-        read_sysfs_num(dir, "class", &class) < 0) {
+    if (vgpu_sysfs_num(dir, "vendor", &vendor) < 0 ||
+        vgpu_sysfs_num(dir, "device", &device) < 0 ||
+        vgpu_sysfs_num(dir, "class", &class) < 0) {
         return 0;
     }
     if (vendor == VGPU_PCI_FORBIDDEN_VENDOR || (class >> 16) != VGPU_PCI_CLASS_CODE) {
@@ -132,7 +98,7 @@ static int find_device(const char *want, char *addr, size_t len)
     struct dirent **list;
     int n, i, r = -ENODEV;
 
-    n = scandir(sysfs_root(), &list, NULL, alphasort);
+    n = scandir(vgpu_sysfs_root(), &list, NULL, alphasort);
     if (n < 0) {
         return -ENODEV;   /* no sysfs PCI at all: no device */
     }
@@ -143,7 +109,7 @@ static int find_device(const char *want, char *addr, size_t len)
             (want && strcmp(want, list[i]->d_name) != 0)) {
             continue;
         }
-        snprintf(dir, sizeof(dir), "%s/%s", sysfs_root(), list[i]->d_name);
+        snprintf(dir, sizeof(dir), "%s/%s", vgpu_sysfs_root(), list[i]->d_name);
         if (is_vgpu(dir, want != NULL) && strlen(list[i]->d_name) < len) {
             strcpy(addr, list[i]->d_name);
             r = 0;
@@ -164,7 +130,7 @@ static int map_resource(const char *addr, int bar, uint64_t *size, void **map)
     void *p;
     int fd, r;
 
-    snprintf(path, sizeof(path), "%s/%s/resource%d", sysfs_root(), addr, bar);
+    snprintf(path, sizeof(path), "%s/%s/resource%d", vgpu_sysfs_root(), addr, bar);
     fd = open(path, O_RDWR | O_SYNC | O_CLOEXEC);
     if (fd < 0) {
         return -errno;
@@ -198,7 +164,7 @@ static int open_uio(struct pci *p)
     DIR *d;
     int num = -1;
 
-    snprintf(path, sizeof(path), "%s/%s/uio", sysfs_root(), p->addr);
+    snprintf(path, sizeof(path), "%s/%s/uio", vgpu_sysfs_root(), p->addr);
     d = opendir(path);
     if (!d) {
         return -ENOENT;
@@ -218,7 +184,7 @@ static int open_uio(struct pci *p)
     if (p->uio_fd < 0) {
         return -errno;
     }
-    snprintf(path, sizeof(path), "%s/%s/config", sysfs_root(), p->addr);
+    snprintf(path, sizeof(path), "%s/%s/config", vgpu_sysfs_root(), p->addr);
     p->config_fd = open(path, O_RDWR | O_CLOEXEC);
     if (p->config_fd < 0) {
         int r = -errno;
@@ -303,12 +269,6 @@ static void read_identity(struct pci *p, struct vgpu_dev_info *info)
     }
 }
 
-static void sleep_ns(uint64_t ns)
-{
-    struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
-
-    nanosleep(&ts, NULL);
-}
 
 static int pci_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
 {
@@ -344,7 +304,7 @@ static int pci_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
      * open-file-description lock on byte q, which a queue 0 flock() does not
      * conflict with, so processes on different queues share the device.
      */
-    snprintf(path, sizeof(path), "%s/%s/resource%d", sysfs_root(), p->addr, VGPU_BAR_REGS);
+    snprintf(path, sizeof(path), "%s/%s/resource%d", vgpu_sysfs_root(), p->addr, VGPU_BAR_REGS);
     p->lock_fd = open(path, (o->queue ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (p->lock_fd < 0) {
         r = -errno;
@@ -367,7 +327,7 @@ static int pci_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
     }
 
     /* Memory decoding must be on; the kernel does it through "enable". */
-    snprintf(path, sizeof(path), "%s/%s/enable", sysfs_root(), p->addr);
+    snprintf(path, sizeof(path), "%s/%s/enable", vgpu_sysfs_root(), p->addr);
     fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd >= 0) {
         (void)!write(fd, "1", 1);
@@ -474,7 +434,7 @@ static int pci_open(struct vgpu_dev *dev, const struct vgpu_open_opts *o)
             r = -ENOLINK;
             goto err_close_uio;
         }
-        sleep_ns(1000000);
+        vgpu_sleep_ns(1000000);
     }
 
     dev->priv = p;
@@ -601,7 +561,7 @@ static int wait_poll(struct vgpu_dev *dev, struct pci *p, int timeout_ms)
         if (now >= deadline) {
             return -ETIMEDOUT;
         }
-        sleep_ns(sleep < deadline - now ? sleep : deadline - now);
+        vgpu_sleep_ns(sleep < deadline - now ? sleep : deadline - now);
         if (sleep < POLL_SLEEP_MAX_NS) {
             sleep *= 2;
         }

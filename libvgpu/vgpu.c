@@ -16,6 +16,7 @@
  * link_lock and waits poll the CQ (see shared_wait()).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -77,6 +78,43 @@ uint64_t vgpu_now_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void vgpu_sleep_ns(uint64_t ns)
+{
+    struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
+
+    nanosleep(&ts, NULL);
+}
+
+const char *vgpu_sysfs_root(void)
+{
+    const char *r = secure_getenv("VGPU_PCI_SYSFS");
+
+    return r && *r ? r : "/sys/bus/pci/devices";
+}
+
+int vgpu_sysfs_num(const char *dir, const char *attr, unsigned long *val)
+{
+    char path[512], buf[64];
+    ssize_t n;
+    char *end;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, attr);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) {
+        return n < 0 ? -errno : -EINVAL;
+    }
+    buf[n] = '\0';
+    errno = 0;
+    *val = strtoul(buf, &end, 0);
+    return errno || end == buf ? -EINVAL : 0;
 }
 
 void vgpu_dev_attach_shm(struct vgpu_dev *dev, void *shm, uint64_t size)
