@@ -13,44 +13,17 @@
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-build=${VGPU_BUILD_DIR:-$top/build}
-export VGPU_QEMU=${VGPU_QEMU:-$build/qemu/qemu-system-x86_64}
-export VGPU_GUEST_DIR=${VGPU_GUEST_DIR:-$build/guest}
-export VGPU_ACCEL=${VGPU_ACCEL:-kvm:tcg}
-mediator=${VGPU_MEDIATOR:-$build/mediator/vgpu-mediator}
-backend=${VGPU_BENCH_BACKEND:-auto}
+NAME=driver-in-vm
+. "$top/bench/vm-bench-lib.sh"
 count=${1:-5000}
 secs=${2:-5}
 [[ "$count" =~ ^[0-9]+$ ]] && [ "$count" -ge 100 ] && [[ "$secs" =~ ^[0-9]+$ ]] && [ "$secs" -ge 1 ] ||
     { echo "usage: driver-in-vm.sh [COUNT >= 100 [SECONDS >= 1]]" >&2; exit 2; }
-[ -x "$mediator" ] || { echo "driver-in-vm: $mediator missing (make build)" >&2; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-drvbench.XXXXXX")
-med_pid=""
-cleanup() {
-    local i
-    if [ -n "$med_pid" ] && kill -0 "$med_pid" 2>/dev/null; then
-        kill -TERM "$med_pid"
-        for ((i = 0; i < 100; i++)); do kill -0 "$med_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$med_pid" 2>/dev/null
-        wait "$med_pid" 2>/dev/null
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-"$mediator" --socket-path "$work/m.sock" --backend "$backend" --log-level warn \
-    >"$work/mediator.log" 2>&1 &
-med_pid=$!
-for ((i = 0; i < 100; i++)); do
-    [ -S "$work/m.sock" ] && break
-    kill -0 "$med_pid" 2>/dev/null || { cat "$work/mediator.log"; exit 1; }
-    sleep 0.1
-done
+vmbench_setup
+vmbench_start_mediator
 
 echo "# guest driver bench $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname)"
-echo "# host: $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+vmbench_host
 echo "# qemu: $("$VGPU_QEMU" -version | head -n 1), accel $VGPU_ACCEL, 1 vCPU; guest $(grep -m1 '^kernel ' "$VGPU_GUEST_DIR/manifest.txt" 2>/dev/null | cut -d' ' -f2)"
 "$top/scripts/vm.sh" --name vm-drvbench --vm-id 1 --priority 0 --weight 1 --queues 9 \
     --socket "$work/m.sock" --timeout $((120 + 6 * secs)) --run "drv-bench $count $secs" \

@@ -15,33 +15,14 @@
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-build=${VGPU_BUILD_DIR:-$top/build}
-export VGPU_QEMU=${VGPU_QEMU:-$build/qemu/qemu-system-x86_64}
-export VGPU_GUEST_DIR=${VGPU_GUEST_DIR:-$build/guest}
-export VGPU_ACCEL=${VGPU_ACCEL:-kvm:tcg}
-mediator=${VGPU_MEDIATOR:-$build/mediator/vgpu-mediator}
-backend=${VGPU_BENCH_BACKEND:-auto}
+NAME=ivshmem-in-vm
+. "$top/bench/vm-bench-lib.sh"
 count=${1:-5000}
 rounds=${2:-3}
 [[ "$count" =~ ^[0-9]+$ ]] && [ "$count" -ge 100 ] && [[ "$rounds" =~ ^[0-9]+$ ]] &&
     [ "$rounds" -ge 1 ] && [ "$rounds" -le 10 ] ||
     { echo "usage: ivshmem-in-vm.sh [COUNT >= 100 [ROUNDS 1..10]]" >&2; exit 2; }
-[ -x "$mediator" ] || { echo "ivshmem-in-vm: $mediator missing (make build)" >&2; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-ivbench.XXXXXX")
-med_pid=""
-cleanup() {
-    local i
-    if [ -n "$med_pid" ] && kill -0 "$med_pid" 2>/dev/null; then
-        kill -TERM "$med_pid"
-        for ((i = 0; i < 100; i++)); do kill -0 "$med_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$med_pid" 2>/dev/null
-        wait "$med_pid" 2>/dev/null
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+vmbench_setup
 
 cat >"$work/vgpu.ini" <<EOF
 [vm ivs-bench]
@@ -49,20 +30,13 @@ vm-id = 2
 ivshmem-socket = $work/ivs.sock
 shm-size = 64M
 EOF
-"$mediator" --socket-path "$work/m.sock" --backend "$backend" --log-level warn \
-    --config "$work/vgpu.ini" >"$work/mediator.log" 2>&1 &
-med_pid=$!
-for ((i = 0; i < 100; i++)); do
-    [ -S "$work/m.sock" ] && [ -S "$work/ivs.sock" ] && break
-    kill -0 "$med_pid" 2>/dev/null || { cat "$work/mediator.log"; exit 1; }
-    sleep 0.1
-done
+vmbench_start_mediator "$work/ivs.sock" -- --config "$work/vgpu.ini"
 
 loop="for r in \$(seq $rounds); do echo round \$r; vgpu-client --transport pci nop -c $count;"
 loop+=" vgpu-client --transport ivshmem nop -c $count; done"
 
 echo "# ivshmem vs vgpu-stub bench $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname)"
-echo "# host: $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+vmbench_host
 echo "# qemu: $("$VGPU_QEMU" -version | head -n 1), accel $VGPU_ACCEL, 1 vCPU; $count NOPs per case, $rounds rounds"
 "$top/scripts/vm.sh" --name vm-ivbench --vm-id 1 --priority 0 --weight 1 \
     --socket "$work/m.sock" --timeout $((90 + rounds * count / 100)) \

@@ -16,43 +16,16 @@
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-build=${VGPU_BUILD_DIR:-$top/build}
-export VGPU_QEMU=${VGPU_QEMU:-$build/qemu/qemu-system-x86_64}
-export VGPU_GUEST_DIR=${VGPU_GUEST_DIR:-$build/guest}
-export VGPU_ACCEL=${VGPU_ACCEL:-kvm:tcg}
-mediator=${VGPU_MEDIATOR:-$build/mediator/vgpu-mediator}
-backend=${VGPU_BENCH_BACKEND:-auto}
+NAME=bench-in-vm
+. "$top/bench/vm-bench-lib.sh"
 secs=${1:-3}
 [[ "$secs" =~ ^[0-9]+$ ]] && [ "$secs" -ge 1 ] && [ "$secs" -le 60 ] ||
     { echo "usage: bench-in-vm.sh [SECONDS_PER_CASE 1..60]" >&2; exit 2; }
-[ -x "$mediator" ] || { echo "bench-in-vm: $mediator missing (make build)" >&2; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-vmbench.XXXXXX")
-med_pid=""
-cleanup() {
-    local i
-    if [ -n "$med_pid" ] && kill -0 "$med_pid" 2>/dev/null; then
-        kill -TERM "$med_pid"
-        for ((i = 0; i < 100; i++)); do kill -0 "$med_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$med_pid" 2>/dev/null
-        wait "$med_pid" 2>/dev/null
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-"$mediator" --socket-path "$work/m.sock" --backend "$backend" --log-level warn \
-    >"$work/mediator.log" 2>&1 &
-med_pid=$!
-for ((i = 0; i < 100; i++)); do
-    [ -S "$work/m.sock" ] && break
-    kill -0 "$med_pid" 2>/dev/null || { cat "$work/mediator.log"; exit 1; }
-    sleep 0.1
-done
+vmbench_setup
+vmbench_start_mediator
 
 echo "# in-VM bench $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname)"
-echo "# host: $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+vmbench_host
 echo "# qemu: $("$VGPU_QEMU" -version | head -n 1), accel $VGPU_ACCEL; guest $(grep -m1 '^kernel ' "$VGPU_GUEST_DIR/manifest.txt" 2>/dev/null | cut -d' ' -f2)"
 rc=0
 # Depth 1 twice, the doorbell as the ioeventfd (default) and as KICK messages
