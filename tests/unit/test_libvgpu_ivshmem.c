@@ -28,6 +28,8 @@
 
 #include <cmocka.h>
 
+#include "fake_sysfs.h"
+
 #include "vgpu/libvgpu.h"
 #include "vgpu/ring.h"
 
@@ -44,34 +46,6 @@ struct fake {
     pthread_t thread;
     int stop;
 };
-
-static void write_file(const char *dir, const char *name, const char *text)
-{
-    char path[256];
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static void *map_file(const char *dir, const char *name, size_t size)
-{
-    char path[256];
-    void *p;
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    fd = open(path, O_RDWR | O_CREAT, 0600);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, (off_t)size), 0);
-    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    assert_true(p != MAP_FAILED);
-    return p;
-}
 
 static void *device_main(void *arg)
 {
